@@ -1,0 +1,218 @@
+"""Planner benchmark: synthetic fleets of 100 / 1,000 / 10,000 pools x 16 classes x 4 power domains.
+
+Prints, per size: median solve seconds over ``--repeat`` runs, the solver's gap to its proven bound,
+the plan's cost against the best single-class placement, and the shed fraction.  Figures only: no
+timing is asserted.  Run::
+
+    PYTHONPATH=operator python benchmarks/bench_planner.py [--sizes 100,1000,10000] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import time
+
+import numpy as np
+
+from inferfleet.core.planner import best_single_class, solve
+from inferfleet.core.types import (
+    AcceleratorClass,
+    Hardware,
+    ModelSpec,
+    Option,
+    Plan,
+    Policy,
+    Pool,
+    Problem,
+    SLO,
+    Workload,
+)
+
+__all__ = ["make_fleet", "main"]
+
+# name, devices/node, $/device-h, busy W/device, memory GiB, relative decode speed per device,
+# tokens/s per user at 8B (what a tight SLO needs)
+CATALOGUE: tuple[tuple[str, int, float, float, float, float, float], ...] = (
+    ("l4", 8, 0.80, 72, 24, 0.30, 60),
+    ("a10g", 8, 1.01, 150, 24, 0.60, 80),
+    ("l40s", 8, 1.86, 350, 48, 0.86, 110),
+    ("a100", 8, 3.67, 400, 80, 2.04, 170),
+    ("h100", 8, 6.90, 700, 80, 3.35, 290),
+    ("h200", 8, 5.41, 700, 141, 4.80, 300),
+    ("b200", 8, 14.0, 1000, 180, 8.00, 450),
+    ("mi300x", 8, 2.50, 750, 192, 5.30, 260),
+    ("gaudi3", 8, 4.00, 900, 128, 3.67, 230),
+    ("inf2", 16, 0.80, 130, 32, 0.82, 90),
+    ("trn2", 16, 3.00, 500, 96, 2.90, 220),
+    ("tpu-v5e", 8, 1.20, 200, 16, 0.82, 100),
+    ("tpu-v6e", 8, 2.70, 300, 32, 1.64, 180),
+    ("cerebras-cs3", 4, 13.5, 5000, 44, 30.0, 1800),
+    ("groq-lpu", 8, 2.20, 350, 46, 4.00, 750),
+    ("sn40l", 8, 5.00, 700, 64, 4.50, 1000),
+)
+MODELS_B = (1.0, 3.0, 8.0, 8.0, 8.0, 8.0, 13.0, 34.0, 70.0, 70.0, 405.0)
+PRIORITIES = (0, 10, 100, 1000)
+PRIORITY_P = (0.4, 0.3, 0.2, 0.1)
+
+
+def _options(
+    rng: np.random.Generator, params_b: float, tight: bool, classes: tuple[AcceleratorClass, ...]
+) -> tuple[Option, ...]:
+    out = []
+    need_gib = params_b * 2.0 * 1.3
+    for cls, row in zip(classes, CATALOGUE, strict=True):
+        _, dpn, price, watts, mem, speed, user_tps = row
+        if tight and user_tps * 8.0 / params_b < 40.0:
+            continue  # misses a tight TPOT SLO
+        devices = 1
+        while devices * mem < need_gib and devices < dpn:
+            devices *= 2
+        if devices * mem < need_gib or rng.random() < 0.1:
+            continue  # does not fit a node (or not allowed)
+        rps = 40.0 * speed * devices**0.9 / params_b * float(rng.uniform(0.7, 1.3))
+        w = devices * watts * float(rng.uniform(0.6, 0.9))
+        dollars = devices * price + w * 1.3 * 0.10 / 1000.0
+        out.append(
+            Option(
+                accelerator_class=cls.name,
+                devices=devices,
+                rps=round(rps, 3),
+                watts=round(w, 1),
+                dollars_per_hour=round(dollars, 4),
+                ttft_s=0.2,
+                tpot_s=0.03 if tight else 0.08,
+                preferred=bool(rng.random() < 0.05),
+            )
+        )
+    return tuple(out)
+
+
+def make_fleet(n_pools: int, seed: int = 7, n_classes: int = 16, n_domains: int = 4) -> Problem:
+    """A deterministic synthetic fleet whose power budgets and node capacities bind."""
+    rng = np.random.default_rng(seed)
+    skeleton = tuple(
+        AcceleratorClass(
+            name=row[0],
+            hardware=Hardware(memory_gib=row[4], memory_bandwidth_tbps=1.0, tflops_bf16=100.0),
+            devices_per_node=row[1],
+            price_per_device_hour=row[2],
+            power_domain=f"hall-{i % n_domains}",
+        )
+        for i, row in enumerate(CATALOGUE[:n_classes])
+    )
+    pools: list[Pool] = []
+    options: dict[str, tuple[Option, ...]] = {}
+    want_devices = dict.fromkeys((c.name for c in skeleton), 0.0)
+    want_watts = dict.fromkeys((c.power_domain for c in skeleton), 0.0)
+    for i in range(n_pools):
+        params = float(rng.choice(MODELS_B))
+        tight = bool(rng.random() < 0.3)
+        demand = float(min(3000.0, 0.4 * (rng.pareto(1.2) + 1.0) ** 1.6))
+        key = f"team-{i % 97}/pool-{i}"
+        opts = _options(rng, params, tight, skeleton)
+        options[key] = opts
+        best = min(opts, key=lambda o: o.dollars_per_hour / o.rps, default=None)
+        current: dict[str, int] = {}
+        max_r = 1000
+        if best is not None:
+            reps = math.ceil(demand * 1.2 / best.rps)
+            want_devices[best.accelerator_class] += reps * best.devices
+            cls_dom = next(c.power_domain for c in skeleton if c.name == best.accelerator_class)
+            want_watts[cls_dom] += reps * best.watts
+            if rng.random() < 0.5:
+                moved = opts[int(rng.integers(len(opts)))]
+                current[moved.accelerator_class] = max(1, math.ceil(demand * 1.2 / moved.rps))
+            if rng.random() < 0.03:
+                max_r = max(1, int(reps * 0.8))
+        pools.append(
+            Pool(
+                key=key,
+                model=ModelSpec(name=f"m{params:g}b", parameters_b=params),
+                slo=SLO(tpot_s=0.03 if tight else 0.08),
+                workload=Workload(input_tokens=512, output_tokens=256),
+                demand_rps=round(demand, 3),
+                min_replicas=int(rng.choice((0, 0, 0, 1, 1, 2))),
+                max_replicas=max_r,
+                priority=int(rng.choice(PRIORITIES, p=PRIORITY_P)),
+                current=current,
+            )
+        )
+    classes = []
+    for cls in skeleton:
+        # capacity around 60-140% of what the cheapest placement would want, fragmented nodes
+        target = want_devices[cls.name] * float(rng.uniform(0.6, 1.4)) + cls.devices_per_node * 2
+        n_nodes = max(1, math.ceil(target / cls.devices_per_node))
+        free = [
+            cls.devices_per_node if rng.random() < 0.6 else int(rng.integers(0, cls.devices_per_node))
+            for _ in range(n_nodes)
+        ]
+        classes.append(
+            AcceleratorClass(
+                name=cls.name,
+                hardware=cls.hardware,
+                devices_per_node=cls.devices_per_node,
+                price_per_device_hour=cls.price_per_device_hour,
+                power_domain=cls.power_domain,
+                node_free_devices=tuple(free),
+            )
+        )
+    budgets = {d: round(w * 0.85, 1) for d, w in sorted(want_watts.items())}
+    return Problem(
+        pools=tuple(pools),
+        options=options,
+        unfit={},
+        classes=tuple(classes),
+        policy=Policy(domain_budgets_watts=budgets, churn_dollars_per_replica=0.5, time_limit_s=30.0),
+    )
+
+
+def _shed_fraction(plan: Plan, problem: Problem) -> float:
+    need = sum(p.demand_rps for p in plan.pools) * problem.policy.headroom
+    served = sum(p.served_rps for p in plan.pools)
+    return 0.0 if need <= 0 else max(0.0, 1.0 - served / need)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100,1000,10000")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--method", default="auto", choices=("auto", "milp", "heuristic"))
+    parser.add_argument("--time-limit", type=float, default=None)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    header = (
+        f"{'pools':>6} {'cols':>7} {'method':>12} {'status':>9} {'median s':>9} {'gap %':>7} "
+        f"{'$/h':>11} {'single':>22} {'$/rps vs single':>15} {'shed %':>7}"
+    )
+    print(header)
+    for size in (int(s) for s in args.sizes.split(",")):
+        problem = make_fleet(size, seed=args.seed)
+        cols = sum(len(v) for v in problem.options.values())
+        times = []
+        plan = None
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            plan = solve(problem, time_limit_s=args.time_limit, method=args.method)
+            times.append(time.perf_counter() - t0)
+        assert plan is not None
+        single = best_single_class(problem, respect_limits=False)
+        served = sum(p.served_rps for p in plan.pools)
+        if single is None:
+            single_txt, ratio_txt = "none", "-"
+        else:
+            need = sum(p.demand_rps for p in problem.pools) * problem.policy.headroom
+            single_txt = f"{single[0]} ${single[1]:,.0f}"
+            ratio = (plan.dollars_per_hour / max(served, 1e-9)) / (single[1] / max(need, 1e-9))
+            ratio_txt = f"{ratio:.3f}"
+        print(
+            f"{size:>6} {cols:>7} {plan.solver.method:>12} {plan.solver.status:>9} "
+            f"{statistics.median(times):>9.3f} {100 * plan.solver.gap:>7.3f} "
+            f"{plan.dollars_per_hour:>11,.0f} {single_txt:>22} {ratio_txt:>15} "
+            f"{100 * _shed_fraction(plan, problem):>7.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

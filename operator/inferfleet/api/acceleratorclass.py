@@ -1,0 +1,175 @@
+"""The AcceleratorClass kind (cluster-scoped): one kind of hardware pool.
+
+Owns how its nodes are selected (node selector, tolerations), the extended resource a replica
+requests, devices per node, the hardware figures the performance model needs, the price (hourly, or
+capital cost amortised), the power domain, an optional capacity override and measured profiles.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Field
+
+from inferfleet.api.common import CelRule, Decimal, Name, Size, Spec, condition_schema
+
+__all__ = [
+    "AcceleratorClass",
+    "AcceleratorClassSpec",
+    "AcceleratorClassStatus",
+    "CapacityOverride",
+    "HardwareSpec",
+    "PriceSpec",
+    "ProfileBucket",
+    "ProfileSpec",
+    "Toleration",
+]
+
+LabelKey = Annotated[str, Field(min_length=1, max_length=317, pattern=r"^([a-z0-9.-]{1,253}/)?[-A-Za-z0-9_.]{1,63}$")]
+LabelValue = Annotated[str, Field(max_length=63, pattern=r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")]
+
+
+class Toleration(Spec):
+    """A Kubernetes toleration copied onto every replica placed on this class."""
+
+    key: LabelKey | None = None
+    operator: Literal["Equal", "Exists"] = "Equal"
+    value: LabelValue | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+
+
+class HardwareSpec(Spec):
+    """Figures of ONE device (a GPU, a chip, or one wafer-scale system)."""
+
+    memory: Size = Field(description="Device memory (HBM or on-chip SRAM), e.g. \"80Gi\", \"230Mi\".")
+    memory_bandwidth_g_bps: int = Field(
+        ge=1, le=10**9, description="Memory bandwidth, GB/s (3350 for an H100 SXM)."
+    )
+    bf16_tflops: int = Field(ge=1, le=10**7, description="Dense BF16 TFLOPS.")
+    fp8_tflops: int | None = Field(None, ge=1, le=10**7, description="Dense FP8 TFLOPS; unset: no FP8 path.")
+    power_idle_watts: int = Field(ge=0, le=10**6, description="Power of an idle device, W.")
+    power_busy_watts: int = Field(ge=1, le=10**6, description="Power of a fully loaded device, W.")
+    layer_latency_microseconds: Decimal = Field(
+        default=0.0,
+        description="Fixed latency per layer per decode step (fabric hops, launches); bounds SRAM systems.",
+    )
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            "self.powerIdleWatts <= self.powerBusyWatts",
+            "powerIdleWatts must not exceed powerBusyWatts",
+            lambda s: s.power_idle_watts <= s.power_busy_watts,
+            ".powerIdleWatts",
+        ),
+    )
+
+
+class PriceSpec(Spec):
+    """What one device costs: an hourly price, or a capital cost amortised over its lifetime."""
+
+    dollars_per_device_hour: Decimal | None = Field(None, description="Hourly price per device, e.g. \"12.29\".")
+    capital_dollars_per_device: Decimal | None = Field(
+        None, description="Purchase price per device (systems sold by capital cost)."
+    )
+    lifetime_years: int = Field(5, ge=1, le=20, description="Amortisation period of the capital cost.")
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            "has(self.dollarsPerDeviceHour) != has(self.capitalDollarsPerDevice)",
+            "set exactly one of dollarsPerDeviceHour and capitalDollarsPerDevice",
+            lambda s: (s.dollars_per_device_hour is None) != (s.capital_dollars_per_device is None),
+        ),
+    )
+
+
+class CapacityOverride(Spec):
+    """Capacity the planner may use instead of the matching nodes (e.g. a pool a node autoscaler grows)."""
+
+    nodes: int = Field(ge=0, le=100_000, description="Nodes of devicesPerNode devices each.")
+
+
+class ProfileBucket(Spec):
+    """Max req/s at the SLO for requests up to these lengths (a Mélange/AIBrix profile bucket)."""
+
+    input_tokens: int = Field(ge=1, le=2_097_152)
+    output_tokens: int = Field(ge=0, le=131_072)
+    requests_per_second: Decimal
+
+
+class ProfileSpec(Spec):
+    """A measured profile of one model on this class; overrides the analytic model where given."""
+
+    model: str = Field(min_length=1, max_length=253, description="Matches spec.model.name of a pool.")
+    devices: int | None = Field(None, ge=1, le=4096, description="Devices per replica it was measured with.")
+    requests_per_second: Decimal | None = Field(None, description="One figure for every request shape.")
+    buckets: list[ProfileBucket] = Field(default_factory=list, max_length=256)
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            "has(self.requestsPerSecond) || size(self.buckets) > 0",
+            "a profile needs requestsPerSecond or buckets",
+            lambda s: s.requests_per_second is not None or len(s.buckets) > 0,
+        ),
+    )
+
+
+class AcceleratorClassSpec(Spec):
+    """Desired state of an AcceleratorClass."""
+
+    node_selector: dict[LabelKey, LabelValue] = Field(
+        max_length=16, description="Labels selecting the class's nodes; copied onto every replica."
+    )
+    tolerations: list[Toleration] = Field(default_factory=list, max_length=16)
+    resource_name: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=r"^[a-z0-9.-]{1,200}/[-A-Za-z0-9_.]{1,63}$",
+        description="Extended resource a replica requests, e.g. nvidia.com/gpu, aws.amazon.com/neuron.",
+    )
+    devices_per_node: int = Field(ge=1, le=4096, description="Devices on each node; a replica fits on one node.")
+    hardware: HardwareSpec
+    price: PriceSpec
+    power_domain: Name = Field(description="Power domain (hall, row, site) whose budget this class draws on.")
+    capacity: CapacityOverride | None = Field(None, description="Override capacity from nodes.")
+    profiles: list[ProfileSpec] = Field(default_factory=list, max_length=64)
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            "size(self.nodeSelector) > 0",
+            "nodeSelector needs at least one label, or replicas could land on any node",
+            lambda s: len(s.node_selector) > 0,
+            ".nodeSelector",
+        ),
+    )
+
+
+Conditions = Annotated[
+    list[dict[str, Any]],
+    Field(default_factory=list),
+]
+
+
+class AcceleratorClassStatus(Spec):
+    """Observed capacity and use, written by the operator."""
+
+    observed_generation: int | None = Field(None, ge=0)
+    nodes: int = Field(0, ge=0, description="Matching nodes.")
+    ready_nodes: int = Field(0, ge=0, description="Matching Ready, schedulable nodes.")
+    devices_total: int = Field(0, ge=0)
+    devices_used: int = Field(0, ge=0)
+    watts: int = Field(0, ge=0)
+    conditions: list[dict[str, Any]] = Field(
+        default_factory=list,
+        max_length=16,
+        json_schema_extra={"items": condition_schema()},
+    )
+
+
+class AcceleratorClass(Spec):
+    """One kind of accelerator node pool, its figures, price and power domain."""
+
+    api_version: Literal["inferfleet.dev/v1alpha1"] = "inferfleet.dev/v1alpha1"
+    kind: Literal["AcceleratorClass"] = "AcceleratorClass"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: AcceleratorClassSpec
+    status: AcceleratorClassStatus | None = None

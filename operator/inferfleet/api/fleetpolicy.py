@@ -1,0 +1,119 @@
+"""The FleetPolicy kind (cluster-scoped; the operator reads the one named ``default``).
+
+Owns the shared cost model and the budgets: power budget per domain, electricity price, PUE,
+optional carbon intensity, SLO headroom, the churn penalty for moving replicas, and the planning
+cadence.  Its status reports budget use per domain, fleet cost and the last plan's solver figures.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from inferfleet.api.common import CelRule, Decimal, Name, Spec, condition_schema
+
+__all__ = [
+    "DomainStatus",
+    "Electricity",
+    "FleetPolicy",
+    "FleetPolicySpec",
+    "FleetPolicyStatus",
+    "LastPlan",
+    "Planning",
+    "PowerDomain",
+]
+
+DEFAULT_POLICY_NAME = "default"
+
+
+class PowerDomain(Spec):
+    """A hall, row or site with a hard power budget."""
+
+    name: Name
+    budget_kilowatts: Decimal = Field(description="Hard budget for the accelerators in this domain, kW.")
+
+
+class Electricity(Spec):
+    dollars_per_kilowatt_hour: Decimal = Field(default=0.10, description="Energy price, $/kWh.")
+    pue: Decimal = Field(default=1.3, description="Power usage effectiveness (facility / IT power), 1.0-3.0.")
+    carbon_grams_per_kilowatt_hour: int | None = Field(None, ge=0, le=5000, description="Grid carbon intensity.")
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            "!has(self.pue) || (double(self.pue) >= 1.0 && double(self.pue) <= 3.0)",
+            "pue must be between 1.0 and 3.0",
+            lambda s: 1.0 <= s.pue <= 3.0,
+            ".pue",
+        ),
+    )
+
+
+class Planning(Spec):
+    interval_seconds: int = Field(60, ge=5, le=3600, description="Periodic re-plan even without changes.")
+    solver_time_limit_seconds: int = Field(5, ge=1, le=300, description="MILP time limit per plan.")
+
+
+class FleetPolicySpec(Spec):
+    """Desired state of the fleet policy."""
+
+    power_domains: list[PowerDomain] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Budgets per power domain; a domain not listed is unconstrained.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    electricity: Electricity = Field(default_factory=Electricity)
+    slo_headroom_percent: int = Field(
+        20, ge=0, le=400, description="Plan capacity for demand x (1 + headroom/100)."
+    )
+    churn_dollars_per_replica_move: Decimal = Field(
+        default=0.0, description="One-off penalty for each replica moved to another class."
+    )
+    planning: Planning = Field(default_factory=Planning)
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            "self.powerDomains.all(d, self.powerDomains.exists_one(e, e.name == d.name))",
+            "power domain names must be unique",
+            lambda s: len({d.name for d in s.power_domains}) == len(s.power_domains),
+            ".powerDomains",
+        ),
+    )
+
+
+class DomainStatus(Spec):
+    name: str = Field(max_length=63)
+    budget_watts: int | None = Field(None, ge=0)
+    used_watts: int = Field(0, ge=0)
+
+
+class LastPlan(Spec):
+    time: str = Field(max_length=64)
+    duration_seconds: float = Field(ge=0)
+    status: str = Field(max_length=64)
+    method: str = Field(max_length=64)
+    gap: float = Field(ge=0)
+    pools: int = Field(0, ge=0)
+    shed_pools: int = Field(0, ge=0)
+
+
+class FleetPolicyStatus(Spec):
+    observed_generation: int | None = Field(None, ge=0)
+    domains: list[DomainStatus] = Field(default_factory=list, max_length=64)
+    watts: int = Field(0, ge=0)
+    dollars_per_hour: float = Field(0, ge=0)
+    last_plan: LastPlan | None = None
+    conditions: list[dict[str, Any]] = Field(
+        default_factory=list, max_length=16, json_schema_extra={"items": condition_schema()}
+    )
+
+
+class FleetPolicy(Spec):
+    """The fleet's shared cost model and power budgets."""
+
+    api_version: Literal["inferfleet.dev/v1alpha1"] = "inferfleet.dev/v1alpha1"
+    kind: Literal["FleetPolicy"] = "FleetPolicy"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: FleetPolicySpec
+    status: FleetPolicyStatus | None = None

@@ -1,0 +1,263 @@
+"""The InferencePool kind (namespaced): one model served under latency SLOs.
+
+Owns the spec users write (model, server pod template, SLO, demand, placement, priority, replica
+bounds) and the status the operator reports (conditions, per-class placement, totals, selector).
+Fully qualified name ``inferencepools.inferfleet.dev``; the Gateway API Inference Extension has its
+own InferencePool kind, so scripts should always use the qualified name.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BeforeValidator, Field, PlainSerializer, WithJsonSchema
+
+from inferfleet.api.common import CelRule, Decimal, Name, Spec, condition_schema
+
+__all__ = [
+    "Autoscaling",
+    "Demand",
+    "EnvVar",
+    "InferencePool",
+    "InferencePoolSpec",
+    "InferencePoolStatus",
+    "LastChange",
+    "ModelRef",
+    "PlacementPolicy",
+    "PlacementStatus",
+    "ServerTemplate",
+    "SLOSpec",
+]
+
+_PARAMS = re.compile(r"^([0-9]{1,5}(?:\.[0-9]{1,3})?)([MBT])$")
+_PARAM_FACTOR = {"M": 1e-3, "B": 1.0, "T": 1e3}
+
+
+def _parse_parameters(value: Any) -> float:
+    if isinstance(value, str):
+        match = _PARAMS.match(value)
+        if match:
+            billions = float(match.group(1)) * _PARAM_FACTOR[match.group(2)]
+            if billions > 0:
+                return billions
+    raise ValueError(f"must be a parameter count such as \"8B\", \"70B\", \"560M\" or \"1.8T\", got {value!r}")
+
+
+def _format_parameters(value: float) -> str:
+    return f"{value:g}B" if value >= 1 else f"{value * 1000:g}M"
+
+
+Parameters = Annotated[
+    float,
+    BeforeValidator(_parse_parameters),
+    PlainSerializer(_format_parameters, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": r"^[0-9]{1,5}(\.[0-9]{1,3})?[MBT]$", "maxLength": 12}),
+]
+
+Precision = Literal["fp32", "bf16", "fp16", "fp8", "int8", "int4", "fp4"]
+
+
+class ModelRef(Spec):
+    """The model served."""
+
+    name: str = Field(
+        min_length=1, max_length=253, description="Model identifier, e.g. meta-llama/Llama-3.1-70B-Instruct."
+    )
+    parameters: Parameters = Field(description="Parameter count: \"8B\", \"70B\", \"560M\".")
+    precision: Precision = Field("bf16", description="Weight precision; decides memory fit and FLOP rate.")
+    context_length: int = Field(
+        8192, ge=128, le=2_097_152, description="Maximum context length in tokens."
+    )
+    layers: int | None = Field(
+        None, ge=1, le=1000, description="Transformer layers; estimated from parameters when unset."
+    )
+    kv_bytes_per_token: int | None = Field(
+        None,
+        ge=1,
+        le=67_108_864,
+        description="KV-cache bytes per token (all layers, K and V); estimated when unset.",
+    )
+
+
+class EnvVar(Spec):
+    name: str = Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+    value: str = Field("", max_length=32768)
+
+
+class ServerTemplate(Spec):
+    """The model server container every replica runs (e.g. vLLM's OpenAI server)."""
+
+    image: str = Field(min_length=1, max_length=1024, description="Container image of the model server.")
+    args: list[Annotated[str, Field(max_length=4096)]] = Field(
+        default_factory=list, max_length=64, description="Arguments to the server."
+    )
+    port: int = Field(8000, ge=1, le=65535, description="Port the server listens on (HTTP).")
+    env: list[EnvVar] = Field(default_factory=list, max_length=64, description="Environment variables.")
+    cpu: str = Field(
+        "4", max_length=16, pattern=r"^[0-9]{1,5}(m|\.[0-9]{1,3})?$", description="CPU request per replica."
+    )
+    memory: str = Field(
+        "32Gi", max_length=16, pattern=r"^[0-9]{1,7}(Ki|Mi|Gi|Ti)?$", description="Memory request per replica."
+    )
+
+
+class SLOSpec(Spec):
+    """Latency objectives at the 95th percentile."""
+
+    ttft_p95_milliseconds: int | None = Field(
+        None, ge=1, le=600_000, description="p95 time to first token, milliseconds."
+    )
+    tpot_p95_milliseconds: int | None = Field(
+        None, ge=1, le=60_000, description="p95 time per output token, milliseconds."
+    )
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            "has(self.ttftP95Milliseconds) || has(self.tpotP95Milliseconds)",
+            "an SLO needs ttftP95Milliseconds, tpotP95Milliseconds or both",
+            lambda s: s.ttft_p95_milliseconds is not None or s.tpot_p95_milliseconds is not None,
+        ),
+    )
+
+
+class Autoscaling(Spec):
+    """Follow measured demand (Prometheus) instead of the static request rate."""
+
+    enabled: bool = Field(True, description="Follow the measured request rate.")
+    scale_down_stabilization_seconds: int = Field(
+        300, ge=0, le=86_400, description="How long demand must stay lower before replicas are removed."
+    )
+    request_rate_query: str | None = Field(
+        None,
+        max_length=4096,
+        description="PromQL for requests/s; {namespace} and {pool} are substituted. Default: vLLM metrics.",
+    )
+
+
+class Demand(Spec):
+    """The traffic the pool must serve at its SLO."""
+
+    requests_per_second: Decimal = Field(
+        description="Expected requests/s (the floor when autoscaling follows metrics)."
+    )
+    input_tokens: int = Field(512, ge=1, le=2_097_152, description="Typical input tokens per request.")
+    output_tokens: int = Field(
+        256, ge=0, le=131_072, description="Typical output tokens per request (0 for embedding models)."
+    )
+    autoscaling: Autoscaling | None = Field(None, description="Follow measured demand.")
+
+
+class PlacementPolicy(Spec):
+    """Where replicas may go."""
+
+    allowed_classes: list[Name] | None = Field(
+        None, max_length=64, description="AcceleratorClasses replicas may use; unset means any."
+    )
+    preferred_classes: list[Name] = Field(
+        default_factory=list, max_length=64, description="Preferred classes when cost is (nearly) equal."
+    )
+
+
+class InferencePoolSpec(Spec):
+    """Desired state of an InferencePool."""
+
+    model: ModelRef
+    server: ServerTemplate
+    slo: SLOSpec
+    demand: Demand
+    placement: PlacementPolicy = Field(default_factory=PlacementPolicy)
+    priority: int = Field(
+        0, ge=0, le=1_000_000, description="Higher is more important; the lowest is shed first."
+    )
+    min_replicas: int = Field(0, ge=0, le=10_000, description="Replicas kept even at zero demand.")
+    max_replicas: int = Field(100, ge=1, le=10_000, description="Upper bound on replicas over all classes.")
+    replicas: int | None = Field(
+        None,
+        ge=0,
+        le=10_000,
+        description="When set (e.g. by kubectl scale or an HPA), the total replica count is pinned to it; "
+        "the planner still chooses the classes. Unset: sized from demand.",
+    )
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            "self.minReplicas <= self.maxReplicas",
+            "minReplicas must not exceed maxReplicas",
+            lambda s: s.min_replicas <= s.max_replicas,
+            ".minReplicas",
+        ),
+        CelRule(
+            "!has(self.replicas) || self.replicas <= self.maxReplicas",
+            "replicas must not exceed maxReplicas",
+            lambda s: s.replicas is None or s.replicas <= s.max_replicas,
+            ".replicas",
+        ),
+        CelRule(
+            "!has(self.placement) || !has(self.placement.allowedClasses) || "
+            "!has(self.placement.preferredClasses) || "
+            "self.placement.preferredClasses.all(c, c in self.placement.allowedClasses)",
+            "every preferred class must also be allowed",
+            lambda s: s.placement.allowed_classes is None
+            or all(c in s.placement.allowed_classes for c in s.placement.preferred_classes),
+            ".placement.preferredClasses",
+        ),
+    )
+
+
+class PlacementStatus(Spec):
+    """Replicas of the pool on one accelerator class."""
+
+    accelerator_class: str = Field(max_length=63)
+    replicas: int = Field(ge=0)
+    ready_replicas: int = Field(0, ge=0)
+    devices: int = Field(ge=0, description="Devices over all replicas.")
+    watts: int = Field(ge=0, description="Planned power over all replicas.")
+    dollars_per_hour: float = Field(ge=0)
+    ttft_p95_milliseconds: float = Field(ge=0, description="Predicted p95 TTFT.")
+    tpot_p95_milliseconds: float = Field(ge=0, description="Predicted p95 TPOT.")
+
+
+class LastChange(Spec):
+    time: str = Field(max_length=64)
+    reason: str = Field(max_length=4096)
+
+
+Conditions = Annotated[
+    list[dict[str, Any]],
+    WithJsonSchema(
+        {
+            "type": "array",
+            "maxItems": 16,
+            "items": condition_schema(),
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["type"],
+        }
+    ),
+]
+
+
+class InferencePoolStatus(Spec):
+    """Observed state, written by the operator."""
+
+    observed_generation: int | None = Field(None, ge=0)
+    conditions: Conditions = Field(default_factory=list)
+    placements: list[PlacementStatus] = Field(default_factory=list, max_length=64)
+    replicas: int = Field(0, ge=0, description="Planned replicas over all classes.")
+    ready_replicas: int = Field(0, ge=0)
+    watts: int = Field(0, ge=0)
+    dollars_per_hour: float = Field(0, ge=0)
+    demand_requests_per_second: float = Field(0, ge=0, description="Demand the last plan used.")
+    placement_summary: str = Field("", max_length=1024, description="e.g. h100=2,mi300x=1")
+    selector: str = Field("", max_length=1024, description="Label selector of all replicas (scale).")
+    last_change: LastChange | None = None
+
+
+class InferencePool(Spec):
+    """One model served under latency SLOs, placed by inferfleet across accelerator classes."""
+
+    api_version: Literal["inferfleet.dev/v1alpha1"] = "inferfleet.dev/v1alpha1"
+    kind: Literal["InferencePool"] = "InferencePool"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: InferencePoolSpec
+    status: InferencePoolStatus | None = None

@@ -1,0 +1,212 @@
+"""The placement problem as arrays: one column per (pool, option), the rows that couple them.
+
+This module owns the translation of a :class:`~inferfleet.core.types.Problem` into numpy arrays that
+every solver path (exact MILP, LP relaxation, greedy) shares, and the node-capacity model:
+
+* ``n[j]`` integer replicas of column ``j`` (one pool's option on one class);
+* per pool with demand: ``sum_j rps_j/need_p * n_j + f_p >= 1`` where ``need_p = demand x headroom``
+  and ``f_p`` in [0, 1] is the shed *fraction* (shed rps = ``f_p * need_p``);
+* per pool with ``min_replicas > 0``: ``sum_j n_j + u_p >= min`` (``u_p`` = missing minimum replicas,
+  a slack so that a budget below the minimum gives a report, not an infeasible model);
+* per pool whose ``max_replicas`` can bind: ``sum_j n_j <= max``;
+* per (pool, class) it runs on now: ``sum_{j on class} n_j + m >= current`` (``m`` = replicas moved
+  away, charged ``churn_dollars_per_replica``);
+* per (class, replica size ``s``): ``sum_{j on class, devices_j >= s} devices_j * n_j
+  <= sum_nodes floor(free_i / s) * s``.  A replica must fit on one node; when every size used on a
+  class divides the next larger one (powers of two) these threshold rows are exactly the condition
+  for a first-fit-decreasing packing to succeed, otherwise they are necessary only and the planner
+  checks the packing afterwards (:func:`first_fit_decreasing`);
+* per power domain with a budget: ``sum_j watts_j * n_j <= budget``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from inferfleet.core.types import Option, Problem
+
+__all__ = ["Compiled", "CapacityRow", "compile_problem", "first_fit_decreasing"]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclasses.dataclass(frozen=True)
+class CapacityRow:
+    """One threshold row: devices of replicas of size >= ``size`` on ``cls`` within ``rhs``."""
+
+    cls: int
+    size: int
+    rhs: float
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Compiled:
+    """Arrays of one problem.  Columns are grouped by pool, in problem order."""
+
+    problem: Problem
+    # columns
+    options: tuple[Option, ...]
+    col_pool: IntArray
+    col_class: IntArray
+    devices: FloatArray
+    rps: FloatArray
+    watts: FloatArray
+    cost: FloatArray
+    preferred: npt.NDArray[np.bool_]
+    ub: FloatArray
+    # pools
+    need: FloatArray  # demand x headroom
+    min_r: FloatArray
+    max_r: FloatArray
+    level: IntArray  # 0 = highest priority
+    levels: tuple[int, ...]  # distinct priorities, highest first
+    # churn pairs: (pool, class, current replicas); pairs without any column are forced moves
+    churn_pool: IntArray
+    churn_class: IntArray
+    churn_current: FloatArray
+    churn_has_cols: npt.NDArray[np.bool_]
+    # classes and domains
+    class_names: tuple[str, ...]
+    class_domain: IntArray  # -1: not in a budgeted domain
+    domain_names: tuple[str, ...]  # budgeted domains
+    budgets: FloatArray
+    capacity_rows: tuple[CapacityRow, ...]
+    divisible: npt.NDArray[np.bool_]  # per class: replica sizes form a divisibility chain
+
+    @property
+    def n_cols(self) -> int:
+        return len(self.options)
+
+    @property
+    def n_pools(self) -> int:
+        return len(self.problem.pools)
+
+
+def _capacity(free: Sequence[int], size: int) -> float:
+    return float(sum((f // size) * size for f in free if f > 0))
+
+
+def compile_problem(problem: Problem) -> Compiled:
+    """Flatten ``problem`` into column and row data (options on unknown classes are dropped)."""
+    class_names = tuple(c.name for c in problem.classes)
+    class_index = {name: i for i, name in enumerate(class_names)}
+    budgets = problem.policy.domain_budgets_watts
+    domain_names = tuple(sorted({c.power_domain for c in problem.classes if c.power_domain in budgets}))
+    domain_index = {d: i for i, d in enumerate(domain_names)}
+    class_domain = np.array([domain_index.get(c.power_domain, -1) for c in problem.classes], dtype=np.int64)
+    headroom = problem.policy.headroom
+    levels = tuple(sorted({p.priority for p in problem.pools}, reverse=True))
+    level_of = {prio: i for i, prio in enumerate(levels)}
+
+    opts: list[Option] = []
+    col_pool: list[int] = []
+    col_class: list[int] = []
+    for pi, pool in enumerate(problem.pools):
+        for opt in problem.options.get(pool.key, ()):
+            ci = class_index.get(opt.accelerator_class)
+            if ci is None or opt.rps <= 0 or opt.devices <= 0:
+                continue
+            opts.append(opt)
+            col_pool.append(pi)
+            col_class.append(ci)
+    cp = np.array(col_pool, dtype=np.int64)
+    cc = np.array(col_class, dtype=np.int64)
+    devices = np.array([o.devices for o in opts], dtype=np.float64)
+    rps = np.array([o.rps for o in opts], dtype=np.float64)
+    watts = np.array([o.watts for o in opts], dtype=np.float64)
+    cost = np.array([o.dollars_per_hour for o in opts], dtype=np.float64)
+    preferred = np.array([o.preferred for o in opts], dtype=np.bool_)
+
+    pools = problem.pools
+    need = np.array([max(p.demand_rps, 0.0) * headroom for p in pools], dtype=np.float64)
+    min_r = np.array([max(p.min_replicas, 0) for p in pools], dtype=np.float64)
+    max_r = np.array([max(p.max_replicas, 0) for p in pools], dtype=np.float64)
+    level = np.array([level_of[p.priority] for p in pools], dtype=np.int64)
+
+    churn_rows: list[tuple[int, int, float]] = []
+    for pi, pool in enumerate(pools):
+        for cname, count in sorted(pool.current.items()):
+            if count > 0:
+                churn_rows.append((pi, class_index.get(cname, -1), float(count)))
+    churn_pool = np.array([r[0] for r in churn_rows], dtype=np.int64)
+    churn_class = np.array([r[1] for r in churn_rows], dtype=np.int64)
+    churn_current = np.array([r[2] for r in churn_rows], dtype=np.float64)
+    has_cols = {(int(p), int(c)) for p, c in zip(cp, cc, strict=True)}
+    churn_has = np.array([(r[0], r[1]) in has_cols for r in churn_rows], dtype=np.bool_)
+
+    # Upper bounds: more than ceil(need/rps) replicas of one option is never better unless the
+    # minimum or the current placement asks for more.
+    cur_of = np.zeros(len(opts), dtype=np.float64)
+    cur_map = {(r[0], r[1]): r[2] for r in churn_rows}
+    for j in range(len(opts)):
+        cur_of[j] = cur_map.get((int(cp[j]), int(cc[j])), 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        by_demand = np.ceil(need[cp] / rps - 1e-9) if len(opts) else np.zeros(0)
+    ub = np.minimum(max_r[cp], np.maximum(np.maximum(by_demand, min_r[cp]), cur_of))
+
+    cap_rows: list[CapacityRow] = []
+    divisible = np.ones(len(class_names), dtype=np.bool_)
+    for ci, cls in enumerate(problem.classes):
+        on = cc == ci
+        # a replica larger than every node can never be placed
+        biggest = max(cls.node_free_devices, default=0)
+        ub[on & (devices > biggest)] = 0.0
+        sizes = sorted({int(d) for d in devices[on & (ub > 0)]})
+        divisible[ci] = all(b % a == 0 for a, b in zip(sizes, sizes[1:], strict=False))
+        for s in sizes:
+            rhs = _capacity(cls.node_free_devices, s)
+            sel = on & (devices >= s)
+            if float(np.sum(ub[sel] * devices[sel])) > rhs:
+                cap_rows.append(CapacityRow(ci, s, rhs))
+
+    return Compiled(
+        problem=problem,
+        options=tuple(opts),
+        col_pool=cp,
+        col_class=cc,
+        devices=devices,
+        rps=rps,
+        watts=watts,
+        cost=cost,
+        preferred=preferred,
+        ub=ub,
+        need=need,
+        min_r=min_r,
+        max_r=max_r,
+        level=level,
+        levels=levels,
+        churn_pool=churn_pool,
+        churn_class=churn_class,
+        churn_current=churn_current,
+        churn_has_cols=churn_has,
+        class_names=class_names,
+        class_domain=class_domain,
+        domain_names=domain_names,
+        budgets=np.array([float(budgets[d]) for d in domain_names], dtype=np.float64),
+        capacity_rows=tuple(cap_rows),
+        divisible=divisible,
+    )
+
+
+def first_fit_decreasing(sizes: Sequence[int], free: Sequence[int]) -> bool:
+    """Whether replicas of ``sizes`` devices each fit on nodes with ``free`` devices (first fit)."""
+    left = sorted((f for f in free if f > 0), reverse=True)
+    for s in sorted(sizes, reverse=True):
+        for i, f in enumerate(left):
+            if f >= s:
+                left[i] = f - s
+                break
+        else:
+            return False
+    return True
+
+
+def ceil_div(a: float, b: float) -> int:
+    """``ceil(a / b)`` with a little slack against float noise."""
+    return max(0, math.ceil(a / b - 1e-9))

@@ -1,0 +1,1 @@
+"""The local simulated fleet: binaries installer, control-plane harness and fleet simulator."""

@@ -1,0 +1,170 @@
+"""Command lines, ports and health URLs of the dev cluster's components.
+
+Owns: the loopback port plan (one base port, fixed offsets), and for etcd, kube-apiserver,
+kube-controller-manager, kube-scheduler and kwok the exact flags they are started with and the URL
+that says they are healthy.  Pure: builds lists and writes small config files, starts nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import yaml
+
+from inferfleet.sim.pki import Pki
+
+__all__ = [
+    "COMPONENTS",
+    "DEFAULT_PORT_BASE",
+    "Component",
+    "Ports",
+    "control_plane",
+    "kwok_component",
+]
+
+DEFAULT_PORT_BASE = 17443  # below Linux's ephemeral range (32768+), away from 6443/8443/10250-10259
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+KWOK_ANNOTATION_SELECTOR = "kwok.x-k8s.io/node=fake"
+
+
+@dataclasses.dataclass(frozen=True)
+class Ports:
+    """All ports of one cluster, derived from ``base`` (the apiserver's port)."""
+
+    base: int = DEFAULT_PORT_BASE
+
+    @property
+    def apiserver(self) -> int:
+        return self.base
+
+    @property
+    def etcd_client(self) -> int:
+        return self.base + 1
+
+    @property
+    def etcd_peer(self) -> int:
+        return self.base + 2
+
+    @property
+    def controller_manager(self) -> int:
+        return self.base + 3
+
+    @property
+    def scheduler(self) -> int:
+        return self.base + 4
+
+    @property
+    def kwok(self) -> int:
+        return self.base + 5
+
+    def by_component(self, external: bool = False) -> dict[str, int]:
+        if external:
+            return {"kwok": self.kwok}
+        return {
+            "kube-apiserver": self.apiserver,
+            "etcd (client)": self.etcd_client,
+            "etcd (peer)": self.etcd_peer,
+            "kube-controller-manager": self.controller_manager,
+            "kube-scheduler": self.scheduler,
+            "kwok": self.kwok,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class Component:
+    name: str
+    argv: list[str]
+    health_url: str
+    tls: str  # "none" (plain http), "cluster" (verify with the cluster CA), "self-signed"
+
+
+def _etcd(bins: dict[str, Path], ports: Ports, state: Path) -> Component:
+    client = f"http://127.0.0.1:{ports.etcd_client}"
+    peer = f"http://127.0.0.1:{ports.etcd_peer}"
+    argv = [
+        str(bins["etcd"]), "--name=node0", f"--data-dir={state / 'etcd-data'}",
+        f"--listen-client-urls={client}", f"--advertise-client-urls={client}",
+        f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
+        f"--initial-cluster=node0={peer}", "--initial-cluster-state=new",
+        "--unsafe-no-fsync=true", "--auto-compaction-retention=1",
+        "--quota-backend-bytes=4294967296", "--log-level=warn",
+    ]
+    return Component("etcd", argv, f"{client}/health", "none")
+
+
+def _apiserver(bins: dict[str, Path], ports: Ports, pki: Pki) -> Component:
+    argv = [
+        str(bins["kube-apiserver"]),
+        f"--etcd-servers=http://127.0.0.1:{ports.etcd_client}",
+        "--bind-address=127.0.0.1", f"--secure-port={ports.apiserver}",
+        f"--tls-cert-file={pki.server_cert}", f"--tls-private-key-file={pki.server_key}",
+        f"--client-ca-file={pki.ca_cert}",
+        f"--service-account-key-file={pki.sa_pub}",
+        f"--service-account-signing-key-file={pki.sa_key}",
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+        "--service-cluster-ip-range=10.96.0.0/16",
+        "--authorization-mode=Node,RBAC", "--allow-privileged=true",
+        "--enable-priority-and-fairness=false",
+        "--max-requests-inflight=0", "--max-mutating-requests-inflight=0",
+        "--profiling=false", "--endpoint-reconciler-type=none",
+    ]
+    return Component("kube-apiserver", argv, f"https://127.0.0.1:{ports.apiserver}/readyz", "cluster")
+
+
+def _controller_manager(bins: dict[str, Path], ports: Ports, pki: Pki, kubeconfig: Path) -> Component:
+    argv = [
+        str(bins["kube-controller-manager"]),
+        f"--kubeconfig={kubeconfig}",
+        f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
+        "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics",
+        "--bind-address=127.0.0.1", f"--secure-port={ports.controller_manager}",
+        "--leader-elect=false",
+        f"--root-ca-file={pki.ca_cert}", f"--service-account-private-key-file={pki.sa_key}",
+        "--kube-api-qps=1000", "--kube-api-burst=2000",
+        "--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10",
+    ]
+    return Component("kube-controller-manager", argv,
+                     f"https://127.0.0.1:{ports.controller_manager}/healthz", "self-signed")
+
+
+def _scheduler(bins: dict[str, Path], ports: Ports, kubeconfig: Path, state: Path) -> Component:
+    config = state / "kube-scheduler.yaml"
+    config.write_text(yaml.safe_dump({
+        "apiVersion": "kubescheduler.config.k8s.io/v1",
+        "kind": "KubeSchedulerConfiguration",
+        "clientConnection": {"kubeconfig": str(kubeconfig), "qps": 1000, "burst": 2000},
+        "leaderElection": {"leaderElect": False},
+    }))
+    argv = [
+        str(bins["kube-scheduler"]), f"--config={config}",
+        f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
+        "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics",
+        "--bind-address=127.0.0.1", f"--secure-port={ports.scheduler}",
+    ]
+    return Component("kube-scheduler", argv, f"https://127.0.0.1:{ports.scheduler}/healthz", "self-signed")
+
+
+def kwok_component(kwok: Path, stages: Path, ports: Ports, kubeconfig: Path) -> Component:
+    """kwok managing only nodes annotated ``kwok.x-k8s.io/node=fake`` (safe on a real cluster)."""
+    argv = [
+        str(kwok), f"--kubeconfig={kubeconfig}", f"--config={stages}",
+        "--manage-all-nodes=false",
+        f"--manage-nodes-with-annotation-selector={KWOK_ANNOTATION_SELECTOR}",
+        "--node-lease-duration-seconds=40",
+        "--cidr=10.0.0.0/16", "--node-ip=10.255.0.1",
+        f"--server-address=127.0.0.1:{ports.kwok}",
+    ]
+    return Component("kwok", argv, f"http://127.0.0.1:{ports.kwok}/healthz", "none")
+
+
+def control_plane(bins: dict[str, Path], ports: Ports, pki: Pki, kubeconfig: Path, state: Path,
+                  stages: Path) -> list[Component]:
+    """The five components of a local cluster, in start order."""
+    return [
+        _etcd(bins, ports, state),
+        _apiserver(bins, ports, pki),
+        _controller_manager(bins, ports, pki, kubeconfig),
+        _scheduler(bins, ports, kubeconfig, state),
+        kwok_component(bins["kwok"], stages, ports, kubeconfig),
+    ]

@@ -1,0 +1,298 @@
+"""Idempotent installer for the local control plane's binaries.
+
+Owns: building (from the Go module proxy) or finding kube-apiserver, kube-controller-manager,
+kube-scheduler, kubectl, etcd, kwok, kwokctl and helm; caching them outside the repo under
+``~/.cache/inferfleet/bin/<tool>-<version>/`` (or ``$INFERFLEET_CACHE``); checking each binary's
+``--version``.  Binaries a user already has are taken from ``$INFERFLEET_ASSETS`` (a directory, in
+the spirit of envtest's ``KUBEBUILDER_ASSETS``).
+
+Stdlib only, so it runs before anything else is installed:
+``python -m inferfleet.sim.install`` (or ``inferfleet dev-cluster install``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = [
+    "ETCD_VERSION",
+    "HELM_VERSION",
+    "KUBERNETES_VERSION",
+    "KWOK_VERSION",
+    "InstallError",
+    "Tool",
+    "cache_root",
+    "ensure",
+    "ensure_all",
+    "main",
+]
+
+KUBERNETES_VERSION = "v1.36.3"
+ETCD_VERSION = "v3.6.14"
+KWOK_VERSION = "v0.8.0"
+HELM_VERSION = "v4.2.4"
+
+KUBE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+
+
+class InstallError(RuntimeError):
+    """A binary could not be built or found; the message names it and the log file."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Tool:
+    """One binary: its name, pinned version and the ``--version`` text proving it is that one."""
+
+    name: str
+    version: str
+    group: str  # binaries built together share a group (one go build)
+
+    @property
+    def expect(self) -> str:
+        return self.version.lstrip("v")
+
+
+TOOLS: dict[str, Tool] = {
+    **{name: Tool(name, KUBERNETES_VERSION, "kubernetes") for name in KUBE_BINARIES},
+    "etcd": Tool("etcd", ETCD_VERSION, "etcd"),
+    "kwok": Tool("kwok", KWOK_VERSION, "kwok"),
+    "kwokctl": Tool("kwokctl", KWOK_VERSION, "kwok"),
+    "helm": Tool("helm", HELM_VERSION, "helm"),
+}
+
+
+def log(msg: str) -> None:
+    print(f"[inferfleet-install] {msg}", file=sys.stderr, flush=True)
+
+
+def cache_root() -> Path:
+    root = os.environ.get("INFERFLEET_CACHE")
+    return Path(root) if root else Path.home() / ".cache" / "inferfleet"
+
+
+def _bin_dir(tool: Tool) -> Path:
+    return cache_root() / "bin" / f"{tool.group}-{tool.version}"
+
+
+def _version_of(path: Path, tool: Tool) -> str:
+    args = [str(path), "version"] if tool.name in ("helm",) else [str(path), "--version"]
+    if tool.name == "kubectl":
+        args = [str(path), "version", "--client"]
+    try:
+        out = subprocess.run(args, capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return out.stdout + out.stderr
+
+
+def _verified(path: Path, tool: Tool) -> bool:
+    return path.is_file() and os.access(path, os.X_OK) and tool.expect in _version_of(path, tool)
+
+
+def _user_asset(tool: Tool) -> Path | None:
+    assets = os.environ.get("INFERFLEET_ASSETS")
+    if not assets:
+        return None
+    candidate = Path(assets) / tool.name
+    if not candidate.is_file():
+        return None
+    if not _verified(candidate, tool):
+        log(f"warning: {candidate} does not report {tool.version}; using it anyway (user-provided)")
+    return candidate
+
+
+def _run_logged(cmd: Sequence[str], cwd: Path, logfile: Path, env: dict[str, str]) -> None:
+    logfile.parent.mkdir(parents=True, exist_ok=True)
+    with logfile.open("a") as fh:
+        fh.write(f"$ {' '.join(cmd)}\n")
+        fh.flush()
+        proc = subprocess.run(cmd, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT, env=env, check=False)
+    if proc.returncode != 0:
+        tail = logfile.read_text(errors="replace").splitlines()[-25:]
+        raise InstallError(
+            f"command failed ({proc.returncode}): {' '.join(cmd)}\n  log kept at {logfile}\n  "
+            + "\n  ".join(tail)
+        )
+
+
+def _go_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("CGO_ENABLED", "0")
+    env.setdefault("GOFLAGS", "-mod=mod")
+    env.setdefault("GOTOOLCHAIN", "local")
+    return env
+
+
+def _go_mod_info(module: str, version: str, work: Path, env: dict[str, str]) -> dict[str, str]:
+    out = subprocess.run(
+        ["go", "mod", "download", "-json", f"{module}@{version}"],
+        cwd=work, capture_output=True, text=True, env=env, check=False,
+    )
+    if out.returncode != 0:
+        raise InstallError(f"cannot download {module}@{version}: {out.stdout}{out.stderr}")
+    info: dict[str, str] = json.loads(out.stdout)
+    return info
+
+
+def _kube_ldflags(version: str) -> str:
+    major, minor = version.lstrip("v").split(".")[:2]
+    date = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    flags = ["-s", "-w"]
+    for pkg in ("k8s.io/client-go/pkg/version", "k8s.io/component-base/version"):
+        flags += [
+            f"-X {pkg}.gitVersion={version}",
+            f"-X {pkg}.gitMajor={major}",
+            f"-X {pkg}.gitMinor={minor}",
+            f"-X {pkg}.gitCommit=0000000000000000000000000000000000000000",
+            f"-X {pkg}.gitTreeState=clean",
+            f"-X {pkg}.buildDate={date}",
+        ]
+    return " ".join(flags)
+
+
+def _build_kubernetes(dest: Path, logfile: Path) -> None:
+    work = cache_root() / "build" / f"kubernetes-{KUBERNETES_VERSION}"
+    work.mkdir(parents=True, exist_ok=True)
+    env = _go_env()
+    if not (work / "go.mod").exists():
+        (work / "go.mod").write_text("module inferfleet.dev/kubebuild\n\ngo 1.26.0\n")
+    info = _go_mod_info("k8s.io/kubernetes", KUBERNETES_VERSION, work, env)
+    upstream = Path(info["GoMod"]).read_text()
+    go_line = re.search(r"^go (\S+)$", upstream, re.M)
+    godebug = re.search(r"^godebug (.+)$", upstream, re.M)
+    staging = sorted(set(re.findall(r"^\s*(k8s\.io/[\w.-]+) => \./staging/", upstream, re.M)))
+    if not staging:
+        raise InstallError("could not read the staging module list from k8s.io/kubernetes go.mod")
+    staging_version = "v0." + KUBERNETES_VERSION.lstrip("v").split(".", 1)[1]
+    lines = [
+        "module inferfleet.dev/kubebuild",
+        "",
+        f"go {go_line.group(1) if go_line else '1.26.0'}",
+        "",
+    ]
+    if godebug:
+        lines += [f"godebug {godebug.group(1)}", ""]
+    lines += [f"require k8s.io/kubernetes {KUBERNETES_VERSION}", "", "replace ("]
+    lines += [f"\t{m} => {m} {staging_version}" for m in staging]
+    lines += [")", ""]
+    (work / "go.mod").write_text("\n".join(lines))
+    tools = "".join(f'\t_ "k8s.io/kubernetes/cmd/{b}"\n' for b in KUBE_BINARIES)
+    (work / "tools.go").write_text(f"//go:build tools\n\npackage tools\n\nimport (\n{tools})\n")
+    dest.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        "go", "build", "-trimpath", "-tags", "selinux,notest,grpcnotrace",
+        "-ldflags", _kube_ldflags(KUBERNETES_VERSION), "-o", str(dest) + "/",
+        *[f"k8s.io/kubernetes/cmd/{b}" for b in KUBE_BINARIES],
+    ]
+    _run_logged(cmd, work, logfile, env)
+
+
+def _go_install(packages: Sequence[str], dest: Path, logfile: Path, ldflags: str = "") -> None:
+    env = _go_env()
+    env.pop("GOFLAGS", None)
+    env["GOBIN"] = str(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    cmd = ["go", "install", "-trimpath"]
+    if ldflags:
+        cmd += ["-ldflags", ldflags]
+    _run_logged([*cmd, *packages], dest, logfile, env)
+
+
+def _build_etcd(dest: Path, logfile: Path) -> None:
+    work = cache_root() / "build" / f"etcd-{ETCD_VERSION}"
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "go.mod").write_text(
+        f"module inferfleet.dev/etcdbuild\n\ngo 1.26.0\n\nrequire go.etcd.io/etcd/server/v3 {ETCD_VERSION}\n"
+    )
+    (work / "tools.go").write_text(
+        '//go:build tools\n\npackage tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n'
+    )
+    dest.mkdir(parents=True, exist_ok=True)
+    _run_logged(
+        ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(dest / "etcd"), "go.etcd.io/etcd/server/v3"],
+        work, logfile, _go_env(),
+    )
+
+
+def _build_group(group: str, dest: Path, logfile: Path) -> None:
+    if group == "kubernetes":
+        _build_kubernetes(dest, logfile)
+    elif group == "etcd":
+        _build_etcd(dest, logfile)
+    elif group == "kwok":
+        ver = KWOK_VERSION
+        _go_install(
+            [f"sigs.k8s.io/kwok/cmd/kwok@{ver}", f"sigs.k8s.io/kwok/cmd/kwokctl@{ver}"],
+            dest, logfile,
+            ldflags=f"-s -w -X sigs.k8s.io/kwok/pkg/consts.Version={ver.lstrip('v')}",
+        )
+    elif group == "helm":
+        ver = HELM_VERSION
+        _go_install(
+            [f"helm.sh/helm/v4/cmd/helm@{ver}"], dest, logfile,
+            ldflags=f"-s -w -X helm.sh/helm/v4/internal/version.version={ver}",
+        )
+    else:  # pragma: no cover - TOOLS is closed
+        raise InstallError(f"unknown tool group {group}")
+
+
+def ensure(name: str) -> Path:
+    """Return the path of a verified binary, building it into the cache if needed."""
+    tool = TOOLS[name]
+    user = _user_asset(tool)
+    if user is not None:
+        return user
+    dest = _bin_dir(tool)
+    path = dest / tool.name
+    if _verified(path, tool):
+        return path
+    logfile = cache_root() / "logs" / f"{tool.group}-{tool.version}.log"
+    log(f"building {tool.group} {tool.version} (log: {logfile}) ...")
+    start = time.monotonic()
+    _build_group(tool.group, dest, logfile)
+    log(f"built {tool.group} {tool.version} in {time.monotonic() - start:.0f}s")
+    if not _verified(path, tool):
+        raise InstallError(
+            f"{tool.name}: built, but '{path} --version' does not report {tool.version}: "
+            f"{_version_of(path, tool)[:300]!r}; log kept at {logfile}"
+        )
+    return path
+
+
+def ensure_all(names: Sequence[str] | None = None) -> dict[str, Path]:
+    """Ensure every named tool (default: all); returns name -> absolute path."""
+    start = time.monotonic()
+    paths: dict[str, Path] = {}
+    for name in names or list(TOOLS):
+        t0 = time.monotonic()
+        paths[name] = ensure(name)
+        log(f"{name:24s} {TOOLS[name].version:8s} ok ({time.monotonic() - t0:.1f}s) {paths[name]}")
+    log(f"all binaries ready in {time.monotonic() - start:.1f}s; cache {cache_root()}")
+    return paths
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        paths = ensure_all(args or None)
+    except InstallError as exc:
+        log(f"error: {exc}")
+        return 1
+    if shutil.which("go") is None and not paths:  # pragma: no cover
+        log("go not found on PATH")
+    for name, path in paths.items():
+        print(f"{name}={path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,191 @@
+"""The one place API objects become core dataclasses (and nodes become capacity).
+
+Owns the mapping from pydantic API objects (``inferfleet.api``) to the pure core's types
+(``inferfleet.core.types``), so the core survives API version changes, plus the capacity rule: a
+class's capacity is the free devices of its Ready, schedulable, matching nodes, unless the class
+overrides it.  Nodes arrive as plain ``NodeInfo`` records so this module needs no Kubernetes client.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from inferfleet.api.acceleratorclass import AcceleratorClass as ApiClass
+from inferfleet.api.fleetpolicy import FleetPolicy as ApiPolicy
+from inferfleet.api.inferencepool import InferencePool as ApiPool
+from inferfleet.core import cost
+from inferfleet.core import types as core
+
+__all__ = [
+    "NodeInfo",
+    "class_capacity",
+    "node_info_from_manifest",
+    "pool_key",
+    "to_core_class",
+    "to_core_policy",
+    "to_core_pool",
+]
+
+GIB = 2**30
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeInfo:
+    """What the planner needs of a node: labels, allocatable devices, health, and devices in use
+    by pods that inferfleet does not own (its own replicas are re-planned, so they do not count)."""
+
+    name: str
+    labels: Mapping[str, str]
+    allocatable: Mapping[str, int]
+    ready: bool = True
+    schedulable: bool = True
+    foreign_used: Mapping[str, int] = dataclasses.field(default_factory=dict)
+
+
+def pool_key(pool: ApiPool) -> str:
+    return f"{pool.metadata.get('namespace', 'default')}/{pool.metadata['name']}"
+
+
+def matches(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def _count(value: object) -> int:
+    """An extended-resource count ("8", 8, "8k" is not a device count) -> int; garbage -> 0."""
+    try:
+        return int(str(value))
+    except ValueError:
+        return 0
+
+
+def node_info_from_manifest(node: Mapping[str, Any], foreign_used: Mapping[str, int] | None = None) -> NodeInfo:
+    """A Node object (as a dict, from a manifest or the API) -> NodeInfo.  A node without status
+    (a manifest about to be created) is taken as Ready with allocatable = capacity."""
+    meta = node.get("metadata") or {}
+    spec = node.get("spec") or {}
+    status = node.get("status") or {}
+    resources = status.get("allocatable") or status.get("capacity") or {}
+    conditions = status.get("conditions")
+    ready = True
+    if conditions:
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    return NodeInfo(
+        name=str(meta.get("name", "")),
+        labels=dict(meta.get("labels") or {}),
+        allocatable={str(k): _count(v) for k, v in resources.items()},
+        ready=ready,
+        schedulable=not spec.get("unschedulable", False),
+        foreign_used=dict(foreign_used or {}),
+    )
+
+
+def class_capacity(cls: ApiClass, nodes: Sequence[NodeInfo] | None) -> tuple[int, ...]:
+    """Free devices per usable node; the override wins; None nodes with no override -> ()."""
+    spec = cls.spec
+    if spec.capacity is not None:
+        return (spec.devices_per_node,) * spec.capacity.nodes
+    if nodes is None:
+        return ()
+    free = []
+    for node in sorted(nodes, key=lambda n: n.name):
+        if not (node.ready and node.schedulable and matches(spec.node_selector, node.labels)):
+            continue
+        devices = node.allocatable.get(spec.resource_name, 0) - node.foreign_used.get(spec.resource_name, 0)
+        if devices > 0:
+            free.append(devices)
+    return tuple(free)
+
+
+def to_core_class(cls: ApiClass, node_free_devices: tuple[int, ...]) -> core.AcceleratorClass:
+    spec = cls.spec
+    hw = spec.hardware
+    price = spec.price
+    if price.dollars_per_device_hour is not None:
+        hourly = price.dollars_per_device_hour
+    else:
+        assert price.capital_dollars_per_device is not None  # CEL: exactly one is set
+        hourly = cost.amortised_hourly_price(price.capital_dollars_per_device, price.lifetime_years)
+    return core.AcceleratorClass(
+        name=str(cls.metadata["name"]),
+        hardware=core.Hardware(
+            memory_gib=hw.memory / GIB,
+            memory_bandwidth_tbps=hw.memory_bandwidth_g_bps / 1000.0,
+            tflops_bf16=float(hw.bf16_tflops),
+            tflops_fp8=float(hw.fp8_tflops) if hw.fp8_tflops is not None else None,
+            power_idle_watts=float(hw.power_idle_watts),
+            power_busy_watts=float(hw.power_busy_watts),
+            layer_latency_us=hw.layer_latency_microseconds,
+        ),
+        devices_per_node=spec.devices_per_node,
+        price_per_device_hour=hourly,
+        power_domain=spec.power_domain,
+        node_free_devices=node_free_devices,
+        profiles=tuple(
+            core.Profile(
+                model=p.model,
+                devices=p.devices,
+                rps=p.requests_per_second,
+                points=tuple(
+                    core.ProfilePoint(b.input_tokens, b.output_tokens, b.requests_per_second) for b in p.buckets
+                ),
+            )
+            for p in spec.profiles
+        ),
+    )
+
+
+def to_core_pool(
+    pool: ApiPool, current: Mapping[str, int] | None = None, demand_rps: float | None = None
+) -> core.Pool:
+    """``demand_rps`` overrides the static demand (measured demand, or a what-if)."""
+    spec = pool.spec
+    model = spec.model
+    demand = spec.demand.requests_per_second if demand_rps is None else demand_rps
+    min_replicas, max_replicas = spec.min_replicas, spec.max_replicas
+    if spec.replicas is not None:  # pinned by kubectl scale / an HPA: the count is fixed
+        min_replicas = max_replicas = spec.replicas
+        demand = 0.0
+    return core.Pool(
+        key=pool_key(pool),
+        model=core.ModelSpec(
+            name=model.name,
+            parameters_b=model.parameters,
+            precision=model.precision,
+            context_length=model.context_length,
+            layers=model.layers,
+            kv_bytes_per_token=model.kv_bytes_per_token,
+        ),
+        slo=core.SLO(
+            ttft_s=spec.slo.ttft_p95_milliseconds / 1000.0 if spec.slo.ttft_p95_milliseconds else None,
+            tpot_s=spec.slo.tpot_p95_milliseconds / 1000.0 if spec.slo.tpot_p95_milliseconds else None,
+        ),
+        workload=core.Workload(spec.demand.input_tokens, spec.demand.output_tokens),
+        demand_rps=demand,
+        min_replicas=min_replicas,
+        max_replicas=max_replicas,
+        priority=spec.priority,
+        allowed_classes=frozenset(spec.placement.allowed_classes)
+        if spec.placement.allowed_classes is not None
+        else None,
+        preferred_classes=frozenset(spec.placement.preferred_classes),
+        current=dict(current or {}),
+    )
+
+
+def to_core_policy(policy: ApiPolicy | None, time_limit_s: float | None = None) -> core.Policy:
+    if policy is None:
+        return core.Policy()
+    spec = policy.spec
+    return core.Policy(
+        domain_budgets_watts={d.name: d.budget_kilowatts * 1000.0 for d in spec.power_domains},
+        electricity_per_kwh=spec.electricity.dollars_per_kilowatt_hour,
+        pue=spec.electricity.pue,
+        headroom=1.0 + spec.slo_headroom_percent / 100.0,
+        churn_dollars_per_replica=spec.churn_dollars_per_replica_move,
+        time_limit_s=float(time_limit_s or spec.planning.solver_time_limit_seconds),
+        carbon_g_per_kwh=float(spec.electricity.carbon_grams_per_kilowatt_hour)
+        if spec.electricity.carbon_grams_per_kilowatt_hour is not None
+        else None,
+    )
