@@ -61,7 +61,7 @@ def _options(
     rng: np.random.Generator, params_b: float, tight: bool, classes: tuple[AcceleratorClass, ...]
 ) -> tuple[Option, ...]:
     out = []
-    need_gib = params_b * 2.0 * 1.3
+    need_gib = params_b * (1.0 if params_b > 100 else 2.0) * 1.3  # the biggest models run in FP8
     for cls, row in zip(classes, CATALOGUE, strict=True):
         _, dpn, price, watts, mem, speed, user_tps = row
         if tight and user_tps * 8.0 / params_b < 40.0:
@@ -109,7 +109,7 @@ def make_fleet(n_pools: int, seed: int = 7, n_classes: int = 16, n_domains: int 
     for i in range(n_pools):
         params = float(rng.choice(MODELS_B))
         tight = bool(rng.random() < 0.3)
-        demand = float(min(3000.0, 0.4 * (rng.pareto(1.2) + 1.0) ** 1.6))
+        demand = float(min(5000.0, 4.0 * (rng.pareto(1.2) + 1.0) ** 1.5 * min(1.0, 8.0 / params)))
         key = f"team-{i % 97}/pool-{i}"
         opts = _options(rng, params, tight, skeleton)
         options[key] = opts
@@ -141,8 +141,8 @@ def make_fleet(n_pools: int, seed: int = 7, n_classes: int = 16, n_domains: int 
         )
     classes = []
     for cls in skeleton:
-        # capacity around 60-140% of what the cheapest placement would want, fragmented nodes
-        target = want_devices[cls.name] * float(rng.uniform(0.6, 1.4)) + cls.devices_per_node * 2
+        # capacity around 70-160% of what the cheapest placement would want, fragmented nodes
+        target = want_devices[cls.name] * float(rng.uniform(0.7, 1.6)) + cls.devices_per_node * 2
         n_nodes = max(1, math.ceil(target / cls.devices_per_node))
         free = [
             cls.devices_per_node if rng.random() < 0.6 else int(rng.integers(0, cls.devices_per_node))
@@ -158,7 +158,7 @@ def make_fleet(n_pools: int, seed: int = 7, n_classes: int = 16, n_domains: int 
                 node_free_devices=tuple(free),
             )
         )
-    budgets = {d: round(w * 0.85, 1) for d, w in sorted(want_watts.items())}
+    budgets = {d: round(w * 0.9, 1) for d, w in sorted(want_watts.items())}
     return Problem(
         pools=tuple(pools),
         options=options,

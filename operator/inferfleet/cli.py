@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     from inferfleet.api import crdgen
 
     crdgen.register(sub)
+    from inferfleet.controller import cli as run_cli
+
+    run_cli.register(sub)
     from inferfleet.sim import devcluster
 
     devcluster.register(sub)

@@ -70,7 +70,9 @@ class Compiled:
     churn_pool: IntArray
     churn_class: IntArray
     churn_current: FloatArray
-    churn_has_cols: npt.NDArray[np.bool_]
+    churn_pair: IntArray  # pair of each churn row, -1 when the pool has no column on that class
+    pair_of_col: IntArray  # (pool, class) pair of each column
+    n_pairs: int
     # classes and domains
     class_names: tuple[str, ...]
     class_domain: IntArray  # -1: not in a budgeted domain
@@ -137,17 +139,23 @@ def compile_problem(problem: Problem) -> Compiled:
     churn_pool = np.array([r[0] for r in churn_rows], dtype=np.int64)
     churn_class = np.array([r[1] for r in churn_rows], dtype=np.int64)
     churn_current = np.array([r[2] for r in churn_rows], dtype=np.float64)
-    has_cols = {(int(p), int(c)) for p, c in zip(cp, cc, strict=True)}
-    churn_has = np.array([(r[0], r[1]) in has_cols for r in churn_rows], dtype=np.bool_)
+    # (pool, class) pairs that have columns; churn rows point at theirs (-1: forced move)
+    n_cls = max(len(class_names), 1)
+    col_key = cp * n_cls + cc
+    pair_keys, pair_of_col = np.unique(col_key, return_inverse=True)
+    churn_key = churn_pool * n_cls + churn_class
+    pos = np.minimum(np.searchsorted(pair_keys, churn_key), max(len(pair_keys) - 1, 0))
+    found = (churn_class >= 0) & (len(pair_keys) > 0)
+    if len(pair_keys):
+        found &= pair_keys[pos] == churn_key
+    churn_pair = np.where(found, pos, -1).astype(np.int64)
 
     # Upper bounds: more than ceil(need/rps) replicas of one option is never better unless the
     # minimum or the current placement asks for more.
-    cur_of = np.zeros(len(opts), dtype=np.float64)
-    cur_map = {(r[0], r[1]): r[2] for r in churn_rows}
-    for j in range(len(opts)):
-        cur_of[j] = cur_map.get((int(cp[j]), int(cc[j])), 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        by_demand = np.ceil(need[cp] / rps - 1e-9) if len(opts) else np.zeros(0)
+    cur_on_pair = np.zeros(len(pair_keys), dtype=np.float64)
+    np.add.at(cur_on_pair, churn_pair[found], churn_current[found])
+    cur_of = cur_on_pair[pair_of_col] if len(opts) else np.zeros(0)
+    by_demand = np.ceil(need[cp] / rps - 1e-9) if len(opts) else np.zeros(0)
     ub = np.minimum(max_r[cp], np.maximum(np.maximum(by_demand, min_r[cp]), cur_of))
 
     cap_rows: list[CapacityRow] = []
@@ -184,7 +192,9 @@ def compile_problem(problem: Problem) -> Compiled:
         churn_pool=churn_pool,
         churn_class=churn_class,
         churn_current=churn_current,
-        churn_has_cols=churn_has,
+        churn_pair=churn_pair,
+        pair_of_col=pair_of_col.astype(np.int64),
+        n_pairs=len(pair_keys),
         class_names=class_names,
         class_domain=class_domain,
         domain_names=domain_names,

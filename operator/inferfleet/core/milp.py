@@ -1,8 +1,10 @@
-"""The exact path: the placement model in HiGHS, solved as a MILP (or as its LP relaxation).
+"""The placement model in HiGHS: sparse rows built with numpy, one ``passModel``, phases by costs.
 
-Owns the sparse matrix of :mod:`inferfleet.core.formulation`'s rows (built with numpy, passed in one
-``passModel``), the solver options that make runs reproducible (one thread, fixed seed), MIP starts,
-and reading back values, objective, dual bound and status.
+Owns the column layout (replicas, shed fractions, missing-minimum slacks, moved replicas), the
+sparse matrix of every row :mod:`inferfleet.core.formulation` describes plus one row per priority
+level (the normalised shed of that level, used to fix a level once it is optimised), the solver
+options that make runs reproducible (one thread, fixed seed), MIP starts, and reading back values,
+objective, dual bound and status.  The same class holds the MILP and its LP relaxation.
 """
 
 from __future__ import annotations
@@ -15,22 +17,26 @@ import numpy.typing as npt
 
 from inferfleet.core.formulation import Compiled
 
-__all__ = ["Layout", "MilpModel", "SolveResult", "build_model"]
+__all__ = ["INF", "HighsModel", "Layout", "SolveResult", "build_model"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-INF = highspy.kHighsInf
-SEED = 20240601
+INF = float(highspy.kHighsInf)
+SEED = 1729
 
 
 @dataclasses.dataclass(frozen=True)
 class Layout:
-    """Where each kind of variable lives in the column vector."""
+    """Where each kind of variable and row lives."""
 
     n_rep: int  # replica columns [0, n_rep)
-    shed_pools: IntArray  # pools with demand; shed fraction column n_rep + i
-    min_pools: IntArray  # pools with a minimum; slack column after the shed columns
-    churn_rows: IntArray  # churn pairs with columns; moved-replica column after the min slack
+    shed_pools: IntArray  # pools with demand and a column: shed fraction column shed_start + i
+    min_pools: IntArray  # pools with a minimum and a column: missing-minimum column min_start + i
+    churn_pairs: IntArray  # churn pairs with columns: moved-replica column churn_start + i
+    level_cols: tuple[IntArray, ...]  # per level: its shed and missing-minimum columns
+    level_vals: tuple[FloatArray, ...]  # 1 for shed fractions, 1/min for missing minimum replicas
+    level_row0: int  # row of level 0; level k is row level_row0 + k
+    demand_row0: int  # demand row of shed_pools[i] is demand_row0 + i
 
     @property
     def shed_start(self) -> int:
@@ -46,52 +52,60 @@ class Layout:
 
     @property
     def n_cols(self) -> int:
-        return self.churn_start + len(self.churn_rows)
+        return self.churn_start + len(self.churn_pairs)
+
+    def level_values(self, x: FloatArray) -> FloatArray:
+        return np.array([float(x[c] @ v) for c, v in zip(self.level_cols, self.level_vals, strict=True)])
 
 
 @dataclasses.dataclass(frozen=True)
 class SolveResult:
-    values: FloatArray
+    values: FloatArray  # empty without a primal solution
     objective: float
     bound: float
     status: str  # "Optimal", "TimeLimit", "Infeasible", "Error"
-    has_solution: bool
+
+    @property
+    def ok(self) -> bool:
+        return len(self.values) > 0
 
 
-def _coo_to_csc(
-    rows: IntArray, cols: IntArray, vals: FloatArray, n_cols: int
-) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32], FloatArray]:
-    order = np.lexsort((rows, cols))
-    cols_s = cols[order]
-    start = np.zeros(n_cols + 1, dtype=np.int32)
-    np.cumsum(np.bincount(cols_s, minlength=n_cols), out=start[1:])
-    return start, rows[order].astype(np.int32), vals[order]
+_STATUS = {
+    highspy.HighsModelStatus.kOptimal: "Optimal",
+    highspy.HighsModelStatus.kTimeLimit: "TimeLimit",
+    highspy.HighsModelStatus.kInfeasible: "Infeasible",
+}
 
 
-class MilpModel:
-    """One HiGHS instance holding the placement model; objectives and level rows change per phase."""
+class HighsModel:
+    """One HiGHS instance holding the placement model (integer, or its LP relaxation)."""
 
-    def __init__(self, comp: Compiled) -> None:
+    def __init__(self, comp: Compiled, *, integer: bool, mip_rel_gap: float = 1e-4) -> None:
         self.comp = comp
-        self.layout, lp = build_model(comp)
+        self.integer = integer
+        self.layout, lp = build_model(comp, integer=integer)
         self.highs = highspy.Highs()
         h = self.highs
         h.setOptionValue("output_flag", False)
         h.setOptionValue("threads", 1)
         h.setOptionValue("random_seed", SEED)
-        h.setOptionValue("mip_rel_gap", 1e-4)
+        h.setOptionValue("mip_rel_gap", mip_rel_gap)
         h.passModel(lp)
-        self.integrality = lp.integrality_
 
     def set_costs(self, costs: FloatArray) -> None:
         idx = np.arange(len(costs), dtype=np.int32)
-        self.highs.changeColsCost(len(costs), idx, costs.astype(np.float64))
+        self.highs.changeColsCost(len(costs), idx, np.ascontiguousarray(costs, dtype=np.float64))
 
-    def add_row(self, cols: IntArray, vals: FloatArray, lower: float, upper: float) -> None:
-        self.highs.addRow(lower, upper, len(cols), cols.astype(np.int32), vals.astype(np.float64))
+    def set_level_bound(self, level: int, upper: float) -> None:
+        self.highs.changeRowBounds(self.layout.level_row0 + level, -INF, upper)
+
+    def add_rows(self, lower: FloatArray, upper: FloatArray, start: IntArray, index: IntArray,
+                 value: FloatArray) -> None:
+        self.highs.addRows(len(lower), lower, upper, len(index), start.astype(np.int32),
+                           index.astype(np.int32), value.astype(np.float64))
 
     def full_vector(self, n: FloatArray) -> FloatArray:
-        """Replica counts plus the shed, minimum-slack and churn columns they imply."""
+        """Replica counts plus the shed, missing-minimum and churn columns they imply."""
         comp, lay = self.comp, self.layout
         x = np.zeros(lay.n_cols, dtype=np.float64)
         x[: lay.n_rep] = n
@@ -101,169 +115,152 @@ class MilpModel:
         x[lay.shed_start : lay.min_start] = np.clip(1.0 - served[sp] / comp.need[sp], 0.0, 1.0)
         mp = lay.min_pools
         x[lay.min_start : lay.churn_start] = np.maximum(comp.min_r[mp] - count[mp], 0.0)
-        if len(lay.churn_rows):
-            key = comp.col_pool * len(comp.class_names) + comp.col_class
-            on = np.bincount(key, weights=n, minlength=comp.n_pools * len(comp.class_names))
-            cr = lay.churn_rows
-            ck = comp.churn_pool[cr] * len(comp.class_names) + comp.churn_class[cr]
-            x[lay.churn_start :] = np.maximum(comp.churn_current[cr] - on[ck], 0.0)
+        if len(lay.churn_pairs):
+            on = np.bincount(comp.pair_of_col, weights=n, minlength=comp.n_pairs)
+            cp = lay.churn_pairs
+            x[lay.churn_start :] = np.maximum(comp.churn_current[cp] - on[comp.churn_pair[cp]], 0.0)
         return x
 
-    def run(self, time_limit: float, start: FloatArray | None, *, relax: bool = False) -> SolveResult:
+    def run(self, time_limit: float, start: FloatArray | None = None) -> SolveResult:
         h = self.highs
         h.setOptionValue("time_limit", max(time_limit, 0.01))
-        if relax:
-            h.changeColsIntegrality(
-                self.layout.n_rep,
-                np.arange(self.layout.n_rep, dtype=np.int32),
-                np.full(self.layout.n_rep, highspy.HighsVarType.kContinuous),
-            )
-        elif start is not None:
+        if start is not None and self.integer:
             sol = highspy.HighsSolution()
-            sol.col_value = list(start)
+            sol.col_value = start
             h.setSolution(sol)
         h.run()
-        status = h.getModelStatus()
         info = h.getInfo()
-        solution = h.getSolution()
-        has = bool(info.primal_solution_status == highspy.kSolutionStatusFeasible)
-        values = np.array(solution.col_value, dtype=np.float64) if has else np.zeros(0)
-        if relax:
-            h.changeColsIntegrality(
-                self.layout.n_rep,
-                np.arange(self.layout.n_rep, dtype=np.int32),
-                np.full(self.layout.n_rep, highspy.HighsVarType.kInteger),
-            )
-            bound = float(info.objective_function_value) if has else -INF
-        else:
-            bound = float(info.mip_dual_bound)
-        name = {
-            highspy.HighsModelStatus.kOptimal: "Optimal",
-            highspy.HighsModelStatus.kTimeLimit: "TimeLimit",
-            highspy.HighsModelStatus.kInfeasible: "Infeasible",
-        }.get(status, "Error")
+        name = _STATUS.get(h.getModelStatus(), "Error")
+        has = info.primal_solution_status == highspy.kSolutionStatusFeasible
+        values = np.array(h.getSolution().col_value, dtype=np.float64) if has else np.zeros(0)
         objective = float(info.objective_function_value) if has else INF
-        return SolveResult(values, objective, bound, name, has)
+        if self.integer:
+            bound = float(info.mip_dual_bound)
+        else:
+            bound = objective if name == "Optimal" else -INF
+        return SolveResult(values, objective, bound, name)
 
 
-def build_model(comp: Compiled) -> tuple[Layout, highspy.HighsLp]:
-    """All rows of the model with a zero objective (phases set their own costs)."""
+def _coo_to_csc(
+    rows: IntArray, cols: IntArray, vals: FloatArray, n_cols: int
+) -> tuple[IntArray, IntArray, FloatArray]:
+    order = np.lexsort((rows, cols))
+    start = np.zeros(n_cols + 1, dtype=np.int64)
+    np.cumsum(np.bincount(cols[order], minlength=n_cols), out=start[1:])
+    return start, rows[order], vals[order]
+
+
+class _Rows:
+    """Accumulates row blocks as coordinate triplets."""
+
+    def __init__(self) -> None:
+        self.rows: list[IntArray] = []
+        self.cols: list[IntArray] = []
+        self.vals: list[FloatArray] = []
+        self.lower: list[FloatArray] = []
+        self.upper: list[FloatArray] = []
+        self.count = 0
+
+    def add(self, r: IntArray, c: IntArray, v: FloatArray, lo: FloatArray, hi: FloatArray) -> int:
+        first = self.count
+        self.rows.append(np.asarray(r, dtype=np.int64) + first)
+        self.cols.append(np.asarray(c, dtype=np.int64))
+        self.vals.append(np.asarray(v, dtype=np.float64))
+        self.lower.append(np.asarray(lo, dtype=np.float64))
+        self.upper.append(np.asarray(hi, dtype=np.float64))
+        self.count += len(lo)
+        return first
+
+    def per_pool(self, comp: Compiled, pools: IntArray, slack0: int | None, rhs_lo: FloatArray,
+                 rhs_hi: FloatArray, coef: FloatArray) -> int:
+        """One row per pool in ``pools`` over its replica columns (plus its own slack column)."""
+        row_of = np.full(comp.n_pools, -1, dtype=np.int64)
+        row_of[pools] = np.arange(len(pools))
+        sel = np.flatnonzero(row_of[comp.col_pool] >= 0)
+        k = len(pools)
+        r, c, v = row_of[comp.col_pool[sel]], sel, coef[sel]
+        if slack0 is not None:
+            r = np.concatenate([r, np.arange(k)])
+            c = np.concatenate([c, slack0 + np.arange(k)])
+            v = np.concatenate([v, np.ones(k)])
+        return self.add(r, c, v, rhs_lo, rhs_hi)
+
+    def single(self, cols: IntArray, vals: FloatArray, lo: float, hi: float) -> int:
+        return self.add(np.zeros(len(cols), dtype=np.int64), cols, vals, np.array([lo]), np.array([hi]))
+
+
+def build_model(comp: Compiled, *, integer: bool) -> tuple[Layout, highspy.HighsLp]:
+    """Every row of the model with a zero objective; each phase sets its own costs."""
     n_rep = comp.n_cols
-    shed_pools = np.flatnonzero(comp.need > 0)
-    min_pools = np.flatnonzero(comp.min_r > 0)
-    churn_rows = np.flatnonzero(comp.churn_has_cols)
-    lay = Layout(n_rep, shed_pools, min_pools, churn_rows)
-    cp, cc = comp.col_pool, comp.col_class
-    j_all = np.arange(n_rep, dtype=np.int64)
-    rows: list[IntArray] = []
-    cols: list[IntArray] = []
-    vals: list[FloatArray] = []
-    lower: list[FloatArray] = []
-    upper: list[FloatArray] = []
-    n_rows = 0
-
-    def block(r: IntArray, c: IntArray, v: FloatArray, lo: FloatArray, hi: FloatArray) -> None:
-        nonlocal n_rows
-        rows.append(r + n_rows)
-        cols.append(c)
-        vals.append(v)
-        lower.append(lo)
-        upper.append(hi)
-        n_rows += len(lo)
-
-    # demand: sum rps/need * n + f >= 1
-    row_of = np.full(comp.n_pools, -1, dtype=np.int64)
-    row_of[shed_pools] = np.arange(len(shed_pools))
-    sel = row_of[cp] >= 0
-    k = len(shed_pools)
-    block(
-        np.concatenate([row_of[cp][sel], np.arange(k)]),
-        np.concatenate([j_all[sel], lay.shed_start + np.arange(k)]),
-        np.concatenate([comp.rps[sel] / comp.need[cp][sel], np.ones(k)]),
-        np.ones(k),
-        np.full(k, INF),
-    )
-    # minimum replicas: sum n + u >= min
-    row_of[:] = -1
-    row_of[min_pools] = np.arange(len(min_pools))
-    sel = row_of[cp] >= 0
-    k = len(min_pools)
-    block(
-        np.concatenate([row_of[cp][sel], np.arange(k)]),
-        np.concatenate([j_all[sel], lay.min_start + np.arange(k)]),
-        np.ones(int(sel.sum()) + k),
-        comp.min_r[min_pools],
-        np.full(k, INF),
-    )
-    # maximum replicas, where it can bind
-    ub_sum = np.bincount(cp, weights=comp.ub, minlength=comp.n_pools)
+    placeable = np.bincount(comp.col_pool, weights=(comp.ub > 0).astype(np.float64), minlength=comp.n_pools) > 0
+    shed_pools = np.flatnonzero((comp.need > 0) & placeable)
+    min_pools = np.flatnonzero((comp.min_r > 0) & placeable)
+    churn_pairs = np.flatnonzero(comp.churn_pair >= 0)
+    shed0 = n_rep
+    min0 = shed0 + len(shed_pools)
+    churn0 = min0 + len(min_pools)
+    rows = _Rows()
+    ones = np.ones(n_rep)
+    inf_k = np.full(len(shed_pools), INF)
+    demand0 = rows.per_pool(comp, shed_pools, shed0, np.ones(len(shed_pools)), inf_k,
+                            comp.rps / np.maximum(comp.need[comp.col_pool], 1e-12))
+    rows.per_pool(comp, min_pools, min0, comp.min_r[min_pools], np.full(len(min_pools), INF), ones)
+    ub_sum = np.bincount(comp.col_pool, weights=comp.ub, minlength=comp.n_pools)
     max_pools = np.flatnonzero(ub_sum > comp.max_r)
-    row_of[:] = -1
-    row_of[max_pools] = np.arange(len(max_pools))
-    sel = row_of[cp] >= 0
-    k = len(max_pools)
-    block(row_of[cp][sel], j_all[sel], np.ones(int(sel.sum())), np.full(k, -INF), comp.max_r[max_pools])
-    # churn: sum_{class} n + m >= current
-    if len(churn_rows):
-        n_cls = len(comp.class_names)
-        pair_key = comp.churn_pool[churn_rows] * n_cls + comp.churn_class[churn_rows]
-        order = np.argsort(pair_key)
-        col_key = cp * n_cls + cc
-        pos = np.searchsorted(pair_key[order], col_key)
-        pos_c = np.minimum(pos, len(order) - 1)
-        sel = pair_key[order][pos_c] == col_key
-        k = len(churn_rows)
-        block(
-            np.concatenate([order[pos_c[sel]], np.arange(k)]),
-            np.concatenate([j_all[sel], lay.churn_start + np.arange(k)]),
-            np.ones(int(sel.sum()) + k),
-            comp.churn_current[churn_rows],
+    rows.per_pool(comp, max_pools, None, np.full(len(max_pools), -INF), comp.max_r[max_pools], ones)
+    if len(churn_pairs):
+        # moved replicas: sum over the pair's columns + m >= current
+        row_of = np.full(comp.n_pairs, -1, dtype=np.int64)
+        row_of[comp.churn_pair[churn_pairs]] = np.arange(len(churn_pairs))
+        sel = np.flatnonzero((comp.pair_of_col >= 0) & (row_of[np.maximum(comp.pair_of_col, 0)] >= 0))
+        k = len(churn_pairs)
+        rows.add(
+            np.concatenate([row_of[comp.pair_of_col[sel]], np.arange(k)]),
+            np.concatenate([sel, churn0 + np.arange(k)]),
+            np.ones(len(sel) + k),
+            comp.churn_current[churn_pairs],
             np.full(k, INF),
         )
-    # node capacity thresholds
     for cap in comp.capacity_rows:
-        sel = (cc == cap.cls) & (comp.devices >= cap.size) & (comp.ub > 0)
-        block(
-            np.zeros(int(sel.sum()), dtype=np.int64),
-            j_all[sel],
-            comp.devices[sel],
-            np.array([-INF]),
-            np.array([cap.rhs]),
-        )
-    # power per budgeted domain
-    dom = comp.class_domain[cc] if n_rep else np.zeros(0, dtype=np.int64)
+        sel = np.flatnonzero((comp.col_class == cap.cls) & (comp.devices >= cap.size) & (comp.ub > 0))
+        rows.single(sel, comp.devices[sel], -INF, cap.rhs)
+    dom = comp.class_domain[comp.col_class]
     for d, budget in enumerate(comp.budgets):
-        sel = dom == d
-        block(np.full(int(sel.sum()), 0, dtype=np.int64), j_all[sel], comp.watts[sel], np.array([-INF]),
-              np.array([float(budget)]))
+        sel = np.flatnonzero((dom == d) & (comp.ub > 0))
+        rows.single(sel, comp.watts[sel], -INF, float(budget))
+    level_cols: list[IntArray] = []
+    level_vals: list[FloatArray] = []
+    level_row0 = rows.count
+    for k in range(len(comp.levels)):
+        sp = np.flatnonzero(comp.level[shed_pools] == k)
+        mp = np.flatnonzero(comp.level[min_pools] == k)
+        cols = np.concatenate([shed0 + sp, min0 + mp]).astype(np.int64)
+        vals = np.concatenate([np.ones(len(sp)), 1.0 / comp.min_r[min_pools[mp]]])
+        level_cols.append(cols)
+        level_vals.append(vals)
+        rows.single(cols, vals, -INF, INF)
+    lay = Layout(n_rep, shed_pools, min_pools, churn_pairs, tuple(level_cols), tuple(level_vals),
+                 level_row0, demand0)
 
     lp = highspy.HighsLp()
     lp.num_col_ = lay.n_cols
-    lp.num_row_ = n_rows
+    lp.num_row_ = rows.count
     lp.col_cost_ = np.zeros(lay.n_cols)
     lp.col_lower_ = np.zeros(lay.n_cols)
-    col_upper = np.concatenate(
-        [
-            comp.ub,
-            np.ones(len(shed_pools)),
-            comp.min_r[min_pools],
-            comp.churn_current[churn_rows],
-        ]
+    lp.col_upper_ = np.concatenate(
+        [comp.ub, np.ones(len(shed_pools)), comp.min_r[min_pools], comp.churn_current[churn_pairs]]
     )
-    lp.col_upper_ = col_upper
-    lp.row_lower_ = np.concatenate(lower) if lower else np.zeros(0)
-    lp.row_upper_ = np.concatenate(upper) if upper else np.zeros(0)
+    lp.row_lower_ = np.concatenate(rows.lower)
+    lp.row_upper_ = np.concatenate(rows.upper)
     start, index, value = _coo_to_csc(
-        np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64),
-        np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64),
-        np.concatenate(vals) if vals else np.zeros(0),
-        lay.n_cols,
+        np.concatenate(rows.rows), np.concatenate(rows.cols), np.concatenate(rows.vals), lay.n_cols
     )
     lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = start
-    lp.a_matrix_.index_ = index
+    lp.a_matrix_.start_ = start.astype(np.int32)
+    lp.a_matrix_.index_ = index.astype(np.int32)
     lp.a_matrix_.value_ = value
-    lp.integrality_ = [highspy.HighsVarType.kInteger] * n_rep + [highspy.HighsVarType.kContinuous] * (
-        lay.n_cols - n_rep
-    )
+    if integer:
+        lp.integrality_ = [highspy.HighsVarType.kInteger] * n_rep + [highspy.HighsVarType.kContinuous] * (
+            lay.n_cols - n_rep
+        )
     return lay, lp

@@ -1,41 +1,43 @@
 """Performance model: devices per replica and sustainable requests/s per replica at an SLO.
 
-An analytic roofline over the hardware figures (docs/performance-model.md has the derivation and
-the check against published speeds), overridden exactly where a class carries a measured profile.
+``estimate`` is what the Problem builder calls for every pool x class. It sizes the replica from
+memory (``sizing``), runs the analytic roofline (``roofline``; the equations and their check against
+published speeds are in docs/performance-model.md), and lets measured profiles override it exactly
+where they cover the workload.
 
-Per decode step at batch B on d devices (bandwidth and FLOPs summed over the devices, derated by
-BANDWIDTH_EFFICIENCY and COMPUTE_EFFICIENCY):
+Device count: the smallest power of two that holds the weights and KV cache; then every larger power
+of two up to the node size is tried and the one with the most req/s per device wins (the fewest
+devices on ties). So a TPOT that one GPU cannot meet is met by tensor parallelism, and a model whose
+minimal fit leaves little KV room gets the degree that serves it cheapest per device.
 
-    step(B) = max((weights + B x KV bytes at average context) / bandwidth, 2 x params x B / flops)
-              + layers x layer_latency
-    prefill = 2 x params x input_tokens / flops            (compute-bound, batched)
-    TPOT(B) = step(B) + B x prefill / output_tokens        (prefills stall the decode batch)
-    TTFT(B) = step(B) + max(prefill, weights / bandwidth) + layers x layer_latency
-    rps(B)  = B / (output_tokens x step(B) + B x prefill)
-
-All are linear pieces in B, so the largest B meeting the SLO and the KV memory has a closed form.
-The figures are used as p95 directly (see the doc). FP8/INT weights use ``tflops_fp8`` when the
-hardware has an 8-bit path, else the BF16 rate; FP32 runs at half the BF16 rate.
-
-Device count: the smallest power of two that holds the weights and KV cache (``sizing``), then every
-larger power of two up to the node size is tried and the one with the most req/s per device wins
-(fewest devices on ties), so a TPOT that one GPU cannot meet is met by tensor parallelism.
+The roofline's latencies are used as p95 directly: they are deterministic step times at the
+largest batch the SLO allows, and the planner loads a replica to only 1 / headroom of that rate.
 """
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 from inferfleet.core import sizing
 from inferfleet.core.reference import REFERENCE_HARDWARE
+from inferfleet.core.roofline import (
+    BANDWIDTH_EFFICIENCY,
+    COMPUTE_EFFICIENCY,
+    TP_SCALING_PER_DOUBLING,
+    Operating,
+    batch1_step_s,
+    effective_tflops,
+    format_seconds,
+    shape_of,
+    solve,
+)
 from inferfleet.core.types import SLO, AcceleratorClass, Estimate, Hardware, ModelSpec, Unfit, Workload
 
 __all__ = [
     "BANDWIDTH_EFFICIENCY",
     "COMPUTE_EFFICIENCY",
-    "TP_SCALING_PER_DOUBLING",
     "REFERENCE_HARDWARE",
+    "TP_SCALING_PER_DOUBLING",
     "decode_tokens_per_s_per_user",
     "effective_tflops",
     "estimate",
@@ -43,179 +45,74 @@ __all__ = [
     "format_seconds",
 ]
 
-BANDWIDTH_EFFICIENCY = 0.75  # achieved fraction of peak memory bandwidth in decode
-COMPUTE_EFFICIENCY = 0.50  # achieved fraction of dense peak FLOPs in batched matmuls
-TP_SCALING_PER_DOUBLING = 0.90  # bandwidth and FLOPs kept per doubling of devices (all-reduces)
-_TP_EXPONENT = math.log2(TP_SCALING_PER_DOUBLING)
-_EIGHT_BIT_OR_LESS = frozenset({"fp8", "int8", "int4", "fp4"})
-
-
-def effective_tflops(hw: Hardware, precision: str) -> float:
-    """Dense TFLOPs the model's precision runs at on this hardware (before efficiency)."""
-    if precision in _EIGHT_BIT_OR_LESS and hw.tflops_fp8 is not None:
-        return hw.tflops_fp8
-    if precision == "fp32":
-        return hw.tflops_bf16 / 2.0
-    return hw.tflops_bf16
-
-
-def format_seconds(seconds: float) -> str:
-    """Human latency: '45 ms', '1.2 s', '350 us'."""
-    if seconds >= 1.0:
-        return f"{seconds:.3g} s"
-    if seconds >= 1e-3:
-        return f"{seconds * 1e3:.3g} ms"
-    return f"{seconds * 1e6:.3g} us"
-
 
 def _bad_figures(model: ModelSpec, workload: Workload, hw: Hardware) -> str | None:
     if model.parameters_b <= 0:
         return "the model has no parameters"
     if hw.memory_gib <= 0 or hw.memory_bandwidth_tbps <= 0 or hw.tflops_bf16 <= 0:
         return "the class lacks memory, bandwidth or FLOPs figures"
-    if workload.input_tokens < 0 or workload.output_tokens < 0 or workload.input_tokens + workload.output_tokens == 0:
-        return "the workload has no tokens"
-    if workload.input_tokens + workload.output_tokens > model.context_length:
-        return (
-            f"requests of {workload.input_tokens + workload.output_tokens} tokens exceed the model's "
-            f"{model.context_length}-token context"
-        )
+    tokens = workload.input_tokens + workload.output_tokens
+    if workload.input_tokens < 0 or workload.output_tokens < 0 or workload.input_tokens == 0:
+        return "the workload has no input tokens"
+    if tokens > model.context_length:
+        return f"requests of {tokens} tokens exceed the model's {model.context_length}-token context"
     return None
 
 
-def _slo_miss(what: str, predicted: float, target: float, devices: int) -> Unfit:
-    return Unfit(
-        f"predicted {what} {format_seconds(predicted)} at batch 1 on {devices} device"
-        f"{'s' if devices != 1 else ''} exceeds the {format_seconds(target)} SLO"
-    )
-
-
-def _rates(hw: Hardware, precision: str, devices: int) -> tuple[float, float]:
-    """(bytes/s, FLOP/s) that ``devices`` devices deliver, after efficiency and TP scaling."""
-    scale = devices ** _TP_EXPONENT * devices
-    return (
-        scale * hw.memory_bandwidth_tbps * 1e12 * BANDWIDTH_EFFICIENCY,
-        scale * effective_tflops(hw, precision) * 1e12 * COMPUTE_EFFICIENCY,
-    )
-
-
-def _solve(model: ModelSpec, workload: Workload, slo: SLO, hw: Hardware, devices: int) -> Estimate | Unfit:
-    """The largest batch meeting the SLO and KV memory on exactly ``devices`` devices."""
-    params = model.parameters_b * 1e9
-    weights = sizing.weight_bytes(model)
-    kv_token = sizing.kv_bytes_per_token(model)
-    n_in, n_out = workload.input_tokens, workload.output_tokens
-    bandwidth, flops = _rates(hw, model.precision, devices)
-    fixed = sizing.layers(model) * hw.layer_latency_us * 1e-6
-    weight_read = weights / bandwidth
-    free = devices * sizing.usable_bytes_per_device(hw) - weights
-    capacity = math.floor(free / (kv_token * (n_in + n_out))) if free > 0 else 0
-    if capacity < 1:
-        return Unfit(
-            f"{weights / sizing.GIB:.1f} GiB of weights leave no room for the KV cache on "
-            f"{devices} device(s) of {hw.memory_gib:g} GiB"
-        )
-    prefill = 2.0 * params * n_in / flops
-    if n_out == 0:
-        return _solve_prefill_only(slo, devices, capacity, prefill, weight_read, fixed)
-    kv_read = kv_token * (n_in + n_out / 2.0) / bandwidth  # per sequence, at average context
-    compute = 2.0 * params / flops  # per sequence per step
-    stall = prefill / n_out  # prefill time charged to each output token
-    alone = max(prefill, weight_read) + fixed  # a lone request's prefill
-
-    def step(b: int) -> float:
-        return max(weight_read + kv_read * b, compute * b) + fixed
-
-    def tpot(b: int) -> float:
-        return step(b) + b * stall
-
-    limit = float(capacity)
-    if slo.tpot_s is not None:
-        room = slo.tpot_s - fixed
-        limit = min(limit, (room - weight_read) / (kv_read + stall), room / (compute + stall))
-    if slo.ttft_s is not None:
-        room = slo.ttft_s - fixed - alone
-        limit = min(limit, (room - weight_read) / kv_read, room / compute)
-    batch = max(0, math.floor(limit))
-    while batch >= 1 and (
-        (slo.tpot_s is not None and tpot(batch) > slo.tpot_s)
-        or (slo.ttft_s is not None and step(batch) + alone > slo.ttft_s)
-    ):
-        batch -= 1  # floating-point edge of the closed form
-    if batch < 1:
-        if slo.tpot_s is not None and tpot(1) > slo.tpot_s:
-            return _slo_miss("TPOT", tpot(1), slo.tpot_s, devices)
-        return _slo_miss("TTFT", step(1) + alone, slo.ttft_s or 0.0, devices)
-    rps = batch / (n_out * step(batch) + batch * prefill)
-    return Estimate(devices, rps, step(batch) + alone, tpot(batch), batch)
-
-
-def _solve_prefill_only(
-    slo: SLO, devices: int, capacity: int, prefill: float, weight_read: float, fixed: float
-) -> Estimate | Unfit:
-    """Embedding models: batches of k requests; one waits for the running batch, then runs (2 x)."""
-
-    def batch_time(k: int) -> float:
-        return max(weight_read, prefill * k) + fixed
-
-    limit = float(capacity)
-    if slo.ttft_s is not None:
-        limit = min(limit, (slo.ttft_s / 2.0 - fixed) / prefill) if prefill > 0 else limit
-        if 2.0 * batch_time(1) > slo.ttft_s:
-            limit = 0.0
-    k = max(0, math.floor(limit))
-    while k >= 1 and slo.ttft_s is not None and 2.0 * batch_time(k) > slo.ttft_s:
-        k -= 1
-    if k < 1:
-        return _slo_miss("TTFT", 2.0 * batch_time(1), slo.ttft_s or 0.0, devices)
-    return Estimate(devices, k / batch_time(k), 2.0 * batch_time(k), 0.0, k)
+def _estimate(op: Operating, devices: int) -> Estimate:
+    return Estimate(devices, op.rps, op.ttft_s, op.tpot_s, op.batch)
 
 
 @lru_cache(maxsize=16384)
 def _analytic(
-    model: ModelSpec, workload: Workload, slo: SLO, hw: Hardware, per_node: int, devices: int | None
+    model: ModelSpec, workload: Workload, slo: SLO, hw: Hardware, fit: tuple[int, int | None]
 ) -> Estimate | Unfit:
+    """The analytic estimate; ``fit`` = (devices per node, exact devices or None for the best)."""
+    per_node, devices = fit
     bad = _bad_figures(model, workload, hw)
     if bad is not None:
         return Unfit(bad)
+    shape = shape_of(model, hw)
+    n_in, n_out = workload.input_tokens, workload.output_tokens
     if devices is not None:
-        if devices < 1:
-            return Unfit(f"the profile uses {devices} devices")
-        if devices > per_node:
+        if not 1 <= devices <= per_node:
             return Unfit(f"the profile uses {devices} devices; nodes have {per_node}")
-        return _solve(model, workload, slo, hw, devices)
+        got = solve(shape, devices, n_in, n_out, ttft_slo=slo.ttft_s, tpot_slo=slo.tpot_s)
+        return Unfit(got) if isinstance(got, str) else _estimate(got, devices)
     tokens = sizing.fit_tokens(model, workload)
     need = sizing.min_devices(model, hw, tokens)
     if need > per_node:
         return Unfit(
-            f"needs {need} devices of {hw.memory_gib:g} GiB for {sizing.weight_bytes(model) / sizing.GIB:.1f} "
-            f"GiB of weights and a {tokens}-token KV cache; nodes have {per_node}"
+            f"needs {need} devices of {hw.memory_gib:.3g} GiB for {shape.weights / sizing.GIB:.1f} GiB "
+            f"of weights and a {tokens}-token KV cache; nodes have {per_node}"
         )
-    best: Estimate | None = None
-    last: Unfit | None = None
+    best: Operating | None = None
+    best_devices = 0
+    last = ""
     d = need
     while d <= per_node:
-        got = _solve(model, workload, slo, hw, d)
-        if isinstance(got, Unfit):
+        got = solve(shape, d, n_in, n_out, ttft_slo=slo.ttft_s, tpot_slo=slo.tpot_s)
+        if isinstance(got, str):
             last = got
-        elif best is None or got.rps * best.devices > best.rps * d * (1.0 + 1e-9):
-            best = got
+        elif best is None or got.rps * best_devices > best.rps * d * (1.0 + 1e-9):
+            best, best_devices = got, d
         d *= 2
-    if best is not None:
-        return best
-    assert last is not None
-    return last
+    return Unfit(last) if best is None else _estimate(best, best_devices)
 
 
 def estimate_on_devices(
     model: ModelSpec, workload: Workload, slo: SLO, cls: AcceleratorClass, devices: int
 ) -> Estimate | Unfit:
     """The analytic estimate on exactly ``devices`` devices (no device search, no profiles)."""
-    return _analytic(model, workload, slo, cls.hardware, cls.devices_per_node, devices)
+    return _analytic(model, workload, slo, cls.hardware, (cls.devices_per_node, devices))
 
 
-def _profile_rps(model: ModelSpec, workload: Workload, cls: AcceleratorClass) -> tuple[float | None, int | None]:
-    """(measured req/s covering the workload or None, profile devices or None)."""
+def _measured(model: ModelSpec, workload: Workload, cls: AcceleratorClass) -> tuple[float | None, int | None]:
+    """(measured req/s for the workload or None, the profile's devices or None).
+
+    A bucketed profile answers with the smallest bucket (fewest total tokens, then fewest input
+    tokens) whose input and output lengths both cover the workload's.
+    """
     for profile in cls.profiles:
         if profile.model != model.name:
             continue
@@ -228,20 +125,21 @@ def _profile_rps(model: ModelSpec, workload: Workload, cls: AcceleratorClass) ->
         ]
         if not covering:
             return None, profile.devices
-        p = min(covering, key=lambda p: (p.input_tokens + p.output_tokens, p.input_tokens, p.max_rps))
-        return p.max_rps, profile.devices
+        bucket = min(covering, key=lambda p: (p.input_tokens + p.output_tokens, p.input_tokens, p.max_rps))
+        return bucket.max_rps, profile.devices
     return None, None
 
 
 def estimate(model: ModelSpec, workload: Workload, slo: SLO, cls: AcceleratorClass) -> Estimate | Unfit:
     """Devices per replica and sustainable req/s at the SLO of ``model`` on ``cls``, or why not.
 
-    A measured profile of the model on the class (a single ``rps``, or the smallest
-    (input, output) bucket covering the workload) overrides the analytic rate; its ``devices``
-    override the device count. Without a covering profile the result is analytic.
+    A measured profile of the model on the class (a single ``rps``, or the smallest bucket covering
+    the workload) overrides the analytic rate (``source="profile"``), and its ``devices`` override the
+    device count; latencies then are the SLO's (the rate was measured at it) or, without one, the
+    analytic figures. Without a covering profile the result is analytic (``source="analytic"``).
     """
-    measured, devices = _profile_rps(model, workload, cls)
-    analytic = _analytic(model, workload, slo, cls.hardware, cls.devices_per_node, devices)
+    measured, devices = _measured(model, workload, cls)
+    analytic = _analytic(model, workload, slo, cls.hardware, (cls.devices_per_node, devices))
     if measured is None:
         return analytic
     if measured <= 0:
@@ -251,7 +149,7 @@ def estimate(model: ModelSpec, workload: Workload, slo: SLO, cls: AcceleratorCla
             devices = analytic.devices
         else:
             devices = sizing.min_devices(model, cls.hardware, sizing.fit_tokens(model, workload))
-    if devices > cls.devices_per_node:
+    if not 1 <= devices <= cls.devices_per_node:
         return Unfit(f"the profile uses {devices} devices; nodes have {cls.devices_per_node}")
     known = analytic if isinstance(analytic, Estimate) and analytic.devices == devices else None
     ttft = slo.ttft_s if slo.ttft_s is not None else (known.ttft_s if known else 0.0)
@@ -264,22 +162,27 @@ def estimate(model: ModelSpec, workload: Workload, slo: SLO, cls: AcceleratorCla
 def decode_tokens_per_s_per_user(
     model: ModelSpec, cls: AcceleratorClass, devices: int | None = None, context_tokens: int = 1000
 ) -> float:
-    """Batch-1 decode speed (output tokens/s seen by one user) at ``context_tokens`` of context.
+    """Batch-1 decode speed (output tokens/s one user sees) at ``context_tokens`` of context.
 
-    ``devices`` defaults to the memory fit for one full context; ValueError if that exceeds a node.
+    ``devices`` defaults to the memory fit of one full context; ValueError if that exceeds a node.
     """
-    hw = cls.hardware
     if devices is None:
-        devices = sizing.min_devices(model, hw, model.context_length)
+        devices = sizing.min_devices(model, cls.hardware, model.context_length)
         if devices > cls.devices_per_node:
-            raise ValueError(f"{model.name} needs {devices} devices; nodes of {cls.name} have {cls.devices_per_node}")
-    bandwidth, flops = _rates(hw, model.precision, devices)
-    memory = (sizing.weight_bytes(model) + sizing.kv_bytes_per_token(model) * context_tokens) / bandwidth
-    compute = 2.0 * model.parameters_b * 1e9 / flops
-    return 1.0 / (max(memory, compute) + sizing.layers(model) * hw.layer_latency_us * 1e-6)
+            raise ValueError(
+                f"{model.name} needs {devices} devices; nodes of {cls.name} have {cls.devices_per_node}"
+            )
+    return 1.0 / batch1_step_s(shape_of(model, cls.hardware), devices, context_tokens)
 
 
-if __name__ == "__main__":  # pragma: no cover - `python -m inferfleet.core.performance`
-    from inferfleet.core.sanity import markdown
+if __name__ == "__main__":  # pragma: no cover - `python -m inferfleet.core.performance [--write DOC]`
+    import sys
+    from pathlib import Path
 
-    print(markdown(), end="")
+    from inferfleet.core.sanity import embed, markdown
+
+    if sys.argv[1:2] == ["--write"]:
+        doc = Path(sys.argv[2])
+        doc.write_text(embed(doc.read_text(encoding="utf-8"), markdown()), encoding="utf-8")
+    else:
+        print(markdown(), end="")

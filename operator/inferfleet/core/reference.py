@@ -30,6 +30,7 @@ __all__ = [
     "reference_class",
 ]
 
+_GIB = float(1 << 30)  # the csv's SRAM figures are decimal (44 GB, 230 MB); Hardware wants GiB
 _GPU_LAYER_US = 5.0  # calibrated on H100 (see module docstring); reused uncalibrated elsewhere
 
 REFERENCE_HARDWARE: Mapping[str, Hardware] = {
@@ -55,16 +56,16 @@ REFERENCE_HARDWARE: Mapping[str, Hardware] = {
     # csv TPU-v5e (per chip), no FP8. Power not published: busy ESTIMATE 170 W (TPU v4 paper's
     # mean chip power; v5e is a smaller inference chip, so this leans high), idle 50 W.
     "TPU-v5e": Hardware(16, 0.819, 197, None, 50, 170, _GPU_LAYER_US),
-    # csv Cerebras CS-3: one "device" is a whole system, 44 GB on-wafer SRAM at 21 PB/s, dense
+    # csv Cerebras CS-3: one "device" is a whole system, 44 GB (41 GiB) on-wafer SRAM at 21 PB/s, dense
     # FP16 taken as half the 125 PF sparse peak; ~23 kW system. Idle ESTIMATE 50% (SRAM leakage,
     # pumps, fans and power conversion keep running). Layer latency CALIBRATED (20 us).
-    "Cerebras CS-3": Hardware(44, 21000, 62500, None, 11500, 23000, 20.0),
-    # csv Groq LPU (per chip): 230 MB SRAM (0.23 in the GiB column), 80 TB/s, 188 FP16 TFLOPS; its
-    # INT8 path is not used for FP8 weights (TruePoint keeps weights in 8 bits but computes wider).
+    "Cerebras CS-3": Hardware(44e9 / _GIB, 21000, 62500, None, 11500, 23000, 20.0),
+    # csv Groq LPU (per chip): 230 MB (0.214 GiB) SRAM, 80 TB/s, 188 FP16 TFLOPS; its INT8 path is
+    # not used for FP8 weights (TruePoint keeps weights in 8 bits but computes wider).
     # Card power ~240 W typ / 375 W max [unverified]; busy ESTIMATE 375 W covers a share of hosts and
     # fabric too (a GroqNode of 8 cards is put at 3-4 kW), idle ESTIMATE 90 W. Layer latency
     # CALIBRATED (45 us).
-    "Groq LPU": Hardware(0.23, 80, 188, None, 90, 375, 45.0),
+    "Groq LPU": Hardware(230e6 / _GIB, 80, 188, None, 90, 375, 45.0),
 }
 
 # Devices on one node (or the unit a replica must fit in) for example AcceleratorClasses.

@@ -20,6 +20,7 @@ __all__ = [
     "Anchor",
     "llama_70b",
     "llama_8b",
+    "embed",
     "markdown",
     "predicted_per_user",
     "predicted_throughput",
@@ -65,7 +66,15 @@ PER_USER_ANCHORS: tuple[Anchor, ...] = (
     Anchor("groq-70b-fp8", "Groq LPU", llama_70b("fp8"), None, 250, "8-bit weights (TruePoint)"),
     Anchor("h100-8b-fp8", "H100-SXM5-80GB", llama_8b("fp8"), 1, 288, "providers serve FP8"),
     Anchor("h100-70b-fp8-tp2", "H100-SXM5-80GB", llama_70b("fp8"), 2, 71, "TP=2 as deployed"),
-    Anchor("h100-8b-bf16", "H100-SXM5-80GB", llama_8b("bf16"), 1, 288, "BF16 instead; not asserted", asserted=False),
+    Anchor(
+        "h100-8b-bf16",
+        "H100-SXM5-80GB",
+        llama_8b("bf16"),
+        1,
+        288,
+        "BF16 instead; not asserted",
+        asserted=False,
+    ),
     Anchor(
         "h100-70b-fp8-1gpu",
         "H100-SXM5-80GB",
@@ -134,3 +143,16 @@ def markdown() -> str:
             f"{_n(tokens)} | {_n(a.published)} | {tokens / a.published:.2f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+BEGIN_MARK = "<!-- BEGIN GENERATED: python -m inferfleet.core.performance -->"
+END_MARK = "<!-- END GENERATED -->"
+
+
+def embed(doc: str, tables: str) -> str:
+    """``doc`` with the text between the GENERATED markers replaced by ``tables``."""
+    head, sep, rest = doc.partition(BEGIN_MARK)
+    _, sep2, tail = rest.partition(END_MARK)
+    if not sep or not sep2:
+        raise ValueError("the document lacks the GENERATED markers")
+    return f"{head}{BEGIN_MARK}\n{tables}{END_MARK}{tail}"

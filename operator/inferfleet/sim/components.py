@@ -20,6 +20,7 @@ __all__ = [
     "Component",
     "Ports",
     "control_plane",
+    "health_endpoints",
     "kwok_component",
 ]
 
@@ -71,12 +72,22 @@ class Ports:
         }
 
 
+def health_endpoints(ports: Ports) -> dict[str, tuple[str, str]]:
+    """Component name -> (health URL, TLS kind): "none" (plain http), "cluster" (verify with the
+    cluster CA and present the admin certificate) or "self-signed" (do not verify)."""
+    return {
+        "etcd": (f"http://127.0.0.1:{ports.etcd_client}/health", "none"),
+        "kube-apiserver": (f"https://127.0.0.1:{ports.apiserver}/readyz", "cluster"),
+        "kube-controller-manager": (f"https://127.0.0.1:{ports.controller_manager}/healthz", "self-signed"),
+        "kube-scheduler": (f"https://127.0.0.1:{ports.scheduler}/healthz", "self-signed"),
+        "kwok": (f"http://127.0.0.1:{ports.kwok}/healthz", "none"),
+    }
+
+
 @dataclasses.dataclass(frozen=True)
 class Component:
     name: str
     argv: list[str]
-    health_url: str
-    tls: str  # "none" (plain http), "cluster" (verify with the cluster CA), "self-signed"
 
 
 def _etcd(bins: dict[str, Path], ports: Ports, state: Path) -> Component:
@@ -90,7 +101,7 @@ def _etcd(bins: dict[str, Path], ports: Ports, state: Path) -> Component:
         "--unsafe-no-fsync=true", "--auto-compaction-retention=1",
         "--quota-backend-bytes=4294967296", "--log-level=warn",
     ]
-    return Component("etcd", argv, f"{client}/health", "none")
+    return Component("etcd", argv)
 
 
 def _apiserver(bins: dict[str, Path], ports: Ports, pki: Pki) -> Component:
@@ -100,6 +111,11 @@ def _apiserver(bins: dict[str, Path], ports: Ports, pki: Pki) -> Component:
         "--bind-address=127.0.0.1", f"--secure-port={ports.apiserver}",
         f"--tls-cert-file={pki.server_cert}", f"--tls-private-key-file={pki.server_key}",
         f"--client-ca-file={pki.ca_cert}",
+        # front-proxy settings: aggregated APIs (metrics adapters) work, components stop complaining
+        f"--requestheader-client-ca-file={pki.ca_cert}", "--requestheader-allowed-names=inferfleet-admin",
+        "--requestheader-username-headers=X-Remote-User", "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+        f"--proxy-client-cert-file={pki.admin_cert}", f"--proxy-client-key-file={pki.admin_key}",
         f"--service-account-key-file={pki.sa_pub}",
         f"--service-account-signing-key-file={pki.sa_key}",
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
@@ -109,7 +125,7 @@ def _apiserver(bins: dict[str, Path], ports: Ports, pki: Pki) -> Component:
         "--max-requests-inflight=0", "--max-mutating-requests-inflight=0",
         "--profiling=false", "--endpoint-reconciler-type=none",
     ]
-    return Component("kube-apiserver", argv, f"https://127.0.0.1:{ports.apiserver}/readyz", "cluster")
+    return Component("kube-apiserver", argv)
 
 
 def _controller_manager(bins: dict[str, Path], ports: Ports, pki: Pki, kubeconfig: Path) -> Component:
@@ -124,8 +140,7 @@ def _controller_manager(bins: dict[str, Path], ports: Ports, pki: Pki, kubeconfi
         "--kube-api-qps=1000", "--kube-api-burst=2000",
         "--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10",
     ]
-    return Component("kube-controller-manager", argv,
-                     f"https://127.0.0.1:{ports.controller_manager}/healthz", "self-signed")
+    return Component("kube-controller-manager", argv)
 
 
 def _scheduler(bins: dict[str, Path], ports: Ports, kubeconfig: Path, state: Path) -> Component:
@@ -142,7 +157,7 @@ def _scheduler(bins: dict[str, Path], ports: Ports, kubeconfig: Path, state: Pat
         "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics",
         "--bind-address=127.0.0.1", f"--secure-port={ports.scheduler}",
     ]
-    return Component("kube-scheduler", argv, f"https://127.0.0.1:{ports.scheduler}/healthz", "self-signed")
+    return Component("kube-scheduler", argv)
 
 
 def kwok_component(kwok: Path, stages: Path, ports: Ports, kubeconfig: Path) -> Component:
@@ -155,7 +170,7 @@ def kwok_component(kwok: Path, stages: Path, ports: Ports, kubeconfig: Path) -> 
         "--cidr=10.0.0.0/16", "--node-ip=10.255.0.1",
         f"--server-address=127.0.0.1:{ports.kwok}",
     ]
-    return Component("kwok", argv, f"http://127.0.0.1:{ports.kwok}/healthz", "none")
+    return Component("kwok", argv)
 
 
 def control_plane(bins: dict[str, Path], ports: Ports, pki: Pki, kubeconfig: Path, state: Path,

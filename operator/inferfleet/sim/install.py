@@ -30,10 +30,14 @@ __all__ = [
     "KWOK_VERSION",
     "InstallError",
     "Tool",
+    "CLUSTER_TOOLS",
     "cache_root",
     "ensure",
     "ensure_all",
+    "ensure_binaries",
+    "kwok_stages",
     "main",
+    "tool_path",
 ]
 
 KUBERNETES_VERSION = "v1.36.3"
@@ -42,6 +46,17 @@ KWOK_VERSION = "v0.8.0"
 HELM_VERSION = "v4.2.4"
 
 KUBE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+# What a local dev cluster needs (helm and kwokctl are for users and the e2e tests).
+CLUSTER_TOOLS = ("etcd", *KUBE_BINARIES, "kwok")
+# kwok's default "fast" stages plus the node-not-ready chaos stage, from the kwok module.
+KWOK_STAGE_FILES = (
+    "node/fast/node-initialize.yaml",
+    "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+    "node/chaos/node-not-ready.yaml",
+    "pod/fast/pod-ready.yaml",
+    "pod/fast/pod-complete.yaml",
+    "pod/fast/pod-delete.yaml",
+)
 
 
 class InstallError(RuntimeError):
@@ -83,10 +98,23 @@ def _bin_dir(tool: Tool) -> Path:
     return cache_root() / "bin" / f"{tool.group}-{tool.version}"
 
 
+def tool_path(name: str) -> Path:
+    """Where ``name`` is (user asset) or will be (cache) without building or checking it."""
+    tool = TOOLS[name]
+    assets = os.environ.get("INFERFLEET_ASSETS")
+    if assets and (Path(assets) / name).is_file():
+        return Path(assets) / name
+    return _bin_dir(tool) / name
+
+
+_VERSION_ARGS: dict[str, tuple[str, ...]] = {
+    "kubectl": ("version", "--client"),
+    "helm": ("version", "--short"),
+}
+
+
 def _version_of(path: Path, tool: Tool) -> str:
-    args = [str(path), "version"] if tool.name in ("helm",) else [str(path), "--version"]
-    if tool.name == "kubectl":
-        args = [str(path), "version", "--client"]
+    args = [str(path), *_VERSION_ARGS.get(tool.name, ("--version",))]
     try:
         out = subprocess.run(args, capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired):
@@ -95,7 +123,11 @@ def _version_of(path: Path, tool: Tool) -> str:
 
 
 def _verified(path: Path, tool: Tool) -> bool:
-    return path.is_file() and os.access(path, os.X_OK) and tool.expect in _version_of(path, tool)
+    """The binary exists, runs, and its version output names exactly the pinned version."""
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        return False
+    pattern = rf"(?<![\d.])v?{re.escape(tool.expect)}(?![\d])"
+    return re.search(pattern, _version_of(path, tool)) is not None
 
 
 def _user_asset(tool: Tool) -> Path | None:
@@ -111,15 +143,26 @@ def _user_asset(tool: Tool) -> Path | None:
 
 
 def _run_logged(cmd: Sequence[str], cwd: Path, logfile: Path, env: dict[str, str]) -> None:
+    """Run ``cmd`` with output appended to ``logfile``; print a heartbeat every 30 s while it runs."""
+    if shutil.which(cmd[0], path=env.get("PATH")) is None:
+        raise InstallError(f"'{cmd[0]}' not found on PATH: building needs Go >= 1.26 "
+                           "(or put prebuilt binaries in $INFERFLEET_ASSETS)")
     logfile.parent.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
     with logfile.open("a") as fh:
         fh.write(f"$ {' '.join(cmd)}\n")
         fh.flush()
-        proc = subprocess.run(cmd, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT, env=env, check=False)
-    if proc.returncode != 0:
+        with subprocess.Popen(cmd, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT, env=env) as proc:
+            while True:
+                try:
+                    rc = proc.wait(timeout=30)
+                    break
+                except subprocess.TimeoutExpired:
+                    log(f"  ... still running {cmd[0]} {cmd[1]} ({time.monotonic() - start:.0f}s; log {logfile})")
+    if rc != 0:
         tail = logfile.read_text(errors="replace").splitlines()[-25:]
         raise InstallError(
-            f"command failed ({proc.returncode}): {' '.join(cmd)}\n  log kept at {logfile}\n  "
+            f"command failed ({rc}): {' '.join(cmd)}\n  log kept at {logfile}\n  "
             + "\n  ".join(tail)
         )
 
@@ -235,6 +278,7 @@ def _build_group(group: str, dest: Path, logfile: Path) -> None:
             dest, logfile,
             ldflags=f"-s -w -X sigs.k8s.io/kwok/pkg/consts.Version={ver.lstrip('v')}",
         )
+        kwok_stages()
     elif group == "helm":
         ver = HELM_VERSION
         _go_install(
@@ -278,6 +322,53 @@ def ensure_all(names: Sequence[str] | None = None) -> dict[str, Path]:
         log(f"{name:24s} {TOOLS[name].version:8s} ok ({time.monotonic() - t0:.1f}s) {paths[name]}")
     log(f"all binaries ready in {time.monotonic() - start:.1f}s; cache {cache_root()}")
     return paths
+
+
+def ensure_binaries(names: Sequence[str] = CLUSTER_TOOLS, quiet: bool = False) -> dict[str, Path]:
+    """Ensure what a dev cluster needs; cheap (one ``--version`` per binary) when cached."""
+    if quiet and all(_verified(tool_path(n), TOOLS[n]) or _user_asset_exists(n) for n in names):
+        return {n: tool_path(n) for n in names}
+    return ensure_all(names)
+
+
+def _user_asset_exists(name: str) -> bool:
+    assets = os.environ.get("INFERFLEET_ASSETS")
+    return bool(assets) and (Path(str(assets)) / name).is_file()
+
+
+def kwok_stages() -> Path:
+    """A kwok ``--config`` file with the default fast node/pod stages and the node-not-ready stage.
+
+    Taken from ``$INFERFLEET_ASSETS/kwok-stages.yaml`` if present, else assembled once from the
+    kwok module (``go mod download``) and cached next to the kwok binary.
+    """
+    assets = os.environ.get("INFERFLEET_ASSETS")
+    if assets and (Path(assets) / "kwok-stages.yaml").is_file():
+        return Path(assets) / "kwok-stages.yaml"
+    target = _bin_dir(TOOLS["kwok"]) / "kwok-stages.yaml"
+    if target.is_file():
+        return target
+    work = cache_root() / "build"
+    work.mkdir(parents=True, exist_ok=True)
+    env = _go_env()
+    env.pop("GOFLAGS", None)
+    if shutil.which("go") is None:
+        raise InstallError("kwok stage definitions are missing and 'go' is not on PATH to fetch them; "
+                           "put kwok-stages.yaml in $INFERFLEET_ASSETS")
+    info = _go_mod_info("sigs.k8s.io/kwok", KWOK_VERSION, work, env)
+    stage_dir = Path(info["Dir"]) / "kustomize" / "stage"
+    docs = []
+    for rel in KWOK_STAGE_FILES:
+        try:
+            docs.append(f"# from sigs.k8s.io/kwok@{KWOK_VERSION} kustomize/stage/{rel}\n"
+                        + (stage_dir / rel).read_text().strip() + "\n")
+        except OSError as exc:
+            raise InstallError(f"kwok stage file missing: {stage_dir / rel}: {exc}") from None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text("---\n".join(docs))
+    tmp.replace(target)
+    return target
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,8 +15,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client, config  # type: ignore[import-untyped]
-from kubernetes.client.rest import ApiException  # type: ignore[import-untyped]
+import kubernetes.client
+from kubernetes import config
+from kubernetes.client.exceptions import ApiException
 
 from inferfleet.sim.fleet import CLASS_LABEL, MANAGED_BY, POWER_DOMAIN_LABEL, ZONE_LABEL
 
@@ -68,7 +69,7 @@ class ClassSummary:
 @contextmanager
 def api_client(kubeconfig: Path) -> Iterator[Any]:
     """A kubernetes ApiClient for ``kubeconfig``, closed on exit."""
-    api = config.new_client_from_config(config_file=str(kubeconfig), persist_config=False)
+    api: Any = config.new_client_from_config(config_file=str(kubeconfig), persist_config=False)
     try:
         yield api
     finally:
@@ -109,7 +110,7 @@ def _status_differs(existing: Any, want: dict[str, Any]) -> bool:
 
 def apply_nodes(api: Any, manifests: list[dict[str, Any]], prune: bool = True) -> ApplyResult:
     """Create or correct every node; delete managed nodes not in ``manifests`` when ``prune``."""
-    core = client.CoreV1Api(api)
+    core: Any = kubernetes.client.CoreV1Api(api)
     existing = {n.metadata.name: n for n in core.list_node().items}
     result = ApplyResult()
     wanted = set()
@@ -152,7 +153,7 @@ def _delete(core: Any, name: str) -> None:
 
 
 def delete_managed_nodes(api: Any) -> list[str]:
-    core = client.CoreV1Api(api)
+    core: Any = kubernetes.client.CoreV1Api(api)
     names = [n.metadata.name for n in core.list_node(label_selector=MANAGED_SELECTOR).items]
     for name in names:
         _delete(core, name)
@@ -161,7 +162,7 @@ def delete_managed_nodes(api: Any) -> list[str]:
 
 def wait_nodes_ready(api: Any, names: list[str], timeout: float) -> float:
     """Wait until every named node is Ready; returns the seconds waited."""
-    core = client.CoreV1Api(api)
+    core: Any = kubernetes.client.CoreV1Api(api)
     start = time.monotonic()
     pending = set(names)
     while pending:
@@ -179,7 +180,7 @@ def wait_nodes_ready(api: Any, names: list[str], timeout: float) -> float:
 
 def summarise(api: Any) -> list[ClassSummary]:
     """Per accelerator class: node count, readiness, device resource and allocatable totals."""
-    core = client.CoreV1Api(api)
+    core: Any = kubernetes.client.CoreV1Api(api)
     by_class: dict[str, ClassSummary] = {}
     for node in core.list_node().items:
         labels = node.metadata.labels or {}

@@ -1,0 +1,52 @@
+"""``inferfleet run``: start the operator (argument parsing only; kopf is imported when it runs)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+__all__ = ["register"]
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.kubeconfig:
+        os.environ["KUBECONFIG"] = args.kubeconfig  # kopf's own login reads it too
+    logging.basicConfig(level=getattr(logging, args.log_level.upper()),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    import kopf
+
+    from inferfleet.controller import handlers
+    from inferfleet.controller.runtime import Config
+
+    handlers.RUNTIME.configure(
+        Config(
+            kubeconfig=args.kubeconfig,
+            namespace=args.namespace,
+            metrics_port=args.metrics_port,
+            leader_elect=args.leader_elect,
+            lease_namespace=args.lease_namespace,
+            identity=args.identity or Config().identity,
+        )
+    )
+    kopf.run(
+        clusterwide=args.namespace is None,
+        namespaces=[args.namespace] if args.namespace else (),
+        standalone=True,  # our own Lease-based leader election, not kopf peering
+        liveness_endpoint=f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None,
+    )
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("run", help="run the operator", description="Run the inferfleet operator (kopf).")
+    p.add_argument("--kubeconfig", default=None, help="kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
+    p.add_argument("--namespace", default=None, help="watch one namespace (default: all)")
+    p.add_argument("--metrics-port", type=int, default=8080, help="Prometheus metrics port (0: off)")
+    p.add_argument("--health-port", type=int, default=8081, help="liveness endpoint /healthz port (0: off)")
+    p.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=True,
+                   help="Lease-based leader election (run 2 replicas for HA)")
+    p.add_argument("--lease-namespace", default=os.environ.get("POD_NAMESPACE", "default"))
+    p.add_argument("--identity", default=os.environ.get("POD_NAME"), help="leader election identity")
+    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    p.set_defaults(func=_run)

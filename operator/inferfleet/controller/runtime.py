@@ -1,0 +1,111 @@
+"""The running operator's parts and their lifecycle: API client, writer, metrics, leader election
+and the planning loop.
+
+Owns wiring them together from a ``Config`` and starting/stopping them in the right order (the
+lease is released on stop so a standby takes over at once).  Configured by ``inferfleet run``
+before kopf starts; the kopf handlers reach it through ``handlers.RUNTIME``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import socket
+import time
+from typing import Any
+
+from inferfleet.controller.loop import PlanningLoop
+
+__all__ = ["Config", "Runtime"]
+
+log = logging.getLogger("inferfleet.runtime")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    kubeconfig: str | None = None
+    namespace: str | None = None  # None: all namespaces
+    metrics_port: int = 8080
+    leader_elect: bool = True
+    lease_name: str = "inferfleet-operator"
+    lease_namespace: str = "default"
+    identity: str = dataclasses.field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    resync_s: float = 60.0
+
+
+class Runtime:
+    def __init__(self) -> None:
+        self.config = Config()
+        self.loop: PlanningLoop | None = None
+        self._parts: list[Any] = []
+        self._elector: Any = None
+        self._metrics: Any = None
+        self._api: Any = None
+
+    def configure(self, config: Config) -> None:
+        self.config = config
+
+    def is_leader(self) -> bool:
+        return self._elector is None or bool(self._elector.is_leader())
+
+    def start(self) -> None:
+        from inferfleet.kube.client import make_api_client
+        from inferfleet.kube.lease import LeaderElector
+        from inferfleet.kube.snapshot import read_snapshot
+        from inferfleet.kube.writer import KubeWriter
+        from inferfleet.metrics.exporter import OperatorMetrics, start_metrics_server
+
+        cfg = self.config
+        self._api = make_api_client(cfg.kubeconfig)
+        self._metrics = OperatorMetrics()
+        if cfg.metrics_port:
+            start_metrics_server(cfg.metrics_port, registry=self._metrics.registry)
+        writer = KubeWriter(self._api, is_leader=self.is_leader, metrics=self._metrics)
+        api = self._api
+        self.loop = PlanningLoop(
+            lambda: read_snapshot(api, cfg.namespace), writer, self._metrics,
+            is_leader=self.is_leader, resync_s=cfg.resync_s,
+        )
+        if cfg.leader_elect:
+            self._elector = LeaderElector(
+                self._api, name=cfg.lease_name, namespace=cfg.lease_namespace, identity=cfg.identity,
+                on_started_leading=self._started_leading, on_stopped_leading=self._stopped_leading,
+            )
+        self.loop.start()
+        if self._elector is not None:
+            self._elector.start()
+        else:
+            self._metrics.set_leader(True)
+        log.info("inferfleet operator started as %s (leader election %s)", cfg.identity,
+                 "on" if cfg.leader_elect else "off")
+
+    def _started_leading(self) -> None:
+        log.info("%s became the leader", self.config.identity)
+        if self._metrics is not None:
+            self._metrics.set_leader(True)
+        self.mark_dirty("became leader")
+
+    def _stopped_leading(self) -> None:
+        log.warning("%s is no longer the leader", self.config.identity)
+        if self._metrics is not None:
+            self._metrics.set_leader(False)
+
+    def stop(self) -> None:
+        if self._elector is not None:
+            self._elector.stop()
+        if self.loop is not None:
+            self.loop.stop()
+        if self._api is not None:
+            self._api.close()
+
+    def mark_dirty(self, why: str) -> None:
+        if self.loop is not None:
+            self.loop.mark_dirty(why)
+
+    def health(self) -> dict[str, Any]:
+        last = self.loop.last_success if self.loop else None
+        return {
+            "leader": self.is_leader(),
+            "lastPlanAgeSeconds": None if last is None else round(time.time() - last, 1),
+        }

@@ -1,0 +1,175 @@
+"""Making the Kubernetes API client, the one raw request path, and the API error vocabulary.
+
+Owns: ``make_api_client`` (kubeconfig or in-cluster, tuned connection pool and retries), ``request``
+(one HTTP call as raw JSON, no model classes: fast, and exact about content types), the error types
+every caller sees (``TransientAPIError``: retry next round; ``APIRejected``: the API said no, with its
+message), and the paths of our custom resources.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import quote
+
+import kubernetes.client
+import urllib3
+from kubernetes import config as kube_config
+from kubernetes.client.exceptions import ApiException
+
+__all__ = [
+    "API_GROUP",
+    "API_VERSION",
+    "CRD_PLURALS",
+    "APIError",
+    "APIRejected",
+    "Conflict",
+    "NotFound",
+    "Timeout",
+    "TransientAPIError",
+    "custom_path",
+    "make_api_client",
+    "request",
+]
+
+API_GROUP: Final = "inferfleet.dev"
+API_VERSION: Final = "v1alpha1"
+# kind -> (plural, namespaced)
+CRD_PLURALS: Final[Mapping[str, tuple[str, bool]]] = {
+    "InferencePool": ("inferencepools", True),
+    "AcceleratorClass": ("acceleratorclasses", False),
+    "FleetPolicy": ("fleetpolicies", False),
+}
+
+# (connect, read) seconds.  Writes and small reads are quick on a healthy API server; a LIST of a
+# few thousand objects takes well under a second locally, so a generous read timeout only bounds
+# the pathological case.
+Timeout = float | tuple[float, float]
+DEFAULT_TIMEOUT: Final[tuple[float, float]] = (5.0, 30.0)
+POOL_MAXSIZE: Final = 32  # parallel snapshot LISTs + lease renewals + parallel writes
+
+
+class APIError(Exception):
+    """An API call failed.  ``status`` is the HTTP status (None: no response at all)."""
+
+    def __init__(self, message: str, *, status: int | None = None, reason: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+class TransientAPIError(APIError):
+    """429, 5xx, timeouts and connection errors: nothing wrong with the request; try again later."""
+
+
+class APIRejected(APIError):
+    """The API server refused the request (4xx): invalid object, forbidden, not found, conflict."""
+
+
+class NotFound(APIRejected):
+    """404: the object (or its resource type) does not exist."""
+
+
+class Conflict(APIRejected):
+    """409: already exists, or the resourceVersion we sent is stale."""
+
+
+def make_api_client(kubeconfig: str | None = None, *, pool_maxsize: int = POOL_MAXSIZE,
+                    retries: int = 2) -> kubernetes.client.ApiClient:
+    """An ApiClient from ``kubeconfig``, else $KUBECONFIG / ~/.kube/config, else in-cluster.
+
+    ``retries`` bounds urllib3's retries of connection errors (reads of idempotent requests
+    too); statuses are never retried here, the planning loop retries next round.  Close it
+    (``api.close()``) when done.
+    """
+    cfg = kubernetes.client.Configuration()
+    if kubeconfig is not None:
+        kube_config.load_kube_config(config_file=kubeconfig, client_configuration=cfg, persist_config=False)
+    elif os.environ.get("KUBECONFIG") or Path("~/.kube/config").expanduser().is_file():
+        kube_config.load_kube_config(client_configuration=cfg, persist_config=False)
+    elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+        kube_config.load_incluster_config(client_configuration=cfg)
+    else:
+        raise kube_config.ConfigException(
+            "no Kubernetes configuration: pass --kubeconfig, set $KUBECONFIG, create ~/.kube/config, "
+            "or run in a pod with a service account"
+        )
+    cfg.connection_pool_maxsize = pool_maxsize
+    cfg.retries = urllib3.Retry(total=retries, connect=retries, read=retries, status=0,
+                                backoff_factor=0.2, raise_on_status=False)
+    if hasattr(cfg, "keep_alive"):  # TCP keepalive: notice a vanished API server on idle connections
+        cfg.keep_alive = True
+    api = kubernetes.client.ApiClient(cfg)
+    api.user_agent = "inferfleet-operator"
+    return api
+
+
+def custom_path(kind: str, namespace: str | None = None, name: str | None = None,
+                subresource: str | None = None) -> str:
+    """URL path of one of our custom resources (a collection when name is None)."""
+    plural, namespaced = CRD_PLURALS[kind]
+    path = f"/apis/{API_GROUP}/{API_VERSION}"
+    if namespaced and namespace is not None:
+        path += f"/namespaces/{quote(namespace, safe='')}"
+    path += f"/{plural}"
+    if name is not None:
+        path += f"/{quote(name, safe='')}"
+    if subresource is not None:
+        path += f"/{subresource}"
+    return path
+
+
+def request(api: kubernetes.client.ApiClient, method: str, path: str, *,
+            query: Sequence[tuple[str, str]] = (), body: Any = None, content_type: str | None = None,
+            timeout: Timeout = DEFAULT_TIMEOUT) -> Any:
+    """One API call; returns the response body parsed from JSON (None when empty).
+
+    Raises ``TransientAPIError``, ``NotFound``, ``Conflict`` or ``APIRejected``.
+    """
+    headers = {"Accept": "application/json"}
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    try:
+        status, data = _call(api, method, path, list(query), headers, body, timeout)
+    except ApiException as exc:  # the legacy client raises on non-2xx itself
+        raise _error(exc.status, exc.reason or "", exc.body) from exc
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise TransientAPIError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+    if not 200 <= status <= 299:
+        raise _error(status, "", data)
+    return json.loads(data) if data else None
+
+
+def _call(api: kubernetes.client.ApiClient, method: str, path: str, query: list[tuple[str, str]],
+          headers: dict[str, str], body: Any, timeout: Timeout) -> tuple[int, bytes]:
+    if hasattr(api, "param_serialize"):  # kubernetes >= 35 (openapi-generator 7 layout)
+        req = api.param_serialize(method=method, resource_path=path, query_params=query or None,
+                                  header_params=headers, body=body, auth_settings=["BearerToken"])
+        resp = api.call_api(*req, _request_timeout=timeout)
+        data: bytes = resp.read()
+        return int(resp.status), data
+    raw = api.call_api(path, method, query_params=query, header_params=headers, body=body,
+                       auth_settings=["BearerToken"], _preload_content=False,
+                       _return_http_data_only=True, _request_timeout=timeout)
+    return int(raw.status), bytes(raw.data)
+
+
+def _error(status: int | None, reason: str, body: Any) -> APIError:
+    message = reason
+    if isinstance(body, bytes | str) and body:
+        try:
+            parsed = json.loads(body)
+            message = str(parsed.get("message") or message) if isinstance(parsed, dict) else message
+        except ValueError:
+            message = (body.decode(errors="replace") if isinstance(body, bytes) else body)[:500]
+    message = f"HTTP {status}: {message}"
+    if not status or status in (408, 429) or status >= 500:  # 0: the client failed below HTTP (TLS)
+        return TransientAPIError(message, status=status, reason=reason)
+    if status == 404:
+        return NotFound(message, status=status, reason=reason)
+    if status == 409:
+        return Conflict(message, status=status, reason=reason)
+    return APIRejected(message, status=status, reason=reason)

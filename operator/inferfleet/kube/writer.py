@@ -1,0 +1,159 @@
+"""``KubeWriter``: every write the operator makes, through the Kubernetes API, counted and fenced.
+
+Owns: server-side apply of our Deployments and Services, their deletion, merge patches of our
+custom resources' status subresource, and core/v1 Events.  Every write first asks ``is_leader``
+(when given) and refuses with ``NotLeader`` if this replica does not hold the lease.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime
+import socket
+import threading
+from collections.abc import Callable
+from typing import Final, Literal
+from urllib.parse import quote
+
+import kubernetes.client
+
+from inferfleet.kube.client import (
+    APIRejected,
+    NotFound,
+    TransientAPIError,
+    custom_path,
+    request,
+)
+from inferfleet.kube.types import Obj
+
+__all__ = ["APIRejected", "KubeWriter", "NotLeader", "TransientAPIError", "build_event"]
+
+APPLY: Final = "application/apply-patch+yaml"
+MERGE_PATCH: Final = "application/merge-patch+json"
+EVENT_MESSAGE_BYTES: Final = 1024  # the API server's limit on an Event's message (note)
+CLUSTER_EVENT_NAMESPACE: Final = "default"  # where Events about cluster-scoped objects go
+_CHILD_PATHS: Final = {"Deployment": ("/apis/apps/v1", "deployments"), "Service": ("/api/v1", "services")}
+_CHILD_API_VERSIONS: Final = {"Deployment": "apps/v1", "Service": "v1"}
+
+
+class NotLeader(RuntimeError):
+    """This replica does not hold the leader lease, so it must not write."""
+
+
+class KubeWriter:
+    """The ``inferfleet.kube.types.Writer`` protocol over a kubernetes ApiClient.
+
+    ``writes`` counts completed writes by (kind, verb); verbs are apply, delete, patch_status and
+    create (events).  ``on_write(kind, verb)`` is called for each, e.g. ``metrics.record_write``.
+    """
+
+    def __init__(self, api: kubernetes.client.ApiClient, field_manager: str = "inferfleet", *,
+                 is_leader: Callable[[], bool] | None = None,
+                 on_write: Callable[[str, str], None] | None = None,
+                 reporting_instance: str | None = None) -> None:
+        self.api = api
+        self.field_manager = field_manager
+        self.is_leader = is_leader
+        self.on_write = on_write
+        self.reporting_instance = (reporting_instance or socket.gethostname())[:128]
+        self.writes: collections.Counter[tuple[str, str]] = collections.Counter()
+        self._lock = threading.Lock()
+
+    # -- Writer -------------------------------------------------------------------------------
+    def apply(self, obj: Obj) -> None:
+        kind = obj.get("kind", "")
+        if kind not in _CHILD_PATHS or obj.get("apiVersion") != _CHILD_API_VERSIONS[kind]:
+            raise ValueError(f"apply handles apps/v1 Deployment and v1 Service, not "
+                             f"{obj.get('apiVersion')}/{kind}")
+        meta = obj.get("metadata") or {}
+        namespace, name = meta.get("namespace"), meta.get("name")
+        if not namespace or not name:
+            raise ValueError(f"{kind} to apply needs metadata.namespace and metadata.name")
+        self._fence()
+        request(self.api, "PATCH", _child_path(kind, namespace, name), body=obj, content_type=APPLY,
+                query=[("fieldManager", self.field_manager), ("force", "true")])
+        self._count(kind, "apply")
+
+    def delete(self, kind: Literal["Deployment", "Service"], namespace: str, name: str) -> None:
+        self._fence()
+        try:
+            request(self.api, "DELETE", _child_path(kind, namespace, name),
+                    query=[("propagationPolicy", "Background")])
+        except NotFound:
+            pass  # already gone: the desired state holds
+        self._count(kind, "delete")
+
+    def patch_status(self, kind: Literal["InferencePool", "AcceleratorClass", "FleetPolicy"],
+                     namespace: str | None, name: str, status: Obj) -> None:
+        if kind == "InferencePool" and not namespace:
+            raise ValueError("InferencePool status patch needs a namespace")
+        self._fence()
+        request(self.api, "PATCH", custom_path(kind, namespace, name, "status"),
+                body={"status": status}, content_type=MERGE_PATCH,
+                query=[("fieldManager", self.field_manager)])
+        self._count(kind, "patch_status")
+
+    def event(self, obj: Obj, type_: Literal["Normal", "Warning"], reason: str, message: str) -> None:
+        self._fence()
+        body = build_event(obj, type_, reason, message, self.reporting_instance,
+                           datetime.datetime.now(datetime.UTC))
+        namespace = body["metadata"]["namespace"]
+        request(self.api, "POST", f"/api/v1/namespaces/{quote(namespace, safe='')}/events", body=body)
+        self._count("Event", "create")
+
+    # -- internals ----------------------------------------------------------------------------
+    def _fence(self) -> None:
+        if self.is_leader is not None and not self.is_leader():
+            raise NotLeader("not the leader: refusing to write (another replica holds the lease)")
+
+    def _count(self, kind: str, verb: str) -> None:
+        with self._lock:
+            self.writes[(kind, verb)] += 1
+        if self.on_write is not None:
+            self.on_write(kind, verb)
+
+
+def build_event(obj: Obj, type_: str, reason: str, message: str, reporting_instance: str,
+                now: datetime.datetime) -> Obj:
+    """A core/v1 Event about ``obj`` (pure; events about cluster-scoped objects go to "default")."""
+    meta = obj.get("metadata") or {}
+    name = str(meta.get("name", ""))
+    involved: Obj = {"apiVersion": obj.get("apiVersion", ""), "kind": obj.get("kind", ""), "name": name}
+    if meta.get("namespace"):
+        involved["namespace"] = meta["namespace"]
+    if meta.get("uid"):
+        involved["uid"] = meta["uid"]
+    now = now.astimezone(datetime.UTC)
+    seconds = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {
+            "name": f"{name[:200]}.{int(now.timestamp() * 1e9):x}",
+            "namespace": meta.get("namespace") or CLUSTER_EVENT_NAMESPACE,
+        },
+        "involvedObject": involved,
+        "type": type_,
+        "reason": reason,
+        "message": _truncate(message, EVENT_MESSAGE_BYTES),
+        "count": 1,
+        "firstTimestamp": seconds,
+        "lastTimestamp": seconds,
+        "eventTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "reportingComponent": "inferfleet",
+        "reportingInstance": reporting_instance,
+        "source": {"component": "inferfleet"},
+    }
+
+
+def _truncate(text: str, limit: int) -> str:
+    """At most ``limit`` UTF-8 bytes (the API counts bytes), ending in "..." when cut."""
+    raw = text.encode()
+    if len(raw) <= limit:
+        return text
+    return raw[: limit - 3].decode(errors="ignore") + "..."
+
+
+def _child_path(kind: str, namespace: str, name: str) -> str:
+    prefix, plural = _CHILD_PATHS[kind]
+    return f"{prefix}/namespaces/{quote(namespace, safe='')}/{plural}/{quote(name, safe='')}"

@@ -1,0 +1,193 @@
+"""The operator's own Prometheus metrics: definitions, updates from a plan, and the HTTP endpoint.
+
+Owns: ``OperatorMetrics`` (every ``inferfleet_*`` series, on a dedicated CollectorRegistry, with the
+typed methods the planning loop calls), the process-wide default instance, and
+``start_metrics_server``.  Gauges about things that can vanish (pools, classes, power domains) are
+rewritten whole on each plan: label sets absent from the new plan are removed, so no gauge keeps
+reporting a deleted pool.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from inferfleet.core.types import Plan
+
+__all__ = ["REGISTRY", "OperatorMetrics", "default_metrics", "split_pool_key", "start_metrics_server"]
+
+REGISTRY: Final = CollectorRegistry(auto_describe=True)  # dedicated: not prometheus_client's global
+PLAN_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+SHED_STATUSES: Final = frozenset({"PartiallyShed", "Shed"})
+PLAN_STATUSES: Final = ("Placed", "PartiallyShed", "Shed", "Unplaceable")
+
+Labels = tuple[str, ...]
+
+
+def split_pool_key(key: str) -> tuple[str, str]:
+    """ "namespace/name" -> (namespace, name)."""
+    namespace, _, name = key.partition("/")
+    return (namespace, name) if name else ("", namespace)
+
+
+class _GaugeFamily:
+    """A labelled gauge whose label sets are replaced whole (vanished ones removed)."""
+
+    def __init__(self, gauge: Gauge) -> None:
+        self.gauge = gauge
+        self.present: set[Labels] = set()
+
+    def replace(self, values: Mapping[Labels, float]) -> None:
+        for labels in self.present - values.keys():
+            self.gauge.remove(*labels)
+        for labels, value in values.items():
+            self.gauge.labels(*labels).set(value)
+        self.present = set(values)
+
+
+class OperatorMetrics:
+    """Every metric the operator exports.  Thread-safe."""
+
+    def __init__(self, registry: CollectorRegistry | None = None, *,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        self._clock = clock
+        self._lock = threading.Lock()
+        reg = self.registry
+        pool_class = ("namespace", "pool", "accelerator_class")
+        pool = ("namespace", "pool")
+        self.pool_replicas = _GaugeFamily(Gauge(
+            "inferfleet_pool_replicas", "Replicas planned for a pool on an accelerator class.",
+            pool_class, registry=reg))
+        self.pool_ready_replicas = _GaugeFamily(Gauge(
+            "inferfleet_pool_ready_replicas", "Ready replicas of a pool on an accelerator class.",
+            pool_class, registry=reg))
+        self.pool_demand = _GaugeFamily(Gauge(
+            "inferfleet_pool_demand_requests_per_second", "Demand the last plan was made for.",
+            pool, registry=reg))
+        self.pool_served = _GaugeFamily(Gauge(
+            "inferfleet_pool_served_requests_per_second",
+            "Capacity the last plan gives a pool (capped at demand x headroom).", pool, registry=reg))
+        self.pools = _GaugeFamily(Gauge(
+            "inferfleet_pools", "Pools in the last plan by status.", ("status",), registry=reg))
+        self.pools_shed = Gauge(
+            "inferfleet_pools_shed", "Pools whose demand the last plan could not fully serve "
+            "(status PartiallyShed or Shed).", registry=reg)
+        self.domain_power = _GaugeFamily(Gauge(
+            "inferfleet_domain_power_watts", "Planned power draw of a power domain.",
+            ("power_domain",), registry=reg))
+        self.domain_budget = _GaugeFamily(Gauge(
+            "inferfleet_domain_power_budget_watts", "Power budget of a power domain (absent: none).",
+            ("power_domain",), registry=reg))
+        self.class_devices = _GaugeFamily(Gauge(
+            "inferfleet_class_devices", "Devices available on an accelerator class's usable nodes.",
+            ("accelerator_class",), registry=reg))
+        self.class_devices_used = _GaugeFamily(Gauge(
+            "inferfleet_class_devices_used", "Devices of an accelerator class the last plan uses.",
+            ("accelerator_class",), registry=reg))
+        self.fleet_power = Gauge("inferfleet_fleet_power_watts", "Planned power of the whole fleet.",
+                                 registry=reg)
+        self.fleet_cost = Gauge("inferfleet_fleet_cost_dollars_per_hour",
+                                "Planned cost of the whole fleet (hardware and energy).", registry=reg)
+        self.plan_duration = Histogram("inferfleet_plan_duration_seconds",
+                                       "Wall time of one plan (snapshot to decision).",
+                                       buckets=PLAN_BUCKETS, registry=reg)
+        self.plan_gap = Gauge("inferfleet_plan_gap_ratio",
+                              "Relative optimality gap the solver reported for the last plan.", registry=reg)
+        self.plans = Counter("inferfleet_plans_total", "Plans made, by solver result.", ("result",),
+                             registry=reg)
+        self.errors = Counter("inferfleet_reconcile_errors_total", "Errors in the planning loop by stage.",
+                              ("stage",), registry=reg)
+        self.writes = Counter("inferfleet_api_writes_total", "Writes to the Kubernetes API.",
+                              ("kind", "verb"), registry=reg)
+        self.last_success = Gauge("inferfleet_last_successful_plan_timestamp_seconds",
+                                  "Unix time of the last successful plan.", registry=reg)
+        self.leader = Gauge("inferfleet_leader", "1 when this replica holds the leader lease.",
+                            registry=reg)
+        self._planned: set[tuple[str, str]] = set()  # (pool key, class) in the last plan
+
+    def record_plan(self, plan: Plan, duration_s: float,
+                    ready: Mapping[tuple[str, str], int]) -> None:
+        """Set every plan gauge from ``plan``; ``ready`` maps (pool key, class) to Ready replicas."""
+        replicas: dict[Labels, float] = {}
+        demand: dict[Labels, float] = {}
+        served: dict[Labels, float] = {}
+        planned: set[tuple[str, str]] = set()
+        for pool_plan in plan.pools:
+            namespace, name = split_pool_key(pool_plan.key)
+            demand[(namespace, name)] = pool_plan.demand_rps
+            served[(namespace, name)] = pool_plan.served_rps
+            for placement in pool_plan.placements:
+                labels = (namespace, name, placement.accelerator_class)
+                replicas[labels] = replicas.get(labels, 0) + placement.replicas
+                planned.add((pool_plan.key, placement.accelerator_class))
+        statuses = {status: 0.0 for status in PLAN_STATUSES}
+        for pool_plan in plan.pools:
+            statuses[pool_plan.status] = statuses.get(pool_plan.status, 0.0) + 1
+        with self._lock:
+            self._planned = planned
+            # a class with Ready replicas but none planned is draining: say 0 planned, not nothing
+            for key, accelerator_class in ready:
+                replicas.setdefault((*split_pool_key(key), accelerator_class), 0)
+            self.pool_replicas.replace(replicas)
+            self._set_ready(ready)
+            self.pool_demand.replace(demand)
+            self.pool_served.replace(served)
+            self.pools.replace({(status,): count for status, count in statuses.items()})
+            self.pools_shed.set(sum(statuses.get(s, 0.0) for s in SHED_STATUSES))
+            self.domain_power.replace({(d.name,): d.used_watts for d in plan.domains})
+            self.domain_budget.replace({(d.name,): d.budget_watts for d in plan.domains
+                                        if d.budget_watts is not None})
+            self.class_devices.replace({(c.name,): c.devices_total for c in plan.classes})
+            self.class_devices_used.replace({(c.name,): c.devices_used for c in plan.classes})
+            self.fleet_power.set(plan.watts)
+            self.fleet_cost.set(plan.dollars_per_hour)
+            self.plan_gap.set(plan.solver.gap)
+            self.plan_duration.observe(duration_s)
+            self.plans.labels(plan.solver.status).inc()
+            self.last_success.set(self._clock())
+
+    def record_ready(self, ready: Mapping[tuple[str, str], int]) -> None:
+        """Update Ready replicas between plans (label sets: the last plan's placements and ``ready``)."""
+        with self._lock:
+            self._set_ready(ready)
+
+    def record_error(self, stage: str) -> None:
+        """Count a failed stage of the loop, e.g. "snapshot", "plan", "apply", "status"."""
+        self.errors.labels(stage).inc()
+
+    def record_write(self, kind: str, verb: str) -> None:
+        self.writes.labels(kind, verb).inc()
+
+    def set_leader(self, leading: bool) -> None:
+        self.leader.set(1 if leading else 0)
+
+    def _set_ready(self, ready: Mapping[tuple[str, str], int]) -> None:
+        keys = self._planned | set(ready)
+        self.pool_ready_replicas.replace({
+            (*split_pool_key(key), accelerator_class): ready.get((key, accelerator_class), 0)
+            for key, accelerator_class in keys
+        })
+
+
+_default: OperatorMetrics | None = None
+_default_lock = threading.Lock()
+
+
+def default_metrics() -> OperatorMetrics:
+    """The process-wide instance, on ``REGISTRY`` (what ``start_metrics_server`` serves)."""
+    global _default  # noqa: PLW0603 - one registry per process is the point
+    with _default_lock:
+        if _default is None:
+            _default = OperatorMetrics(REGISTRY)
+        return _default
+
+
+def start_metrics_server(port: int, addr: str = "0.0.0.0",
+                         registry: CollectorRegistry = REGISTRY) -> None:
+    """Serve ``registry`` (default: the operator's) on http://addr:port/metrics in a daemon thread."""
+    start_http_server(port, addr=addr, registry=registry)

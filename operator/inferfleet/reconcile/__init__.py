@@ -1,0 +1,1 @@
+"""Pure translation of a plan into desired children, statuses and events (no I/O)."""
