@@ -1,10 +1,10 @@
 """Integration-test fixtures: one real local control plane per run, a namespace per test.
 
 Owns: the ``cluster`` (session; a ``inferfleet.sim.cluster.Cluster`` named ``inferfleet-test`` on
-ports 24731-24736 (or the next free block of six), reused between local runs when healthy, always fresh and stopped at the end when
-``CI=true``), ``kube_api`` (a session ``kubernetes.client.ApiClient``), ``namespace`` (created and
-deleted per test), ``crds`` (crds/*.yaml applied when present; request it in tests that need the
-CRDs) and ``wait_for``.
+ports 24731-24736 or the next free block of six; reused between local runs when healthy; always
+fresh and stopped at the end when ``CI=true``), ``kube_api`` (a session
+``kubernetes.client.ApiClient``), ``namespace`` (created and deleted per test), ``crds``
+(crds/*.yaml applied when present; request it in tests that need the CRDs) and ``wait_for``.
 
 Environment: ``CI=true`` makes a cluster that cannot start fail the run (never skip);
 ``INFERFLEET_SKIP_INTEGRATION=1`` skips integration tests (outside CI only);
@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from inferfleet.sim import install, procs
 from inferfleet.sim.cluster import Cluster, ClusterError
@@ -64,7 +66,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     if _skip_requested():
         if _in_ci():
-            _abort("INFERFLEET_SKIP_INTEGRATION is set but CI=true: integration tests may not be skipped in CI")
+            _abort("INFERFLEET_SKIP_INTEGRATION is set but CI=true: "
+                   "integration tests may not be skipped in CI")
         skip = pytest.mark.skip(reason="INFERFLEET_SKIP_INTEGRATION=1")
         for item in items:
             if item.get_closest_marker("integration"):
@@ -163,9 +166,7 @@ def kube_api(cluster: Cluster) -> Iterator[Any]:
 @pytest.fixture
 def namespace(request: pytest.FixtureRequest, kube_api: Any) -> Iterator[str]:
     """A fresh namespace for one test, deleted afterwards (without waiting for finalization)."""
-    from kubernetes import client
-
-    core = client.CoreV1Api(kube_api)
+    core: Any = client.CoreV1Api(kube_api)
     base = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
     name = f"it-{base}-{uuid.uuid4().hex[:5]}"
     core.create_namespace({"metadata": {"name": name, "labels": {TEST_NS_LABEL: "true"}}})
@@ -175,4 +176,8 @@ def namespace(request: pytest.FixtureRequest, kube_api: Any) -> Iterator[str]:
 
     wait_for(default_sa, timeout=30, what=f"service account default in {name}")
     yield name
-    core.delete_namespace(name, propagation_policy="Background")
+    try:
+        core.delete_namespace(name, propagation_policy="Background")
+    except ApiException as exc:
+        if exc.status != 404:  # the test may have deleted it itself
+            raise

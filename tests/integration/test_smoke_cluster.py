@@ -65,8 +65,10 @@ def test_cluster_is_a_real_control_plane(cluster: Cluster) -> None:
 def test_deployment_is_scheduled_on_matching_class_and_becomes_ready(
     kube_api: Any, namespace: str, wait_for: Callable[..., Any]
 ) -> None:
-    core, apps = client.CoreV1Api(kube_api), client.AppsV1Api(kube_api)
-    apps.create_namespaced_deployment(namespace, _deployment("llm", 3, _pod_spec("h100", "nvidia.com/gpu", 4)))
+    core: Any = client.CoreV1Api(kube_api)
+    apps: Any = client.AppsV1Api(kube_api)
+    apps.create_namespaced_deployment(
+        namespace, _deployment("llm", 3, _pod_spec("h100", "nvidia.com/gpu", 4)))
     _wait_available(apps, namespace, "llm", 3, wait_for)
     pods = _pods(core, namespace, "llm")
     assert len(pods) == 3
@@ -82,7 +84,7 @@ def test_deployment_is_scheduled_on_matching_class_and_becomes_ready(
 def test_pod_larger_than_any_node_stays_pending_with_failed_scheduling(
     kube_api: Any, namespace: str, wait_for: Callable[..., Any]
 ) -> None:
-    core = client.CoreV1Api(kube_api)
+    core: Any = client.CoreV1Api(kube_api)
     core.create_namespaced_pod(namespace, {"metadata": {"name": "too-big"},
                                            "spec": _pod_spec("h100", "nvidia.com/gpu", 9)})
 
@@ -104,7 +106,7 @@ def test_pod_larger_than_any_node_stays_pending_with_failed_scheduling(
 
 @pytest.fixture
 def cordoned(kube_api: Any) -> Iterator[str]:
-    core = client.CoreV1Api(kube_api)
+    core: Any = client.CoreV1Api(kube_api)
     node = "inferentia2-0"
     core.patch_node(node, {"spec": {"unschedulable": True}})
     yield node
@@ -114,7 +116,8 @@ def cordoned(kube_api: Any) -> Iterator[str]:
 def test_cordoned_node_receives_no_new_pods(
     kube_api: Any, namespace: str, cordoned: str, wait_for: Callable[..., Any]
 ) -> None:
-    core, apps = client.CoreV1Api(kube_api), client.AppsV1Api(kube_api)
+    core: Any = client.CoreV1Api(kube_api)
+    apps: Any = client.AppsV1Api(kube_api)
     apps.create_namespaced_deployment(
         namespace, _deployment("neuron", 4, _pod_spec("inferentia2", "aws.amazon.com/neuron", 2)))
     _wait_available(apps, namespace, "neuron", 4, wait_for)
@@ -126,7 +129,8 @@ def test_cordoned_node_receives_no_new_pods(
 def test_deleting_a_deployment_garbage_collects_replicasets_and_pods(
     kube_api: Any, namespace: str, wait_for: Callable[..., Any]
 ) -> None:
-    core, apps = client.CoreV1Api(kube_api), client.AppsV1Api(kube_api)
+    core: Any = client.CoreV1Api(kube_api)
+    apps: Any = client.AppsV1Api(kube_api)
     apps.create_namespaced_deployment(namespace, _deployment("gc", 2, _pod_spec("l4", "nvidia.com/gpu", 1)))
     _wait_available(apps, namespace, "gc", 2, wait_for)
     assert apps.list_namespaced_replica_set(namespace, label_selector="app=gc").items
@@ -142,7 +146,7 @@ def test_deleting_a_deployment_garbage_collects_replicasets_and_pods(
 @pytest.fixture
 def dedicated_node(kube_api: Any, wait_for: Callable[..., Any]) -> Iterator[str]:
     """A kwok node outside the fleet, so failing it affects no other test."""
-    core = client.CoreV1Api(kube_api)
+    core: Any = client.CoreV1Api(kube_api)
     name = f"it-chaos-{uuid.uuid4().hex[:6]}"
     capacity = {"cpu": "8", "memory": "64Gi", "pods": "10"}
     core.create_node({
@@ -164,7 +168,7 @@ def _node_ready(core: Any, name: str) -> str:
 def test_node_made_not_ready_is_seen_and_tainted_by_the_control_plane(
     kube_api: Any, dedicated_node: str, wait_for: Callable[..., Any]
 ) -> None:
-    core = client.CoreV1Api(kube_api)
+    core: Any = client.CoreV1Api(kube_api)
     # kwok's node-not-ready chaos stage: the label makes kwok report Ready=False
     core.patch_node(dedicated_node, {"metadata": {"labels": {"node-not-ready.stage.kwok.x-k8s.io": "true"}}})
     wait_for(lambda: _node_ready(core, dedicated_node) == "False", timeout=30, what="node Ready=False")

@@ -3,7 +3,8 @@
 Owns the fix-ups the API server needs: ``$ref`` inlined, ``Optional[X]`` (``anyOf [X, null]``) made
 plain ``X``, no ``title``, ``const`` as a one-value ``enum``, no ``additionalProperties: false`` beside
 ``properties`` (the server prunes unknown fields; kubectl's strict validation rejects them),
-``propertyNames`` dropped, and each model's CEL rules attached as ``x-kubernetes-validations``.
+``propertyNames`` dropped, ``patternProperties`` folded into ``additionalProperties``, int-or-string
+defaults never floats, and each model's CEL rules attached as ``x-kubernetes-validations``.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ def _fix(node: Any, defs: dict[str, Any], rules: dict[str, list[dict[str, str]]]
     if not isinstance(node, dict):
         return node
     node = dict(node)
+    pattern_props = node.pop("patternProperties", None)
+    if isinstance(pattern_props, dict) and pattern_props and "additionalProperties" not in node:
+        # dict[ConstrainedKey, V]: structural schemas have no patternProperties; keep the value schema.
+        node["additionalProperties"] = next(iter(pattern_props.values()))
     if "$ref" in node:
         name = node.pop("$ref").rsplit("/", 1)[-1]
         merged = {**copy.deepcopy(defs[name]), **node}  # sibling keys (description, default) win
@@ -79,8 +84,12 @@ def _fix(node: Any, defs: dict[str, Any], rules: dict[str, list[dict[str, str]]]
     if out.get("type") == "object" and "additionalProperties" in out and not out["additionalProperties"]:
         out.pop("additionalProperties")
     if "anyOf" in out and out.get("x-kubernetes-int-or-string"):
-        # int-or-string: the anyOf branches must not carry anything but the type.
+        # int-or-string: the anyOf branches must not carry anything but the type, and a default
+        # must be an integer or a string (never a float).
         out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
+        default = out.get("default")
+        if isinstance(default, float):
+            out["default"] = int(default) if default.is_integer() else f"{default:g}"
     return out
 
 

@@ -3,8 +3,9 @@
 ``greedy`` walks pools from the highest priority down (bigger demand first within a priority) and
 gives each the cheapest $/rps options that still fit the remaining power budgets and the actual
 nodes (best fit on a histogram of free devices per class), so its result always packs.  ``repair``
-takes replica counts from a relaxation or a time-limited solve, drops what breaks a budget or a
-node packing (lowest priority first), and fills the gaps greedily.  Both are deterministic.
+takes replica counts from a relaxation or a solver, places them first-fit-decreasing (counts that
+satisfy the threshold rows always pack when replica sizes divide each other), rounds fractions up
+where the pool is short and fills what is still missing greedily.  Both are deterministic.
 """
 
 from __future__ import annotations
@@ -24,8 +25,7 @@ class Fleet:
     """Remaining power per budgeted domain and free devices per class (a histogram of nodes)."""
 
     def __init__(self, comp: Compiled) -> None:
-        self.comp = comp
-        self.power = comp.budgets.astype(np.float64).copy()
+        self.power = [float(b) for b in comp.budgets]
         self.nodes: list[dict[int, int]] = []
         for cls in comp.problem.classes:
             hist: dict[int, int] = {}
@@ -33,108 +33,141 @@ class Fleet:
                 if f > 0:
                     hist[f] = hist.get(f, 0) + 1
             self.nodes.append(hist)
+        self.dom = [int(comp.class_domain[c]) for c in comp.col_class]
+        self.cls = comp.col_class.tolist()
+        self.size = [int(d) for d in comp.devices]
+        self.watts = comp.watts.tolist()
 
-    def fits(self, j: int) -> bool:
-        comp = self.comp
-        d = int(comp.class_domain[comp.col_class[j]])
-        if d >= 0 and self.power[d] + EPS < comp.watts[j]:
-            return False
-        size = int(comp.devices[j])
-        return any(f >= size and k > 0 for f, k in self.nodes[int(comp.col_class[j])].items())
-
-    def place(self, j: int) -> bool:
-        """Put one replica of column ``j`` on the best-fitting node; False if it does not fit."""
-        comp = self.comp
-        d = int(comp.class_domain[comp.col_class[j]])
-        if d >= 0 and self.power[d] + EPS < comp.watts[j]:
-            return False
-        size = int(comp.devices[j])
-        hist = self.nodes[int(comp.col_class[j])]
-        best = min((f for f, k in hist.items() if f >= size and k > 0), default=None)
-        if best is None:
-            return False
-        hist[best] -= 1
-        if hist[best] == 0:
-            del hist[best]
-        if best - size > 0:
-            hist[best - size] = hist.get(best - size, 0) + 1
-        if d >= 0:
-            self.power[d] -= comp.watts[j]
-        return True
-
-
-def _pool_order(comp: Compiled) -> npt.NDArray[np.int64]:
-    return np.lexsort((np.arange(comp.n_pools), -comp.need, comp.level)).astype(np.int64)
-
-
-def _columns_by_pool(comp: Compiled) -> list[npt.NDArray[np.int64]]:
-    bounds = np.searchsorted(comp.col_pool, np.arange(comp.n_pools + 1))
-    return [np.arange(bounds[p], bounds[p + 1], dtype=np.int64) for p in range(comp.n_pools)]
-
-
-def _fill_pool(comp: Compiled, fleet: Fleet, p: int, cols: npt.NDArray[np.int64], n: FloatArray) -> None:
-    """Add replicas to pool ``p`` until its demand and minimum are met or nothing more fits."""
-    if len(cols) == 0:
-        return
-    cols = cols[comp.ub[cols] > 0]
-    ratio = comp.cost[cols] / comp.rps[cols] * np.where(comp.preferred[cols], 0.999, 1.0)
-    order = cols[np.lexsort((cols, ratio))]
-    count = float(n[cols].sum())
-    left = comp.need[p] - float(n[cols] @ comp.rps[cols])
-    max_r = comp.max_r[p]
-    for j in order:
-        while left > EPS and count < max_r and n[j] < comp.ub[j]:
-            if left < comp.rps[j]:
-                # last replica: the cheapest single replica that covers the rest may beat this one
-                cover = [k for k in order if comp.rps[k] >= left and n[k] < comp.ub[k] and fleet.fits(int(k))]
-                if cover:
-                    k = min(cover, key=lambda c: (comp.cost[c], c))
-                    if comp.cost[k] < comp.cost[j] and fleet.place(int(k)):
-                        n[k] += 1
-                        count += 1
-                        left -= comp.rps[k]
-                        break
-            if not fleet.place(int(j)):
+    def place(self, j: int, count: int = 1) -> int:
+        """Put up to ``count`` replicas of column ``j`` on the best-fitting nodes; how many fit."""
+        d, size, w = self.dom[j], self.size[j], self.watts[j]
+        if d >= 0 and w > 0:
+            count = min(count, int((self.power[d] + EPS) // w))
+        hist = self.nodes[self.cls[j]]
+        placed = 0
+        while placed < count:
+            best = min((f for f in hist if f >= size), default=None)
+            if best is None:
                 break
-            n[j] += 1
-            count += 1
-            left -= comp.rps[j]
-    by_cost = cols[np.lexsort((cols, comp.cost[cols]))]
+            per_node = best // size
+            nodes = hist[best]
+            k = min(nodes, (count - placed) // per_node) if per_node else 0
+            if k >= 1:  # fill k whole nodes
+                take = k * per_node
+                self._move(hist, best, best - per_node * size, k)
+            else:  # one node, partly
+                take = count - placed
+                self._move(hist, best, best - take * size, 1)
+            placed += take
+        if d >= 0:
+            self.power[d] -= placed * w
+        return placed
+
+    @staticmethod
+    def _move(hist: dict[int, int], old: int, new: int, nodes: int) -> None:
+        hist[old] -= nodes
+        if hist[old] == 0:
+            del hist[old]
+        if new > 0:
+            hist[new] = hist.get(new, 0) + nodes
+
+
+class _Pools:
+    """Per-pool column lists in plain Python (the loops below run per replica)."""
+
+    def __init__(self, comp: Compiled) -> None:
+        bounds = np.searchsorted(comp.col_pool, np.arange(comp.n_pools + 1)).tolist()
+        self.cols = [range(bounds[p], bounds[p + 1]) for p in range(comp.n_pools)]
+        self.cost = comp.cost.tolist()
+        self.rps = comp.rps.tolist()
+        self.ub = comp.ub.tolist()
+        ratio = comp.cost / comp.rps * np.where(comp.preferred, 0.999, 1.0)
+        self.ratio = ratio.tolist()
+        self.need = comp.need.tolist()
+        self.min_r = comp.min_r.tolist()
+        self.max_r = comp.max_r.tolist()
+        self.order = np.lexsort((np.arange(comp.n_pools), -comp.need, comp.level)).tolist()
+
+
+def _fill_pool(pools: _Pools, fleet: Fleet, p: int, n: FloatArray, first: list[int]) -> None:
+    """Add replicas to pool ``p`` until its demand and minimum are met or nothing more fits.
+
+    ``first`` are columns to round up by one replica before anything else (while still short).
+    """
+    cols = [j for j in pools.cols[p] if pools.ub[j] > 0]
+    if not cols:
+        return
+    cost, rps, ub = pools.cost, pools.rps, pools.ub
+    have = [float(n[j]) for j in cols]
+    count = sum(have)
+    left = pools.need[p] - sum(h * rps[j] for h, j in zip(have, cols, strict=True))
+    max_r = pools.max_r[p]
+
+    def add(j: int, k: int) -> int:
+        nonlocal count, left
+        k = fleet.place(j, k) if k > 0 else 0
+        n[j] += k
+        count += k
+        left -= k * rps[j]
+        return k
+
+    for j in first:
+        if (left > EPS or count < pools.min_r[p]) and count < max_r and n[j] < ub[j]:
+            add(j, 1)
+    by_cost = sorted(cols, key=lambda c: (cost[c], c))
+    for j in sorted(cols, key=lambda c: (pools.ratio[c], c)):
+        while left > EPS and count < max_r and n[j] < ub[j]:
+            if left < rps[j]:
+                # last replica: a cheaper single replica that covers the rest beats this one
+                for k in by_cost:
+                    if cost[k] >= cost[j]:
+                        break
+                    if rps[k] >= left and n[k] < ub[k] and add(k, 1):
+                        break
+                if left <= EPS:
+                    break
+            whole = max(1, int(left // rps[j]))
+            if add(j, int(min(whole, max_r - count, ub[j] - n[j]))) == 0:
+                break
     for j in by_cost:
-        while count < comp.min_r[p] and count < max_r and n[j] < comp.ub[j] and fleet.place(int(j)):
-            n[j] += 1
-            count += 1
+        while count < pools.min_r[p] and count < max_r and n[j] < ub[j]:
+            if add(j, int(min(pools.min_r[p] - count, ub[j] - n[j]))) == 0:
+                break
 
 
 def greedy(comp: Compiled) -> FloatArray:
     """Replica counts per column: highest priority first, cheapest $/rps that fits."""
     n = np.zeros(comp.n_cols, dtype=np.float64)
     fleet = Fleet(comp)
-    cols_of = _columns_by_pool(comp)
-    for p in _pool_order(comp):
-        _fill_pool(comp, fleet, int(p), cols_of[int(p)], n)
+    pools = _Pools(comp)
+    for p in pools.order:
+        _fill_pool(pools, fleet, p, n, [])
     return n
 
 
 def repair(comp: Compiled, counts: FloatArray) -> FloatArray:
     """Integral counts that fit every budget and node, as close to ``counts`` as greedily possible.
 
-    Replicas are kept in priority order (highest first, the cheaper $/rps first within a pool); what
-    no longer fits is dropped, and the pools left short are then topped up greedily.
+    The whole part of ``counts`` is placed first-fit-decreasing (bigger replicas first, then higher
+    priority); then, highest priority first, each short pool rounds its fractions up (largest first)
+    and is topped up greedily.
     """
+    counts = np.asarray(counts, dtype=np.float64)
     n = np.zeros(comp.n_cols, dtype=np.float64)
-    want = np.floor(np.asarray(counts, dtype=np.float64) + 1e-6)
+    want = np.floor(counts + 1e-6)
     fleet = Fleet(comp)
-    # Place what is wanted in one first-fit-decreasing pass (bigger replicas first, then priority):
-    # counts that satisfy the threshold rows always pack when sizes divide each other.
     cols = np.flatnonzero(want > 0)
-    for j in cols[np.lexsort((cols, comp.level[comp.col_pool[cols]], -comp.devices[cols]))]:
-        for _ in range(int(want[j])):
-            if not fleet.place(int(j)):
-                break
-            n[j] += 1
-    cols_of = _columns_by_pool(comp)
-    order = _pool_order(comp)
-    for p in order:
-        _fill_pool(comp, fleet, int(p), cols_of[int(p)], n)
+    for j in cols[np.lexsort((cols, comp.level[comp.col_pool[cols]], -comp.devices[cols]))].tolist():
+        n[j] = fleet.place(j, int(want[j]))
+    frac = counts - want
+    served = np.bincount(comp.col_pool, weights=n * comp.rps, minlength=comp.n_pools)
+    count = np.bincount(comp.col_pool, weights=n, minlength=comp.n_pools)
+    short = ((served < comp.need - EPS) | (count < comp.min_r)) & (count < comp.max_r)
+    pools = _Pools(comp)
+    for p in pools.order:
+        if not short[p]:
+            continue
+        up = [j for j in pools.cols[p] if frac[j] > 1e-6]
+        up.sort(key=lambda j: (-frac[j], j))
+        _fill_pool(pools, fleet, p, n, up)
     return n

@@ -17,12 +17,26 @@ import numpy.typing as npt
 
 from inferfleet.core.formulation import Compiled
 
-__all__ = ["INF", "HighsModel", "Layout", "SolveResult", "build_model"]
+__all__ = [
+    "INF",
+    "PREFERENCE_DISCOUNT",
+    "HighsModel",
+    "Layout",
+    "SolveResult",
+    "build_model",
+    "cost_vector",
+    "level_vector",
+    "weighted_vector",
+]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 INF = float(highspy.kHighsInf)
 SEED = 1729
+# A preferred option's $/h counts 0.1% less: a tie-breaker, never a material override of cost.
+PREFERENCE_DISCOUNT = 1e-3
+# Ratio between the shed weights of consecutive priority levels in the weighted relaxation.
+LEVEL_RATIO = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,7 +217,7 @@ def build_model(comp: Compiled, *, integer: bool) -> tuple[Layout, highspy.Highs
     ones = np.ones(n_rep)
     inf_k = np.full(len(shed_pools), INF)
     demand0 = rows.per_pool(comp, shed_pools, shed0, np.ones(len(shed_pools)), inf_k,
-                            comp.rps / np.maximum(comp.need[comp.col_pool], 1e-12))
+                            np.minimum(comp.rps / np.maximum(comp.need[comp.col_pool], 1e-12), 1.0))
     rows.per_pool(comp, min_pools, min0, comp.min_r[min_pools], np.full(len(min_pools), INF), ones)
     ub_sum = np.bincount(comp.col_pool, weights=comp.ub, minlength=comp.n_pools)
     max_pools = np.flatnonzero(ub_sum > comp.max_r)
@@ -264,3 +278,40 @@ def build_model(comp: Compiled, *, integer: bool) -> tuple[Layout, highspy.Highs
             lay.n_cols - n_rep
         )
     return lay, lp
+
+
+def cost_vector(comp: Compiled, lay: Layout) -> FloatArray:
+    """The cost objective: $/h of replicas (preferred ones a hair cheaper) plus churn."""
+    c = np.zeros(lay.n_cols, dtype=np.float64)
+    c[: lay.n_rep] = comp.cost * np.where(comp.preferred, 1.0 - PREFERENCE_DISCOUNT, 1.0)
+    c[lay.churn_start :] = comp.problem.policy.churn_dollars_per_replica
+    return c
+
+
+def level_vector(lay: Layout, level: int) -> FloatArray:
+    """The normalised shed of one priority level (its shed fractions and missing minimums)."""
+    c = np.zeros(lay.n_cols, dtype=np.float64)
+    c[lay.level_cols[level]] = lay.level_vals[level]
+    return c
+
+
+def weighted_vector(comp: Compiled, lay: Layout) -> FloatArray:
+    """Cost plus shed weights that make each level dominate cost and every lower level.
+
+    The lowest level's weight is ten times what the biggest pool costs on its cheapest option, so a
+    relaxation sheds to save money only where serving costs over ten times the cheapest way; each
+    level above weighs ``LEVEL_RATIO`` times more.  Bigger weights would be more lexicographic but
+    break the simplex (HiGHS fails its ratio test beyond ~1e10).  This
+    is lexicographic only up to that ratio (see the planner's module notes); it steers the LP that
+    the rounding starts from, while the exact path fixes levels one by one.
+    """
+    c = cost_vector(comp, lay)
+    cheapest = np.full(comp.n_pools, np.inf)
+    if comp.n_cols:
+        np.minimum.at(cheapest, comp.col_pool, comp.cost / comp.rps)
+    full = np.where(np.isfinite(cheapest), cheapest * comp.need, 0.0)
+    base = 10.0 * (1.0 + float(full.max(initial=0.0)))
+    n_levels = len(lay.level_cols)
+    for k in range(n_levels):
+        c[lay.level_cols[k]] += base * LEVEL_RATIO ** (n_levels - 1 - k) * lay.level_vals[k]
+    return c

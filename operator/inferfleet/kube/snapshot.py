@@ -39,7 +39,7 @@ LIST_TIMEOUT: Final = (5.0, 60.0)
 POLICY_NAME: Final = "default"
 
 
-class CRDsMissing(RuntimeError):
+class CRDsMissing(RuntimeError):  # noqa: N818 - the condition, not 'an error'; name fixed by the brief
     """Our CustomResourceDefinitions are not installed, so the API has no such resource."""
 
     def __init__(self, missing: Iterable[str]) -> None:
@@ -70,8 +70,10 @@ def read_snapshot(api: kubernetes.client.ApiClient, namespace: str | None = None
         "Service": lambda: _list(api, _ns_path("/api/v1", namespace, "services"), "v1", "Service",
                                  labels=OURS),
     }
-    with concurrent.futures.ThreadPoolExecutor(max_workers=len(lists),
-                                               thread_name_prefix="snapshot") as pool:
+    # in parallel: the API server encodes one LIST while we parse another.  Locally (1,000 pools,
+    # 2,000 Deployments and Pods, 200 Nodes; 2 cores shared with the API server) 4 threads read in
+    # ~0.3-0.4 s against ~0.45 s one after another; more threads only contend for the GIL.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="snapshot") as pool:
         futures = {kind: pool.submit(fn) for kind, fn in lists.items()}
         concurrent.futures.wait(futures.values())
     missing = [
@@ -148,7 +150,7 @@ def _extended(quantities: Mapping[str, Any]) -> dict[str, int]:
     for resource, quantity in quantities.items():
         if "/" in resource:
             try:
-                out[resource] = math.ceil(parse_quantity(quantity))
+                out[resource] = math.ceil(parse_quantity(quantity))  # type: ignore[no-untyped-call]
             except (ValueError, TypeError, decimal.InvalidOperation):
                 continue  # the API server validates quantities; never fail a snapshot on one
     return out

@@ -39,6 +39,7 @@ from inferfleet.sim.components import (
     control_plane,
     health_endpoints,
     kwok_component,
+    write_kwok_config,
 )
 from inferfleet.sim.fleet import load_fleet, node_manifests
 from inferfleet.sim.pki import make_pki, write_kubeconfig
@@ -226,7 +227,7 @@ class Cluster:
         if self.external:
             return [kwok_component(bins["kwok"], stages, self.ports, self.kubeconfig)]
         pki = make_pki(self.state_dir / "pki")
-        return control_plane(bins, self.ports, pki, self.kubeconfig, self.state_dir, stages)
+        return control_plane(bins, self.ports, pki, self.kubeconfig, state=self.state_dir, stages=stages)
 
     def _probe_all(self) -> list[ComponentStatus]:
         endpoints = health_endpoints(self.ports)
@@ -283,7 +284,7 @@ class Cluster:
         t = time.monotonic()
         needed = ("kwok", "kubectl") if self.external else install.CLUSTER_TOOLS
         bins = install.ensure_binaries(needed, quiet=True)
-        shutil.copyfile(install.kwok_stages(), self.state_dir / "kwok.yaml")
+        write_kwok_config(self.state_dir / "kwok.yaml", install.kwok_stages())
         timings["binaries"] = time.monotonic() - t
         t = time.monotonic()
         shutil.rmtree(self.state_dir / "etcd-data", ignore_errors=True)
@@ -297,10 +298,8 @@ class Cluster:
         started: list[procs.ProcInfo] = []
         extra = {"fleet": str(fleet_path.resolve()), "scale": scale, "started_at": time.time()}
         try:
-            self._launch(comps, started, extra, timings, timeout)
-            t = time.monotonic()
-            applied = self._apply(manifests, timeout)
-            timings["nodes ready"] = time.monotonic() - t
+            applied = self._launch(comps, started, extra=extra, timings=timings, manifests=manifests,
+                                   timeout=timeout)
         except BaseException:
             self.log(f"start failed; stopping what was started (logs kept in {self.logs_dir})")
             for p in reversed(started):
@@ -312,22 +311,33 @@ class Cluster:
         self._save_state(started, extra)
         return UpReport(False, self.kubeconfig, total, timings, applied)
 
-    def _launch(self, comps: list[Component], started: list[procs.ProcInfo], extra: dict[str, Any],
-                timings: dict[str, float], timeout: float) -> None:
-        """etcd and apiserver at once, the rest once the apiserver is ready; all health-waited."""
+    def _launch(self, comps: list[Component], started: list[procs.ProcInfo], *, extra: dict[str, Any],
+                timings: dict[str, float], manifests: list[dict[str, Any]],
+                timeout: float) -> nodes.ApplyResult:
+        """etcd and apiserver at once; once the apiserver is ready the other components start while
+        the nodes are created; then everything is health-waited and the nodes waited Ready."""
         endpoints = health_endpoints(self.ports)
         first = [c for c in comps if c.name in ("etcd", "kube-apiserver")]
         rest = [c for c in comps if c not in first]
         t0 = time.monotonic()
+        applied = nodes.ApplyResult()
         for batch in (first, rest):
-            for comp in batch:
-                started.append(procs.spawn(comp.name, comp.argv, self.logs_dir / f"{comp.name}.log"))
-                self._save_state(started, extra)
-            for info in started[-len(batch):]:
+            spawned = [procs.spawn(c.name, c.argv, self.logs_dir / f"{c.name}.log") for c in batch]
+            started.extend(spawned)
+            self._save_state(started, extra)
+            if batch is rest:
+                with self.api_client() as api:
+                    applied = nodes.apply_nodes(api, manifests)
+            for info in spawned:
                 url, tls = endpoints[info.name]
                 procs.wait_healthy(info, url, _ssl_context(tls, self.state_dir), timeout)
                 timings[info.name] = time.monotonic() - t0
                 self.log(f"  {info.name:24s} healthy after {timings[info.name]:5.1f}s  (pid {info.pid})")
+        with self.api_client() as api:
+            nodes.wait_nodes_ready(api, [m["metadata"]["name"] for m in manifests], timeout)
+        timings["nodes ready"] = time.monotonic() - t0
+        self.log(f"  fleet: {len(manifests)} nodes Ready ({applied.describe()})")
+        return applied
 
     def _apply(self, manifests: list[dict[str, Any]], timeout: float) -> nodes.ApplyResult:
         with self.api_client() as api:
@@ -336,7 +346,8 @@ class Cluster:
         self.log(f"  fleet: {len(manifests)} nodes Ready ({result.describe()})")
         return result
 
-    def apply_fleet(self, fleet_file: Path | str, *, scale: int = 1, timeout: float = 120.0) -> nodes.ApplyResult:
+    def apply_fleet(self, fleet_file: Path | str, *, scale: int = 1,
+                    timeout: float = 120.0) -> nodes.ApplyResult:
         """(Re-)apply a fleet file to the running cluster; prunes managed nodes not in it."""
         manifests = node_manifests(load_fleet(fleet_file), scale)
         return self._apply(manifests, timeout)
@@ -364,7 +375,7 @@ class Cluster:
                     shutil.rmtree(entry, ignore_errors=True)
                 else:
                     entry.unlink(missing_ok=True)
-        busy = procs.free_port_problems(self.ports.by_component(self.external))
+        busy = procs.wait_ports_free(self.ports.by_component(self.external))
         if busy:
             raise ClusterError("stopped, but ports are still in use: " + "; ".join(busy))
         return stopped

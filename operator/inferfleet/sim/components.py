@@ -22,6 +22,7 @@ __all__ = [
     "control_plane",
     "health_endpoints",
     "kwok_component",
+    "write_kwok_config",
 ]
 
 DEFAULT_PORT_BASE = 17443  # below Linux's ephemeral range (32768+), away from 6443/8443/10250-10259
@@ -160,6 +161,19 @@ def _scheduler(bins: dict[str, Path], ports: Ports, kubeconfig: Path, state: Pat
     return Component("kube-scheduler", argv)
 
 
+def write_kwok_config(path: Path, stages: Path) -> Path:
+    """kwok's ``--config``: more parallel workers than the default 4 (190 nodes Ready in ~2 s
+    instead of ~7 s), then the stage definitions."""
+    options = yaml.safe_dump({
+        "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+        "kind": "KwokConfiguration",
+        "options": {"nodePlayStageParallelism": 16, "podPlayStageParallelism": 16,
+                    "nodeLeaseParallelism": 16},
+    })
+    path.write_text(options + "---\n" + stages.read_text())
+    return path
+
+
 def kwok_component(kwok: Path, stages: Path, ports: Ports, kubeconfig: Path) -> Component:
     """kwok managing only nodes annotated ``kwok.x-k8s.io/node=fake`` (safe on a real cluster)."""
     argv = [
@@ -173,7 +187,7 @@ def kwok_component(kwok: Path, stages: Path, ports: Ports, kubeconfig: Path) -> 
     return Component("kwok", argv)
 
 
-def control_plane(bins: dict[str, Path], ports: Ports, pki: Pki, kubeconfig: Path, state: Path,
+def control_plane(bins: dict[str, Path], ports: Ports, pki: Pki, kubeconfig: Path, *, state: Path,
                   stages: Path) -> list[Component]:
     """The five components of a local cluster, in start order."""
     return [

@@ -49,7 +49,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = actions.add_parser("up", help="start the cluster (idempotent) and apply the fleet")
     _name(p)
-    p.add_argument("-f", "--fleet", type=Path, help="fleet file (default examples/simulated-fleet/fleet.yaml)")
+    p.add_argument("-f", "--fleet", type=Path,
+                   help="fleet file (default examples/simulated-fleet/fleet.yaml)")
     p.add_argument("--scale", type=int, default=1, help="multiply every pool's node count (default 1)")
     p.add_argument("--kubeconfig", type=Path,
                    help="use this existing cluster (e.g. kind): only run kwok and add the fake nodes")
@@ -114,7 +115,8 @@ def _down(args: argparse.Namespace) -> int:
     except _EXPECTED as exc:
         return _fail(exc)
     if stopped:
-        print(f"cluster {args.name!r} stopped ({', '.join(stopped)}); ports free; logs kept in {cluster.logs_dir}")
+        print(f"cluster {args.name!r} stopped ({', '.join(stopped)}); ports free; "
+              f"logs kept in {cluster.logs_dir}")
     else:
         print(f"no running processes for cluster {args.name!r}; state cleared")
     return 0

@@ -60,7 +60,9 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-_QUANTITY = re.compile(r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
+_QUANTITY = re.compile(
+    r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$"
+)
 
 _FLEET_FIELDS = frozenset({"apiVersion", "kind", "metadata", "spec"})
 _SPEC_FIELDS = frozenset({"pools", "capacity"})
@@ -149,7 +151,7 @@ def _check_fields(ctx: _Ctx, field: str, value: dict[str, Any], allowed: frozens
         raise ctx.error(name, f"unknown field (allowed: {', '.join(sorted(allowed))})")
 
 
-def _string(ctx: _Ctx, field: str, value: object, pattern: re.Pattern[str] | None = None,
+def _string(ctx: _Ctx, field: str, value: object, pattern: re.Pattern[str] | None = None, *,
             what: str = "", max_len: int = 0) -> str:
     if not isinstance(value, str) or not value:
         raise ctx.error(field, f"must be a non-empty string, got {value!r}")
@@ -265,14 +267,17 @@ def _taints(ctx: _Ctx, value: object) -> list[Taint]:
 
 def _pool(ctx: _Ctx, raw: dict[str, Any], default_capacity: Mapping[str, str]) -> Pool:
     _check_fields(ctx, "", raw, _POOL_FIELDS)
-    name = _string(ctx, "name", raw.get("name"), _DNS_LABEL, "a DNS label (lowercase, digits, '-')", 50)
+    name = _string(ctx, "name", raw.get("name"), _DNS_LABEL,
+                   what="a DNS label (lowercase, digits, '-')", max_len=50)
     cls = _string(ctx, "acceleratorClass", raw.get("acceleratorClass", name), _LABEL_VALUE,
-                  "a valid label value", 63)
+                  what="a valid label value", max_len=63)
     count = _int(ctx, "count", raw.get("count"), 0)
     devices = _int(ctx, "devicesPerNode", raw.get("devicesPerNode"), 1)
     resource = _resource(ctx, raw)
-    domain = _string(ctx, "powerDomain", raw.get("powerDomain"), _LABEL_VALUE, "a valid label value", 63)
-    zone = _string(ctx, "zone", raw.get("zone"), _LABEL_VALUE, "a valid label value", 63)
+    domain = _string(ctx, "powerDomain", raw.get("powerDomain"), _LABEL_VALUE, what="a valid label value",
+                     max_len=63)
+    zone = _string(ctx, "zone", raw.get("zone"), _LABEL_VALUE, what="a valid label value",
+                     max_len=63)
     taints = [Taint(TAINT_KEY, cls, "NoSchedule"), *_taints(ctx, raw.get("taints"))]
     seen: set[tuple[str, str]] = set()
     for t in taints:

@@ -3,8 +3,10 @@
 Owns: building (from the Go module proxy) or finding kube-apiserver, kube-controller-manager,
 kube-scheduler, kubectl, etcd, kwok, kwokctl and helm; caching them outside the repo under
 ``~/.cache/inferfleet/bin/<tool>-<version>/`` (or ``$INFERFLEET_CACHE``); checking each binary's
-``--version``.  Binaries a user already has are taken from ``$INFERFLEET_ASSETS`` (a directory, in
-the spirit of envtest's ``KUBEBUILDER_ASSETS``).
+``--version`` (kwok: ``--version``; kubectl: ``version --client``; helm: ``version --short``) against
+the pin; and kwok's stage definitions (``kwok_stages()``).  Binaries a user already has are taken
+from ``$INFERFLEET_ASSETS`` (a directory, in the spirit of envtest's ``KUBEBUILDER_ASSETS``; it may
+also hold ``kwok-stages.yaml``).  A failed build keeps its log in ``~/.cache/inferfleet/logs/``.
 
 Stdlib only, so it runs before anything else is installed:
 ``python -m inferfleet.sim.install`` (or ``inferfleet dev-cluster install``).
@@ -12,6 +14,7 @@ Stdlib only, so it runs before anything else is installed:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -122,12 +125,30 @@ def _version_of(path: Path, tool: Tool) -> str:
     return out.stdout + out.stderr
 
 
+def _stamp(path: Path) -> str:
+    st = path.stat()
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
 def _verified(path: Path, tool: Tool) -> bool:
-    """The binary exists, runs, and its version output names exactly the pinned version."""
+    """The binary exists, runs, and its version output names exactly the pinned version.
+
+    A passed check is remembered in ``<binary>.verified`` (size and mtime), so a warm start does
+    not execute eight binaries again; replacing the binary invalidates it.
+    """
     if not (path.is_file() and os.access(path, os.X_OK)):
         return False
+    marker = path.with_name(path.name + ".verified")
+    with contextlib.suppress(OSError):
+        if marker.read_text() == f"{tool.version} {_stamp(path)}":
+            return True
     pattern = rf"(?<![\d.])v?{re.escape(tool.expect)}(?![\d])"
-    return re.search(pattern, _version_of(path, tool)) is not None
+    if re.search(pattern, _version_of(path, tool)) is None:
+        return False
+    if cache_root() in path.parents:  # never write into a user's $INFERFLEET_ASSETS
+        with contextlib.suppress(OSError):
+            marker.write_text(f"{tool.version} {_stamp(path)}")
+    return True
 
 
 def _user_asset(tool: Tool) -> Path | None:
@@ -158,7 +179,8 @@ def _run_logged(cmd: Sequence[str], cwd: Path, logfile: Path, env: dict[str, str
                     rc = proc.wait(timeout=30)
                     break
                 except subprocess.TimeoutExpired:
-                    log(f"  ... still running {cmd[0]} {cmd[1]} ({time.monotonic() - start:.0f}s; log {logfile})")
+                    elapsed = time.monotonic() - start
+                    log(f"  ... still running {cmd[0]} {cmd[1]} ({elapsed:.0f}s; log {logfile})")
     if rc != 0:
         tail = logfile.read_text(errors="replace").splitlines()[-25:]
         raise InstallError(
@@ -261,7 +283,8 @@ def _build_etcd(dest: Path, logfile: Path) -> None:
     )
     dest.mkdir(parents=True, exist_ok=True)
     _run_logged(
-        ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(dest / "etcd"), "go.etcd.io/etcd/server/v3"],
+        ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(dest / "etcd"),
+         "go.etcd.io/etcd/server/v3"],
         work, logfile, _go_env(),
     )
 

@@ -31,6 +31,7 @@ __all__ = [
     "spawn",
     "stop",
     "wait_healthy",
+    "wait_ports_free",
     "who_listens",
 ]
 
@@ -164,7 +165,7 @@ def who_listens(port: int) -> str:
                 link = os.readlink(fd)
                 if link.startswith("socket:[") and link[8:-1] in inodes:
                     cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                    return f"pid {proc.name} ({cmd.strip()[:120]})"
+                    return f"pid {proc.name} ({' '.join(cmd.split())[:120]})"
         except OSError:
             continue
     return ""
@@ -178,6 +179,16 @@ def free_port_problems(ports: dict[str, int]) -> list[str]:
             holder = who_listens(port) or "another process"
             problems.append(f"port {port} (for {component}) on 127.0.0.1 is in use by {holder}")
     return problems
+
+
+def wait_ports_free(ports: dict[str, int], timeout: float = 10.0) -> list[str]:
+    """Poll until no port is taken (an exiting process may hold its sockets a moment longer)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        problems = free_port_problems(ports)
+        if not problems or time.monotonic() > deadline:
+            return problems
+        time.sleep(0.1)
 
 
 def probe(url: str, context: ssl.SSLContext | None, timeout: float = 2.0) -> tuple[bool, str]:

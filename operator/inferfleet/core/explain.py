@@ -1,0 +1,173 @@
+"""From replica counts to a :class:`~inferfleet.core.types.Plan` that says why it looks that way.
+
+Owns the per-pool status (Placed / PartiallyShed / Shed / Unplaceable), the binding constraints
+("power:<domain>", "capacity:<class>", "maxReplicas", "minReplicas", and for unplaceable pools the
+kinds of Unfit reasons), the one-sentence reason, and the domain, class and fleet totals.
+
+A budget binds a pool when the pool is short (shed or below its minimum) or runs on something
+dearer than one of its options, and that option cannot get one more replica: its power domain is at
+least 99% used or has less left than the replica draws, or no node of its class has room for it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from inferfleet.core.formulation import Compiled
+from inferfleet.core.heuristic import Fleet
+from inferfleet.core.types import ClassUse, DomainUse, Placement, Plan, PoolPlan, SolverStats
+
+__all__ = ["build_plan"]
+
+FloatArray = npt.NDArray[np.float64]
+FULL = 0.99  # a budget at least this used is binding
+TOL = 1e-6
+
+
+def _unfit_tags(reasons: list[str]) -> list[str]:
+    tags: set[str] = set()
+    for text in reasons:
+        low = text.lower()
+        if any(w in low for w in ("slo", "ttft", "tpot", "latency")):
+            tags.add("slo")
+        if any(w in low for w in ("memory", "gib", "does not fit")):
+            tags.add("memory")
+        if "allow" in low:
+            tags.add("allowedClasses")
+    return sorted(tags)
+
+
+def _kw(watts: float) -> str:
+    return f"{watts / 1000:,.1f}"
+
+
+class _Context:
+    """What the plan leaves free, for the binding tests."""
+
+    def __init__(self, comp: Compiled, n: FloatArray) -> None:
+        self.comp = comp
+        self.fleet = Fleet(comp)
+        cols = np.flatnonzero(n > 0)
+        for j in cols[np.lexsort((cols, -comp.devices[cols]))].tolist():
+            self.fleet.place(j, int(n[j]))
+        dom_of_col = comp.class_domain[comp.col_class]
+        self.used = np.array(
+            [float(np.sum((n * comp.watts)[dom_of_col == d])) for d in range(len(comp.budgets))]
+        )
+
+    def power_full(self, j: int) -> int | None:
+        d = int(self.comp.class_domain[self.comp.col_class[j]])
+        if d < 0:
+            return None
+        budget = float(self.comp.budgets[d])
+        full = self.used[d] >= FULL * budget or budget - self.used[d] < self.comp.watts[j] - TOL
+        return d if full else None
+
+    def node_full(self, j: int) -> bool:
+        size = int(self.comp.devices[j])
+        return not any(f >= size for f in self.fleet.nodes[int(self.comp.col_class[j])])
+
+
+def _pool_plan(comp: Compiled, ctx: _Context, p: int, cols: range, n: FloatArray, lowest: int) -> PoolPlan:
+    pool = comp.problem.pools[p]
+    live = [int(j) for j in cols if comp.ub[j] > 0]
+    placements = tuple(
+        Placement(
+            accelerator_class=comp.options[j].accelerator_class,
+            replicas=int(n[j]),
+            devices=int(n[j] * comp.devices[j]),
+            watts=float(n[j] * comp.watts[j]),
+            dollars_per_hour=float(n[j] * comp.cost[j]),
+            rps_capacity=float(n[j] * comp.rps[j]),
+            ttft_s=comp.options[j].ttft_s,
+            tpot_s=comp.options[j].tpot_s,
+        )
+        for j in cols
+        if n[j] > 0
+    )
+    need = float(comp.need[p])
+    capacity = sum(pl.rps_capacity for pl in placements)
+    served = min(capacity, need)
+    count = sum(pl.replicas for pl in placements)
+    shed = max(0.0, need - capacity)
+    short = shed > TOL * max(need, 1.0) or count < comp.min_r[p]
+    if not live:
+        reasons = [f"{c}: {r}" for c, r in sorted(comp.problem.unfit.get(pool.key, {}).items())]
+        text = "; ".join(reasons) if reasons else "no option was offered for any class"
+        return PoolPlan(pool.key, (), pool.demand_rps, 0.0, "Unplaceable", tuple(_unfit_tags(reasons)),
+                        f"no class can run this pool: {text}")
+    if need > 0 and capacity <= TOL:
+        status = "Shed"
+    elif shed > TOL * max(need, 1.0):
+        status = "PartiallyShed"
+    else:
+        status = "Placed"
+    binding: list[str] = []
+    notes: list[str] = []
+    used_ratio = max((comp.cost[j] / comp.rps[j] for j in live if n[j] > 0), default=np.inf)
+    for j in sorted(live, key=lambda c: (comp.cost[c] / comp.rps[c], c)):
+        if not short and comp.cost[j] / comp.rps[j] >= used_ratio - 1e-12:
+            break
+        d = ctx.power_full(j)
+        if d is not None and f"power:{comp.domain_names[d]}" not in binding:
+            binding.append(f"power:{comp.domain_names[d]}")
+            notes.append(f"power budget of {comp.domain_names[d]} binding "
+                         f"({_kw(ctx.used[d])}/{_kw(float(comp.budgets[d]))} kW)")
+        cls = comp.class_names[int(comp.col_class[j])]
+        if ctx.node_full(j) and f"capacity:{cls}" not in binding:
+            binding.append(f"capacity:{cls}")
+            notes.append(f"no {cls} node has {int(comp.devices[j])} free devices")
+    best = min(live, key=lambda c: (comp.cost[c] / comp.rps[c], c))
+    if count >= comp.max_r[p] and (short or np.ceil(need / comp.rps[best] - 1e-9) > comp.max_r[p]):
+        binding.append("maxReplicas")
+        notes.append(f"maxReplicas is {int(comp.max_r[p])}")
+    if comp.min_r[p] > 0 and (count < comp.min_r[p] or (count == comp.min_r[p] and shed <= TOL and
+                                                         count > np.ceil(need / comp.rps[best] - 1e-9))):
+        binding.append("minReplicas")
+        notes.append(f"{count} of {int(comp.min_r[p])} minimum replicas placed" if count < comp.min_r[p]
+                     else f"minReplicas {int(comp.min_r[p])} keeps more replicas than demand needs")
+    why = ", ".join(notes)
+    if status == "Placed":
+        where = ", ".join(f"{pl.replicas} on {pl.accelerator_class}" for pl in placements) or "nothing"
+        text = (f"placed {where}: {capacity:.1f} req/s for {need:.1f} needed"
+                if need > 0 else f"no demand: placed {where}")
+        reason = f"{text}; {why}" if why else text
+    else:
+        prio = f"priority {pool.priority} is the lowest" if pool.priority == lowest else (
+            f"priority {pool.priority}, shed after lower priorities")
+        reason = f"shed {shed:.1f} of {need:.1f} req/s: {why or 'no option fits'}; {prio}"
+    return PoolPlan(pool.key, placements, pool.demand_rps, served, status, tuple(binding), reason)
+
+
+def build_plan(comp: Compiled, n: FloatArray, solver: SolverStats) -> Plan:
+    """The plan of integral replica counts ``n`` per column of ``comp``."""
+    problem = comp.problem
+    ctx = _Context(comp, n)
+    lowest = min((p.priority for p in problem.pools), default=0)
+    bounds = np.searchsorted(comp.col_pool, np.arange(comp.n_pools + 1)).tolist()
+    pools = tuple(
+        _pool_plan(comp, ctx, p, range(bounds[p], bounds[p + 1]), n, lowest) for p in range(comp.n_pools)
+    )
+    watts_by_class = np.bincount(comp.col_class, weights=n * comp.watts, minlength=len(comp.class_names))
+    dev_by_class = np.bincount(comp.col_class, weights=n * comp.devices, minlength=len(comp.class_names))
+    budgets = problem.policy.domain_budgets_watts
+    domain_watts: dict[str, float] = {}
+    for i, cls in enumerate(problem.classes):
+        domain_watts[cls.power_domain] = domain_watts.get(cls.power_domain, 0.0) + float(watts_by_class[i])
+    domains = tuple(
+        DomainUse(name, float(budgets[name]) if name in budgets else None, domain_watts.get(name, 0.0))
+        for name in sorted(set(budgets) | {d for d, w in domain_watts.items() if w > 0})
+    )
+    classes = tuple(
+        ClassUse(cls.name, int(sum(cls.node_free_devices)), int(round(dev_by_class[i])), float(watts_by_class[i]))
+        for i, cls in enumerate(problem.classes)
+    )
+    return Plan(
+        pools=pools,
+        domains=domains,
+        classes=classes,
+        watts=float(n @ comp.watts),
+        dollars_per_hour=float(n @ comp.cost),
+        solver=solver,
+    )
