@@ -158,7 +158,7 @@ def make_fleet(n_pools: int, seed: int = 7, n_classes: int = 16, n_domains: int 
                 node_free_devices=tuple(free),
             )
         )
-    budgets = {d: round(w * 0.9, 1) for d, w in sorted(want_watts.items())}
+    budgets = {d: round(w * 0.9 + 5000.0, 1) for d, w in sorted(want_watts.items())}
     return Problem(
         pools=tuple(pools),
         options=options,

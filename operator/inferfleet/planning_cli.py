@@ -57,7 +57,10 @@ def nodes_from_documents(docs: Sequence[dict[str, Any]]) -> list[translate.NodeI
         from inferfleet.sim import fleet as simfleet
 
         for doc in fleets:
-            nodes.extend(simfleet.render_nodes(simfleet.parse_fleet(doc, source="SimulatedFleet")))
+            try:
+                nodes.extend(simfleet.node_manifests(simfleet.parse_fleet(doc, source="SimulatedFleet"), 1))
+            except simfleet.FleetError as exc:
+                raise manifests.ManifestError([str(exc)]) from exc
     if not nodes:
         return None
     return [translate.node_info_from_manifest(n) for n in nodes]

@@ -71,7 +71,7 @@ class _Context:
 
 def _pool_plan(comp: Compiled, ctx: _Context, p: int, cols: range, n: FloatArray, lowest: int) -> PoolPlan:
     pool = comp.problem.pools[p]
-    live = [int(j) for j in cols if comp.ub[j] > 0]
+    live = list(cols)  # every option offered on a class of the fleet
     placements = tuple(
         Placement(
             accelerator_class=comp.options[j].accelerator_class,
@@ -105,10 +105,12 @@ def _pool_plan(comp: Compiled, ctx: _Context, p: int, cols: range, n: FloatArray
         status = "Placed"
     binding: list[str] = []
     notes: list[str] = []
-    used_ratio = max((comp.cost[j] / comp.rps[j] for j in live if n[j] > 0), default=np.inf)
+    spent = sum(pl.dollars_per_hour for pl in placements)
     for j in sorted(live, key=lambda c: (comp.cost[c] / comp.rps[c], c)):
-        if not short and comp.cost[j] / comp.rps[j] >= used_ratio - 1e-12:
-            break
+        # an option that would have served the pool for less, or any option when the pool is short
+        alone = max(comp.min_r[p], np.ceil(need / comp.rps[j] - 1e-9)) * comp.cost[j]
+        if not short and (alone >= spent * (1 - 1e-3) or alone > comp.max_r[p] * comp.cost[j]):
+            continue
         d = ctx.power_full(j)
         if d is not None and f"power:{comp.domain_names[d]}" not in binding:
             binding.append(f"power:{comp.domain_names[d]}")
@@ -127,7 +129,7 @@ def _pool_plan(comp: Compiled, ctx: _Context, p: int, cols: range, n: FloatArray
         binding.append("minReplicas")
         notes.append(f"{count} of {int(comp.min_r[p])} minimum replicas placed" if count < comp.min_r[p]
                      else f"minReplicas {int(comp.min_r[p])} keeps more replicas than demand needs")
-    why = ", ".join(notes)
+    why = ", ".join(notes[:3]) + (f" and {len(notes) - 3} more" if len(notes) > 3 else "")
     if status == "Placed":
         where = ", ".join(f"{pl.replicas} on {pl.accelerator_class}" for pl in placements) or "nothing"
         text = (f"placed {where}: {capacity:.1f} req/s for {need:.1f} needed"

@@ -25,7 +25,9 @@ __all__ = [
     "SolveResult",
     "build_model",
     "cost_vector",
+    "fix_columns",
     "level_vector",
+    "new_highs",
     "weighted_vector",
 ]
 
@@ -35,8 +37,11 @@ INF = float(highspy.kHighsInf)
 SEED = 1729
 # A preferred option's $/h counts 0.1% less: a tie-breaker, never a material override of cost.
 PREFERENCE_DISCOUNT = 1e-3
-# Ratio between the shed weights of consecutive priority levels in the weighted relaxation.
-LEVEL_RATIO = 10.0
+# Shed weights of consecutive priority levels differ by a ratio in [MIN, MAX], as large as keeps the
+# biggest weight below MAX_WEIGHT (HiGHS's dual simplex fails its ratio test on costs near 1e10).
+LEVEL_RATIO_MIN = 10.0
+LEVEL_RATIO_MAX = 1000.0
+MAX_WEIGHT = 1e9
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +96,16 @@ _STATUS = {
 }
 
 
+def new_highs(mip_rel_gap: float) -> highspy.Highs:
+    """A silent, single-threaded, seeded HiGHS instance (same input, same answer)."""
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", 1)
+    h.setOptionValue("random_seed", SEED)
+    h.setOptionValue("mip_rel_gap", mip_rel_gap)
+    return h
+
+
 class HighsModel:
     """One HiGHS instance holding the placement model (integer, or its LP relaxation)."""
 
@@ -98,13 +113,8 @@ class HighsModel:
         self.comp = comp
         self.integer = integer
         self.layout, lp = build_model(comp, integer=integer)
-        self.highs = highspy.Highs()
-        h = self.highs
-        h.setOptionValue("output_flag", False)
-        h.setOptionValue("threads", 1)
-        h.setOptionValue("random_seed", SEED)
-        h.setOptionValue("mip_rel_gap", mip_rel_gap)
-        h.passModel(lp)
+        self.highs = new_highs(mip_rel_gap)
+        self.highs.passModel(lp)
 
     def set_costs(self, costs: FloatArray) -> None:
         idx = np.arange(len(costs), dtype=np.int32)
@@ -120,7 +130,11 @@ class HighsModel:
 
     def full_vector(self, n: FloatArray) -> FloatArray:
         """Replica counts plus the shed, missing-minimum and churn columns they imply."""
-        comp, lay = self.comp, self.layout
+        return self.implied(self.comp, self.layout, n)
+
+    @staticmethod
+    def implied(comp: Compiled, lay: Layout, n: FloatArray) -> FloatArray:
+        """Replica counts plus the shed, missing-minimum and churn columns they imply."""
         x = np.zeros(lay.n_cols, dtype=np.float64)
         x[: lay.n_rep] = n
         served = np.bincount(comp.col_pool, weights=n * comp.rps, minlength=comp.n_pools)
@@ -300,8 +314,7 @@ def weighted_vector(comp: Compiled, lay: Layout) -> FloatArray:
 
     The lowest level's weight is ten times what the biggest pool costs on its cheapest option, so a
     relaxation sheds to save money only where serving costs over ten times the cheapest way; each
-    level above weighs ``LEVEL_RATIO`` times more.  Bigger weights would be more lexicographic but
-    break the simplex (HiGHS fails its ratio test beyond ~1e10).  This
+    level above weighs 10-1000 times more, as much as keeps every weight below ``MAX_WEIGHT``.  This
     is lexicographic only up to that ratio (see the planner's module notes); it steers the LP that
     the rounding starts from, while the exact path fixes levels one by one.
     """
@@ -309,9 +322,52 @@ def weighted_vector(comp: Compiled, lay: Layout) -> FloatArray:
     cheapest = np.full(comp.n_pools, np.inf)
     if comp.n_cols:
         np.minimum.at(cheapest, comp.col_pool, comp.cost / comp.rps)
-    full = np.where(np.isfinite(cheapest), cheapest * comp.need, 0.0)
+    full = np.where(np.isfinite(cheapest), cheapest, 0.0) * comp.need
     base = 10.0 * (1.0 + float(full.max(initial=0.0)))
     n_levels = len(lay.level_cols)
+    ratio = LEVEL_RATIO_MAX
+    if n_levels > 1:
+        ratio = min(LEVEL_RATIO_MAX, max(LEVEL_RATIO_MIN, (MAX_WEIGHT / base) ** (1.0 / (n_levels - 1))))
     for k in range(n_levels):
-        c[lay.level_cols[k]] += base * LEVEL_RATIO ** (n_levels - 1 - k) * lay.level_vals[k]
+        c[lay.level_cols[k]] += base * ratio ** (n_levels - 1 - k) * lay.level_vals[k]
     return c
+
+
+def fix_columns(lp: highspy.HighsLp, keep: npt.NDArray[np.bool_], x: FloatArray, n_int: int) -> highspy.HighsLp:
+    """``lp`` with the columns outside ``keep`` fixed at ``x`` and removed (row bounds shifted).
+
+    The first ``n_int`` columns of ``lp`` are the integer ones.  Rows left without a column are
+    dropped.  A model a tenth the size presolves and runs HiGHS's sub-MIP heuristics far faster
+    than the same model with bounds fixed.
+    """
+    start = np.asarray(lp.a_matrix_.start_, dtype=np.int64)
+    index = np.asarray(lp.a_matrix_.index_, dtype=np.int64)
+    value = np.asarray(lp.a_matrix_.value_, dtype=np.float64)
+    col_of = np.repeat(np.arange(lp.num_col_), np.diff(start))
+    kept_entry = keep[col_of]
+    gone = ~kept_entry
+    activity = np.bincount(index[gone], weights=value[gone] * x[col_of[gone]], minlength=lp.num_row_)
+    live_rows = np.bincount(index[kept_entry], minlength=lp.num_row_) > 0
+    new_row = np.cumsum(live_rows) - 1
+    cols = np.flatnonzero(keep)
+    sub = highspy.HighsLp()
+    sub.num_col_ = len(cols)
+    sub.num_row_ = int(live_rows.sum())
+    sub.col_cost_ = np.asarray(lp.col_cost_, dtype=np.float64)[cols]
+    sub.col_lower_ = np.asarray(lp.col_lower_, dtype=np.float64)[cols]
+    sub.col_upper_ = np.asarray(lp.col_upper_, dtype=np.float64)[cols]
+    row_lower = np.asarray(lp.row_lower_, dtype=np.float64)
+    row_upper = np.asarray(lp.row_upper_, dtype=np.float64)
+    sub.row_lower_ = np.where(np.isinf(row_lower), -INF, row_lower - activity)[live_rows]
+    sub.row_upper_ = np.where(np.isinf(row_upper), INF, row_upper - activity)[live_rows]
+    sub_start = np.zeros(len(cols) + 1, dtype=np.int64)
+    np.cumsum(np.diff(start)[cols], out=sub_start[1:])
+    sub.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    sub.a_matrix_.start_ = sub_start.astype(np.int32)
+    sub.a_matrix_.index_ = new_row[index[kept_entry]].astype(np.int32)
+    sub.a_matrix_.value_ = value[kept_entry]
+    n_sub_int = int(np.count_nonzero(cols < n_int))
+    sub.integrality_ = [highspy.HighsVarType.kInteger] * n_sub_int + [highspy.HighsVarType.kContinuous] * (
+        len(cols) - n_sub_int
+    )
+    return sub

@@ -1,3 +1,140 @@
-"""placeholder"""
-def solve(*a, **k): ...
-def best_single_class(*a, **k): ...
+"""The global placement planner: every pool x accelerator class in one optimisation.
+
+Public entry points: :func:`solve` (a :class:`~inferfleet.core.types.Problem` in, a
+:class:`~inferfleet.core.types.Plan` out) and :func:`best_single_class` (the cheapest plan that puts
+every pool on one class, for "savings vs best single class").
+
+Model (rows in :mod:`~inferfleet.core.formulation`): integer replicas per (pool, option); demand x
+headroom met or the rest shed; min/max replicas (the minimum soft, so a budget below it is reported,
+never infeasible); whole replicas on one node (threshold rows, exact when replica sizes divide each
+other as powers of two do); power per budgeted domain; churn = replicas taken off a class a pool
+runs on now, each charged ``churn_dollars_per_replica`` once, added to the hourly cost as is.
+
+Objective, lexicographic: first shed, level by level from the highest priority down, measured as
+the sum over the level's pools of shed/need plus missing/min replicas (so a big pool does not swamp
+small ones within a level); then $/h + churn, with preferred options 0.1% cheaper (a tie-breaker).
+
+* ``milp`` (exact): HiGHS phases, one per priority level that sheds, then cost
+  (:mod:`~inferfleet.core.exact`), seeded with the LP plan; threads=1 and a fixed seed.  Optimal
+  within ``mip_rel_gap`` 1e-4, unless the time limit stops it (status TimeLimit; a run cut short by
+  the clock may differ between runs, a run that finishes never does).
+* ``heuristic`` (large fleets): LP relaxation with MIR cuts, rounding and a MILP over the pools the
+  LP left fractional (:mod:`~inferfleet.core.relax`).  Levels are steered by weights there (each
+  level ~10-1000x the one below, capped for numerical safety), so a higher level may shed a sliver
+  to spare much more of a lower one; the bound is the cut LP's cost at this plan's shed levels.
+* ``auto``: ``milp`` up to ``AUTO_MILP_COLUMNS`` (pool, option) columns, else ``heuristic``.
+
+Known limits: a shed remainder smaller than what float tolerances see (1e-7 of a pool) is ignored;
+replica sizes that do not divide each other are packed first-fit-decreasing after the solve and
+replicas that do not fit are dropped (then reported as shed).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Literal
+
+import numpy as np
+
+from inferfleet.core.exact import solve_exact
+from inferfleet.core.explain import build_plan
+from inferfleet.core.formulation import compile_problem, packs_decreasing
+from inferfleet.core.heuristic import repair
+from inferfleet.core.relax import Outcome, solve_relaxation
+from inferfleet.core.types import Plan, Problem, SolverStats
+
+__all__ = ["AUTO_MILP_COLUMNS", "best_single_class", "solve"]
+
+AUTO_MILP_COLUMNS = 2000
+Method = Literal["auto", "milp", "heuristic"]
+
+
+def _packs(problem: Problem, comp_n: dict[str, list[int]]) -> bool:
+    by_name = {c.name: c for c in problem.classes}
+    return all(packs_decreasing(sizes, by_name[name].node_free_devices) for name, sizes in comp_n.items())
+
+
+def solve(problem: Problem, *, time_limit_s: float | None = None, method: Method = "auto") -> Plan:
+    """Place every pool's replicas across the fleet; see the module notes for the model."""
+    t0 = time.perf_counter()
+    limit = problem.policy.time_limit_s if time_limit_s is None else time_limit_s
+    limit = max(float(limit), 0.05)
+    comp = compile_problem(problem)
+    if comp.n_pools == 0:
+        return build_plan(comp, np.zeros(0), SolverStats("Empty", 0.0, 0.0, 0.0, time.perf_counter() - t0, "none"))
+    chosen = method
+    if chosen == "auto":
+        chosen = "milp" if comp.n_cols <= AUTO_MILP_COLUMNS else "heuristic"
+    outcome: Outcome
+    if comp.n_cols == 0:  # nothing can be placed anywhere: every pool is unplaceable
+        outcome = Outcome(np.zeros(0), np.zeros(len(comp.levels)), 0.0, 0.0, "Optimal", chosen)
+    elif chosen == "milp":
+        start = solve_relaxation(comp, 0.3 * limit)
+        outcome = solve_exact(comp, limit - (time.perf_counter() - t0), start)
+    else:
+        outcome = solve_relaxation(comp, limit - (time.perf_counter() - t0))
+    n = np.round(outcome.n)
+    sizes: dict[str, list[int]] = {}
+    for j in np.flatnonzero(n > 0).tolist():
+        sizes.setdefault(comp.class_names[comp.col_class[j]], []).extend([int(comp.devices[j])] * int(n[j]))
+    if not _packs(problem, sizes):  # only possible when replica sizes do not divide each other
+        n = repair(comp, n)
+    # replicas on a class the pool can no longer use move whatever the plan: a constant
+    forced = problem.policy.churn_dollars_per_replica * float(comp.churn_current[comp.churn_pair < 0].sum())
+    objective, bound = outcome.objective + forced, outcome.bound + forced
+    gap = (objective - bound) / max(abs(objective), 1e-9)
+    stats = SolverStats(
+        status=outcome.status,
+        objective=objective,
+        bound=bound,
+        gap=max(gap, 0.0),
+        seconds=time.perf_counter() - t0,
+        method=outcome.method,
+    )
+    return build_plan(comp, n, stats)
+
+
+def best_single_class(problem: Problem, *, respect_limits: bool = True) -> tuple[str, float] | None:
+    """The cheapest class that alone could serve every pool's demand x headroom and minimum.
+
+    Per pool the cheapest option on that class sized to ``max(min, ceil(need / rps))`` replicas
+    (within ``max_replicas``).  With ``respect_limits`` the class's domain budget and its nodes
+    (first-fit decreasing) must hold the lot; without, only the options matter.  ``None`` when no
+    class can carry everything.  Returns ``(class, $/h)``, ties broken by class name.
+    """
+    headroom = problem.policy.headroom
+    budgets = problem.policy.domain_budgets_watts
+    best: tuple[str, float] | None = None
+    for cls in sorted(problem.classes, key=lambda c: c.name):
+        total, watts, sizes = 0.0, 0.0, []
+        feasible = True
+        for pool in problem.pools:
+            need = max(pool.demand_rps, 0.0) * headroom
+            if need <= 0 and pool.min_replicas <= 0:
+                continue
+            choices = []
+            for opt in problem.options.get(pool.key, ()):
+                if opt.accelerator_class != cls.name or opt.rps <= 0:
+                    continue
+                reps = max(pool.min_replicas, math.ceil(need / opt.rps - 1e-9))
+                if reps <= pool.max_replicas:
+                    choices.append((reps * opt.dollars_per_hour, reps, opt.devices, opt.watts))
+            if not choices:
+                feasible = False
+                break
+            cost, reps, devices, w = min(choices)
+            total += cost
+            watts += reps * w
+            sizes.extend([devices] * reps)
+        if not feasible:
+            continue
+        if respect_limits:
+            budget = budgets.get(cls.power_domain)
+            if budget is not None and watts > budget + 1e-6:
+                continue
+            if not packs_decreasing(sizes, cls.node_free_devices):
+                continue
+        if best is None or total < best[1] - 1e-9:
+            best = (cls.name, total)
+    return best

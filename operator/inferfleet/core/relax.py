@@ -17,21 +17,36 @@ Owns the sequence and its time budget:
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 
+import highspy
 import numpy as np
 import numpy.typing as npt
 
-from inferfleet.core.cuts import separate_mir
+from inferfleet.core.cuts import CutRows, separate_mir
 from inferfleet.core.formulation import Compiled
 from inferfleet.core.heuristic import greedy, repair
-from inferfleet.core.milp import INF, HighsModel, cost_vector, weighted_vector
+from inferfleet.core.milp import (
+    INF,
+    HighsModel,
+    Layout,
+    build_model,
+    cost_vector,
+    fix_columns,
+    new_highs,
+    weighted_vector,
+)
 
 __all__ = ["LEVEL_SLACK", "Outcome", "better", "evaluate", "solve_relaxation"]
 
 FloatArray = npt.NDArray[np.float64]
+log = logging.getLogger(__name__)
 LEVEL_SLACK = 1e-7
-GREEDY_MAX_POOLS = 2000  # above this the greedy comparison costs more than it ever wins
+GREEDY_MAX_POOLS = 2000
+FRESH_BOUND_AFTER_S = 0.3
+RINS_GAP = 5e-4
+MIN_CUTS = 0.002  # stop separating when a round finds cuts for fewer than 0.2% of the pools  # above this the greedy comparison costs more than it ever wins
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +71,11 @@ def better(a: Outcome, b: Outcome, tol: float = 1e-7) -> Outcome:
     return a if a.objective <= b.objective + 1e-9 else b
 
 
+def _implied(comp: Compiled, lay: Layout, n: FloatArray) -> FloatArray:
+    """Replica counts plus the slack columns they imply (shed, missing minimum, moved)."""
+    return HighsModel.implied(comp, lay, n)
+
+
 def evaluate(model: HighsModel, n: FloatArray, method: str) -> Outcome:
     """Levels and cost objective of integral counts ``n`` (bound 0: nothing proven yet)."""
     x = model.full_vector(n)
@@ -64,22 +84,35 @@ def evaluate(model: HighsModel, n: FloatArray, method: str) -> Outcome:
 
 
 def _fix_and_solve(comp: Compiled, x: FloatArray, start: FloatArray, time_limit: float) -> FloatArray | None:
-    """Keep the pools the LP placed integrally; solve the MILP over the others."""
+    """Keep the pools the LP placed integrally; solve the MILP over the others (RINS).
+
+    ``x`` is the LP solution, ``start`` an integral plan used as the MIP start.
+    """
+    lay, lp = build_model(comp, integer=True)
     n = x[: comp.n_cols]
     loose = np.zeros(comp.n_pools, dtype=np.bool_)
     loose[comp.col_pool[np.abs(n - np.round(n)) > 1e-6]] = True
-    model = HighsModel(comp, integer=True, mip_rel_gap=2e-4)
-    lay = model.layout
     shed = x[lay.shed_start : lay.min_start]
     loose[lay.shed_pools[(shed > 1e-6) & (shed < 1.0 - 1e-6)]] = True
     if not loose.any():
         return None
-    fix = np.flatnonzero(~loose[comp.col_pool]).astype(np.int32)
-    val = np.round(n[fix])
-    model.highs.changeColsBounds(len(fix), fix, val, val)
-    model.set_costs(weighted_vector(comp, lay))
-    res = model.run(time_limit, model.full_vector(start))
-    return repair(comp, res.values[: comp.n_cols]) if res.ok else None
+    keep = np.concatenate(
+        [loose[comp.col_pool], loose[lay.shed_pools], loose[lay.min_pools], loose[comp.churn_pool[lay.churn_pairs]]]
+    )
+    fixed = _implied(comp, lay, np.round(n))
+    lp.col_cost_ = weighted_vector(comp, lay)
+    h = new_highs(RINS_GAP)
+    h.setOptionValue("presolve", "off")  # see exact.py: presolve with a start can cut the optimum
+    h.passModel(fix_columns(lp, keep, fixed, comp.n_cols))
+    h.setOptionValue("time_limit", max(time_limit, 0.01))
+    sol = highspy.HighsSolution()
+    sol.col_value = _implied(comp, lay, start)[keep]
+    h.setSolution(sol)
+    h.run()
+    if h.getInfo().primal_solution_status != highspy.kSolutionStatusFeasible:
+        return None
+    fixed[keep] = np.asarray(h.getSolution().col_value, dtype=np.float64)
+    return repair(comp, fixed[: comp.n_cols])
 
 
 def solve_relaxation(comp: Compiled, time_limit: float, *, max_rounds: int = 8) -> Outcome:
@@ -94,30 +127,47 @@ def solve_relaxation(comp: Compiled, time_limit: float, *, max_rounds: int = 8) 
     lay = model.layout
     model.set_costs(weighted_vector(comp, lay))
     res = model.run(0.5 * time_limit)
+    lp_seconds = time.perf_counter() - t0
+    log.debug("lp %s %.3fs", res.status, lp_seconds)
     if not res.ok:
         return evaluate(model, greedy(comp), "greedy")
+    # the final bound re-solve takes about as long as the first LP: keep that in reserve
+    reserve = min(0.5 * time_limit, 1.5 * lp_seconds + 0.03 + 0.05 * time_limit)
+    added: list[CutRows] = []
     for _ in range(max_rounds):
-        if left() < 0.55 * time_limit:
+        if left() < reserve + 0.4 * time_limit:
             break
         cuts = separate_mir(comp, lay, res.values)
-        if len(cuts) == 0:
+        if len(cuts) <= MIN_CUTS * comp.n_pools:
             break
         model.add_rows(cuts.lower, np.full(len(cuts), INF), cuts.start, cuts.index, cuts.value)
-        nxt = model.run(left() - 0.45 * time_limit)
+        added.append(cuts)
+        nxt = model.run(left() - reserve)
         if not nxt.ok:
             break
         res = nxt
+        log.debug("cuts %d -> %.6g %.3fs", len(cuts), res.objective, time.perf_counter() - t0)
     best = evaluate(model, repair(comp, res.values[: lay.n_rep]), "lp-rounding")
+    log.debug("rounded %.6g %s %.3fs", best.objective, best.levels, time.perf_counter() - t0)
     if comp.n_pools <= GREEDY_MAX_POOLS:
         best = better(best, evaluate(model, greedy(comp), "greedy"))
-    if left() > 0.2 * time_limit:
-        fixed = _fix_and_solve(comp, res.values, best.n, left() - 0.2 * time_limit)
+    if left() > reserve + 0.05:
+        fixed = _fix_and_solve(comp, res.values, best.n, 0.85 * (left() - reserve))
         if fixed is not None:
             best = better(evaluate(model, fixed, "lp-rounding"), best)
-    # the bound: the cheapest fractional plan that sheds no more than ``best`` at any level
-    model.set_costs(cost_vector(comp, lay))
+        log.debug("rins %.6g %s %.3fs", best.objective, best.levels, time.perf_counter() - t0)
+    # the bound: the cheapest fractional plan that sheds no more than ``best`` at any level.  On big
+    # models a cold solve of a fresh model beats re-solving the weighted one from its basis.
+    final = model
+    if lp_seconds > FRESH_BOUND_AFTER_S:
+        final = HighsModel(comp, integer=False)
+        final.highs.setOptionValue("presolve", "off")
+        for cuts in added:
+            final.add_rows(cuts.lower, np.full(len(cuts), INF), cuts.start, cuts.index, cuts.value)
+    final.set_costs(cost_vector(comp, lay))
     for k, value in enumerate(best.levels):
-        model.set_level_bound(k, float(value) + LEVEL_SLACK)
-    res = model.run(max(left(), 0.05))
+        final.set_level_bound(k, float(value) + LEVEL_SLACK)
+    res = final.run(max(left(), 0.05))
     bound = res.objective if res.status == "Optimal" else 0.0
+    log.debug("bound %s %.6g %.3fs", res.status, bound, time.perf_counter() - t0)
     return dataclasses.replace(best, bound=min(bound, best.objective))

@@ -69,7 +69,7 @@ class TransientAPIError(APIError):
     """429, 5xx, timeouts and connection errors: nothing wrong with the request; try again later."""
 
 
-class APIRejected(APIError):  # noqa: N818 - reads as what happened; name fixed by the brief
+class APIRejected(APIError):  # noqa: N818 - names what happened; callers match on it
     """The API server refused the request (4xx): invalid object, forbidden, not found, conflict."""
 
 

@@ -39,7 +39,7 @@ LIST_TIMEOUT: Final = (5.0, 60.0)
 POLICY_NAME: Final = "default"
 
 
-class CRDsMissing(RuntimeError):  # noqa: N818 - the condition, not 'an error'; name fixed by the brief
+class CRDsMissing(RuntimeError):  # noqa: N818 - names the condition; callers match on it
     """Our CustomResourceDefinitions are not installed, so the API has no such resource."""
 
     def __init__(self, missing: Iterable[str]) -> None:

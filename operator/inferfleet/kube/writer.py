@@ -44,7 +44,7 @@ class WriteRecorder(Protocol):
     def record_write(self, kind: str, verb: str) -> None: ...
 
 
-class NotLeader(RuntimeError):  # noqa: N818 - the condition, not 'an error'; name fixed by the brief
+class NotLeader(RuntimeError):  # noqa: N818 - names the condition; callers match on it
     """This replica does not hold the leader lease, so it must not write."""
 
 

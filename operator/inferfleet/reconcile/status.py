@@ -73,7 +73,8 @@ def describe_change(old: Mapping[str, int], new: Mapping[str, int], plan: core.P
     why = _binding_words(plan.binding) or f"demand {plan.demand_rps:g} req/s"
     if not any(old.values()):
         where = ", ".join(f"{n} on {c}" for c, n in sorted(new.items()) if n)
-        return f"placed {sum(new.values())} replicas ({where}): {why}"
+        total = sum(new.values())
+        return f"placed {total} replica{'s' if total != 1 else ''} ({where}): {why}"
     if down and up:
         moved = min(sum(down.values()), sum(up.values()))
         src = ", ".join(sorted(down))

@@ -1,0 +1,157 @@
+"""``decide``: from a cluster snapshot to ordered, minimal writes (pure, no cluster)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from inferfleet.core import planner
+from inferfleet.kube.types import Snapshot
+from inferfleet.reconcile.fleet import Decision, decide
+from inferfleet.sim.fleet import load_fleet, node_manifests
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def example_docs() -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for path in sorted((ROOT / "examples").glob("*.yaml")):
+        out += [d for d in yaml.safe_load_all(path.read_text()) if d]
+    for i, d in enumerate(out):
+        d["metadata"].update(uid=f"uid-{i}", generation=1)
+    return out
+
+
+def snapshot(docs: list[dict[str, Any]] | None = None, deployments: list[dict[str, Any]] | None = None,
+             nodes: list[dict[str, Any]] | None = None) -> Snapshot:
+    docs = example_docs() if docs is None else docs
+    policies = [d for d in docs if d["kind"] == "FleetPolicy"]
+    return Snapshot(
+        pools=[d for d in docs if d["kind"] == "InferencePool"],
+        classes=[d for d in docs if d["kind"] == "AcceleratorClass"],
+        policy=policies[0] if policies else None,
+        nodes=node_manifests(load_fleet(ROOT / "examples/simulated-fleet/fleet.yaml"), 1) if nodes is None else nodes,
+        foreign_used={},
+        deployments=deployments or [],
+        services=[],
+    )
+
+
+def applied(decision: Decision, ready: bool = True) -> list[dict[str, Any]]:
+    """The Deployments as the API server would hold them after the decision was applied."""
+    out = []
+    for obj in decision.reductions + decision.increases:
+        if obj["kind"] != "Deployment":
+            continue
+        obj = copy.deepcopy(obj)
+        obj["status"] = {"readyReplicas": obj["spec"]["replicas"] if ready else 0}
+        out.append(obj)
+    return out
+
+
+def with_statuses(docs: list[dict[str, Any]], decision: Decision) -> list[dict[str, Any]]:
+    docs = copy.deepcopy(docs)
+    for s in decision.statuses:
+        for d in docs:
+            if d["kind"] == s.kind and d["metadata"]["name"] == s.name:
+                d["status"] = s.status
+    return docs
+
+
+def solve(problem: Any) -> Any:
+    return planner.solve(problem)
+
+
+def test_fresh_fleet_creates_children_statuses_and_events() -> None:
+    d = decide(snapshot(), "T1", solve)
+    assert d.plan is not None
+    kinds = [o["kind"] for o in d.increases]
+    assert kinds.count("Service") == 4
+    assert kinds.count("Deployment") >= 4
+    assert not d.reductions and not d.deletes
+    assert {s.kind for s in d.statuses} == {"InferencePool", "AcceleratorClass", "FleetPolicy"}
+    assert any(e.reason == "Placed" for e in d.events)
+
+
+def test_nothing_changed_means_no_write() -> None:
+    docs = example_docs()
+    first = decide(snapshot(docs), "T1", solve)
+    deployments = applied(first)
+    docs2 = with_statuses(docs, first)
+    # second round sees ready replicas, so statuses change once (Ready flips) ...
+    second = decide(snapshot(docs2, deployments), "T2", solve)
+    assert not second.reductions and not second.deletes
+    assert [o["kind"] for o in second.increases] == ["Service"] * 4  # services were never "applied" here
+    docs3 = with_statuses(docs2, second)
+    third = decide(Snapshot(**{**snapshot(docs3, deployments).__dict__,
+                               "services": [o for o in first.increases if o["kind"] == "Service"]}), "T3", solve)
+    assert third.writes == 0, (third.increases, third.statuses, third.events)
+
+
+def test_lower_budget_applies_reductions_first_and_fits_the_budget() -> None:
+    docs = example_docs()
+    first = decide(snapshot(docs), "T1", solve)
+    policy = next(d for d in docs if d["kind"] == "FleetPolicy")
+    policy["spec"]["powerDomains"] = [{"name": "hall-a", "budgetKilowatts": 10}, {"name": "hall-b", "budgetKilowatts": 25}]
+    second = decide(snapshot(docs, applied(first)), "T2", solve)
+    assert second.plan is not None
+    for dom in second.plan.domains:
+        if dom.budget_watts is not None:
+            assert dom.used_watts <= dom.budget_watts + 1e-6
+    assert second.reductions or second.deletes
+    for obj in second.reductions:
+        before = next(o for o in applied(first) if o["metadata"]["name"] == obj["metadata"]["name"])
+        assert obj["spec"]["replicas"] < before["spec"]["replicas"]
+
+
+def test_invalid_pool_is_reported_and_its_children_left_alone() -> None:
+    docs = example_docs()
+    first = decide(snapshot(docs), "T1", solve)
+    pool = next(d for d in docs if d["kind"] == "InferencePool" and d["metadata"]["name"] == "chat-70b")
+    pool["spec"]["model"]["parameters"] = "a lot"
+    second = decide(snapshot(docs, applied(first)), "T2", solve)
+    touched = {o["metadata"]["name"] for o in second.reductions + second.increases} | {n for _, _, n in second.deletes}
+    assert not any(name.startswith("chat-70b-") for name in touched)
+    status = next(s for s in second.statuses if s.name == "chat-70b")
+    valid = next(c for c in status.status["conditions"] if c["type"] == "Valid")
+    assert valid["status"] == "False" and "spec.model.parameters" in valid["message"]
+    assert any(e.reason == "InvalidSpec" for e in second.events)
+
+
+def test_invalid_policy_pauses_planning_without_touching_children() -> None:
+    docs = example_docs()
+    policy = next(d for d in docs if d["kind"] == "FleetPolicy")
+    policy["spec"]["electricity"]["pue"] = "9"
+    d = decide(snapshot(docs), "T1", solve)
+    assert d.plan is None and not d.increases and not d.reductions and not d.deletes
+    assert [s.kind for s in d.statuses] == ["FleetPolicy"]
+    assert "pue must be between 1.0 and 3.0" in d.statuses[0].status["conditions"][0]["message"]
+
+
+def test_class_without_ready_nodes_moves_replicas_elsewhere() -> None:
+    docs = example_docs()
+    first = decide(snapshot(docs), "T1", solve)
+    assert first.plan is not None
+    used = {p.accelerator_class for pp in first.plan.pools for p in pp.placements if p.replicas}
+    victim = sorted(used)[0]
+    nodes = node_manifests(load_fleet(ROOT / "examples/simulated-fleet/fleet.yaml"), 1)
+    for n in nodes:
+        if n["metadata"]["labels"].get("inferfleet.dev/accelerator-class") == victim:
+            n["spec"]["unschedulable"] = True
+    second = decide(snapshot(docs, applied(first), nodes), "T2", solve)
+    assert second.plan is not None
+    assert all(p.replicas == 0 for pp in second.plan.pools for p in pp.placements if p.accelerator_class == victim)
+    assert any(name.endswith(f"-{victim}") for _, _, name in second.deletes)
+
+
+@pytest.mark.parametrize("missing", ["chat-70b"], ids=["deleted-pool-left-to-garbage-collection"])
+def test_children_of_deleted_pools_are_not_deleted_by_us(missing: str) -> None:
+    docs = example_docs()
+    first = decide(snapshot(docs), "T1", solve)
+    docs = [d for d in docs if d["metadata"]["name"] != missing]
+    second = decide(snapshot(docs, applied(first)), "T2", solve)
+    assert not any(n.startswith(f"{missing}-") for _, _, n in second.deletes)
