@@ -18,6 +18,7 @@ import numpy as np
 
 from inferfleet.core.planner import best_single_class, solve
 from inferfleet.core.types import (
+    SLO,
     AcceleratorClass,
     Hardware,
     ModelSpec,
@@ -26,7 +27,6 @@ from inferfleet.core.types import (
     Policy,
     Pool,
     Problem,
-    SLO,
     Workload,
 )
 

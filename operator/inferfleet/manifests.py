@@ -55,7 +55,9 @@ def _files(paths: Iterable[str | Path]) -> list[Path]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            out.extend(sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml", ".json") and p.is_file()))
+            out.extend(
+                sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml", ".json") and p.is_file())
+            )
         elif path.is_file():
             out.append(path)
         else:
@@ -82,7 +84,11 @@ def _object_name(doc: dict[str, Any]) -> str:
     assert isinstance(meta, dict)
     name = meta.get("name", "<unnamed>")
     namespace = meta.get("namespace")
-    return f"{doc.get('kind')} {namespace}/{name}" if doc.get("kind") == "InferencePool" else f"{doc.get('kind')} {name}"
+    return (
+        f"{doc.get('kind')} {namespace}/{name}"
+        if doc.get("kind") == "InferencePool"
+        else f"{doc.get('kind')} {name}"
+    )
 
 
 def validate_object(model: type[M], doc: dict[str, Any], where: str) -> M:
@@ -132,7 +138,9 @@ def load(paths: Iterable[str | Path], default_namespace: str = "default") -> Man
                 continue
             model = _KINDS.get(str(doc["kind"]))
             if model is None:
-                problems.append(f"{where}: unknown kind {doc['kind']!r} in {API_GROUP} (known: {', '.join(_KINDS)})")
+                problems.append(
+                    f"{where}: unknown kind {doc['kind']!r} in {API_GROUP} (known: {', '.join(_KINDS)})"
+                )
                 continue
             if doc["kind"] == "InferencePool" and isinstance(doc.get("metadata"), dict):
                 doc["metadata"].setdefault("namespace", default_namespace)

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from inferfleet import manifests, translate
+from inferfleet.api.fleetpolicy import FleetPolicy
 from inferfleet.core import planner
 from inferfleet.core import types as core
 from inferfleet.core.problem import build_problem
@@ -71,6 +72,7 @@ def build_inputs(m: manifests.Manifests, args: argparse.Namespace) -> PlanInput:
     budgets = _pairs(args.power_budget, "--power-budget")
     prices = _pairs(args.price, "--price")
     demands = _pairs(args.demand, "--demand")
+    chosen: FleetPolicy | None
     if len(m.policies) > 1:
         names = [p.metadata["name"] for p in m.policies]
         chosen = next((p for p in m.policies if p.metadata["name"] == "default"), m.policies[0])
@@ -83,22 +85,29 @@ def build_inputs(m: manifests.Manifests, args: argparse.Namespace) -> PlanInput:
     domains = {c.spec.power_domain for c in m.classes}
     for domain in budgets:
         if domain not in domains:
-            raise UsageError(f"--power-budget {domain}: no AcceleratorClass is in power domain {domain!r} "
-                             f"(known: {', '.join(sorted(domains)) or 'none'})")
+            raise UsageError(
+                f"--power-budget {domain}: no AcceleratorClass is in power domain {domain!r} "
+                f"(known: {', '.join(sorted(domains)) or 'none'})"
+            )
     policy = dataclasses.replace(
-        policy, domain_budgets_watts={**policy.domain_budgets_watts, **{d: kw * 1000 for d, kw in budgets.items()}}
+        policy,
+        domain_budgets_watts={**policy.domain_budgets_watts, **{d: kw * 1000 for d, kw in budgets.items()}},
     )
     nodes = nodes_from_documents(m.others)
     classes = []
     class_names = {str(c.metadata["name"]) for c in m.classes}
     for name in prices:
         if name not in class_names:
-            raise UsageError(f"--price {name}: no such AcceleratorClass (known: {', '.join(sorted(class_names))})")
+            raise UsageError(
+                f"--price {name}: no such AcceleratorClass (known: {', '.join(sorted(class_names))})"
+            )
     for cls in m.classes:
         capacity = translate.class_capacity(cls, nodes)
         name = str(cls.metadata["name"])
         if cls.spec.capacity is None and nodes is None:
-            notes.append(f"class {name}: capacity unknown (no nodes given, no spec.capacity); assumed unbounded")
+            notes.append(
+                f"class {name}: capacity unknown (no nodes given, no spec.capacity); assumed unbounded"
+            )
             capacity = (cls.spec.devices_per_node,) * 10_000
         core_cls = translate.to_core_class(cls, capacity)
         if name in prices:
@@ -112,7 +121,9 @@ def build_inputs(m: manifests.Manifests, args: argparse.Namespace) -> PlanInput:
     for pool in m.pools:
         allowed = pool.spec.placement.allowed_classes or []
         for missing in sorted(set(allowed) - class_names):
-            notes.append(f"InferencePool {translate.pool_key(pool)}: allowed class {missing!r} is not defined")
+            notes.append(
+                f"InferencePool {translate.pool_key(pool)}: allowed class {missing!r} is not defined"
+            )
     return PlanInput(build_problem(pools, classes, policy), tuple(notes))
 
 
@@ -163,7 +174,12 @@ def plan_to_json(plan: core.Plan, problem: core.Problem, notes: Sequence[str]) -
             for d in plan.domains
         ],
         "classes": [
-            {"name": c.name, "devicesTotal": c.devices_total, "devicesUsed": c.devices_used, "watts": round(c.watts)}
+            {
+                "name": c.name,
+                "devicesTotal": c.devices_total,
+                "devicesUsed": c.devices_used,
+                "watts": round(c.watts),
+            }
             for c in plan.classes
         ],
         "totals": {"watts": round(plan.watts), "dollarsPerHour": _round(plan.dollars_per_hour)},
@@ -204,9 +220,14 @@ def render_table(doc: dict[str, Any]) -> str:
         )
         rows = [
             [
-                p["class"], str(p["replicas"]), str(p["devices"]), f"{p['watts'] / 1000:.2f}",
-                f"{p['dollarsPerHour']:.2f}", f"{p['requestsPerSecond']:.1f}",
-                f"{p['ttftP95Milliseconds']:.0f}", f"{p['tpotP95Milliseconds']:.1f}",
+                p["class"],
+                str(p["replicas"]),
+                str(p["devices"]),
+                f"{p['watts'] / 1000:.2f}",
+                f"{p['dollarsPerHour']:.2f}",
+                f"{p['requestsPerSecond']:.1f}",
+                f"{p['ttftP95Milliseconds']:.0f}",
+                f"{p['tpotP95Milliseconds']:.1f}",
             ]
             for p in pool["placements"]
         ]
@@ -218,7 +239,14 @@ def render_table(doc: dict[str, Any]) -> str:
     for d in doc["domains"]:
         budget = d["budgetWatts"]
         use = f"{100 * d['usedWatts'] / budget:.0f}%" if budget else "-"
-        rows.append([d["name"], f"{d['usedWatts'] / 1000:.2f}", "-" if budget is None else f"{budget / 1000:.2f}", use])
+        rows.append(
+            [
+                d["name"],
+                f"{d['usedWatts'] / 1000:.2f}",
+                "-" if budget is None else f"{budget / 1000:.2f}",
+                use,
+            ]
+        )
     out.append(_table(["POWER-DOMAIN", "USED-KW", "BUDGET-KW", "USE"], rows))
     out.append("")
     totals = doc["totals"]
@@ -232,7 +260,9 @@ def render_table(doc: dict[str, Any]) -> str:
     else:
         out.append("Best single class: none can carry the whole fleet within the budgets and capacity")
     s = doc["solver"]
-    out.append(f"Solver: {s['status']} ({s['method']}), gap {100 * s['gap']:.3f}%, {s['seconds'] * 1000:.0f} ms")
+    out.append(
+        f"Solver: {s['status']} ({s['method']}), gap {100 * s['gap']:.3f}%, {s['seconds'] * 1000:.0f} ms"
+    )
     for note in doc["notes"]:
         out.append(f"note: {note}")
     return "\n".join(out)
@@ -266,11 +296,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Plan replicas of every InferencePool over the AcceleratorClasses under the "
         "FleetPolicy's budgets, from the same YAML you kubectl apply.",
     )
-    p.add_argument("-f", "--filename", action="append", required=True, metavar="PATH",
-                   help="file or directory (non-recursive, like kubectl); repeatable")
+    p.add_argument(
+        "-f",
+        "--filename",
+        action="append",
+        required=True,
+        metavar="PATH",
+        help="file or directory (non-recursive, like kubectl); repeatable",
+    )
     p.add_argument("-o", "--output", choices=("table", "json"), default="table")
     p.add_argument("--power-budget", action="append", metavar="DOMAIN=KW", help="override a domain's budget")
-    p.add_argument("--price", action="append", metavar="CLASS=USD_PER_HOUR", help="override a class's device price")
+    p.add_argument(
+        "--price", action="append", metavar="CLASS=USD_PER_HOUR", help="override a class's device price"
+    )
     p.add_argument("--demand", action="append", metavar="NAMESPACE/POOL=RPS", help="override a pool's demand")
     p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS", help="solver time limit")
     p.set_defaults(func=_run)

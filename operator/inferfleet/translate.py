@@ -60,7 +60,9 @@ def _count(value: object) -> int:
         return 0
 
 
-def node_info_from_manifest(node: Mapping[str, Any], foreign_used: Mapping[str, int] | None = None) -> NodeInfo:
+def node_info_from_manifest(
+    node: Mapping[str, Any], foreign_used: Mapping[str, int] | None = None
+) -> NodeInfo:
     """A Node object (as a dict, from a manifest or the API) -> NodeInfo.  A node without status
     (a manifest about to be created) is taken as Ready with allocatable = capacity."""
     meta = node.get("metadata") or {}
@@ -128,7 +130,8 @@ def to_core_class(cls: ApiClass, node_free_devices: tuple[int, ...]) -> core.Acc
                 devices=p.devices,
                 rps=p.requests_per_second,
                 points=tuple(
-                    core.ProfilePoint(b.input_tokens, b.output_tokens, b.requests_per_second) for b in p.buckets
+                    core.ProfilePoint(b.input_tokens, b.output_tokens, b.requests_per_second)
+                    for b in p.buckets
                 ),
             )
             for p in spec.profiles

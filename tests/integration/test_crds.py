@@ -35,8 +35,8 @@ def test_examples_are_accepted_by_the_api_server(cluster: Cluster, crds: list[Pa
         for obj in docs(kind):
             rc, out = apply(cluster, obj)
             assert rc == 0, out
-    for obj in docs("InferencePool"):
-        obj = copy.deepcopy(obj)
+    for original in docs("InferencePool"):
+        obj = copy.deepcopy(original)
         obj["metadata"]["namespace"] = "default"
         rc, out = apply(cluster, obj)
         assert rc == 0, out
@@ -56,18 +56,34 @@ def bad_pool(path: str, value: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("path", "value", "message"),
     [
-        pytest.param("spec.minReplicas", 99, "minReplicas must not exceed maxReplicas", id="cel-min-above-max"),
-        pytest.param("spec.slo", {}, "an SLO needs ttftP95Milliseconds, tpotP95Milliseconds or both", id="cel-empty-slo"),
-        pytest.param("spec.slo.tpotP95Milliseconds", 0, "should be greater than or equal to 1", id="bound-zero-tpot"),
+        pytest.param(
+            "spec.minReplicas", 99, "minReplicas must not exceed maxReplicas", id="cel-min-above-max"
+        ),
+        pytest.param(
+            "spec.slo",
+            {},
+            "an SLO needs ttftP95Milliseconds, tpotP95Milliseconds or both",
+            id="cel-empty-slo",
+        ),
+        pytest.param(
+            "spec.slo.tpotP95Milliseconds", 0, "should be greater than or equal to 1", id="bound-zero-tpot"
+        ),
         pytest.param("spec.model.parameters", "lots", "spec.model.parameters", id="pattern-parameters"),
-        pytest.param("spec.demand.requestsPerSecond", "-3", "spec.demand.requestsPerSecond", id="negative-demand"),
-        pytest.param("spec.placement", {"allowedClasses": ["h100"], "preferredClasses": ["groq"]},
-                     "every preferred class must also be allowed", id="cel-preferred-not-allowed"),
+        pytest.param(
+            "spec.demand.requestsPerSecond", "-3", "spec.demand.requestsPerSecond", id="negative-demand"
+        ),
+        pytest.param(
+            "spec.placement",
+            {"allowedClasses": ["h100"], "preferredClasses": ["groq"]},
+            "every preferred class must also be allowed",
+            id="cel-preferred-not-allowed",
+        ),
         pytest.param("spec.model.precision", "fp7", "Unsupported value", id="enum-precision"),
     ],
 )
-def test_api_server_rejects_bad_pool_with_our_message(cluster: Cluster, crds: list[Path], path: str, value: Any,
-                                                      message: str) -> None:
+def test_api_server_rejects_bad_pool_with_our_message(
+    cluster: Cluster, crds: list[Path], path: str, value: Any, message: str
+) -> None:
     rc, out = apply(cluster, bad_pool(path, value))
     assert rc != 0
     assert message in out, out

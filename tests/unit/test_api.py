@@ -60,20 +60,41 @@ def test_round_trip_keeps_the_users_notation() -> None:
     doc = example("InferencePool", "embed")
     api = validate_object(InferencePool, doc, "x").to_api()
     assert api["spec"]["model"]["parameters"] == "335M"
-    assert api["spec"]["demand"]["requestsPerSecond"] == 800
+    assert api["spec"]["demand"]["requestsPerSecond"] == 3000
 
 
 BAD_POOLS = [
-    pytest.param("spec.slo.ttftP95Milliseconds", 0, "spec.slo.ttftP95Milliseconds: Input should be greater", id="zero-ttft"),
-    pytest.param("spec.model.parameters", "seventy", "spec.model.parameters: must be a parameter count", id="bad-params"),
-    pytest.param("spec.demand.requestsPerSecond", -5, "spec.demand.requestsPerSecond: must not be negative", id="negative-demand"),
-    pytest.param("spec.demand.requestsPerSecond", 2.5, 'write fractional numbers as strings ("2.5")', id="float-demand"),
+    pytest.param(
+        "spec.slo.ttftP95Milliseconds",
+        0,
+        "spec.slo.ttftP95Milliseconds: Input should be greater",
+        id="zero-ttft",
+    ),
+    pytest.param(
+        "spec.model.parameters",
+        "seventy",
+        "spec.model.parameters: must be a parameter count",
+        id="bad-params",
+    ),
+    pytest.param(
+        "spec.demand.requestsPerSecond",
+        -5,
+        "spec.demand.requestsPerSecond: must not be negative",
+        id="negative-demand",
+    ),
+    pytest.param(
+        "spec.demand.requestsPerSecond", 2.5, 'write fractional numbers as strings ("2.5")', id="float-demand"
+    ),
     pytest.param("spec.model.flavour", "x", "spec.model.flavour: unknown field", id="unknown-field"),
     pytest.param("spec.minReplicas", 80, "spec: minReplicas must not exceed maxReplicas", id="min-above-max"),
     pytest.param("spec.slo", {}, "spec.slo: an SLO needs ttftP95Milliseconds", id="empty-slo"),
     pytest.param("spec.server", DELETE, "spec.server: required field is missing", id="no-server"),
-    pytest.param("metadata.name", "Chat_70B", "metadata.name: must be a lower-case DNS-1123 name", id="bad-name"),
-    pytest.param("spec.model.precision", "fp7", "spec.model.precision: Input should be", id="unknown-precision"),
+    pytest.param(
+        "metadata.name", "Chat_70B", "metadata.name: must be a lower-case DNS-1123 name", id="bad-name"
+    ),
+    pytest.param(
+        "spec.model.precision", "fp7", "spec.model.precision: Input should be", id="unknown-precision"
+    ),
 ]
 
 
@@ -88,12 +109,32 @@ def test_bad_pool_gets_a_message_naming_object_and_field(path: str, value: Any, 
 
 
 BAD_CLASSES = [
-    pytest.param("spec.price", {"dollarsPerDeviceHour": 1, "capitalDollarsPerDevice": 5}, "set exactly one of", id="two-prices"),
-    pytest.param("spec.hardware.powerIdleWatts", 9000, "powerIdleWatts must not exceed powerBusyWatts", id="idle-above-busy"),
+    pytest.param(
+        "spec.price",
+        {"dollarsPerDeviceHour": 1, "capitalDollarsPerDevice": 5},
+        "set exactly one of",
+        id="two-prices",
+    ),
+    pytest.param(
+        "spec.hardware.powerIdleWatts",
+        9000,
+        "powerIdleWatts must not exceed powerBusyWatts",
+        id="idle-above-busy",
+    ),
     pytest.param("spec.hardware.memory", "lots", "spec.hardware.memory: must be a size", id="bad-size"),
-    pytest.param("spec.resourceName", "gpu", "spec.resourceName: String should match pattern", id="unqualified-resource"),
+    pytest.param(
+        "spec.resourceName",
+        "gpu",
+        "spec.resourceName: String should match pattern",
+        id="unqualified-resource",
+    ),
     pytest.param("spec.nodeSelector", {}, "nodeSelector needs at least one label", id="empty-selector"),
-    pytest.param("spec.devicesPerNode", 0, "spec.devicesPerNode: Input should be greater than or equal to 1", id="no-devices"),
+    pytest.param(
+        "spec.devicesPerNode",
+        0,
+        "spec.devicesPerNode: Input should be greater than or equal to 1",
+        id="no-devices",
+    ),
 ]
 
 

@@ -44,7 +44,10 @@ def test_children_carry_labels_and_owner() -> None:
     assert labels["app.kubernetes.io/managed-by"] == "inferfleet"
     owner = dep["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["uid"], owner["controller"]) == ("InferencePool", "1234", True)
-    assert dep["spec"]["selector"]["matchLabels"].items() <= dep["spec"]["template"]["metadata"]["labels"].items()
+    assert (
+        dep["spec"]["selector"]["matchLabels"].items()
+        <= dep["spec"]["template"]["metadata"]["labels"].items()
+    )
 
 
 def test_service_selects_every_class() -> None:
@@ -55,8 +58,11 @@ def test_service_selects_every_class() -> None:
 
 @pytest.mark.parametrize(
     ("replicas", "devices", "same"),
-    [pytest.param(3, 2, True, id="identical-spec-same-hash"), pytest.param(4, 2, False, id="replicas-change-hash"),
-     pytest.param(3, 4, False, id="devices-change-hash")],
+    [
+        pytest.param(3, 2, True, id="identical-spec-same-hash"),
+        pytest.param(4, 2, False, id="replicas-change-hash"),
+        pytest.param(3, 4, False, id="devices-change-hash"),
+    ],
 )
 def test_hash_tracks_the_spec(replicas: int, devices: int, same: bool) -> None:
     a = children.build_deployment(pool(), h100(), 3, 2)

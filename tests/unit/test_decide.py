@@ -26,15 +26,20 @@ def example_docs() -> list[dict[str, Any]]:
     return out
 
 
-def snapshot(docs: list[dict[str, Any]] | None = None, deployments: list[dict[str, Any]] | None = None,
-             nodes: list[dict[str, Any]] | None = None) -> Snapshot:
+def snapshot(
+    docs: list[dict[str, Any]] | None = None,
+    deployments: list[dict[str, Any]] | None = None,
+    nodes: list[dict[str, Any]] | None = None,
+) -> Snapshot:
     docs = example_docs() if docs is None else docs
     policies = [d for d in docs if d["kind"] == "FleetPolicy"]
     return Snapshot(
         pools=[d for d in docs if d["kind"] == "InferencePool"],
         classes=[d for d in docs if d["kind"] == "AcceleratorClass"],
         policy=policies[0] if policies else None,
-        nodes=node_manifests(load_fleet(ROOT / "examples/simulated-fleet/fleet.yaml"), 1) if nodes is None else nodes,
+        nodes=node_manifests(load_fleet(ROOT / "examples/simulated-fleet/fleet.yaml"), 1)
+        if nodes is None
+        else nodes,
         foreign_used={},
         deployments=deployments or [],
         services=[],
@@ -44,10 +49,10 @@ def snapshot(docs: list[dict[str, Any]] | None = None, deployments: list[dict[st
 def applied(decision: Decision, ready: bool = True) -> list[dict[str, Any]]:
     """The Deployments as the API server would hold them after the decision was applied."""
     out = []
-    for obj in decision.reductions + decision.increases:
-        if obj["kind"] != "Deployment":
+    for desired in decision.reductions + decision.increases:
+        if desired["kind"] != "Deployment":
             continue
-        obj = copy.deepcopy(obj)
+        obj = copy.deepcopy(desired)
         obj["status"] = {"readyReplicas": obj["spec"]["replicas"] if ready else 0}
         out.append(obj)
     return out
@@ -87,8 +92,16 @@ def test_nothing_changed_means_no_write() -> None:
     assert not second.reductions and not second.deletes
     assert [o["kind"] for o in second.increases] == ["Service"] * 4  # services were never "applied" here
     docs3 = with_statuses(docs2, second)
-    third = decide(Snapshot(**{**snapshot(docs3, deployments).__dict__,
-                               "services": [o for o in first.increases if o["kind"] == "Service"]}), "T3", solve)
+    third = decide(
+        Snapshot(
+            **{
+                **snapshot(docs3, deployments).__dict__,
+                "services": [o for o in first.increases if o["kind"] == "Service"],
+            }
+        ),
+        "T3",
+        solve,
+    )
     assert third.writes == 0, (third.increases, third.statuses, third.events)
 
 
@@ -96,7 +109,10 @@ def test_lower_budget_applies_reductions_first_and_fits_the_budget() -> None:
     docs = example_docs()
     first = decide(snapshot(docs), "T1", solve)
     policy = next(d for d in docs if d["kind"] == "FleetPolicy")
-    policy["spec"]["powerDomains"] = [{"name": "hall-a", "budgetKilowatts": 10}, {"name": "hall-b", "budgetKilowatts": 25}]
+    policy["spec"]["powerDomains"] = [
+        {"name": "hall-a", "budgetKilowatts": 10},
+        {"name": "hall-b", "budgetKilowatts": 25},
+    ]
     second = decide(snapshot(docs, applied(first)), "T2", solve)
     assert second.plan is not None
     for dom in second.plan.domains:
@@ -114,7 +130,9 @@ def test_invalid_pool_is_reported_and_its_children_left_alone() -> None:
     pool = next(d for d in docs if d["kind"] == "InferencePool" and d["metadata"]["name"] == "chat-70b")
     pool["spec"]["model"]["parameters"] = "a lot"
     second = decide(snapshot(docs, applied(first)), "T2", solve)
-    touched = {o["metadata"]["name"] for o in second.reductions + second.increases} | {n for _, _, n in second.deletes}
+    touched = {o["metadata"]["name"] for o in second.reductions + second.increases} | {
+        n for _, _, n in second.deletes
+    }
     assert not any(name.startswith("chat-70b-") for name in touched)
     status = next(s for s in second.statuses if s.name == "chat-70b")
     valid = next(c for c in status.status["conditions"] if c["type"] == "Valid")
@@ -144,7 +162,9 @@ def test_class_without_ready_nodes_moves_replicas_elsewhere() -> None:
             n["spec"]["unschedulable"] = True
     second = decide(snapshot(docs, applied(first), nodes), "T2", solve)
     assert second.plan is not None
-    assert all(p.replicas == 0 for pp in second.plan.pools for p in pp.placements if p.accelerator_class == victim)
+    assert all(
+        p.replicas == 0 for pp in second.plan.pools for p in pp.placements if p.accelerator_class == victim
+    )
     assert any(name.endswith(f"-{victim}") for _, _, name in second.deletes)
 
 

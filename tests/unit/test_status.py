@@ -8,32 +8,60 @@ from inferfleet.core import types as core
 from inferfleet.reconcile import status
 
 
-def pool_plan(placements: dict[str, int], state: core.PlanStatus = "Placed", binding: tuple[str, ...] = (),
-              reason: str = "") -> core.PoolPlan:
+def pool_plan(
+    placements: dict[str, int],
+    state: core.PlanStatus = "Placed",
+    binding: tuple[str, ...] = (),
+    reason: str = "",
+) -> core.PoolPlan:
     return core.PoolPlan(
         key="chat/chat-70b",
         placements=tuple(
-            core.Placement(c, n, devices=2 * n, watts=500.0 * n, dollars_per_hour=10.0 * n, rps_capacity=3.0 * n,
-                           ttft_s=0.2, tpot_s=0.03)
+            core.Placement(
+                c,
+                n,
+                devices=2 * n,
+                watts=500.0 * n,
+                dollars_per_hour=10.0 * n,
+                rps_capacity=3.0 * n,
+                ttft_s=0.2,
+                tpot_s=0.03,
+            )
             for c, n in placements.items()
         ),
-        demand_rps=12.0, served_rps=12.0, status=state, binding=binding, reason=reason,
+        demand_rps=12.0,
+        served_rps=12.0,
+        status=state,
+        binding=binding,
+        reason=reason,
     )
 
 
 CHANGES = [
     pytest.param({}, {"h100": 2}, (), "placed 2 replicas (2 on h100): demand 12 req/s", id="first-placement"),
     pytest.param({"h100": 2}, {"h100": 2}, (), None, id="no-change-no-sentence"),
-    pytest.param({"h100": 3}, {"h100": 1, "mi300x": 2}, ("power:hall-a",),
-                 "moved 2 replicas from h100 to mi300x: hall-a power budget binding", id="moved-by-power"),
+    pytest.param(
+        {"h100": 3},
+        {"h100": 1, "mi300x": 2},
+        ("power:hall-a",),
+        "moved 2 replicas from h100 to mi300x: hall-a power budget binding",
+        id="moved-by-power",
+    ),
     pytest.param({"h100": 2}, {"h100": 4}, (), "scaled up +2 on h100: demand 12 req/s", id="scale-up"),
-    pytest.param({"h100": 4, "l4": 1}, {"h100": 2}, ("capacity:h100",),
-                 "scaled down -2 on h100, -1 on l4: h100 capacity binding", id="scale-down"),
+    pytest.param(
+        {"h100": 4, "l4": 1},
+        {"h100": 2},
+        ("capacity:h100",),
+        "scaled down -2 on h100, -1 on l4: h100 capacity binding",
+        id="scale-down",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("old", "new", "binding", "text"), CHANGES)
-def test_describe_change(old: dict[str, int], new: dict[str, int], binding: tuple[str, ...], text: str | None) -> None:
+def test_describe_change(
+    old: dict[str, int], new: dict[str, int], binding: tuple[str, ...], text: str | None
+) -> None:
     assert status.describe_change(old, new, pool_plan(new, binding=binding)) == text
 
 
@@ -41,7 +69,11 @@ def test_ready_only_when_every_planned_replica_is_ready() -> None:
     plan = pool_plan({"h100": 2, "mi300x": 1})
     partial = status.pool_status(plan, {"h100": 2}, None, 3, "chat-70b", "T1", None)
     ready = {c["type"]: c for c in partial["conditions"]}["Ready"]
-    assert (ready["status"], ready["reason"], ready["message"]) == ("False", "ReplicasNotReady", "2 of 3 replicas ready")
+    assert (ready["status"], ready["reason"], ready["message"]) == (
+        "False",
+        "ReplicasNotReady",
+        "2 of 3 replicas ready",
+    )
     full = status.pool_status(plan, {"h100": 2, "mi300x": 1}, partial, 3, "chat-70b", "T2", None)
     assert {c["type"]: c["status"] for c in full["conditions"]}["Ready"] == "True"
     assert full["placementSummary"] == "h100=2,mi300x=1"
@@ -61,7 +93,9 @@ def test_transition_time_kept_unless_status_flips() -> None:
 
 
 def test_power_limited_pool_says_which_domain() -> None:
-    plan = pool_plan({"h100": 1}, "PartiallyShed", ("power:hall-a",), "shed 4 of 12 req/s: hall-a power budget")
+    plan = pool_plan(
+        {"h100": 1}, "PartiallyShed", ("power:hall-a",), "shed 4 of 12 req/s: hall-a power budget"
+    )
     conds = {c["type"]: c for c in status.pool_status(plan, {}, None, 1, "p", "T", None)["conditions"]}
     assert conds["PowerLimited"]["status"] == "True"
     assert "hall-a" in conds["PowerLimited"]["message"]

@@ -25,7 +25,9 @@ __all__ = [
     "Toleration",
 ]
 
-LabelKey = Annotated[str, Field(min_length=1, max_length=317, pattern=r"^([a-z0-9.-]{1,253}/)?[-A-Za-z0-9_.]{1,63}$")]
+LabelKey = Annotated[
+    str, Field(min_length=1, max_length=317, pattern=r"^([a-z0-9.-]{1,253}/)?[-A-Za-z0-9_.]{1,63}$")
+]
 LabelValue = Annotated[str, Field(max_length=63, pattern=r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")]
 
 
@@ -41,7 +43,7 @@ class Toleration(Spec):
 class HardwareSpec(Spec):
     """Figures of ONE device (a GPU, a chip, or one wafer-scale system)."""
 
-    memory: Size = Field(description="Device memory (HBM or on-chip SRAM), e.g. \"80Gi\", \"230Mi\".")
+    memory: Size = Field(description='Device memory (HBM or on-chip SRAM), e.g. "80Gi", "230Mi".')
     memory_bandwidth_g_bps: int = Field(
         ge=1, le=10**9, description="Memory bandwidth, GB/s (3350 for an H100 SXM)."
     )
@@ -67,7 +69,9 @@ class HardwareSpec(Spec):
 class PriceSpec(Spec):
     """What one device costs: an hourly price, or a capital cost amortised over its lifetime."""
 
-    dollars_per_device_hour: Decimal | None = Field(None, description="Hourly price per device, e.g. \"12.29\".")
+    dollars_per_device_hour: Decimal | None = Field(
+        None, description='Hourly price per device, e.g. "12.29".'
+    )
     capital_dollars_per_device: Decimal | None = Field(
         None, description="Purchase price per device (systems sold by capital cost)."
     )
@@ -126,7 +130,9 @@ class AcceleratorClassSpec(Spec):
         pattern=r"^[a-z0-9.-]{1,200}/[-A-Za-z0-9_.]{1,63}$",
         description="Extended resource a replica requests, e.g. nvidia.com/gpu, aws.amazon.com/neuron.",
     )
-    devices_per_node: int = Field(ge=1, le=4096, description="Devices on each node; a replica fits on one node.")
+    devices_per_node: int = Field(
+        ge=1, le=4096, description="Devices on each node; a replica fits on one node."
+    )
     hardware: HardwareSpec
     price: PriceSpec
     power_domain: Name = Field(description="Power domain (hall, row, site) whose budget this class draws on.")

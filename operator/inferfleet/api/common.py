@@ -14,7 +14,15 @@ import re
 from collections.abc import Callable
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 __all__ = [
@@ -40,18 +48,16 @@ DECIMAL_PATTERN = r"^[0-9]{1,12}(\.[0-9]{1,6})?$"
 def parse_decimal(value: Any) -> float:
     """A non-negative decimal given as an integer or a string such as ``"12.29"``; never a YAML float."""
     if isinstance(value, bool):
-        raise ValueError("must be a number such as 12 or \"12.5\", not a boolean")
+        raise ValueError('must be a number such as 12 or "12.5", not a boolean')
     if isinstance(value, int):
         if value < 0:
             raise ValueError(f"must not be negative, got {value}")
         return float(value)
     if isinstance(value, float):
-        raise ValueError(
-            f"write fractional numbers as strings (\"{value}\"): Kubernetes specs avoid floats"
-        )
+        raise ValueError(f'write fractional numbers as strings ("{value}"): Kubernetes specs avoid floats')
     if isinstance(value, str) and _DECIMAL.match(value):
         return float(value)
-    raise ValueError(f"must be a non-negative decimal such as 12 or \"12.5\", got {value!r}")
+    raise ValueError(f'must be a non-negative decimal such as 12 or "12.5", got {value!r}')
 
 
 def _format_decimal(value: float) -> int | str:
@@ -90,8 +96,8 @@ _SIZE_FACTORS = {
 
 def parse_size(value: Any) -> float:
     """A byte size as a Kubernetes quantity (``80Gi``, ``230Mi``, ``44G``) -> bytes."""
-    if isinstance(value, bool) or isinstance(value, float):
-        raise ValueError(f"must be a size such as \"80Gi\", got {value!r}")
+    if isinstance(value, (bool, float)):
+        raise ValueError(f'must be a size such as "80Gi", got {value!r}')
     if isinstance(value, int):
         if value < 0:
             raise ValueError(f"must not be negative, got {value}")
@@ -100,7 +106,7 @@ def parse_size(value: Any) -> float:
         match = _SIZE.match(value)
         if match:
             return float(match.group(1)) * _SIZE_FACTORS[match.group(2)]
-    raise ValueError(f"must be a size such as \"80Gi\" or \"230Mi\", got {value!r}")
+    raise ValueError(f'must be a size such as "80Gi" or "230Mi", got {value!r}')
 
 
 def _format_size(value: float) -> int | str:

@@ -81,7 +81,8 @@ KINDS: tuple[Kind, ...] = (
         short_names=("accelclass",),
         spec=AcceleratorClassSpec,
         status=AcceleratorClassStatus,
-        description="One kind of accelerator node pool: node selection, hardware figures, price, power domain.",
+        description="One kind of accelerator node pool: node selection, hardware figures, price, "
+        "power domain.",
         columns=(
             {"name": "Resource", "type": "string", "jsonPath": ".spec.resourceName"},
             {"name": "Domain", "type": "string", "jsonPath": ".spec.powerDomain"},
@@ -99,7 +100,8 @@ KINDS: tuple[Kind, ...] = (
         short_names=("fleetpol",),
         spec=FleetPolicySpec,
         status=FleetPolicyStatus,
-        description="The fleet's shared cost model and power budgets; the operator reads the one named default.",
+        description="The fleet's shared cost model and power budgets; the operator reads the one "
+        "named default.",
         columns=(
             {"name": "Watts", "type": "integer", "jsonPath": ".status.watts"},
             {"name": "$/h", "type": "number", "jsonPath": ".status.dollarsPerHour"},
@@ -165,9 +167,7 @@ def crd(kind: Kind) -> dict[str, Any]:
 
 def render_all() -> dict[str, str]:
     """File name -> YAML text of every CRD."""
-    return {
-        f"{k.name}.yaml": HEADER + yaml.safe_dump(crd(k), sort_keys=False, width=100) for k in KINDS
-    }
+    return {f"{k.name}.yaml": HEADER + yaml.safe_dump(crd(k), sort_keys=False, width=100) for k in KINDS}
 
 
 def _targets(root: Path) -> list[Path]:
@@ -198,11 +198,13 @@ def _run(args: argparse.Namespace) -> int:
     drift = write_all(root, check=args.check)
     if args.check:
         if drift:
-            print("CRDs drift from the API models; run `inferfleet crds`:", *drift, sep="\n  ", file=sys.stderr)
+            print(
+                "CRDs drift from the API models; run `inferfleet crds`:", *drift, sep="\n  ", file=sys.stderr
+            )
             return 1
         print("CRDs are up to date.")
         return 0
-    print(*(f"wrote {p}" for p in drift) or ["CRDs are up to date."], sep="\n")
+    print("\n".join(f"wrote {p}" for p in drift) if drift else "CRDs are up to date.")
     return 0
 
 

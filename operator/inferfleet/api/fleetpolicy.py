@@ -37,7 +37,9 @@ class PowerDomain(Spec):
 class Electricity(Spec):
     dollars_per_kilowatt_hour: Decimal = Field(default=0.10, description="Energy price, $/kWh.")
     pue: Decimal = Field(default=1.3, description="Power usage effectiveness (facility / IT power), 1.0-3.0.")
-    carbon_grams_per_kilowatt_hour: int | None = Field(None, ge=0, le=5000, description="Grid carbon intensity.")
+    carbon_grams_per_kilowatt_hour: int | None = Field(
+        None, ge=0, le=5000, description="Grid carbon intensity."
+    )
 
     cel_rules: ClassVar[tuple[CelRule, ...]] = (
         CelRule(

@@ -41,7 +41,7 @@ def _parse_parameters(value: Any) -> float:
             billions = float(match.group(1)) * _PARAM_FACTOR[match.group(2)]
             if billions > 0:
                 return billions
-    raise ValueError(f"must be a parameter count such as \"8B\", \"70B\", \"560M\" or \"1.8T\", got {value!r}")
+    raise ValueError(f'must be a parameter count such as "8B", "70B", "560M" or "1.8T", got {value!r}')
 
 
 def _format_parameters(value: float) -> str:
@@ -64,11 +64,9 @@ class ModelRef(Spec):
     name: str = Field(
         min_length=1, max_length=253, description="Model identifier, e.g. meta-llama/Llama-3.1-70B-Instruct."
     )
-    parameters: Parameters = Field(description="Parameter count: \"8B\", \"70B\", \"560M\".")
+    parameters: Parameters = Field(description='Parameter count: "8B", "70B", "560M".')
     precision: Precision = Field("bf16", description="Weight precision; decides memory fit and FLOP rate.")
-    context_length: int = Field(
-        8192, ge=128, le=2_097_152, description="Maximum context length in tokens."
-    )
+    context_length: int = Field(8192, ge=128, le=2_097_152, description="Maximum context length in tokens.")
     layers: int | None = Field(
         None, ge=1, le=1000, description="Transformer layers; estimated from parameters when unset."
     )
@@ -98,7 +96,10 @@ class ServerTemplate(Spec):
         "4", max_length=16, pattern=r"^[0-9]{1,5}(m|\.[0-9]{1,3})?$", description="CPU request per replica."
     )
     memory: str = Field(
-        "32Gi", max_length=16, pattern=r"^[0-9]{1,7}(Ki|Mi|Gi|Ti)?$", description="Memory request per replica."
+        "32Gi",
+        max_length=16,
+        pattern=r"^[0-9]{1,7}(Ki|Mi|Gi|Ti)?$",
+        description="Memory request per replica.",
     )
 
 
@@ -198,8 +199,10 @@ class InferencePoolSpec(Spec):
             "!has(self.placement.preferredClasses) || "
             "self.placement.preferredClasses.all(c, c in self.placement.allowedClasses)",
             "every preferred class must also be allowed",
-            lambda s: s.placement.allowed_classes is None
-            or all(c in s.placement.allowed_classes for c in s.placement.preferred_classes),
+            lambda s: (
+                s.placement.allowed_classes is None
+                or all(c in s.placement.allowed_classes for c in s.placement.preferred_classes)
+            ),
             ".placement.preferredClasses",
         ),
     )

@@ -12,8 +12,15 @@ __all__ = ["register"]
 def _run(args: argparse.Namespace) -> int:
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig  # kopf's own login reads it too
-    logging.basicConfig(level=getattr(logging, args.log_level.upper()),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        # ... through kubernetes.config, which reads $KUBECONFIG once, at import; building the
+        # parser already imported it (the dev-cluster subcommand), so point its default here too.
+        from kubernetes.config import kube_config
+
+        kube_config.KUBE_CONFIG_DEFAULT_LOCATION = args.kubeconfig
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     import kopf
 
     from inferfleet.controller import handlers
@@ -40,12 +47,18 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("run", help="run the operator", description="Run the inferfleet operator (kopf).")
-    p.add_argument("--kubeconfig", default=None, help="kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
+    p.add_argument(
+        "--kubeconfig", default=None, help="kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster)"
+    )
     p.add_argument("--namespace", default=None, help="watch one namespace (default: all)")
     p.add_argument("--metrics-port", type=int, default=8080, help="Prometheus metrics port (0: off)")
     p.add_argument("--health-port", type=int, default=8081, help="liveness endpoint /healthz port (0: off)")
-    p.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=True,
-                   help="Lease-based leader election (run 2 replicas for HA)")
+    p.add_argument(
+        "--leader-elect",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Lease-based leader election (run 2 replicas for HA)",
+    )
     p.add_argument("--lease-namespace", default=os.environ.get("POD_NAMESPACE", "default"))
     p.add_argument("--identity", default=os.environ.get("POD_NAME"), help="leader election identity")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))

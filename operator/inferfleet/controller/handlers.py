@@ -43,22 +43,22 @@ def _probe(**_: Any) -> dict[str, Any]:
 
 
 @kopf.on.event("inferfleet.dev", "v1alpha1", "inferencepools")
-def _pool_changed(type: str | None, name: str, namespace: str, **_: Any) -> None:
+def _pool_changed(type: str, name: str, namespace: str | None, **_: Any) -> None:
     RUNTIME.mark_dirty(f"InferencePool {namespace}/{name} {type}")
 
 
 @kopf.on.event("inferfleet.dev", "v1alpha1", "acceleratorclasses")
-def _class_changed(type: str | None, name: str, **_: Any) -> None:
+def _class_changed(type: str, name: str, **_: Any) -> None:
     RUNTIME.mark_dirty(f"AcceleratorClass {name} {type}")
 
 
 @kopf.on.event("inferfleet.dev", "v1alpha1", "fleetpolicies")
-def _policy_changed(type: str | None, name: str, **_: Any) -> None:
+def _policy_changed(type: str, name: str, **_: Any) -> None:
     RUNTIME.mark_dirty(f"FleetPolicy {name} {type}")
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": "inferfleet"})
-def _deployment_changed(type: str | None, name: str, namespace: str, **_: Any) -> None:
+def _deployment_changed(type: str, name: str, namespace: str | None, **_: Any) -> None:
     RUNTIME.mark_dirty(f"Deployment {namespace}/{name} {type}")
 
 
@@ -66,13 +66,17 @@ def node_fingerprint(body: kopf.Body) -> str:
     """What of a node matters to placement: labels, allocatable, Ready, cordon."""
     status = body.get("status", {})
     ready = [c.get("status") for c in status.get("conditions", []) or [] if c.get("type") == "Ready"]
-    relevant = [dict(body.get("metadata", {}).get("labels", {}) or {}), status.get("allocatable"), ready,
-                body.get("spec", {}).get("unschedulable", False)]
+    relevant = [
+        dict(body.get("metadata", {}).get("labels", {}) or {}),
+        status.get("allocatable"),
+        ready,
+        body.get("spec", {}).get("unschedulable", False),
+    ]
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()
 
 
 @kopf.on.event("", "v1", "nodes")
-def _node_changed(type: str | None, name: str, body: kopf.Body, **_: Any) -> None:
+def _node_changed(type: str, name: str, body: kopf.Body, **_: Any) -> None:
     if type == "DELETED":
         _node_fingerprints.pop(name, None)
         RUNTIME.mark_dirty(f"Node {name} deleted")

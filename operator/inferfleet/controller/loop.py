@@ -27,7 +27,9 @@ log = logging.getLogger("inferfleet.loop")
 
 
 class LoopMetrics(Protocol):
-    def record_plan(self, plan: core.Plan, duration_s: float, ready: Mapping[tuple[str, str], int]) -> None: ...
+    def record_plan(
+        self, plan: core.Plan, duration_s: float, ready: Mapping[tuple[str, str], int]
+    ) -> None: ...
     def record_error(self, stage: str) -> None: ...
 
 
@@ -134,8 +136,12 @@ class PlanningLoop:
         if decision.writes:
             log.info(
                 "plan applied in %.2fs: %d reductions, %d deletions, %d increases, %d statuses, %d events",
-                time.monotonic() - start, len(decision.reductions), len(decision.deletes),
-                len(decision.increases), len(decision.statuses), len(decision.events),
+                time.monotonic() - start,
+                len(decision.reductions),
+                len(decision.deletes),
+                len(decision.increases),
+                len(decision.statuses),
+                len(decision.events),
             )
         return decision
 
@@ -161,5 +167,3 @@ class PlanningLoop:
         self._phase(w.apply, d.increases, "apply")
         self._phase(lambda s: w.patch_status(s.kind, s.namespace, s.name, s.status), d.statuses, "status")
         self._phase(lambda e: w.event(e.obj, e.type, e.reason, e.message), d.events, "event")
-
-

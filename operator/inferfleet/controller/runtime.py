@@ -64,21 +64,31 @@ class Runtime:
         writer = KubeWriter(self._api, is_leader=self.is_leader, metrics=self._metrics)
         api = self._api
         self.loop = PlanningLoop(
-            lambda: read_snapshot(api, cfg.namespace), writer, self._metrics,
-            is_leader=self.is_leader, resync_s=cfg.resync_s,
+            lambda: read_snapshot(api, cfg.namespace),
+            writer,
+            self._metrics,
+            is_leader=self.is_leader,
+            resync_s=cfg.resync_s,
         )
         if cfg.leader_elect:
             self._elector = LeaderElector(
-                self._api, name=cfg.lease_name, namespace=cfg.lease_namespace, identity=cfg.identity,
-                on_started_leading=self._started_leading, on_stopped_leading=self._stopped_leading,
+                self._api,
+                name=cfg.lease_name,
+                namespace=cfg.lease_namespace,
+                identity=cfg.identity,
+                on_started_leading=self._started_leading,
+                on_stopped_leading=self._stopped_leading,
             )
         self.loop.start()
         if self._elector is not None:
             self._elector.start()
         else:
             self._metrics.set_leader(True)
-        log.info("inferfleet operator started as %s (leader election %s)", cfg.identity,
-                 "on" if cfg.leader_elect else "off")
+        log.info(
+            "inferfleet operator started as %s (leader election %s)",
+            cfg.identity,
+            "on" if cfg.leader_elect else "off",
+        )
 
     def _started_leading(self) -> None:
         log.info("%s became the leader", self.config.identity)

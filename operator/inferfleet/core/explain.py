@@ -95,8 +95,15 @@ def _pool_plan(comp: Compiled, ctx: _Context, p: int, cols: range, n: FloatArray
     if not live:
         reasons = [f"{c}: {r}" for c, r in sorted(comp.problem.unfit.get(pool.key, {}).items())]
         text = "; ".join(reasons) if reasons else "no option was offered for any class"
-        return PoolPlan(pool.key, (), pool.demand_rps, 0.0, "Unplaceable", tuple(_unfit_tags(reasons)),
-                        f"no class can run this pool: {text}")
+        return PoolPlan(
+            pool.key,
+            (),
+            pool.demand_rps,
+            0.0,
+            "Unplaceable",
+            tuple(_unfit_tags(reasons)),
+            f"no class can run this pool: {text}",
+        )
     if need > 0 and capacity <= TOL:
         status = "Shed"
     elif shed > TOL * max(need, 1.0):
@@ -114,8 +121,10 @@ def _pool_plan(comp: Compiled, ctx: _Context, p: int, cols: range, n: FloatArray
         d = ctx.power_full(j)
         if d is not None and f"power:{comp.domain_names[d]}" not in binding:
             binding.append(f"power:{comp.domain_names[d]}")
-            notes.append(f"power budget of {comp.domain_names[d]} binding "
-                         f"({_kw(ctx.used[d])}/{_kw(float(comp.budgets[d]))} kW)")
+            notes.append(
+                f"power budget of {comp.domain_names[d]} binding "
+                f"({_kw(ctx.used[d])}/{_kw(float(comp.budgets[d]))} kW)"
+            )
         cls = comp.class_names[int(comp.col_class[j])]
         if ctx.node_full(j) and f"capacity:{cls}" not in binding:
             binding.append(f"capacity:{cls}")
@@ -124,20 +133,31 @@ def _pool_plan(comp: Compiled, ctx: _Context, p: int, cols: range, n: FloatArray
     if count >= comp.max_r[p] and (short or np.ceil(need / comp.rps[best] - 1e-9) > comp.max_r[p]):
         binding.append("maxReplicas")
         notes.append(f"maxReplicas is {int(comp.max_r[p])}")
-    if comp.min_r[p] > 0 and (count < comp.min_r[p] or (count == comp.min_r[p] and shed <= TOL and
-                                                         count > np.ceil(need / comp.rps[best] - 1e-9))):
+    if comp.min_r[p] > 0 and (
+        count < comp.min_r[p]
+        or (count == comp.min_r[p] and shed <= TOL and count > np.ceil(need / comp.rps[best] - 1e-9))
+    ):
         binding.append("minReplicas")
-        notes.append(f"{count} of {int(comp.min_r[p])} minimum replicas placed" if count < comp.min_r[p]
-                     else f"minReplicas {int(comp.min_r[p])} keeps more replicas than demand needs")
+        notes.append(
+            f"{count} of {int(comp.min_r[p])} minimum replicas placed"
+            if count < comp.min_r[p]
+            else f"minReplicas {int(comp.min_r[p])} keeps more replicas than demand needs"
+        )
     why = ", ".join(notes[:3]) + (f" and {len(notes) - 3} more" if len(notes) > 3 else "")
     if status == "Placed":
         where = ", ".join(f"{pl.replicas} on {pl.accelerator_class}" for pl in placements) or "nothing"
-        text = (f"placed {where}: {capacity:.1f} req/s for {need:.1f} needed"
-                if need > 0 else f"no demand: placed {where}")
+        text = (
+            f"placed {where}: {capacity:.1f} req/s for {need:.1f} needed"
+            if need > 0
+            else f"no demand: placed {where}"
+        )
         reason = f"{text}; {why}" if why else text
     else:
-        prio = f"priority {pool.priority} is the lowest" if pool.priority == lowest else (
-            f"priority {pool.priority}, shed after lower priorities")
+        prio = (
+            f"priority {pool.priority} is the lowest"
+            if pool.priority == lowest
+            else (f"priority {pool.priority}, shed after lower priorities")
+        )
         reason = f"shed {shed:.1f} of {need:.1f} req/s: {why or 'no option fits'}; {prio}"
     return PoolPlan(pool.key, placements, pool.demand_rps, served, status, tuple(binding), reason)
 
@@ -162,7 +182,9 @@ def build_plan(comp: Compiled, n: FloatArray, solver: SolverStats) -> Plan:
         for name in sorted(set(budgets) | {d for d, w in domain_watts.items() if w > 0})
     )
     classes = tuple(
-        ClassUse(cls.name, int(sum(cls.node_free_devices)), int(round(dev_by_class[i])), float(watts_by_class[i]))
+        ClassUse(
+            cls.name, int(sum(cls.node_free_devices)), int(np.rint(dev_by_class[i])), float(watts_by_class[i])
+        )
         for i, cls in enumerate(problem.classes)
     )
     return Plan(

@@ -22,6 +22,7 @@ every solver path (exact MILP, LP relaxation, greedy) shares, and the node-capac
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -153,8 +154,8 @@ def compile_problem(problem: Problem) -> Compiled:
     # minimum or the current placement asks for more.
     cur_on_pair = np.zeros(len(pair_keys), dtype=np.float64)
     np.add.at(cur_on_pair, churn_pair[found], churn_current[found])
-    cur_of = cur_on_pair[pair_of_col] if len(opts) else np.zeros(0)
-    by_demand = np.ceil(need[cp] / rps - 1e-9) if len(opts) else np.zeros(0)
+    cur_of = cur_on_pair[pair_of_col] if opts else np.zeros(0)
+    by_demand = np.ceil(need[cp] / rps - 1e-9) if opts else np.zeros(0)
     ub = np.minimum(max_r[cp], np.maximum(np.maximum(by_demand, min_r[cp]), cur_of))
 
     cap_rows: list[CapacityRow] = []
@@ -165,7 +166,7 @@ def compile_problem(problem: Problem) -> Compiled:
         biggest = max(cls.node_free_devices, default=0)
         ub[on & (devices > biggest)] = 0.0
         sizes = sorted({int(d) for d in devices[on & (ub > 0)]})
-        divisible[ci] = all(b % a == 0 for a, b in zip(sizes, sizes[1:], strict=False))
+        divisible[ci] = all(b % a == 0 for a, b in itertools.pairwise(sizes))
         for s in sizes:
             rhs = _capacity(cls.node_free_devices, s)
             sel = on & (devices >= s)

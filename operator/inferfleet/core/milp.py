@@ -98,7 +98,7 @@ _STATUS = {
 
 def new_highs(mip_rel_gap: float) -> highspy.Highs:
     """A silent, single-threaded, seeded HiGHS instance (same input, same answer)."""
-    h = highspy.Highs()
+    h = highspy.Highs()  # type: ignore[no-untyped-call]
     h.setOptionValue("output_flag", False)
     h.setOptionValue("threads", 1)
     h.setOptionValue("random_seed", SEED)
@@ -123,10 +123,18 @@ class HighsModel:
     def set_level_bound(self, level: int, upper: float) -> None:
         self.highs.changeRowBounds(self.layout.level_row0 + level, -INF, upper)
 
-    def add_rows(self, lower: FloatArray, upper: FloatArray, start: IntArray, index: IntArray,
-                 value: FloatArray) -> None:
-        self.highs.addRows(len(lower), lower, upper, len(index), start.astype(np.int32),
-                           index.astype(np.int32), value.astype(np.float64))
+    def add_rows(
+        self, lower: FloatArray, upper: FloatArray, start: IntArray, index: IntArray, value: FloatArray
+    ) -> None:
+        self.highs.addRows(
+            len(lower),
+            lower,
+            upper,
+            len(index),
+            start.astype(np.int32),
+            index.astype(np.int32),
+            value.astype(np.float64),
+        )
 
     def full_vector(self, n: FloatArray) -> FloatArray:
         """Replica counts plus the shed, missing-minimum and churn columns they imply."""
@@ -162,10 +170,9 @@ class HighsModel:
         has = info.primal_solution_status == highspy.kSolutionStatusFeasible
         values = np.array(h.getSolution().col_value, dtype=np.float64) if has else np.zeros(0)
         objective = float(info.objective_function_value) if has else INF
-        if self.integer:
-            bound = float(info.mip_dual_bound)
-        else:
-            bound = objective if name == "Optimal" else -INF
+        # the MIP's dual bound; an LP's optimum is its own bound
+        lp_bound = objective if name == "Optimal" else -INF
+        bound = float(info.mip_dual_bound) if self.integer else lp_bound
         return SolveResult(values, objective, bound, name)
 
 
@@ -199,8 +206,15 @@ class _Rows:
         self.count += len(lo)
         return first
 
-    def per_pool(self, comp: Compiled, pools: IntArray, slack0: int | None, rhs_lo: FloatArray,
-                 rhs_hi: FloatArray, coef: FloatArray) -> int:
+    def per_pool(
+        self,
+        comp: Compiled,
+        pools: IntArray,
+        slack0: int | None,
+        rhs_lo: FloatArray,
+        rhs_hi: FloatArray,
+        coef: FloatArray,
+    ) -> int:
         """One row per pool in ``pools`` over its replica columns (plus its own slack column)."""
         row_of = np.full(comp.n_pools, -1, dtype=np.int64)
         row_of[pools] = np.arange(len(pools))
@@ -220,7 +234,9 @@ class _Rows:
 def build_model(comp: Compiled, *, integer: bool) -> tuple[Layout, highspy.HighsLp]:
     """Every row of the model with a zero objective; each phase sets its own costs."""
     n_rep = comp.n_cols
-    placeable = np.bincount(comp.col_pool, weights=(comp.ub > 0).astype(np.float64), minlength=comp.n_pools) > 0
+    placeable = (
+        np.bincount(comp.col_pool, weights=(comp.ub > 0).astype(np.float64), minlength=comp.n_pools) > 0
+    )
     shed_pools = np.flatnonzero((comp.need > 0) & placeable)
     min_pools = np.flatnonzero((comp.min_r > 0) & placeable)
     churn_pairs = np.flatnonzero(comp.churn_pair >= 0)
@@ -230,8 +246,14 @@ def build_model(comp: Compiled, *, integer: bool) -> tuple[Layout, highspy.Highs
     rows = _Rows()
     ones = np.ones(n_rep)
     inf_k = np.full(len(shed_pools), INF)
-    demand0 = rows.per_pool(comp, shed_pools, shed0, np.ones(len(shed_pools)), inf_k,
-                            np.minimum(comp.rps / np.maximum(comp.need[comp.col_pool], 1e-12), 1.0))
+    demand0 = rows.per_pool(
+        comp,
+        shed_pools,
+        shed0,
+        np.ones(len(shed_pools)),
+        inf_k,
+        np.minimum(comp.rps / np.maximum(comp.need[comp.col_pool], 1e-12), 1.0),
+    )
     rows.per_pool(comp, min_pools, min0, comp.min_r[min_pools], np.full(len(min_pools), INF), ones)
     ub_sum = np.bincount(comp.col_pool, weights=comp.ub, minlength=comp.n_pools)
     max_pools = np.flatnonzero(ub_sum > comp.max_r)
@@ -267,8 +289,9 @@ def build_model(comp: Compiled, *, integer: bool) -> tuple[Layout, highspy.Highs
         level_cols.append(cols)
         level_vals.append(vals)
         rows.single(cols, vals, -INF, INF)
-    lay = Layout(n_rep, shed_pools, min_pools, churn_pairs, tuple(level_cols), tuple(level_vals),
-                 level_row0, demand0)
+    lay = Layout(
+        n_rep, shed_pools, min_pools, churn_pairs, tuple(level_cols), tuple(level_vals), level_row0, demand0
+    )
 
     lp = highspy.HighsLp()
     lp.num_col_ = lay.n_cols
@@ -333,7 +356,9 @@ def weighted_vector(comp: Compiled, lay: Layout) -> FloatArray:
     return c
 
 
-def fix_columns(lp: highspy.HighsLp, keep: npt.NDArray[np.bool_], x: FloatArray, n_int: int) -> highspy.HighsLp:
+def fix_columns(
+    lp: highspy.HighsLp, keep: npt.NDArray[np.bool_], x: FloatArray, n_int: int
+) -> highspy.HighsLp:
     """``lp`` with the columns outside ``keep`` fixed at ``x`` and removed (row bounds shifted).
 
     The first ``n_int`` columns of ``lp`` are the integer ones.  Rows left without a column are

@@ -62,7 +62,9 @@ def solve(problem: Problem, *, time_limit_s: float | None = None, method: Method
     limit = max(float(limit), 0.05)
     comp = compile_problem(problem)
     if comp.n_pools == 0:
-        return build_plan(comp, np.zeros(0), SolverStats("Empty", 0.0, 0.0, 0.0, time.perf_counter() - t0, "none"))
+        return build_plan(
+            comp, np.zeros(0), SolverStats("Empty", 0.0, 0.0, 0.0, time.perf_counter() - t0, "none")
+        )
     chosen = method
     if chosen == "auto":
         chosen = "milp" if comp.n_cols <= AUTO_MILP_COLUMNS else "heuristic"

@@ -43,10 +43,12 @@ __all__ = ["LEVEL_SLACK", "Outcome", "better", "evaluate", "solve_relaxation"]
 FloatArray = npt.NDArray[np.float64]
 log = logging.getLogger(__name__)
 LEVEL_SLACK = 1e-7
-GREEDY_MAX_POOLS = 2000
-FRESH_BOUND_AFTER_S = 0.3
-RINS_GAP = 5e-4
-MIN_CUTS = 0.002  # stop separating when a round finds cuts for fewer than 0.2% of the pools  # above this the greedy comparison costs more than it ever wins
+GREEDY_MAX_POOLS = 200  # above this the greedy comparison costs more than it ever wins
+FRESH_BOUND_AFTER_S = 0.3  # first LP slower than this: solve the bound LP cold, not from its basis
+RINS_SHED_GAP = 1e-3  # relative to shed weights + cost of the pools the LP left fractional
+RINS_COST_GAP = 2e-4  # relative to their cost
+RINS_MAX_NODES = 200  # a work limit, so that an unhurried run gives the same plan on any machine
+MIN_CUTS = 0.002  # stop separating when a round finds cuts for fewer than 0.2% of the pools
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,11 +85,29 @@ def evaluate(model: HighsModel, n: FloatArray, method: str) -> Outcome:
     return Outcome(n, model.layout.level_values(x), cost, 0.0, "Heuristic", method)
 
 
+def _run_sub(lp: highspy.HighsLp, start: FloatArray, gap: float, time_limit: float) -> FloatArray | None:
+    h = new_highs(gap)
+    h.setOptionValue("presolve", "off")  # see exact.py: presolve with a start can cut the optimum
+    h.setOptionValue("time_limit", max(time_limit, 0.01))
+    h.setOptionValue("mip_max_nodes", RINS_MAX_NODES)
+    h.passModel(lp)
+    sol = highspy.HighsSolution()
+    sol.col_value = start
+    h.setSolution(sol)
+    h.run()
+    if h.getInfo().primal_solution_status != highspy.kSolutionStatusFeasible:
+        return None
+    return np.asarray(h.getSolution().col_value, dtype=np.float64)
+
+
 def _fix_and_solve(comp: Compiled, x: FloatArray, start: FloatArray, time_limit: float) -> FloatArray | None:
     """Keep the pools the LP placed integrally; solve the MILP over the others (RINS).
 
-    ``x`` is the LP solution, ``start`` an integral plan used as the MIP start.
+    ``x`` is the LP solution, ``start`` an integral plan used as the MIP start.  Two short solves:
+    the weighted objective settles how much each level sheds, then the cost objective with those
+    levels capped (the weighted objective's gap is mostly shed weight, useless for cost).
     """
+    t0 = time.perf_counter()
     lay, lp = build_model(comp, integer=True)
     n = x[: comp.n_cols]
     loose = np.zeros(comp.n_pools, dtype=np.bool_)
@@ -97,21 +117,37 @@ def _fix_and_solve(comp: Compiled, x: FloatArray, start: FloatArray, time_limit:
     if not loose.any():
         return None
     keep = np.concatenate(
-        [loose[comp.col_pool], loose[lay.shed_pools], loose[lay.min_pools], loose[comp.churn_pool[lay.churn_pairs]]]
+        [
+            loose[comp.col_pool],
+            loose[lay.shed_pools],
+            loose[lay.min_pools],
+            loose[comp.churn_pool[lay.churn_pairs]],
+        ]
     )
     fixed = _implied(comp, lay, np.round(n))
     lp.col_cost_ = weighted_vector(comp, lay)
-    h = new_highs(RINS_GAP)
-    h.setOptionValue("presolve", "off")  # see exact.py: presolve with a start can cut the optimum
-    h.passModel(fix_columns(lp, keep, fixed, comp.n_cols))
-    h.setOptionValue("time_limit", max(time_limit, 0.01))
-    sol = highspy.HighsSolution()
-    sol.col_value = _implied(comp, lay, start)[keep]
-    h.setSolution(sol)
-    h.run()
-    if h.getInfo().primal_solution_status != highspy.kSolutionStatusFeasible:
+    shed_fixed = _run_sub(
+        fix_columns(lp, keep, fixed, comp.n_cols),
+        _implied(comp, lay, start)[keep],
+        RINS_SHED_GAP,
+        0.6 * time_limit,
+    )
+    if shed_fixed is None:
         return None
-    fixed[keep] = np.asarray(h.getSolution().col_value, dtype=np.float64)
+    fixed[keep] = shed_fixed
+    upper = np.asarray(lp.row_upper_, dtype=np.float64).copy()
+    for k, value in enumerate(lay.level_values(fixed)):
+        upper[lay.level_row0 + k] = float(value) + LEVEL_SLACK
+    lp.row_upper_ = upper
+    lp.col_cost_ = cost_vector(comp, lay)
+    cheaper = _run_sub(
+        fix_columns(lp, keep, fixed, comp.n_cols),
+        shed_fixed,
+        RINS_COST_GAP,
+        time_limit - (time.perf_counter() - t0),
+    )
+    if cheaper is not None:
+        fixed[keep] = cheaper
     return repair(comp, fixed[: comp.n_cols])
 
 

@@ -186,7 +186,7 @@ def _gc_paused() -> Iterator[None]:
                     gc.enable()
 
 
-def _call(api: Any, method: str, path: str, query: list[tuple[str, str]],  # noqa: PLR0917
+def _call(api: Any, method: str, path: str, query: list[tuple[str, str]],
           headers: dict[str, str], body: Any, timeout: Timeout) -> tuple[int, bytes]:
     """The HTTP call through the client's auth and connection pool (``api`` is Any: the stubs
     describe neither layout of ``call_api``)."""

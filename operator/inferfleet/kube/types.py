@@ -40,8 +40,13 @@ class Writer(Protocol):
     def delete(self, kind: Literal["Deployment", "Service"], namespace: str, name: str) -> None:
         """Delete a child (404 is not an error)."""
 
-    def patch_status(self, kind: Literal["InferencePool", "AcceleratorClass", "FleetPolicy"],
-                     namespace: str | None, name: str, status: Obj) -> None:
+    def patch_status(
+        self,
+        kind: Literal["InferencePool", "AcceleratorClass", "FleetPolicy"],
+        namespace: str | None,
+        name: str,
+        status: Obj,
+    ) -> None:
         """Merge-patch the status subresource (lists inside are replaced whole)."""
 
     def event(self, obj: Obj, type_: Literal["Normal", "Warning"], reason: str, message: str) -> None:

@@ -82,7 +82,9 @@ def _with_hash(obj: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
-def build_deployment(pool: InferencePool, cls: AcceleratorClass, replicas: int, devices: int) -> dict[str, Any]:
+def build_deployment(
+    pool: InferencePool, cls: AcceleratorClass, replicas: int, devices: int
+) -> dict[str, Any]:
     """The Deployment running ``replicas`` of the pool's server on ``cls``, ``devices`` each."""
     name = str(pool.metadata["name"])
     class_name = str(cls.metadata["name"])
@@ -95,9 +97,8 @@ def build_deployment(pool: InferencePool, cls: AcceleratorClass, replicas: int, 
         "image": server.image,
         "args": list(server.args),
         "ports": [{"name": "http", "containerPort": server.port, "protocol": "TCP"}],
-        "env": [
-            {"name": e.name, "value": e.value} for e in server.env
-        ] + [
+        "env": [{"name": e.name, "value": e.value} for e in server.env]
+        + [
             {"name": "INFERFLEET_POOL", "value": name},
             {"name": "INFERFLEET_ACCELERATOR_CLASS", "value": class_name},
         ],
@@ -146,7 +147,9 @@ def build_service(pool: InferencePool) -> dict[str, Any]:
             },
             "spec": {
                 "selector": {POOL_LABEL: name},
-                "ports": [{"name": "http", "port": pool.spec.server.port, "targetPort": "http", "protocol": "TCP"}],
+                "ports": [
+                    {"name": "http", "port": pool.spec.server.port, "targetPort": "http", "protocol": "TCP"}
+                ],
             },
         }
     )

@@ -56,7 +56,13 @@ class Decision:
 
     @property
     def writes(self) -> int:
-        return len(self.reductions) + len(self.deletes) + len(self.increases) + len(self.statuses) + len(self.events)
+        return (
+            len(self.reductions)
+            + len(self.deletes)
+            + len(self.increases)
+            + len(self.statuses)
+            + len(self.events)
+        )
 
 
 def _meta(obj: Obj) -> dict[str, Any]:
@@ -80,7 +86,9 @@ def _strip(obj: Obj) -> Obj:
     }
 
 
-def _status_differs(old: Mapping[str, Any] | None, new: Mapping[str, Any], ignore: tuple[str, ...] = ()) -> bool:
+def _status_differs(
+    old: Mapping[str, Any] | None, new: Mapping[str, Any], ignore: tuple[str, ...] = ()
+) -> bool:
     a = {k: v for k, v in (old or {}).items() if k not in ignore}
     b = {k: v for k, v in new.items() if k not in ignore and v is not None}
     return a != b
@@ -95,7 +103,9 @@ def _owned_by_pool(dep: Obj) -> tuple[str, str] | None:
     return f"{_meta(dep).get('namespace')}/{pool}", cls or ""
 
 
-def decide(snapshot: Snapshot, now: str, solve: Solver, demand: Mapping[str, float] | None = None) -> Decision:
+def decide(
+    snapshot: Snapshot, now: str, solve: Solver, demand: Mapping[str, float] | None = None
+) -> Decision:
     """The writes that bring the cluster to a fresh plan.  ``demand`` overrides pools' static demand."""
     out = Decision()
     # ---- validate ----------------------------------------------------------------------------
@@ -108,8 +118,13 @@ def decide(snapshot: Snapshot, now: str, solve: Solver, demand: Mapping[str, flo
             out.problems.append(msg)
             prev = snapshot.policy.get("status") or {}
             gen = _meta(snapshot.policy).get("generation")
-            new = {**prev, "observedGeneration": gen, "conditions": status.merge_conditions(
-                prev.get("conditions"), [status.condition("Ready", False, "InvalidSpec", msg, gen)], now)}
+            new = {
+                **prev,
+                "observedGeneration": gen,
+                "conditions": status.merge_conditions(
+                    prev.get("conditions"), [status.condition("Ready", False, "InvalidSpec", msg, gen)], now
+                ),
+            }
             if _status_differs(prev, new):
                 out.statuses.append(StatusWrite("FleetPolicy", None, "default", new))
                 out.events.append(Event(snapshot.policy, "Warning", "InvalidSpec", msg))
@@ -150,15 +165,18 @@ def decide(snapshot: Snapshot, now: str, solve: Solver, demand: Mapping[str, flo
             current[pool_key][cls] = replicas
 
     # ---- plan --------------------------------------------------------------------------------
-    nodes = [translate.node_info_from_manifest(n, snapshot.foreign_used.get(str(_meta(n).get("name")), {}))
-             for n in snapshot.nodes]
+    nodes = [
+        translate.node_info_from_manifest(n, snapshot.foreign_used.get(str(_meta(n).get("name")), {}))
+        for n in snapshot.nodes
+    ]
     core_classes = []
-    for name, cls in sorted(classes.items()):
-        free = list(translate.class_capacity(cls, nodes))
-        _take(free, frozen_devices.get(name, 0))
-        core_classes.append(translate.to_core_class(cls, tuple(free)))
+    for class_name, api_class in sorted(classes.items()):
+        free = list(translate.class_capacity(api_class, nodes))
+        _take(free, frozen_devices.get(class_name, 0))
+        core_classes.append(translate.to_core_class(api_class, tuple(free)))
     core_pools = [
-        translate.to_core_pool(p, current.get(k), demand.get(k) if demand else None) for k, p in sorted(pools.items())
+        translate.to_core_pool(p, current.get(k), demand.get(k) if demand else None)
+        for k, p in sorted(pools.items())
     ]
     problem = build_problem(core_pools, core_classes, translate.to_core_policy(policy))
     problem = _note_missing_classes(problem, pools, set(classes))
@@ -203,38 +221,58 @@ def decide(snapshot: Snapshot, now: str, solve: Solver, demand: Mapping[str, flo
         prev = raw.get("status") or {}
         new = status.pool_status(pp, ready, prev, meta.get("generation"), str(meta.get("name")), now, change)
         if _status_differs(prev, new):
-            out.statuses.append(StatusWrite("InferencePool", meta.get("namespace"), str(meta.get("name")), new))
+            out.statuses.append(
+                StatusWrite("InferencePool", meta.get("namespace"), str(meta.get("name")), new)
+            )
         if change:
-            reason = "Moved" if "moved" in change else ("Placed" if change.startswith("placed") else "Rescaled")
+            reason = (
+                "Moved" if "moved" in change else ("Placed" if change.startswith("placed") else "Rescaled")
+            )
             out.events.append(Event(raw, "Normal", reason, change))
-        prev_placed = next((c.get("reason") for c in prev.get("conditions", []) if c.get("type") == "Placed"), None)
-        if pp.status != "Placed" and prev_placed != pp.status:
+        prev_placed = next(
+            (c.get("reason") for c in prev.get("conditions", []) if c.get("type") == "Placed"), None
+        )
+        if pp.status not in ("Placed", prev_placed):
             out.events.append(Event(raw, "Warning", pp.status, pp.reason or pp.status))
     for key, msg in pool_problems.items():
         raw = pool_raw[key]
         prev = raw.get("status") or {}
         new = status.pool_status_invalid(msg, prev, _meta(raw).get("generation"), now)
         if _status_differs(prev, new):
-            out.statuses.append(StatusWrite("InferencePool", _meta(raw).get("namespace"), str(_meta(raw).get("name")), new))
+            out.statuses.append(
+                StatusWrite("InferencePool", _meta(raw).get("namespace"), str(_meta(raw).get("name")), new)
+            )
             out.events.append(Event(raw, "Warning", "InvalidSpec", msg))
     uses = {c.name: c for c in plan.classes}
     for raw in snapshot.classes:
         name = str(_meta(raw).get("name"))
-        cls = classes.get(name)
-        matching = [n for n in nodes if cls is not None and translate.matches(cls.spec.node_selector, n.labels)]
+        valid_class = classes.get(name)
+        selector = valid_class.spec.node_selector if valid_class is not None else None
+        matching = [n for n in nodes if selector is not None and translate.matches(selector, n.labels)]
         ready_nodes = sum(1 for n in matching if n.ready and n.schedulable)
         prev = raw.get("status") or {}
-        new = status.class_status(uses.get(name), len(matching), ready_nodes, prev, _meta(raw).get("generation"),
-                                  now, class_problems.get(name))
+        new = status.class_status(
+            uses.get(name),
+            len(matching),
+            ready_nodes,
+            prev,
+            _meta(raw).get("generation"),
+            now,
+            class_problems.get(name),
+        )
         if _status_differs(prev, new):
             out.statuses.append(StatusWrite("AcceleratorClass", None, name, new))
             if name in class_problems:
                 out.events.append(Event(raw, "Warning", "InvalidSpec", class_problems[name]))
     if snapshot.policy is not None:
         prev = snapshot.policy.get("status") or {}
-        new = status.policy_status(plan, prev, _meta(snapshot.policy).get("generation"), now, plan.solver.seconds)
+        new = status.policy_status(
+            plan, prev, _meta(snapshot.policy).get("generation"), now, plan.solver.seconds
+        )
         if _status_differs(prev, new, ignore=("lastPlan",)):
-            out.statuses.append(StatusWrite("FleetPolicy", None, str(_meta(snapshot.policy).get("name")), new))
+            out.statuses.append(
+                StatusWrite("FleetPolicy", None, str(_meta(snapshot.policy).get("name")), new)
+            )
     return out
 
 
@@ -267,7 +305,9 @@ def _same(have: Obj, desired: Obj) -> bool:
     return True
 
 
-def _note_missing_classes(problem: core.Problem, pools: Mapping[str, InferencePool], known: set[str]) -> core.Problem:
+def _note_missing_classes(
+    problem: core.Problem, pools: Mapping[str, InferencePool], known: set[str]
+) -> core.Problem:
     unfit = {k: dict(v) for k, v in problem.unfit.items()}
     changed = False
     for key, pool in pools.items():

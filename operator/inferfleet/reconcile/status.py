@@ -26,7 +26,12 @@ __all__ = [
 
 
 def condition(type_: str, ok: bool, reason: str, message: str, generation: int | None) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": type_, "status": "True" if ok else "False", "reason": reason, "message": message}
+    out: dict[str, Any] = {
+        "type": type_,
+        "status": "True" if ok else "False",
+        "reason": reason,
+        "message": message,
+    }
     if generation is not None:
         out["observedGeneration"] = generation
     return out
@@ -40,7 +45,9 @@ def merge_conditions(
     out = []
     for cond in new:
         before = old.get(cond["type"])
-        keep = before is not None and before.get("status") == cond["status"] and before.get("lastTransitionTime")
+        keep = (
+            before is not None and before.get("status") == cond["status"] and before.get("lastTransitionTime")
+        )
         out.append({**cond, "lastTransitionTime": before["lastTransitionTime"] if keep and before else now})
     return out
 
@@ -99,7 +106,7 @@ def pool_status(
     change: str | None,
 ) -> dict[str, Any]:
     """The InferencePool status for a plan; ``ready`` is ready replicas per class now."""
-    placements = [
+    placements: list[dict[str, Any]] = [
         {
             "acceleratorClass": p.accelerator_class,
             "replicas": p.replicas,
@@ -113,7 +120,7 @@ def pool_status(
         for p in plan.placements
         if p.replicas > 0
     ]
-    replicas = sum(p["replicas"] for p in placements)
+    replicas = sum(p.replicas for p in plan.placements if p.replicas > 0)
     ready_total = sum(p["readyReplicas"] for p in placements)
     placed = plan.status == "Placed"
     power = [b.split(":", 1)[1] for b in plan.binding if b.startswith("power:")]
@@ -154,7 +161,8 @@ def pool_status(
         "watts": round(sum(p.watts for p in plan.placements)),
         "dollarsPerHour": round(sum(p.dollars_per_hour for p in plan.placements), 2),
         "demandRequestsPerSecond": round(plan.demand_rps, 3),
-        "placementSummary": ",".join(f"{p['acceleratorClass']}={p['replicas']}" for p in placements) or "none",
+        "placementSummary": ",".join(f"{p['acceleratorClass']}={p['replicas']}" for p in placements)
+        or "none",
         "selector": pool_selector(pool_name),
         "lastChange": {"time": now, "reason": change} if change else last,
     }
@@ -190,9 +198,13 @@ def class_status(
     if problem:
         cond = condition("Ready", False, "InvalidSpec", problem, generation)
     elif ready_nodes == 0:
-        cond = condition("Ready", False, "NoReadyNodes", "no Ready, schedulable node matches nodeSelector", generation)
+        cond = condition(
+            "Ready", False, "NoReadyNodes", "no Ready, schedulable node matches nodeSelector", generation
+        )
     else:
-        cond = condition("Ready", True, "NodesReady", f"{ready_nodes} of {nodes} matching nodes ready", generation)
+        cond = condition(
+            "Ready", True, "NodesReady", f"{ready_nodes} of {nodes} matching nodes ready", generation
+        )
     return {
         "observedGeneration": generation,
         "nodes": nodes,
@@ -212,7 +224,9 @@ def policy_status(
     duration_s: float,
 ) -> dict[str, Any]:
     shed = sum(1 for p in plan.pools if p.status in ("Shed", "PartiallyShed"))
-    over = [d.name for d in plan.domains if d.budget_watts is not None and d.used_watts > d.budget_watts + 1e-6]
+    over = [
+        d.name for d in plan.domains if d.budget_watts is not None and d.used_watts > d.budget_watts + 1e-6
+    ]
     cond = (
         condition("Ready", False, "OverBudget", f"planned power over budget in {', '.join(over)}", generation)
         if over

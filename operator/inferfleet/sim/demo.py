@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from inferfleet.sim import install
 from inferfleet.sim.cluster import Cluster, ClusterError, default_fleet_file
@@ -49,9 +50,20 @@ def start_operator(cluster: Cluster) -> int:
     log = (cluster.logs_dir / "operator.log").open("ab")
     env = {**cluster.env(), "PYTHONPATH": str(ROOT / "operator")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "inferfleet", "run", f"--kubeconfig={cluster.kubeconfig}", "--no-leader-elect",
-         f"--metrics-port={METRICS_PORT}", f"--health-port={HEALTH_PORT}"],
-        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "inferfleet",
+            "run",
+            f"--kubeconfig={cluster.kubeconfig}",
+            "--no-leader-elect",
+            f"--metrics-port={METRICS_PORT}",
+            f"--health-port={HEALTH_PORT}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
     )
     (cluster.state_dir / "operator.pid").write_text(str(proc.pid))
     say(f"operator started (pid {proc.pid}); log: {cluster.logs_dir / 'operator.log'}")
@@ -75,31 +87,36 @@ def stop_operator(cluster: Cluster) -> None:
     say("operator stopped")
 
 
-def _pools(cluster: Cluster) -> list[dict[str, object]]:
+def _pools(cluster: Cluster) -> list[dict[str, Any]]:
     out = cluster.kubectl("get", "inferencepools.inferfleet.dev", "-A", "-o", "json", check=False)
     if out.returncode != 0:
         return []
-    items: list[dict[str, object]] = json.loads(out.stdout).get("items", [])
+    items: list[dict[str, Any]] = json.loads(out.stdout).get("items", [])
     return items
 
 
-def _settled(pool: dict[str, object]) -> bool:
-    status = pool.get("status") or {}
-    assert isinstance(status, dict)
-    conds = {c.get("type"): c for c in status.get("conditions", [])}
-    ready = conds.get("Ready", {}).get("status") == "True"
-    not_placeable = conds.get("Placed", {}).get("status") == "False"
-    return ready or not_placeable
+def _settled(pool: dict[str, Any]) -> bool:
+    """Ready, or reported as not placeable: either way the operator has had its say."""
+    conds = {c.get("type"): c.get("status") for c in (pool.get("status") or {}).get("conditions", [])}
+    return conds.get("Ready") == "True" or conds.get("Placed") == "False"
 
 
 def up(timeout: float = 180.0) -> int:
     start = time.monotonic()
-    install.ensure_all(["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "etcd", "kwok"])
+    install.ensure_all(
+        ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "etcd", "kwok"]
+    )
     cluster = Cluster(NAME)
     cluster.up(default_fleet_file())
     cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "-l",
-                    "app.kubernetes.io/part-of=inferfleet")
+    cluster.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd",
+        "-l",
+        "app.kubernetes.io/part-of=inferfleet",
+    )
     start_operator(cluster)
     cluster.kubectl("apply", "-f", str(ROOT / "examples"))
     say("applied examples/; waiting for the operator to place the pools ...")
@@ -117,9 +134,11 @@ def up(timeout: float = 180.0) -> int:
     say(f"demo ready in {time.monotonic() - start:.0f}s. Try:")
     say(f"  export KUBECONFIG={cluster.kubeconfig}")
     say(f"  {cluster.kubectl_path} describe inferencepools.inferfleet.dev -n chat chat-70b")
-    say(f"  {cluster.kubectl_path} patch fleetpolicy default --type=merge "
-        "-p '{\"spec\":{\"powerDomains\":[{\"name\":\"hall-a\",\"budgetKilowatts\":15},"
-        "{\"name\":\"hall-b\",\"budgetKilowatts\":60}]}}'")
+    say(
+        f"  {cluster.kubectl_path} patch fleetpolicy default --type=merge "
+        '-p \'{"spec":{"powerDomains":[{"name":"hall-a","budgetKilowatts":15},'
+        '{"name":"hall-b","budgetKilowatts":60}]}}\''
+    )
     say(f"  curl -s localhost:{METRICS_PORT}/metrics | grep ^inferfleet_")
     say("  ./scripts/demo down    # stop everything")
     return 0

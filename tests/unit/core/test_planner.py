@@ -26,33 +26,78 @@ HW = Hardware(memory_gib=80, memory_bandwidth_tbps=3.0, tflops_bf16=900)
 
 
 def klass(name: str, nodes: Sequence[int] = (8, 8), domain: str = "hall-a") -> AcceleratorClass:
-    return AcceleratorClass(name=name, hardware=HW, devices_per_node=8, price_per_device_hour=1.0,
-                            power_domain=domain, node_free_devices=tuple(nodes))
+    return AcceleratorClass(
+        name=name,
+        hardware=HW,
+        devices_per_node=8,
+        price_per_device_hour=1.0,
+        power_domain=domain,
+        node_free_devices=tuple(nodes),
+    )
 
 
-def opt(cls: str, *, rps: float = 10.0, cost: float = 1.0, devices: int = 1, watts: float = 100.0,
-        preferred: bool = False) -> Option:
-    return Option(accelerator_class=cls, devices=devices, rps=rps, watts=watts, dollars_per_hour=cost,
-                  ttft_s=0.2, tpot_s=0.03, preferred=preferred)
+def opt(
+    cls: str,
+    *,
+    rps: float = 10.0,
+    cost: float = 1.0,
+    devices: int = 1,
+    watts: float = 100.0,
+    preferred: bool = False,
+) -> Option:
+    return Option(
+        accelerator_class=cls,
+        devices=devices,
+        rps=rps,
+        watts=watts,
+        dollars_per_hour=cost,
+        ttft_s=0.2,
+        tpot_s=0.03,
+        preferred=preferred,
+    )
 
 
-def pool(key: str, demand: float, *, priority: int = 0, min_r: int = 0, max_r: int = 1000,
-         current: Mapping[str, int] | None = None) -> Pool:
-    return Pool(key=key, model=ModelSpec(name="m", parameters_b=8), slo=SLO(), workload=Workload(512, 128),
-                demand_rps=demand, min_replicas=min_r, max_replicas=max_r, priority=priority,
-                current=dict(current or {}))
+def pool(
+    key: str,
+    demand: float,
+    *,
+    priority: int = 0,
+    min_r: int = 0,
+    max_r: int = 1000,
+    current: Mapping[str, int] | None = None,
+) -> Pool:
+    return Pool(
+        key=key,
+        model=ModelSpec(name="m", parameters_b=8),
+        slo=SLO(),
+        workload=Workload(512, 128),
+        demand_rps=demand,
+        min_replicas=min_r,
+        max_replicas=max_r,
+        priority=priority,
+        current=dict(current or {}),
+    )
 
 
-def problem(entries: Sequence[tuple[Pool, Sequence[Option]]], classes: Sequence[AcceleratorClass], *,
-            budgets: Mapping[str, float] | None = None, churn: float = 0.0,
-            unfit: Mapping[str, Mapping[str, str]] | None = None) -> Problem:
+def problem(
+    entries: Sequence[tuple[Pool, Sequence[Option]]],
+    classes: Sequence[AcceleratorClass],
+    *,
+    budgets: Mapping[str, float] | None = None,
+    churn: float = 0.0,
+    unfit: Mapping[str, Mapping[str, str]] | None = None,
+) -> Problem:
     return Problem(
         pools=tuple(p for p, _ in entries),
         options={p.key: tuple(o) for p, o in entries},
         unfit=dict(unfit or {}),
         classes=tuple(classes),
-        policy=Policy(domain_budgets_watts=dict(budgets or {}), headroom=1.0, churn_dollars_per_replica=churn,
-                      time_limit_s=5.0),
+        policy=Policy(
+            domain_budgets_watts=dict(budgets or {}),
+            headroom=1.0,
+            churn_dollars_per_replica=churn,
+            time_limit_s=5.0,
+        ),
     )
 
 
@@ -75,8 +120,10 @@ class Case:
 
 
 def _cheapest_class_wins() -> Case:
-    p = problem([(pool("a/p", 40), [opt("h100", rps=20, cost=8), opt("l4", rps=5, cost=1)])],
-                [klass("h100"), klass("l4")])
+    p = problem(
+        [(pool("a/p", 40), [opt("h100", rps=20, cost=8), opt("l4", rps=5, cost=1)])],
+        [klass("h100"), klass("l4")],
+    )
 
     def check(plan: Plan) -> None:
         assert replicas(plan, "a/p") == {"l4": 8}  # $8/h on l4 against $16/h on h100
@@ -88,9 +135,24 @@ def _cheapest_class_wins() -> Case:
 
 def _power_budget_forces_a_mix() -> Case:
     # l4 is cheaper per req/s but its replicas draw 500 W: the 1.2 kW budget of hall-a holds two
-    p = problem([(pool("a/p", 40), [opt("l4", rps=10, cost=1, watts=500), opt("a100", rps=10, cost=3, watts=300,
-                                                                            )])],
-                [klass("l4", domain="hall-a"), klass("a100", domain="hall-b")], budgets={"hall-a": 1200})
+    p = problem(
+        [
+            (
+                pool("a/p", 40),
+                [
+                    opt("l4", rps=10, cost=1, watts=500),
+                    opt(
+                        "a100",
+                        rps=10,
+                        cost=3,
+                        watts=300,
+                    ),
+                ],
+            )
+        ],
+        [klass("l4", domain="hall-a"), klass("a100", domain="hall-b")],
+        budgets={"hall-a": 1200},
+    )
 
     def check(plan: Plan) -> None:
         assert replicas(plan, "a/p") == {"l4": 2, "a100": 2}
@@ -102,8 +164,10 @@ def _power_budget_forces_a_mix() -> Case:
 
 def _capacity_forces_spill_to_second_class() -> Case:
     # one l4 node with 2 free devices; 2-device replicas: one fits there, the rest go to a100
-    p = problem([(pool("a/p", 30), [opt("l4", rps=10, cost=1, devices=2), opt("a100", rps=10, cost=4)])],
-                [klass("l4", nodes=(2, 1)), klass("a100")])
+    p = problem(
+        [(pool("a/p", 30), [opt("l4", rps=10, cost=1, devices=2), opt("a100", rps=10, cost=4)])],
+        [klass("l4", nodes=(2, 1)), klass("a100")],
+    )
 
     def check(plan: Plan) -> None:
         assert replicas(plan, "a/p") == {"l4": 1, "a100": 2}
@@ -127,8 +191,10 @@ def _fragmented_nodes_hold_whole_replicas_only() -> Case:
 
 def _max_replicas_binds() -> Case:
     # small replicas are cheaper per req/s but maxReplicas=2 forces the big ones
-    p = problem([(pool("a/p", 40, max_r=2), [opt("l4", rps=10, cost=1), opt("h100", rps=25, cost=4)])],
-                [klass("l4"), klass("h100")])
+    p = problem(
+        [(pool("a/p", 40, max_r=2), [opt("l4", rps=10, cost=1), opt("h100", rps=25, cost=4)])],
+        [klass("l4"), klass("h100")],
+    )
 
     def check(plan: Plan) -> None:
         assert replicas(plan, "a/p") == {"h100": 2}
@@ -138,8 +204,11 @@ def _max_replicas_binds() -> Case:
 
 
 def _min_replicas_above_budget_is_reported_not_a_crash() -> Case:
-    p = problem([(pool("a/p", 1, min_r=5), [opt("l4", rps=10, cost=1, watts=400)])], [klass("l4")],
-                budgets={"hall-a": 900})
+    p = problem(
+        [(pool("a/p", 1, min_r=5), [opt("l4", rps=10, cost=1, watts=400)])],
+        [klass("l4")],
+        budgets={"hall-a": 900},
+    )
 
     def check(plan: Plan) -> None:
         pp = pool_plan(plan, "a/p")
@@ -152,9 +221,14 @@ def _min_replicas_above_budget_is_reported_not_a_crash() -> Case:
 
 def _allowed_classes_respected_via_options() -> Case:
     # b/p may only use a100 (no l4 option offered) although l4 is cheaper for everyone
-    p = problem([(pool("a/p", 10), [opt("l4", cost=1), opt("a100", cost=3)]),
-                 (pool("b/p", 10), [opt("a100", cost=3)])],
-                [klass("l4"), klass("a100")], unfit={"b/p": {"l4": "not in allowedClasses"}})
+    p = problem(
+        [
+            (pool("a/p", 10), [opt("l4", cost=1), opt("a100", cost=3)]),
+            (pool("b/p", 10), [opt("a100", cost=3)]),
+        ],
+        [klass("l4"), klass("a100")],
+        unfit={"b/p": {"l4": "not in allowedClasses"}},
+    )
 
     def check(plan: Plan) -> None:
         assert replicas(plan, "a/p") == {"l4": 1}
@@ -165,8 +239,11 @@ def _allowed_classes_respected_via_options() -> Case:
 
 def _churn_keeps_current_when_savings_are_small() -> Case:
     # moving 4 replicas saves $0.40/h; each move costs $1
-    p = problem([(pool("a/p", 40, current={"a100": 4}), [opt("l4", cost=1.0), opt("a100", cost=1.1)])],
-                [klass("l4"), klass("a100")], churn=1.0)
+    p = problem(
+        [(pool("a/p", 40, current={"a100": 4}), [opt("l4", cost=1.0), opt("a100", cost=1.1)])],
+        [klass("l4"), klass("a100")],
+        churn=1.0,
+    )
 
     def check(plan: Plan) -> None:
         assert replicas(plan, "a/p") == {"a100": 4}
@@ -175,8 +252,11 @@ def _churn_keeps_current_when_savings_are_small() -> Case:
 
 
 def _churn_moves_when_savings_are_large() -> Case:
-    p = problem([(pool("a/p", 40, current={"a100": 4}), [opt("l4", cost=1.0), opt("a100", cost=3.0)])],
-                [klass("l4"), klass("a100")], churn=1.0)
+    p = problem(
+        [(pool("a/p", 40, current={"a100": 4}), [opt("l4", cost=1.0), opt("a100", cost=3.0)])],
+        [klass("l4"), klass("a100")],
+        churn=1.0,
+    )
 
     def check(plan: Plan) -> None:
         assert replicas(plan, "a/p") == {"l4": 4}
@@ -202,8 +282,11 @@ def _zero_demand_with_min_zero_places_nothing() -> Case:
 
 
 def _unplaceable_pool_says_why() -> Case:
-    p = problem([(pool("a/p", 10), [])], [klass("l4"), klass("h100")],
-                unfit={"a/p": {"l4": "model needs 140 GiB of memory, node has 24", "h100": "TPOT SLO missed"}})
+    p = problem(
+        [(pool("a/p", 10), [])],
+        [klass("l4"), klass("h100")],
+        unfit={"a/p": {"l4": "model needs 140 GiB of memory, node has 24", "h100": "TPOT SLO missed"}},
+    )
 
     def check(plan: Plan) -> None:
         pp = pool_plan(plan, "a/p")
@@ -216,10 +299,15 @@ def _unplaceable_pool_says_why() -> Case:
 
 def _lowest_priority_sheds_first() -> Case:
     # power for 4 replicas; three pools want 2 each: the priority-0 pool sheds
-    p = problem([(pool("a/low", 20, priority=0), [opt("l4", watts=100)]),
-                 (pool("a/mid", 20, priority=5), [opt("l4", watts=100)]),
-                 (pool("a/high", 20, priority=9), [opt("l4", watts=100)])],
-                [klass("l4")], budgets={"hall-a": 400})
+    p = problem(
+        [
+            (pool("a/low", 20, priority=0), [opt("l4", watts=100)]),
+            (pool("a/mid", 20, priority=5), [opt("l4", watts=100)]),
+            (pool("a/high", 20, priority=9), [opt("l4", watts=100)]),
+        ],
+        [klass("l4")],
+        budgets={"hall-a": 400},
+    )
 
     def check(plan: Plan) -> None:
         assert pool_plan(plan, "a/high").status == "Placed"
@@ -234,8 +322,11 @@ def _lowest_priority_sheds_first() -> Case:
 
 def _partial_shed_within_a_level_is_spread_by_fraction() -> Case:
     # same priority, room for 3 replicas: the small pool is served whole, the big one sheds
-    p = problem([(pool("a/small", 10), [opt("l4", watts=100)]), (pool("a/big", 40), [opt("l4", watts=100)])],
-                [klass("l4")], budgets={"hall-a": 300})
+    p = problem(
+        [(pool("a/small", 10), [opt("l4", watts=100)]), (pool("a/big", 40), [opt("l4", watts=100)])],
+        [klass("l4")],
+        budgets={"hall-a": 300},
+    )
 
     def check(plan: Plan) -> None:
         assert replicas(plan, "a/small") == {"l4": 1}
@@ -246,8 +337,10 @@ def _partial_shed_within_a_level_is_spread_by_fraction() -> Case:
 
 
 def _preferred_class_breaks_a_tie() -> Case:
-    p = problem([(pool("a/p", 10), [opt("l4", cost=2.0), opt("a10g", cost=2.0, preferred=True)])],
-                [klass("l4"), klass("a10g")])
+    p = problem(
+        [(pool("a/p", 10), [opt("l4", cost=2.0), opt("a10g", cost=2.0, preferred=True)])],
+        [klass("l4"), klass("a10g")],
+    )
 
     def check(plan: Plan) -> None:
         assert replicas(plan, "a/p") == {"a10g": 1}
@@ -256,8 +349,10 @@ def _preferred_class_breaks_a_tie() -> Case:
 
 
 def _preference_never_beats_a_real_saving() -> Case:
-    p = problem([(pool("a/p", 10), [opt("l4", cost=2.0), opt("a10g", cost=2.1, preferred=True)])],
-                [klass("l4"), klass("a10g")])
+    p = problem(
+        [(pool("a/p", 10), [opt("l4", cost=2.0), opt("a10g", cost=2.1, preferred=True)])],
+        [klass("l4"), klass("a10g")],
+    )
 
     def check(plan: Plan) -> None:
         assert replicas(plan, "a/p") == {"l4": 1}
@@ -333,11 +428,15 @@ def test_a_class_missing_from_the_fleet_is_never_used() -> None:
     ids=["capacity rules l4 out", "without limits l4 is cheapest"],
 )
 def test_best_single_class(limits: bool, expected: tuple[str, float]) -> None:
-    p = problem([(pool("a/p", 40), [opt("l4", cost=1), opt("a100", cost=3)])],
-                [klass("l4", nodes=(2,)), klass("a100")])
+    p = problem(
+        [(pool("a/p", 40), [opt("l4", cost=1), opt("a100", cost=3)])],
+        [klass("l4", nodes=(2,)), klass("a100")],
+    )
     assert best_single_class(p, respect_limits=limits) == expected
 
 
 def test_best_single_class_is_none_when_no_class_serves_every_pool() -> None:
-    p = problem([(pool("a/p", 10), [opt("l4")]), (pool("b/p", 10), [opt("a100")])], [klass("l4"), klass("a100")])
+    p = problem(
+        [(pool("a/p", 10), [opt("l4")]), (pool("b/p", 10), [opt("a100")])], [klass("l4"), klass("a100")]
+    )
     assert best_single_class(p) is None
