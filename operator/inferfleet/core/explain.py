@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from inferfleet.core.formulation import Compiled
 from inferfleet.core.heuristic import Fleet
-from inferfleet.core.types import ClassUse, DomainUse, Placement, Plan, PoolPlan, SolverStats
+from inferfleet.core.types import ClassUse, DomainUse, Placement, Plan, PlanStatus, PoolPlan, SolverStats
 
 __all__ = ["build_plan"]
 
@@ -104,6 +104,7 @@ def _pool_plan(comp: Compiled, ctx: _Context, p: int, cols: range, n: FloatArray
             tuple(_unfit_tags(reasons)),
             f"no class can run this pool: {text}",
         )
+    status: PlanStatus
     if need > 0 and capacity <= TOL:
         status = "Shed"
     elif shed > TOL * max(need, 1.0):

@@ -44,7 +44,7 @@ from inferfleet.core.heuristic import repair
 from inferfleet.core.relax import Outcome, solve_relaxation
 from inferfleet.core.types import Plan, Problem, SolverStats
 
-__all__ = ["AUTO_MILP_COLUMNS", "best_single_class", "solve"]
+__all__ = ["AUTO_MILP_COLUMNS", "Method", "best_single_class", "solve"]
 
 AUTO_MILP_COLUMNS = 2000
 Method = Literal["auto", "milp", "heuristic"]

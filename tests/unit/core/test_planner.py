@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import pytest
 
-from inferfleet.core.planner import best_single_class, solve
+from inferfleet.core.planner import Method, best_single_class, solve
 from inferfleet.core.types import (
     SLO,
     AcceleratorClass,
@@ -382,7 +382,7 @@ CASES = {
 
 @pytest.mark.parametrize("method", ["milp", "heuristic"])
 @pytest.mark.parametrize("name", list(CASES))
-def test_planner_case(name: str, method: str) -> None:
+def test_planner_case(name: str, method: Method) -> None:
     case = CASES[name]()
     case.check(solve(case.problem, method=method))
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from inferfleet.core.planner import solve
+from inferfleet.core.planner import Method, solve
 from inferfleet.core.types import (
     SLO,
     AcceleratorClass,
@@ -189,7 +189,7 @@ def lex_close(a: tuple[tuple[float, ...], float], b: tuple[tuple[float, ...], fl
 
 @SETTINGS
 @given(fleets(odd_sizes=True), st.sampled_from(("milp", "heuristic")))
-def test_power_never_over_budget_and_replicas_always_pack(problem: Problem, method: str) -> None:
+def test_power_never_over_budget_and_replicas_always_pack(problem: Problem, method: Method) -> None:
     plan = solve(problem, method=method)
     assert fits(problem, counts(plan, problem))
     for d in plan.domains:
@@ -222,7 +222,7 @@ def test_milp_optimum_equals_brute_force(problem: Problem) -> None:
 
 @SETTINGS
 @given(fleets(), st.sampled_from(("milp", "heuristic")))
-def test_same_problem_same_plan(problem: Problem, method: str) -> None:
+def test_same_problem_same_plan(problem: Problem, method: Method) -> None:
     def strip(plan: Plan) -> Plan:
         return dataclasses.replace(plan, solver=dataclasses.replace(plan.solver, seconds=0.0))
 
