@@ -176,3 +176,9 @@ def test_short_name_avoids_gateway_inference_extension() -> None:
     pool = next(k for k in crdgen.KINDS if k.kind == "InferencePool")
     assert "infpool" not in pool.short_names
     assert crdgen.crd(pool)["spec"]["names"]["categories"] == ["inferfleet"]
+
+
+def test_api_reference_matches_models() -> None:
+    from inferfleet.api import docgen
+
+    assert docgen.write(ROOT, check=True) == [], "run `inferfleet crds` to regenerate docs/api.md"
