@@ -15,7 +15,8 @@ import time
 import numpy as np
 
 from inferfleet.core.formulation import Compiled
-from inferfleet.core.milp import HighsModel, cost_vector, level_vector
+from inferfleet.core.milp import HighsModel
+from inferfleet.core.objectives import cost_vector, level_vector
 from inferfleet.core.relax import LEVEL_SLACK, Outcome
 
 __all__ = ["solve_exact"]

@@ -43,56 +43,59 @@ def _kw(watts: float) -> str:
 
 
 class _Context:
-    """What the plan leaves free, for the binding tests."""
+    """Per-column facts for the binding tests, computed in bulk (10k pools must take milliseconds)."""
 
     def __init__(self, comp: Compiled, n: FloatArray) -> None:
-        self.comp = comp
-        self.fleet = Fleet(comp)
+        fleet = Fleet(comp)
         cols = np.flatnonzero(n > 0)
         for j in cols[np.lexsort((cols, -comp.devices[cols]))].tolist():
-            self.fleet.place(j, int(n[j]))
-        dom_of_col = comp.class_domain[comp.col_class]
-        self.used = np.array(
-            [float(np.sum((n * comp.watts)[dom_of_col == d])) for d in range(len(comp.budgets))]
+            fleet.place(j, int(n[j]))
+        dom = comp.class_domain[comp.col_class]
+        self.used = np.bincount(
+            dom[dom >= 0], weights=(n * comp.watts)[dom >= 0], minlength=len(comp.budgets)
         )
+        # one extra slot stands for "no budget" (never full)
+        room = np.append(comp.budgets - self.used, np.inf)
+        full = np.append(self.used >= FULL * comp.budgets, False)
+        safe = np.where(dom >= 0, dom, len(comp.budgets))
+        # per column: its domain when that domain cannot take one more replica of it, else -1
+        self.power_full = np.where(
+            (dom >= 0) & (full[safe] | (room[safe] < comp.watts - TOL)), dom, -1
+        ).tolist()
+        biggest = np.array([max(h, default=0) for h in fleet.nodes], dtype=np.float64)
+        self.node_full = (biggest[comp.col_class] < comp.devices).tolist() if comp.n_cols else []
+        ratio = comp.cost / comp.rps
+        reps = np.maximum(comp.min_r[comp.col_pool], np.ceil(comp.need[comp.col_pool] / comp.rps - 1e-9))
+        self.alone = (reps * comp.cost).tolist()  # the pool on this option alone
+        self.too_many = (reps > comp.max_r[comp.col_pool]).tolist()
+        self.ratio = ratio.tolist()
+        self.reps = reps.tolist()
+        self.n = n.tolist()
+        self.cost = comp.cost.tolist()
+        self.rps = comp.rps.tolist()
+        self.devices = comp.devices.astype(np.int64).tolist()
+        self.watts = comp.watts.tolist()
+        self.cls = comp.col_class.tolist()
 
-    def power_full(self, j: int) -> int | None:
-        d = int(self.comp.class_domain[self.comp.col_class[j]])
-        if d < 0:
-            return None
-        budget = float(self.comp.budgets[d])
-        full = self.used[d] >= FULL * budget or budget - self.used[d] < self.comp.watts[j] - TOL
-        return d if full else None
 
-    def node_full(self, j: int) -> bool:
-        size = int(self.comp.devices[j])
-        return not any(f >= size for f in self.fleet.nodes[int(self.comp.col_class[j])])
-
-
-def _pool_plan(comp: Compiled, ctx: _Context, p: int, cols: range, n: FloatArray, lowest: int) -> PoolPlan:
+def _pool_plan(comp: Compiled, ctx: _Context, p: int, cols: range, lowest: int) -> PoolPlan:
     pool = comp.problem.pools[p]
-    live = list(cols)  # every option offered on a class of the fleet
+    n = ctx.n
     placements = tuple(
         Placement(
             accelerator_class=comp.options[j].accelerator_class,
             replicas=int(n[j]),
-            devices=int(n[j] * comp.devices[j]),
-            watts=float(n[j] * comp.watts[j]),
-            dollars_per_hour=float(n[j] * comp.cost[j]),
-            rps_capacity=float(n[j] * comp.rps[j]),
+            devices=int(n[j]) * ctx.devices[j],
+            watts=n[j] * ctx.watts[j],
+            dollars_per_hour=n[j] * ctx.cost[j],
+            rps_capacity=n[j] * ctx.rps[j],
             ttft_s=comp.options[j].ttft_s,
             tpot_s=comp.options[j].tpot_s,
         )
         for j in cols
         if n[j] > 0
     )
-    need = float(comp.need[p])
-    capacity = sum(pl.rps_capacity for pl in placements)
-    served = min(capacity, need)
-    count = sum(pl.replicas for pl in placements)
-    shed = max(0.0, need - capacity)
-    short = shed > TOL * max(need, 1.0) or count < comp.min_r[p]
-    if not live:
+    if not cols:  # no option on any class of the fleet
         reasons = [f"{c}: {r}" for c, r in sorted(comp.problem.unfit.get(pool.key, {}).items())]
         text = "; ".join(reasons) if reasons else "no option was offered for any class"
         return PoolPlan(
@@ -104,6 +107,12 @@ def _pool_plan(comp: Compiled, ctx: _Context, p: int, cols: range, n: FloatArray
             tuple(_unfit_tags(reasons)),
             f"no class can run this pool: {text}",
         )
+    need = float(comp.need[p])
+    min_r, max_r = float(comp.min_r[p]), float(comp.max_r[p])
+    capacity = sum(pl.rps_capacity for pl in placements)
+    count = sum(pl.replicas for pl in placements)
+    shed = max(0.0, need - capacity)
+    short = shed > TOL * max(need, 1.0) or count < min_r
     status: PlanStatus
     if need > 0 and capacity <= TOL:
         status = "Shed"
@@ -114,35 +123,34 @@ def _pool_plan(comp: Compiled, ctx: _Context, p: int, cols: range, n: FloatArray
     binding: list[str] = []
     notes: list[str] = []
     spent = sum(pl.dollars_per_hour for pl in placements)
-    for j in sorted(live, key=lambda c: (comp.cost[c] / comp.rps[c], c)):
+    by_ratio = sorted(cols, key=lambda c: (ctx.ratio[c], c))
+    for j in by_ratio:
         # an option that would have served the pool for less, or any option when the pool is short
-        alone = max(comp.min_r[p], np.ceil(need / comp.rps[j] - 1e-9)) * comp.cost[j]
-        if not short and (alone >= spent * (1 - 1e-3) or alone > comp.max_r[p] * comp.cost[j]):
+        if not short and (ctx.alone[j] >= spent * (1 - 1e-3) or ctx.too_many[j]):
             continue
-        d = ctx.power_full(j)
-        if d is not None and f"power:{comp.domain_names[d]}" not in binding:
+        d = ctx.power_full[j]
+        if d >= 0 and f"power:{comp.domain_names[d]}" not in binding:
             binding.append(f"power:{comp.domain_names[d]}")
             notes.append(
                 f"power budget of {comp.domain_names[d]} binding "
                 f"({_kw(ctx.used[d])}/{_kw(float(comp.budgets[d]))} kW)"
             )
-        cls = comp.class_names[int(comp.col_class[j])]
-        if ctx.node_full(j) and f"capacity:{cls}" not in binding:
-            binding.append(f"capacity:{cls}")
-            notes.append(f"no {cls} node has {int(comp.devices[j])} free devices")
-    best = min(live, key=lambda c: (comp.cost[c] / comp.rps[c], c))
-    if count >= comp.max_r[p] and (short or np.ceil(need / comp.rps[best] - 1e-9) > comp.max_r[p]):
+        name = comp.class_names[ctx.cls[j]]
+        if ctx.node_full[j] and f"capacity:{name}" not in binding:
+            binding.append(f"capacity:{name}")
+            notes.append(f"no {name} node has {ctx.devices[j]} free devices")
+    if count >= max_r and (short or np.ceil(need / ctx.rps[by_ratio[0]] - 1e-9) > max_r):
         binding.append("maxReplicas")
-        notes.append(f"maxReplicas is {int(comp.max_r[p])}")
-    if comp.min_r[p] > 0 and (
-        count < comp.min_r[p]
-        or (count == comp.min_r[p] and shed <= TOL and count > np.ceil(need / comp.rps[best] - 1e-9))
+        notes.append(f"maxReplicas is {int(max_r)}")
+    if min_r > 0 and (
+        count < min_r
+        or (count == min_r and shed <= TOL and count > np.ceil(need / ctx.rps[by_ratio[0]] - 1e-9))
     ):
         binding.append("minReplicas")
         notes.append(
-            f"{count} of {int(comp.min_r[p])} minimum replicas placed"
-            if count < comp.min_r[p]
-            else f"minReplicas {int(comp.min_r[p])} keeps more replicas than demand needs"
+            f"{count} of {int(min_r)} minimum replicas placed"
+            if count < min_r
+            else f"minReplicas {int(min_r)} keeps more replicas than demand needs"
         )
     why = ", ".join(notes[:3]) + (f" and {len(notes) - 3} more" if len(notes) > 3 else "")
     if status == "Placed":
@@ -160,6 +168,7 @@ def _pool_plan(comp: Compiled, ctx: _Context, p: int, cols: range, n: FloatArray
             else (f"priority {pool.priority}, shed after lower priorities")
         )
         reason = f"shed {shed:.1f} of {need:.1f} req/s: {why or 'no option fits'}; {prio}"
+    served = min(capacity, need)
     return PoolPlan(pool.key, placements, pool.demand_rps, served, status, tuple(binding), reason)
 
 
@@ -170,7 +179,7 @@ def build_plan(comp: Compiled, n: FloatArray, solver: SolverStats) -> Plan:
     lowest = min((p.priority for p in problem.pools), default=0)
     bounds = np.searchsorted(comp.col_pool, np.arange(comp.n_pools + 1)).tolist()
     pools = tuple(
-        _pool_plan(comp, ctx, p, range(bounds[p], bounds[p + 1]), n, lowest) for p in range(comp.n_pools)
+        _pool_plan(comp, ctx, p, range(bounds[p], bounds[p + 1]), lowest) for p in range(comp.n_pools)
     )
     watts_by_class = np.bincount(comp.col_class, weights=n * comp.watts, minlength=len(comp.class_names))
     dev_by_class = np.bincount(comp.col_class, weights=n * comp.devices, minlength=len(comp.class_names))

@@ -4,8 +4,10 @@ This module owns the translation of a :class:`~inferfleet.core.types.Problem` in
 every solver path (exact MILP, LP relaxation, greedy) shares, and the node-capacity model:
 
 * ``n[j]`` integer replicas of column ``j`` (one pool's option on one class);
-* per pool with demand: ``sum_j rps_j/need_p * n_j + f_p >= 1`` where ``need_p = demand x headroom``
-  and ``f_p`` in [0, 1] is the shed *fraction* (shed rps = ``f_p * need_p``);
+* per pool with demand: ``sum_j min(rps_j/need_p, 1) * n_j + f_p >= 1`` where ``need_p = demand x
+  headroom`` and ``f_p`` in [0, 1] is the shed *fraction* (shed rps = ``f_p * need_p``); capping a
+  coefficient at 1 (one replica that alone covers the pool) is valid for integer ``n`` and makes
+  the LP relaxation much tighter for the many pools that need less than one big replica;
 * per pool with ``min_replicas > 0``: ``sum_j n_j + u_p >= min`` (``u_p`` = missing minimum replicas,
   a slack so that a budget below the minimum gives a report, not an infeasible model);
 * per pool whose ``max_replicas`` can bind: ``sum_j n_j <= max``;
@@ -22,7 +24,6 @@ every solver path (exact MILP, LP relaxation, greedy) shares, and the node-capac
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -79,7 +80,6 @@ class Compiled:
     domain_names: tuple[str, ...]  # budgeted domains
     budgets: FloatArray
     capacity_rows: tuple[CapacityRow, ...]
-    divisible: npt.NDArray[np.bool_]  # per class: replica sizes form a divisibility chain
 
     @property
     def n_cols(self) -> int:
@@ -159,14 +159,12 @@ def compile_problem(problem: Problem) -> Compiled:
     ub = np.minimum(max_r[cp], np.maximum(np.maximum(by_demand, min_r[cp]), cur_of))
 
     cap_rows: list[CapacityRow] = []
-    divisible = np.ones(len(class_names), dtype=np.bool_)
     for ci, cls in enumerate(problem.classes):
         on = cc == ci
         # a replica larger than every node can never be placed
         biggest = max(cls.node_free_devices, default=0)
         ub[on & (devices > biggest)] = 0.0
         sizes = sorted({int(d) for d in devices[on & (ub > 0)]})
-        divisible[ci] = all(b % a == 0 for a, b in itertools.pairwise(sizes))
         for s in sizes:
             rhs = _capacity(cls.node_free_devices, s)
             sel = on & (devices >= s)
@@ -200,7 +198,6 @@ def compile_problem(problem: Problem) -> Compiled:
         domain_names=domain_names,
         budgets=np.array([float(budgets[d]) for d in domain_names], dtype=np.float64),
         capacity_rows=tuple(cap_rows),
-        divisible=divisible,
     )
 
 

@@ -17,31 +17,12 @@ import numpy.typing as npt
 
 from inferfleet.core.formulation import Compiled
 
-__all__ = [
-    "INF",
-    "PREFERENCE_DISCOUNT",
-    "HighsModel",
-    "Layout",
-    "SolveResult",
-    "build_model",
-    "cost_vector",
-    "fix_columns",
-    "level_vector",
-    "new_highs",
-    "weighted_vector",
-]
+__all__ = ["INF", "HighsModel", "Layout", "SolveResult", "build_model", "new_highs"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 INF = float(highspy.kHighsInf)
 SEED = 1729
-# A preferred option's $/h counts 0.1% less: a tie-breaker, never a material override of cost.
-PREFERENCE_DISCOUNT = 1e-3
-# Shed weights of consecutive priority levels differ by a ratio in [MIN, MAX], as large as keeps the
-# biggest weight below MAX_WEIGHT (HiGHS's dual simplex fails its ratio test on costs near 1e10).
-LEVEL_RATIO_MIN = 10.0
-LEVEL_RATIO_MAX = 1000.0
-MAX_WEIGHT = 1e9
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,7 +140,8 @@ class HighsModel:
 
     def run(self, time_limit: float, start: FloatArray | None = None) -> SolveResult:
         h = self.highs
-        h.setOptionValue("time_limit", max(time_limit, 0.01))
+        # HiGHS counts its time limit over every run of the instance, not per run
+        h.setOptionValue("time_limit", h.getRunTime() + max(time_limit, 0.01))
         if start is not None and self.integer:
             sol = highspy.HighsSolution()
             sol.col_value = start
@@ -315,84 +297,3 @@ def build_model(comp: Compiled, *, integer: bool) -> tuple[Layout, highspy.Highs
             lay.n_cols - n_rep
         )
     return lay, lp
-
-
-def cost_vector(comp: Compiled, lay: Layout) -> FloatArray:
-    """The cost objective: $/h of replicas (preferred ones a hair cheaper) plus churn."""
-    c = np.zeros(lay.n_cols, dtype=np.float64)
-    c[: lay.n_rep] = comp.cost * np.where(comp.preferred, 1.0 - PREFERENCE_DISCOUNT, 1.0)
-    c[lay.churn_start :] = comp.problem.policy.churn_dollars_per_replica
-    return c
-
-
-def level_vector(lay: Layout, level: int) -> FloatArray:
-    """The normalised shed of one priority level (its shed fractions and missing minimums)."""
-    c = np.zeros(lay.n_cols, dtype=np.float64)
-    c[lay.level_cols[level]] = lay.level_vals[level]
-    return c
-
-
-def weighted_vector(comp: Compiled, lay: Layout) -> FloatArray:
-    """Cost plus shed weights that make each level dominate cost and every lower level.
-
-    The lowest level's weight is ten times what the biggest pool costs on its cheapest option, so a
-    relaxation sheds to save money only where serving costs over ten times the cheapest way; each
-    level above weighs 10-1000 times more, as much as keeps every weight below ``MAX_WEIGHT``.  This
-    is lexicographic only up to that ratio (see the planner's module notes); it steers the LP that
-    the rounding starts from, while the exact path fixes levels one by one.
-    """
-    c = cost_vector(comp, lay)
-    cheapest = np.full(comp.n_pools, np.inf)
-    if comp.n_cols:
-        np.minimum.at(cheapest, comp.col_pool, comp.cost / comp.rps)
-    full = np.where(np.isfinite(cheapest), cheapest, 0.0) * comp.need
-    base = 10.0 * (1.0 + float(full.max(initial=0.0)))
-    n_levels = len(lay.level_cols)
-    ratio = LEVEL_RATIO_MAX
-    if n_levels > 1:
-        ratio = min(LEVEL_RATIO_MAX, max(LEVEL_RATIO_MIN, (MAX_WEIGHT / base) ** (1.0 / (n_levels - 1))))
-    for k in range(n_levels):
-        c[lay.level_cols[k]] += base * ratio ** (n_levels - 1 - k) * lay.level_vals[k]
-    return c
-
-
-def fix_columns(
-    lp: highspy.HighsLp, keep: npt.NDArray[np.bool_], x: FloatArray, n_int: int
-) -> highspy.HighsLp:
-    """``lp`` with the columns outside ``keep`` fixed at ``x`` and removed (row bounds shifted).
-
-    The first ``n_int`` columns of ``lp`` are the integer ones.  Rows left without a column are
-    dropped.  A model a tenth the size presolves and runs HiGHS's sub-MIP heuristics far faster
-    than the same model with bounds fixed.
-    """
-    start = np.asarray(lp.a_matrix_.start_, dtype=np.int64)
-    index = np.asarray(lp.a_matrix_.index_, dtype=np.int64)
-    value = np.asarray(lp.a_matrix_.value_, dtype=np.float64)
-    col_of = np.repeat(np.arange(lp.num_col_), np.diff(start))
-    kept_entry = keep[col_of]
-    gone = ~kept_entry
-    activity = np.bincount(index[gone], weights=value[gone] * x[col_of[gone]], minlength=lp.num_row_)
-    live_rows = np.bincount(index[kept_entry], minlength=lp.num_row_) > 0
-    new_row = np.cumsum(live_rows) - 1
-    cols = np.flatnonzero(keep)
-    sub = highspy.HighsLp()
-    sub.num_col_ = len(cols)
-    sub.num_row_ = int(live_rows.sum())
-    sub.col_cost_ = np.asarray(lp.col_cost_, dtype=np.float64)[cols]
-    sub.col_lower_ = np.asarray(lp.col_lower_, dtype=np.float64)[cols]
-    sub.col_upper_ = np.asarray(lp.col_upper_, dtype=np.float64)[cols]
-    row_lower = np.asarray(lp.row_lower_, dtype=np.float64)
-    row_upper = np.asarray(lp.row_upper_, dtype=np.float64)
-    sub.row_lower_ = np.where(np.isinf(row_lower), -INF, row_lower - activity)[live_rows]
-    sub.row_upper_ = np.where(np.isinf(row_upper), INF, row_upper - activity)[live_rows]
-    sub_start = np.zeros(len(cols) + 1, dtype=np.int64)
-    np.cumsum(np.diff(start)[cols], out=sub_start[1:])
-    sub.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    sub.a_matrix_.start_ = sub_start.astype(np.int32)
-    sub.a_matrix_.index_ = new_row[index[kept_entry]].astype(np.int32)
-    sub.a_matrix_.value_ = value[kept_entry]
-    n_sub_int = int(np.count_nonzero(cols < n_int))
-    sub.integrality_ = [highspy.HighsVarType.kInteger] * n_sub_int + [highspy.HighsVarType.kContinuous] * (
-        len(cols) - n_sub_int
-    )
-    return sub

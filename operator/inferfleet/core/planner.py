@@ -8,29 +8,38 @@ Model (rows in :mod:`~inferfleet.core.formulation`): integer replicas per (pool,
 headroom met or the rest shed; min/max replicas (the minimum soft, so a budget below it is reported,
 never infeasible); whole replicas on one node (threshold rows, exact when replica sizes divide each
 other as powers of two do); power per budgeted domain; churn = replicas taken off a class a pool
-runs on now, each charged ``churn_dollars_per_replica`` once, added to the hourly cost as is.
+runs on now, each charged ``churn_dollars_per_replica`` once and added to the hourly cost as is.
 
-Objective, lexicographic: first shed, level by level from the highest priority down, measured as
-the sum over the level's pools of shed/need plus missing/min replicas (so a big pool does not swamp
-small ones within a level); then $/h + churn, with preferred options 0.1% cheaper (a tie-breaker).
+Objective, lexicographic (:mod:`~inferfleet.core.objectives`): first shed, level by level from the
+highest priority down, measured per level as the sum over its pools of shed/need plus missing/min
+replicas (so a big pool does not swamp small ones within a level); then $/h + churn, with preferred
+options 0.1% cheaper (a tie-breaker that never beats a real saving of more than 0.1%).  Weights
+alone cannot make this exact: shedding an epsilon of a high level to spare whole low-level pools
+needs ever bigger weights, and weights above ~1e10 break the simplex; hence phases.
 
-* ``milp`` (exact): HiGHS phases, one per priority level that sheds, then cost
-  (:mod:`~inferfleet.core.exact`), seeded with the LP plan; threads=1 and a fixed seed.  Optimal
-  within ``mip_rel_gap`` 1e-4, unless the time limit stops it (status TimeLimit; a run cut short by
-  the clock may differ between runs, a run that finishes never does).
-* ``heuristic`` (large fleets): LP relaxation with MIR cuts, rounding and a MILP over the pools the
-  LP left fractional (:mod:`~inferfleet.core.relax`).  Levels are steered by weights there (each
-  level ~10-1000x the one below, capped for numerical safety), so a higher level may shed a sliver
-  to spare much more of a lower one; the bound is the cut LP's cost at this plan's shed levels.
+* ``milp`` (exact, :mod:`~inferfleet.core.exact`): HiGHS phases, one per priority level that sheds,
+  then cost, each capping the levels before it; seeded with the relaxation's plan; one thread and a
+  fixed seed.  Optimal within ``mip_rel_gap`` 1e-4 unless the time limit stops it (TimeLimit).
+* ``heuristic`` (large fleets, :mod:`~inferfleet.core.relax`): LP relaxation with pool MIR cuts,
+  rounding and a MILP over the pools the LP left fractional.  Levels are steered by weights there
+  (each level 10-1000x the one below), so a higher level may shed a sliver to spare far more of a
+  lower one.  Its bound is the cut LP's cost capped at this plan's shed per level: the gap says how
+  far the cost is from the cheapest plan shedding no more, not whether less shed was possible.
 * ``auto``: ``milp`` up to ``AUTO_MILP_COLUMNS`` (pool, option) columns, else ``heuristic``.
 
-Known limits: a shed remainder smaller than what float tolerances see (1e-7 of a pool) is ignored;
-replica sizes that do not divide each other are packed first-fit-decreasing after the solve and
-replicas that do not fit are dropped (then reported as shed).
+Determinism: no clock or randomness reaches the answer unless a time limit cuts a solve short (the
+status then says TimeLimit for ``milp``; for ``heuristic`` the sub-MILP is bounded by nodes, and
+only a limit too short for it makes runs differ).  ``SolverStats.seconds`` always differs.
+
+Known limits: a shed remainder below float tolerances (1e-7 of a pool) is ignored; replica sizes
+that do not divide each other are packed best-fit-decreasing after the solve and replicas that do
+not fit are dropped (reported as shed, status Heuristic).  HiGHS 1.15's MIP presolve can cut the
+optimum of these models when given a start, so every MILP here runs without presolve.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from typing import Literal
@@ -41,6 +50,7 @@ from inferfleet.core.exact import solve_exact
 from inferfleet.core.explain import build_plan
 from inferfleet.core.formulation import compile_problem, packs_decreasing
 from inferfleet.core.heuristic import repair
+from inferfleet.core.objectives import plan_cost
 from inferfleet.core.relax import Outcome, solve_relaxation
 from inferfleet.core.types import Plan, Problem, SolverStats
 
@@ -68,23 +78,29 @@ def solve(problem: Problem, *, time_limit_s: float | None = None, method: Method
     chosen = method
     if chosen == "auto":
         chosen = "milp" if comp.n_cols <= AUTO_MILP_COLUMNS else "heuristic"
+    # what is left after compiling, less the time the explanation takes (~30-50 us a pool)
+    t1 = time.perf_counter()
+    budget = limit - (t1 - t0) - 0.02 - 6e-5 * comp.n_pools
     outcome: Outcome
     if comp.n_cols == 0:  # nothing can be placed anywhere: every pool is unplaceable
         outcome = Outcome(np.zeros(0), np.zeros(len(comp.levels)), 0.0, 0.0, "Optimal", chosen)
     elif chosen == "milp":
-        start = solve_relaxation(comp, 0.3 * limit)
-        outcome = solve_exact(comp, limit - (time.perf_counter() - t0), start)
+        start = solve_relaxation(comp, 0.3 * budget)
+        outcome = solve_exact(comp, budget - (time.perf_counter() - t1), start)
     else:
-        outcome = solve_relaxation(comp, limit - (time.perf_counter() - t0))
+        outcome = solve_relaxation(comp, budget)
     n = np.round(outcome.n)
     sizes: dict[str, list[int]] = {}
     for j in np.flatnonzero(n > 0).tolist():
         sizes.setdefault(comp.class_names[comp.col_class[j]], []).extend([int(comp.devices[j])] * int(n[j]))
     if not _packs(problem, sizes):  # only possible when replica sizes do not divide each other
         n = repair(comp, n)
-    # replicas on a class the pool can no longer use move whatever the plan: a constant
+        outcome = dataclasses.replace(outcome, status="Heuristic")
+    # replicas on a class the pool can no longer use move whatever the plan: a constant the models
+    # leave out, counted in both the objective and the bound
     forced = problem.policy.churn_dollars_per_replica * float(comp.churn_current[comp.churn_pair < 0].sum())
-    objective, bound = outcome.objective + forced, outcome.bound + forced
+    objective = plan_cost(comp, n)
+    bound = min(outcome.bound + forced, objective)
     gap = (objective - bound) / max(abs(objective), 1e-9)
     stats = SolverStats(
         status=outcome.status,

@@ -3,15 +3,18 @@
 Owns the sequence and its time budget:
 
 1. the LP relaxation with the weighted objective (shed levels dominate cost, see
-   :func:`~inferfleet.core.milp.weighted_vector`);
+   :func:`~inferfleet.core.objectives.weighted_vector`);
 2. rounds of pool MIR cuts (:mod:`inferfleet.core.cuts`) while they are violated;
 3. rounding: whole replicas first-fit-decreasing, fractions rounded up by priority, greedy top-up
    (:func:`~inferfleet.core.heuristic.repair`);
 4. a MILP over the pools the LP left fractional, every other pool fixed at its LP counts (relaxation
-   induced neighbourhood search), seeded with the rounded plan;
-5. the bound: the LP with the cost objective and each priority level's shed capped at what the plan
-   sheds.  Its optimum is a proven lower bound on the cost of any plan that sheds no more at any
-   level, so ``gap`` measures cost at this plan's shed (not whether less shed was possible).
+   induced neighbourhood search), seeded with the rounded plan: first the weighted objective, then
+   cost with the shed levels it reached capped;
+5. the bound: the cut LP with the cost objective and each pool's shed (and missing minimum) capped
+   at the plan's.  Its optimum is a proven lower bound on the cost of any plan that serves every
+   pool at least as well, so ``gap`` measures cost at this plan's service, not whether less shed
+   was possible.  (Capping whole levels instead lets the LP shed a sliver more of some big, dear
+   pool and makes the bound swing by percents with the plan's shed mix.)
 """
 
 from __future__ import annotations
@@ -27,16 +30,8 @@ import numpy.typing as npt
 from inferfleet.core.cuts import CutRows, separate_mir
 from inferfleet.core.formulation import Compiled
 from inferfleet.core.heuristic import greedy, repair
-from inferfleet.core.milp import (
-    INF,
-    HighsModel,
-    Layout,
-    build_model,
-    cost_vector,
-    fix_columns,
-    new_highs,
-    weighted_vector,
-)
+from inferfleet.core.milp import INF, HighsModel, Layout, build_model, new_highs
+from inferfleet.core.objectives import cost_vector, weighted_vector
 
 __all__ = ["LEVEL_SLACK", "Outcome", "better", "evaluate", "solve_relaxation"]
 
@@ -45,9 +40,11 @@ log = logging.getLogger(__name__)
 LEVEL_SLACK = 1e-7
 GREEDY_MAX_POOLS = 200  # above this the greedy comparison costs more than it ever wins
 FRESH_BOUND_AFTER_S = 0.3  # first LP slower than this: solve the bound LP cold, not from its basis
-RINS_SHED_GAP = 1e-3  # relative to shed weights + cost of the pools the LP left fractional
+MATERIAL_SHED = 0.02  # less shed than 2% of a lowest-priority pool is not worth a new RINS start
+RINS_SHED_GAP = 1e-6  # relative to the weighted shed of the pools the LP left fractional
 RINS_COST_GAP = 2e-4  # relative to their cost
 RINS_MAX_NODES = 200  # a work limit, so that an unhurried run gives the same plan on any machine
+RINS_PRESOLVE = "on"
 MIN_CUTS = 0.002  # stop separating when a round finds cuts for fewer than 0.2% of the pools
 
 
@@ -85,27 +82,12 @@ def evaluate(model: HighsModel, n: FloatArray, method: str) -> Outcome:
     return Outcome(n, model.layout.level_values(x), cost, 0.0, "Heuristic", method)
 
 
-def _run_sub(lp: highspy.HighsLp, start: FloatArray, gap: float, time_limit: float) -> FloatArray | None:
-    h = new_highs(gap)
-    h.setOptionValue("presolve", "off")  # see exact.py: presolve with a start can cut the optimum
-    h.setOptionValue("time_limit", max(time_limit, 0.01))
-    h.setOptionValue("mip_max_nodes", RINS_MAX_NODES)
-    h.passModel(lp)
-    sol = highspy.HighsSolution()
-    sol.col_value = start
-    h.setSolution(sol)
-    h.run()
-    if h.getInfo().primal_solution_status != highspy.kSolutionStatusFeasible:
-        return None
-    return np.asarray(h.getSolution().col_value, dtype=np.float64)
-
-
 def _fix_and_solve(comp: Compiled, x: FloatArray, start: FloatArray, time_limit: float) -> FloatArray | None:
     """Keep the pools the LP placed integrally; solve the MILP over the others (RINS).
 
-    ``x`` is the LP solution, ``start`` an integral plan used as the MIP start.  Two short solves:
-    the weighted objective settles how much each level sheds, then the cost objective with those
-    levels capped (the weighted objective's gap is mostly shed weight, useless for cost).
+    ``x`` is the LP solution, ``start`` an integral plan used as the MIP start.  Two short solves
+    on the small model: shed with the LP's level weights alone (with cost in it the objective's gap
+    is mostly shed weight and it converges slowly), then cost with every level capped at that.
     """
     t0 = time.perf_counter()
     lay, lp = build_model(comp, integer=True)
@@ -124,31 +106,42 @@ def _fix_and_solve(comp: Compiled, x: FloatArray, start: FloatArray, time_limit:
             loose[comp.churn_pool[lay.churn_pairs]],
         ]
     )
-    fixed = _implied(comp, lay, np.round(n))
-    lp.col_cost_ = weighted_vector(comp, lay)
-    shed_fixed = _run_sub(
-        fix_columns(lp, keep, fixed, comp.n_cols),
-        _implied(comp, lay, start)[keep],
-        RINS_SHED_GAP,
-        0.6 * time_limit,
-    )
-    if shed_fixed is None:
-        return None
-    fixed[keep] = shed_fixed
-    upper = np.asarray(lp.row_upper_, dtype=np.float64).copy()
-    for k, value in enumerate(lay.level_values(fixed)):
-        upper[lay.level_row0 + k] = float(value) + LEVEL_SLACK
-    lp.row_upper_ = upper
-    lp.col_cost_ = cost_vector(comp, lay)
-    cheaper = _run_sub(
-        fix_columns(lp, keep, fixed, comp.n_cols),
-        shed_fixed,
-        RINS_COST_GAP,
-        time_limit - (time.perf_counter() - t0),
-    )
-    if cheaper is not None:
-        fixed[keep] = cheaper
-    return repair(comp, fixed[: comp.n_cols])
+    full = _implied(comp, lay, np.round(n))
+    full[keep] = _implied(comp, lay, start)[keep]
+    sub, row_map, activity = fix_columns(lp, keep, full, comp.n_cols)
+    h = new_highs(RINS_SHED_GAP)
+    h.setOptionValue("presolve", RINS_PRESOLVE)
+    h.setOptionValue("mip_max_nodes", RINS_MAX_NODES)
+    h.passModel(sub)
+    idx = np.arange(int(keep.sum()), dtype=np.int32)
+
+    def run(costs: FloatArray, seconds: float) -> bool:
+        h.changeColsCost(len(idx), idx, np.ascontiguousarray(costs[keep]))
+        h.setOptionValue("time_limit", h.getRunTime() + max(seconds, 0.01))
+        sol = highspy.HighsSolution()
+        sol.col_value = full[keep]
+        h.setSolution(sol)
+        h.run()
+        if h.getInfo().primal_solution_status != highspy.kSolutionStatusFeasible:
+            return False
+        full[keep] = np.asarray(h.getSolution().col_value, dtype=np.float64)
+        return True
+
+    weights = weighted_vector(comp, lay) - cost_vector(comp, lay)  # the level weights alone
+    before = full.copy()
+    if run(weights, 0.5 * time_limit) and float(weights @ (before - full)) < MATERIAL_SHED * weights.min(
+        initial=np.inf, where=weights > 0
+    ):
+        full[:] = before  # a sliver less shed is not worth a plan the cost solve may not mend in time
+    for k, value in enumerate(lay.level_values(full)):
+        row = int(row_map[lay.level_row0 + k])
+        if row >= 0:
+            h.changeRowBounds(row, -INF, float(value) - float(activity[lay.level_row0 + k]) + LEVEL_SLACK)
+    log.debug("rins shed %s %.3fs", lay.level_values(full), time.perf_counter() - t0)
+    h.setOptionValue("mip_rel_gap", RINS_COST_GAP)
+    run(cost_vector(comp, lay), time_limit - (time.perf_counter() - t0))
+    log.debug("rins cost %.3fs", time.perf_counter() - t0)
+    return repair(comp, full[: comp.n_cols])
 
 
 def solve_relaxation(comp: Compiled, time_limit: float, *, max_rounds: int = 8) -> Outcome:
@@ -165,13 +158,16 @@ def solve_relaxation(comp: Compiled, time_limit: float, *, max_rounds: int = 8) 
     res = model.run(0.5 * time_limit)
     lp_seconds = time.perf_counter() - t0
     log.debug("lp %s %.3fs", res.status, lp_seconds)
-    if not res.ok:
+    if res.status != "Optimal":
         return evaluate(model, greedy(comp), "greedy")
-    # the final bound re-solve takes about as long as the first LP: keep that in reserve
-    reserve = min(0.5 * time_limit, 1.5 * lp_seconds + 0.03 + 0.05 * time_limit)
+    # the bound LP at the end takes up to twice the first LP when solved cold, far less warm: keep
+    # that in reserve; cut while
+    # at least 30% of the limit stays for the sub-MILP (15% for the first two rounds, which matter most)
+    cold = lp_seconds > FRESH_BOUND_AFTER_S
+    reserve = min(0.5 * time_limit, (2.0 if cold else 0.5) * lp_seconds + 0.02 + 0.02 * time_limit)
     added: list[CutRows] = []
-    for _ in range(max_rounds):
-        if left() < reserve + 0.4 * time_limit:
+    for rounds in range(max_rounds):
+        if left() - reserve < (0.15 if rounds < 2 else 0.3) * time_limit:
             break
         cuts = separate_mir(comp, lay, res.values)
         if len(cuts) <= MIN_CUTS * comp.n_pools:
@@ -179,7 +175,7 @@ def solve_relaxation(comp: Compiled, time_limit: float, *, max_rounds: int = 8) 
         model.add_rows(cuts.lower, np.full(len(cuts), INF), cuts.start, cuts.index, cuts.value)
         added.append(cuts)
         nxt = model.run(left() - reserve)
-        if not nxt.ok:
+        if nxt.status != "Optimal":
             break
         res = nxt
         log.debug("cuts %d -> %.6g %.3fs", len(cuts), res.objective, time.perf_counter() - t0)
@@ -188,22 +184,68 @@ def solve_relaxation(comp: Compiled, time_limit: float, *, max_rounds: int = 8) 
     if comp.n_pools <= GREEDY_MAX_POOLS:
         best = better(best, evaluate(model, greedy(comp), "greedy"))
     if left() > reserve + 0.05:
-        fixed = _fix_and_solve(comp, res.values, best.n, 0.85 * (left() - reserve))
+        # less what repairing and scoring its answer take (~25 us a pool)
+        fixed = _fix_and_solve(comp, res.values, best.n, left() - reserve - 0.02 - 3e-5 * comp.n_pools)
         if fixed is not None:
             best = better(evaluate(model, fixed, "lp-rounding"), best)
         log.debug("rins %.6g %s %.3fs", best.objective, best.levels, time.perf_counter() - t0)
-    # the bound: the cheapest fractional plan that sheds no more than ``best`` at any level.  On big
-    # models a cold solve of a fresh model beats re-solving the weighted one from its basis.
+    # the bound: the cheapest fractional plan that serves every pool at least as well as ``best``
+    # (each pool's shed and missing minimum capped at the plan's).  On big models a cold solve of a
+    # fresh model beats re-solving the weighted one from its basis.
     final = model
-    if lp_seconds > FRESH_BOUND_AFTER_S:
+    if cold:
         final = HighsModel(comp, integer=False)
         final.highs.setOptionValue("presolve", "off")
         for cuts in added:
             final.add_rows(cuts.lower, np.full(len(cuts), INF), cuts.start, cuts.index, cuts.value)
     final.set_costs(cost_vector(comp, lay))
-    for k, value in enumerate(best.levels):
-        final.set_level_bound(k, float(value) + LEVEL_SLACK)
+    slack = np.arange(lay.shed_start, lay.churn_start, dtype=np.int32)
+    caps = model.full_vector(best.n)[slack] + LEVEL_SLACK
+    final.highs.changeColsBounds(len(slack), slack, np.zeros(len(slack)), caps)
     res = final.run(max(left(), 0.05))
     bound = res.objective if res.status == "Optimal" else 0.0
     log.debug("bound %s %.6g %.3fs", res.status, bound, time.perf_counter() - t0)
     return dataclasses.replace(best, bound=min(bound, best.objective))
+
+
+def fix_columns(
+    lp: highspy.HighsLp, keep: npt.NDArray[np.bool_], x: FloatArray, n_int: int
+) -> tuple[highspy.HighsLp, npt.NDArray[np.int64], FloatArray]:
+    """``lp`` with the columns outside ``keep`` fixed at ``x`` and removed (row bounds shifted).
+
+    The first ``n_int`` columns of ``lp`` are the integer ones.  Rows left without a column are
+    dropped.  Also returns each row's index in the new model (-1: dropped) and the activity of the
+    fixed columns in it.  A model a tenth the size presolves and runs HiGHS's sub-MIP heuristics far faster
+    than the same model with bounds fixed.
+    """
+    start = np.asarray(lp.a_matrix_.start_, dtype=np.int64)
+    index = np.asarray(lp.a_matrix_.index_, dtype=np.int64)
+    value = np.asarray(lp.a_matrix_.value_, dtype=np.float64)
+    col_of = np.repeat(np.arange(lp.num_col_), np.diff(start))
+    kept_entry = keep[col_of]
+    gone = ~kept_entry
+    activity = np.bincount(index[gone], weights=value[gone] * x[col_of[gone]], minlength=lp.num_row_)
+    live_rows = np.bincount(index[kept_entry], minlength=lp.num_row_) > 0
+    new_row = np.cumsum(live_rows) - 1
+    cols = np.flatnonzero(keep)
+    sub = highspy.HighsLp()
+    sub.num_col_ = len(cols)
+    sub.num_row_ = int(live_rows.sum())
+    sub.col_cost_ = np.asarray(lp.col_cost_, dtype=np.float64)[cols]
+    sub.col_lower_ = np.asarray(lp.col_lower_, dtype=np.float64)[cols]
+    sub.col_upper_ = np.asarray(lp.col_upper_, dtype=np.float64)[cols]
+    row_lower = np.asarray(lp.row_lower_, dtype=np.float64)
+    row_upper = np.asarray(lp.row_upper_, dtype=np.float64)
+    sub.row_lower_ = np.where(np.isinf(row_lower), -INF, row_lower - activity)[live_rows]
+    sub.row_upper_ = np.where(np.isinf(row_upper), INF, row_upper - activity)[live_rows]
+    sub_start = np.zeros(len(cols) + 1, dtype=np.int64)
+    np.cumsum(np.diff(start)[cols], out=sub_start[1:])
+    sub.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    sub.a_matrix_.start_ = sub_start.astype(np.int32)
+    sub.a_matrix_.index_ = new_row[index[kept_entry]].astype(np.int32)
+    sub.a_matrix_.value_ = value[kept_entry]
+    n_sub_int = int(np.count_nonzero(cols < n_int))
+    sub.integrality_ = [highspy.HighsVarType.kInteger] * n_sub_int + [highspy.HighsVarType.kContinuous] * (
+        len(cols) - n_sub_int
+    )
+    return sub, np.where(live_rows, new_row, -1), activity
