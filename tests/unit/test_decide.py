@@ -175,3 +175,57 @@ def test_children_of_deleted_pools_are_not_deleted_by_us(missing: str) -> None:
     docs = [d for d in docs if d["metadata"]["name"] != missing]
     second = decide(snapshot(docs, applied(first)), "T2", solve)
     assert not any(n.startswith(f"{missing}-") for _, _, n in second.deletes)
+
+
+def live_of(deployments: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
+    """Pods alive per (pool, class), as if every Deployment's pods were still running."""
+    out = {}
+    for dep in deployments:
+        labels = dep["metadata"]["labels"]
+        key = (
+            f"{dep['metadata']['namespace']}/{labels['inferfleet.dev/pool']}",
+            labels["inferfleet.dev/accelerator-class"],
+        )
+        out[key] = dep["spec"]["replicas"]
+    return out
+
+
+def test_increases_wait_until_removed_pods_are_gone() -> None:
+    """A budget cut that moves replicas: while the old pods still run, only reductions are written;
+    once they are gone, the increases follow, and the domain never draws more than its budget."""
+    docs = example_docs()
+    first = decide(snapshot(docs), "T1", solve)
+    before = applied(first)
+    policy = next(d for d in docs if d["kind"] == "FleetPolicy")
+    policy["spec"]["powerDomains"] = [
+        {"name": "hall-a", "budgetKilowatts": 10},
+        {"name": "hall-b", "budgetKilowatts": 20},
+    ]
+    pods_running = Snapshot(**{**snapshot(docs, before).__dict__, "live_replicas": live_of(before)})
+    second = decide(pods_running, "T2", solve)
+    assert second.deferred == ["hall-b"]
+    assert second.reductions or second.deletes
+    grown = [
+        o
+        for o in second.increases
+        if o["kind"] == "Deployment"
+        and o["spec"]["replicas"]
+        > live_of(before).get(
+            (
+                f"{o['metadata']['namespace']}/{o['metadata']['labels']['inferfleet.dev/pool']}",
+                o["metadata"]["labels"]["inferfleet.dev/accelerator-class"],
+            ),
+            0,
+        )
+        and o["spec"]["template"]["spec"]["nodeSelector"]["inferfleet.dev/accelerator-class"]
+        in ("l4", "mi300x", "cerebras-cs3", "groq")
+    ]
+    assert grown == []
+    # the reductions land and their pods terminate: now the increases go ahead
+    deleted = {n for _, _, n in second.deletes}
+    reduced = {o["metadata"]["name"]: o for o in applied(second)}
+    after = [reduced.get(d["metadata"]["name"], d) for d in before if d["metadata"]["name"] not in deleted]
+    pods_gone = Snapshot(**{**snapshot(docs, after).__dict__, "live_replicas": live_of(after)})
+    third = decide(pods_gone, "T3", solve)
+    assert third.deferred == []
+    assert any(o["kind"] == "Deployment" for o in third.increases)

@@ -62,6 +62,7 @@ class PlanningLoop:
         self._debounce_s = debounce_s
         self._max_delay_s = max_delay_s
         self.resync_s = resync_s
+        self._deferral_s = 1.0
         self._solve = solve
         self._dirty = threading.Event()
         self._stop = threading.Event()
@@ -100,8 +101,11 @@ class PlanningLoop:
             if not self._is_leader():
                 continue
             try:
-                self.reconcile_once()
+                decision = self.reconcile_once()
                 backoff = 1.0
+                if decision.deferred:  # pods still terminating: finish the move shortly
+                    self._stop.wait(self._deferral_s)
+                    self._dirty.set()
             except Exception as exc:  # keep planning whatever one round did
                 log.warning("planning round failed: %s (retrying in %.0fs)", exc, backoff)
                 if self._metrics:
@@ -128,6 +132,11 @@ class PlanningLoop:
             self.resync_s = float(interval)
         for problem in decision.problems:
             log.warning("%s", problem)
+        if decision.deferred:
+            log.info(
+                "increases in %s wait until removed pods are gone (power budget)",
+                ", ".join(decision.deferred),
+            )
         self._execute(decision)
         self.last_decision = decision
         self.last_success = time.time()

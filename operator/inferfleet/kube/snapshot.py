@@ -26,7 +26,7 @@ from inferfleet.kube.client import (
 )
 from inferfleet.kube.types import Obj, Snapshot
 
-__all__ = ["CRDsMissing", "foreign_usage", "pod_requests", "read_snapshot"]
+__all__ = ["CRDsMissing", "foreign_usage", "live_replicas", "pod_requests", "read_snapshot"]
 
 MANAGED_BY: Final = "app.kubernetes.io/managed-by"
 OURS: Final = f"{MANAGED_BY}=inferfleet"
@@ -65,10 +65,13 @@ def read_snapshot(api: kubernetes.client.ApiClient, namespace: str | None = None
         "FleetPolicy": lambda: _list_custom(api, "FleetPolicy", field=f"metadata.name={POLICY_NAME}"),
         "Node": lambda: _list(api, "/api/v1/nodes", "v1", "Node"),
         "Pod": lambda: _list(api, "/api/v1/pods", "v1", "Pod", labels=NOT_OURS, fields=BOUND_UNFINISHED),
-        "Deployment": lambda: _list(api, _ns_path("/apis/apps/v1", namespace, "deployments"),
-                                    "apps/v1", "Deployment", labels=OURS),
-        "Service": lambda: _list(api, _ns_path("/api/v1", namespace, "services"), "v1", "Service",
-                                 labels=OURS),
+        "OurPod": lambda: _list(api, "/api/v1/pods", "v1", "Pod", labels=OURS, fields=BOUND_UNFINISHED),
+        "Deployment": lambda: _list(
+            api, _ns_path("/apis/apps/v1", namespace, "deployments"), "apps/v1", "Deployment", labels=OURS
+        ),
+        "Service": lambda: _list(
+            api, _ns_path("/api/v1", namespace, "services"), "v1", "Service", labels=OURS
+        ),
     }
     # in parallel: the API server encodes one LIST while we parse another.  Locally (1,000 pools,
     # 2,000 Deployments and Pods, 200 Nodes; 2 cores shared with the API server) 4 threads read in
@@ -77,7 +80,8 @@ def read_snapshot(api: kubernetes.client.ApiClient, namespace: str | None = None
         futures = {kind: pool.submit(fn) for kind, fn in lists.items()}
         concurrent.futures.wait(futures.values())
     missing = [
-        f"{CRD_PLURALS[kind][0]}.{API_GROUP}" for kind, fut in futures.items()
+        f"{CRD_PLURALS[kind][0]}.{API_GROUP}"
+        for kind, fut in futures.items()
         if kind in CRD_PLURALS and isinstance(fut.exception(), NotFound)
     ]
     if missing:
@@ -92,7 +96,39 @@ def read_snapshot(api: kubernetes.client.ApiClient, namespace: str | None = None
         foreign_used=foreign_usage(got["Pod"]),
         deployments=got["Deployment"],
         services=got["Service"],
+        live_replicas=live_replicas(got["OurPod"], got["Node"]),
     )
+
+
+def live_replicas(pods: Iterable[Obj], nodes: Iterable[Obj]) -> dict[tuple[str, str], int]:
+    """("namespace/pool", class) -> our bound, unfinished pods (terminating too) on Ready nodes.
+
+    A pod on a node that is not Ready is not counted: the node is down, so it draws no power (and
+    such pods can stay Terminating until the node returns)."""
+    ready = {
+        str(n.get("metadata", {}).get("name"))
+        for n in nodes
+        if any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in n.get("status", {}).get("conditions", []) or []
+        )
+    }
+    out: dict[tuple[str, str], int] = {}
+    for pod in pods:
+        meta = pod.get("metadata", {})
+        labels = meta.get("labels") or {}
+        pool, cls = labels.get("inferfleet.dev/pool"), labels.get("inferfleet.dev/accelerator-class")
+        node = pod.get("spec", {}).get("nodeName")
+        if (
+            not pool
+            or not cls
+            or node not in ready
+            or pod.get("status", {}).get("phase") in ("Succeeded", "Failed")
+        ):
+            continue
+        key = (f"{meta.get('namespace')}/{pool}", str(cls))
+        out[key] = out.get(key, 0) + 1
+    return out
 
 
 def foreign_usage(pods: Iterable[Obj]) -> dict[str, dict[str, int]]:
@@ -165,13 +201,21 @@ def _ns_path(prefix: str, namespace: str | None, plural: str) -> str:
     return f"{prefix}/namespaces/{namespace}/{plural}" if namespace else f"{prefix}/{plural}"
 
 
-def _list_custom(api: kubernetes.client.ApiClient, kind: str, namespace: str | None = None,
-                 field: str | None = None) -> list[Obj]:
+def _list_custom(
+    api: kubernetes.client.ApiClient, kind: str, namespace: str | None = None, field: str | None = None
+) -> list[Obj]:
     return _list(api, custom_path(kind, namespace), f"{API_GROUP}/{API_VERSION}", kind, fields=field)
 
 
-def _list(api: kubernetes.client.ApiClient, path: str, api_version: str, kind: str, *,
-          labels: str | None = None, fields: str | None = None) -> list[Obj]:
+def _list(
+    api: kubernetes.client.ApiClient,
+    path: str,
+    api_version: str,
+    kind: str,
+    *,
+    labels: str | None = None,
+    fields: str | None = None,
+) -> list[Obj]:
     """All items of a LIST (following continue tokens), with apiVersion/kind filled in and
     managedFields dropped (nothing downstream reads them; they are a third of the bytes)."""
     items: list[Obj] = []

@@ -29,6 +29,9 @@ class Snapshot:
     foreign_used: Mapping[str, Mapping[str, int]]
     deployments: list[Obj]  # Deployments labelled app.kubernetes.io/managed-by=inferfleet
     services: list[Obj]  # Services labelled app.kubernetes.io/managed-by=inferfleet
+    # ("namespace/pool", class) -> our pods that exist on Ready nodes (bound, unfinished, terminating
+    # ones included): what draws power now, whatever the Deployments say they want.
+    live_replicas: Mapping[tuple[str, str], int] = dataclasses.field(default_factory=dict)
 
 
 class Writer(Protocol):

@@ -52,6 +52,8 @@ class Decision:
     statuses: list[StatusWrite] = dataclasses.field(default_factory=list)
     events: list[Event] = dataclasses.field(default_factory=list)
     problems: list[str] = dataclasses.field(default_factory=list)
+    # power domains whose increases wait until removed pods are gone (re-plan shortly)
+    deferred: list[str] = dataclasses.field(default_factory=list)
     ready: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)  # (pool key, class) -> ready
 
     @property
@@ -210,6 +212,8 @@ def decide(
             continue
         out.deletes.append(("Deployment", str(_meta(dep).get("namespace")), str(_meta(dep).get("name"))))
 
+    out.deferred = _gate_increases(out, plan, problem, snapshot.live_replicas)
+
     # ---- statuses and events -----------------------------------------------------------------
     for pp in plan.pools:
         raw = pool_raw[pp.key]
@@ -274,6 +278,39 @@ def decide(
                 StatusWrite("FleetPolicy", None, str(_meta(snapshot.policy).get("name")), new)
             )
     return out
+
+
+def _gate_increases(
+    out: Decision, plan: core.Plan, problem: core.Problem, live: Mapping[tuple[str, str], int]
+) -> list[str]:
+    """Hold back a budgeted domain's increases while pods being removed still run there.
+
+    Writing reductions before increases is not enough: a scaled-down Deployment's pods draw power
+    until they are gone.  During the move a domain may draw, per (pool, class), the larger of the
+    pods alive now and the replicas planned; where that could exceed the budget, only reductions are
+    applied now and the increases follow once the pods have terminated (the loop re-plans)."""
+    domain_of = {c.name: c.power_domain for c in problem.classes}
+    watts = {(k, o.accelerator_class): o.watts for k, opts in problem.options.items() for o in opts}
+    planned = {(pp.key, pl.accelerator_class): pl.replicas for pp in plan.pools for pl in pp.placements}
+    deferred = []
+    for domain, budget in sorted(problem.policy.domain_budgets_watts.items()):
+        keys = [k for k in set(live) | set(planned) if domain_of.get(k[1]) == domain]
+        during = sum(max(live.get(k, 0), planned.get(k, 0)) * watts.get(k, 0.0) for k in keys)
+        if during > budget + 1e-6:
+            deferred.append(domain)
+    if not deferred:
+        return []
+    keep = []
+    for obj in out.increases:
+        labels = _meta(obj).get("labels") or {}
+        cls = labels.get(children.CLASS_LABEL)
+        key = (f"{_meta(obj).get('namespace')}/{labels.get(children.POOL_LABEL)}", str(cls))
+        adds_pods = obj["kind"] == "Deployment" and obj["spec"]["replicas"] > live.get(key, 0)
+        if adds_pods and domain_of.get(str(cls)) in deferred:
+            continue
+        keep.append(obj)
+    out.increases = keep
+    return deferred
 
 
 def _devices_of(dep: Obj) -> int:
