@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from inferfleet.core import planner
 from inferfleet.core import types as core
 from inferfleet.kube.types import Snapshot, Writer
+from inferfleet.reconcile.children import devices_per_replica
 from inferfleet.reconcile.fleet import Decision, decide
 
 __all__ = ["LoopMetrics", "PlanningLoop"]
@@ -173,6 +174,6 @@ class PlanningLoop:
         w = self._writer
         self._phase(w.apply, d.reductions, "reduce")
         self._phase(lambda item: w.delete(*item), d.deletes, "delete")
-        self._phase(w.apply, d.increases, "apply")
+        self._phase(w.apply, sorted(d.increases, key=devices_per_replica, reverse=True), "apply")
         self._phase(lambda s: w.patch_status(s.kind, s.namespace, s.name, s.status), d.statuses, "status")
         self._phase(lambda e: w.event(e.obj, e.type, e.reason, e.message), d.events, "event")

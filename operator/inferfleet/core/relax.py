@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 LEVEL_SLACK = 1e-7
 GREEDY_MAX_POOLS = 200  # above this the greedy comparison costs more than it ever wins
 FRESH_BOUND_AFTER_S = 0.3  # first LP slower than this: solve the bound LP cold, not from its basis
-RINS_SHED_COST = 1e-4  # cost as a mere tie-breaker in the shed stage, so that its plan is not absurd
+RINS_SHED_COST = 0.0  # cost in the shed stage (any weight slows it badly; _mend undoes needless moves)
 MATERIAL_SHED = 0.02  # less shed than 2% of a lowest-priority pool is not worth a new RINS start
 RINS_SHED_GAP = 1e-6  # relative to the weighted shed of the pools the LP left fractional
 RINS_COST_GAP = 2e-4  # relative to their cost
@@ -224,7 +224,7 @@ def solve_relaxation(comp: Compiled, time_limit: float, *, max_rounds: int = 8) 
         # HiGHS overshoots its limit by up to half on these sub-MILPs (root cuts and heuristics check
         # the clock rarely); repairing and scoring the answer takes ~25 us a pool
         spare = left() - reserve - 0.02 - 3e-5 * comp.n_pools
-        fixed = _fix_and_solve(comp, res.values, best.n, min(spare, 1.0 + 0.65 * (spare - 1.0)))
+        fixed = _fix_and_solve(comp, res.values, best.n, 0.8 * min(spare, 1.0) + 0.65 * max(spare - 1.0, 0.0))
         if fixed is not None:
             best = better(evaluate(model, fixed, "lp-rounding"), best)
         log.debug("rins %.6g %s %.3fs", best.objective, best.levels, time.perf_counter() - t0)
@@ -241,7 +241,7 @@ def solve_relaxation(comp: Compiled, time_limit: float, *, max_rounds: int = 8) 
     slack = np.arange(lay.shed_start, lay.churn_start, dtype=np.int32)
     caps = model.full_vector(best.n)[slack] + LEVEL_SLACK
     final.highs.changeColsBounds(len(slack), slack, np.zeros(len(slack)), caps)
-    res = final.run(max(left(), 0.05))
+    res = final.run(max(left(), 0.05 + (2.0 if cold else 0.5) * lp_seconds))  # a bound beats punctuality
     bound = res.objective if res.status == "Optimal" else 0.0
     log.debug("bound %s %.6g %.3fs", res.status, bound, time.perf_counter() - t0)
     return dataclasses.replace(best, bound=min(bound, best.objective))

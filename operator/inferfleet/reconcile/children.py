@@ -23,6 +23,7 @@ __all__ = [
     "build_deployment",
     "build_service",
     "deployment_name",
+    "devices_per_replica",
     "pool_selector",
     "spec_hash",
 ]
@@ -153,3 +154,12 @@ def build_service(pool: InferencePool) -> dict[str, Any]:
             },
         }
     )
+
+
+def devices_per_replica(dep: Mapping[str, Any]) -> int:
+    """Extended-resource devices one replica of a Deployment requests (0 for anything else)."""
+    try:
+        limits = dep["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+        return sum(int(v) for k, v in limits.items() if "/" in k)
+    except (KeyError, IndexError, TypeError, ValueError):
+        return 0

@@ -162,7 +162,7 @@ def decide(
         existing[(pool_key, cls)] = dep
         out.ready[(pool_key, cls)] = int((dep.get("status") or {}).get("readyReplicas") or 0)
         if pool_key in pool_problems or cls in class_problems:
-            frozen_devices[cls] += replicas * _devices_of(dep)
+            frozen_devices[cls] += replicas * children.devices_per_replica(dep)
         else:
             current[pool_key][cls] = replicas
 
@@ -311,15 +311,6 @@ def _gate_increases(
         keep.append(obj)
     out.increases = keep
     return deferred
-
-
-def _devices_of(dep: Obj) -> int:
-    try:
-        container = dep["spec"]["template"]["spec"]["containers"][0]
-        limits = container.get("resources", {}).get("limits", {})
-        return sum(int(v) for k, v in limits.items() if "/" in k)
-    except (KeyError, IndexError, TypeError, ValueError):
-        return 0
 
 
 def _take(free: list[int], devices: int) -> None:

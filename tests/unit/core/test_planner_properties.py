@@ -44,6 +44,27 @@ def ffd(sizes: Sequence[int], free: Sequence[int]) -> bool:
     return True
 
 
+def packs(sizes: Sequence[int], free: Sequence[int]) -> bool:
+    """Whether the replicas fit on the nodes: first-fit decreasing when sizes divide each other
+    (exact then), an exhaustive search otherwise (first fit can miss a packing of sizes 3 and 2)."""
+    distinct = sorted(set(sizes))
+    if all(b % a == 0 for a, b in itertools.pairwise(distinct)):
+        return ffd(sizes, free)
+
+    def place(items: list[int], left: list[int]) -> bool:
+        if not items:
+            return True
+        for i in sorted(range(len(left)), key=lambda k: left[k]):
+            if left[i] >= items[0]:
+                left[i] -= items[0]
+                if place(items[1:], left):
+                    return True
+                left[i] += items[0]
+        return False
+
+    return place(sorted(sizes, reverse=True), list(free))
+
+
 @st.composite
 def fleets(
     draw: st.DrawFn, *, max_pools: int = 3, one_shape: bool = False, odd_sizes: bool = False
@@ -135,7 +156,7 @@ def fits(problem: Problem, n: Sequence[Sequence[int]]) -> bool:
     budgets = problem.policy.domain_budgets_watts
     if any(w > budgets[d] + TOL for d, w in watts.items() if d in budgets):
         return False
-    return all(ffd(sizes.get(c.name, []), c.node_free_devices) for c in problem.classes)
+    return all(packs(sizes.get(c.name, []), c.node_free_devices) for c in problem.classes)
 
 
 def score(problem: Problem, n: Sequence[Sequence[int]]) -> tuple[tuple[float, ...], float]:
