@@ -196,8 +196,8 @@ def main() -> int:
         )["items"]
         replicas = sum(d["spec"]["replicas"] for d in deps)
         print(
-            f"all {done}/{total} pools placed and Ready (or reported shed) {placed_s:.1f}s after the first apply, "
-            f"{after_apply:.1f}s after the last "
+            f"all {done}/{total} pools placed and Ready (or reported shed) {placed_s:.1f}s after "
+            f"the first apply, {after_apply:.1f}s after the last "
             f"({len(deps)} Deployments, {replicas} replicas); RSS {rss_mb(proc.pid):.0f} MB"
         )
         writes_before = metric_sum("inferfleet_api_writes_total")
