@@ -178,8 +178,8 @@ def to_core_pool(
 
 
 def to_core_policy(policy: ApiPolicy | None, time_limit_s: float | None = None) -> core.Policy:
-    if policy is None:
-        return core.Policy()
+    if policy is None:  # no FleetPolicy: no budgets, the API's defaults for the rest
+        return core.Policy(churn_dollars_per_replica=1.0)
     spec = policy.spec
     return core.Policy(
         domain_budgets_watts={d.name: d.budget_kilowatts * 1000.0 for d in spec.power_domains},

@@ -70,7 +70,9 @@ class FleetPolicySpec(Spec):
         20, ge=0, le=400, description="Plan capacity for demand x (1 + headroom/100)."
     )
     churn_dollars_per_replica_move: Decimal = Field(
-        default=0.0, description="One-off penalty for each replica moved to another class."
+        default=1.0,
+        description="One-off penalty for each replica moved to another class; keeps plans stable when "
+        "classes cost nearly the same (0 lets every re-plan reshuffle equal-cost placements).",
     )
     planning: Planning = Field(default_factory=Planning)
 

@@ -52,7 +52,7 @@ class PlanningLoop:
         debounce_s: float = 0.3,
         max_delay_s: float = 1.0,
         resync_s: float = 60.0,
-        workers: int = 4,
+        workers: int = 8,
         solve: Callable[[core.Problem], core.Plan] = planner.solve,
     ) -> None:
         self._read = read_snapshot

@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 LEVEL_SLACK = 1e-7
 GREEDY_MAX_POOLS = 200  # above this the greedy comparison costs more than it ever wins
 FRESH_BOUND_AFTER_S = 0.3  # first LP slower than this: solve the bound LP cold, not from its basis
-RINS_SHED_COST = 0.0  # cost in the shed stage (any weight slows it badly; _mend undoes needless moves)
 MATERIAL_SHED = 0.02  # less shed than 2% of a lowest-priority pool is not worth a new RINS start
 RINS_SHED_GAP = 1e-6  # relative to the weighted shed of the pools the LP left fractional
 RINS_COST_GAP = 2e-4  # relative to their cost
@@ -88,7 +87,9 @@ def _fix_and_solve(comp: Compiled, x: FloatArray, start: FloatArray, time_limit:
 
     ``x`` is the LP solution, ``start`` an integral plan used as the MIP start.  Two short solves
     on the small model: shed with the LP's level weights alone (with cost in it the objective's gap
-    is mostly shed weight and it converges slowly), then cost with every level capped at that.
+    is mostly shed weight and it converges slowly), then cost with every level capped at that.  The
+    shed solve ignores cost, so pools whose shed it did not change get their start placement back
+    before the cost solve (:func:`_mend`).
     """
     t0 = time.perf_counter()
     lay, lp = build_model(comp, integer=True)
@@ -131,9 +132,9 @@ def _fix_and_solve(comp: Compiled, x: FloatArray, start: FloatArray, time_limit:
     cost = cost_vector(comp, lay)
     weights = weighted_vector(comp, lay) - cost  # the level weights alone
     before = full.copy()
-    if run(weights + RINS_SHED_COST * cost, 0.5 * time_limit) and float(
-        weights @ (before - full)
-    ) < MATERIAL_SHED * weights.min(initial=np.inf, where=weights > 0):
+    if run(weights, 0.5 * time_limit) and float(weights @ (before - full)) < MATERIAL_SHED * weights.min(
+        initial=np.inf, where=weights > 0
+    ):
         full[:] = before  # a sliver less shed is not worth a plan the cost solve may not mend in time
     else:
         _mend(comp, lay, sub, keep, full, before)
@@ -241,7 +242,7 @@ def solve_relaxation(comp: Compiled, time_limit: float, *, max_rounds: int = 8) 
     slack = np.arange(lay.shed_start, lay.churn_start, dtype=np.int32)
     caps = model.full_vector(best.n)[slack] + LEVEL_SLACK
     final.highs.changeColsBounds(len(slack), slack, np.zeros(len(slack)), caps)
-    res = final.run(max(left(), 0.05 + (2.0 if cold else 0.5) * lp_seconds))  # a bound beats punctuality
+    res = final.run(max(left(), 0.1 + (4.0 if cold else 1.0) * lp_seconds))  # a bound beats punctuality
     bound = res.objective if res.status == "Optimal" else 0.0
     log.debug("bound %s %.6g %.3fs", res.status, bound, time.perf_counter() - t0)
     return dataclasses.replace(best, bound=min(bound, best.objective))
