@@ -133,7 +133,6 @@ def _round(x: float, digits: int = 2) -> float:
 
 def plan_to_json(plan: core.Plan, problem: core.Problem, notes: Sequence[str]) -> dict[str, Any]:
     """The stable JSON document of docs/plan-output.md."""
-    best = planner.best_single_class(problem)
     pools = []
     for pp in plan.pools:
         namespace, _, name = pp.key.partition("/")
@@ -183,13 +182,10 @@ def plan_to_json(plan: core.Plan, problem: core.Problem, notes: Sequence[str]) -
             for c in plan.classes
         ],
         "totals": {"watts": round(plan.watts), "dollarsPerHour": _round(plan.dollars_per_hour)},
-        "bestSingleClass": None
-        if best is None
-        else {
-            "class": best[0],
-            "dollarsPerHour": _round(best[1]),
-            "savingPercent": _round(100.0 * (1 - plan.dollars_per_hour / best[1]), 1) if best[1] > 0 else 0.0,
-        },
+        "bestSingleClass": _single(planner.best_single_class(problem), plan.dollars_per_hour),
+        "bestSingleClassWithoutLimits": _single(
+            planner.best_single_class(problem, respect_limits=False), _unlimited_cost(problem)
+        ),
         "solver": {
             "status": plan.solver.status,
             "method": plan.solver.method,
@@ -200,6 +196,30 @@ def plan_to_json(plan: core.Plan, problem: core.Problem, notes: Sequence[str]) -
         },
         "notes": list(notes),
     }
+
+
+def _unlimited_cost(problem: core.Problem) -> float:
+    """The mixed plan's $/h with no budgets and ample nodes: the like-for-like side of the
+    single-class comparison without limits (Mélange's comparison)."""
+    ample = tuple(
+        dataclasses.replace(c, node_free_devices=(c.devices_per_node,) * max(len(problem.pools) * 4, 64))
+        for c in problem.classes
+    )
+    policy = dataclasses.replace(problem.policy, domain_budgets_watts={}, churn_dollars_per_replica=0.0)
+    unlimited = dataclasses.replace(
+        problem,
+        classes=ample,
+        policy=policy,
+        pools=tuple(dataclasses.replace(p, current={}) for p in problem.pools),
+    )
+    return planner.solve(unlimited).dollars_per_hour
+
+
+def _single(best: tuple[str, float] | None, plan_cost: float) -> dict[str, Any] | None:
+    if best is None:
+        return None
+    saving = _round(100.0 * (1 - plan_cost / best[1]), 1) if best[1] > 0 else 0.0
+    return {"class": best[0], "dollarsPerHour": _round(best[1]), "savingPercent": saving}
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -251,14 +271,18 @@ def render_table(doc: dict[str, Any]) -> str:
     out.append("")
     totals = doc["totals"]
     out.append(f"Fleet: {totals['watts'] / 1000:.2f} kW, ${totals['dollarsPerHour']:.2f}/h")
-    best = doc["bestSingleClass"]
-    if best:
-        out.append(
-            f"Best single class: {best['class']} at ${best['dollarsPerHour']:.2f}/h "
-            f"(this plan saves {best['savingPercent']:.1f}%)"
-        )
-    else:
-        out.append("Best single class: none can carry the whole fleet within the budgets and capacity")
+    for key, label in (
+        ("bestSingleClass", "within budgets and nodes"),
+        ("bestSingleClassWithoutLimits", "with no budgets or node limits (vs. the mix under the same)"),
+    ):
+        best = doc[key]
+        if best:
+            out.append(
+                f"Best single class {label}: {best['class']} at ${best['dollarsPerHour']:.2f}/h "
+                f"(this plan saves {best['savingPercent']:.1f}%)"
+            )
+        else:
+            out.append(f"Best single class {label}: none can carry the whole fleet")
     s = doc["solver"]
     out.append(
         f"Solver: {s['status']} ({s['method']}), gap {100 * s['gap']:.3f}%, {s['seconds'] * 1000:.0f} ms"

@@ -23,8 +23,9 @@ needs ever bigger weights, and weights above ~1e10 break the simplex; hence phas
 * ``heuristic`` (large fleets, :mod:`~inferfleet.core.relax`): LP relaxation with pool MIR cuts,
   rounding and a MILP over the pools the LP left fractional.  Levels are steered by weights there
   (each level 10-1000x the one below), so a higher level may shed a sliver to spare far more of a
-  lower one.  Its bound is the cut LP's cost capped at this plan's shed per level: the gap says how
-  far the cost is from the cheapest plan shedding no more, not whether less shed was possible.
+  lower one.  Its bound is the cut LP's cost with every pool's shed capped at this plan's: the gap
+  says how far the cost is from the cheapest plan serving every pool as well, not whether less shed
+  was possible.
 * ``auto``: ``milp`` up to ``AUTO_MILP_COLUMNS`` (pool, option) columns, else ``heuristic``.
 
 Determinism: no clock or randomness reaches the answer unless a time limit cuts a solve short (the
