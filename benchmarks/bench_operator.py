@@ -89,6 +89,11 @@ def settled_count(cluster: Cluster) -> tuple[int, int]:
     return done, len(items)
 
 
+def pending_pods(cluster: Cluster) -> list[str]:
+    out = cluster.kubectl("get", "pods", "-A", "--field-selector=status.phase=Pending", "-o", "name").stdout
+    return out.split()
+
+
 def wait_quiet(start: float, quiet_s: float = 3.0, timeout: float = 120.0) -> tuple[float, float]:
     """Wait until the write counter stops moving; returns (seconds to last write, writes)."""
     base = metric_sum("inferfleet_api_writes_total")
@@ -174,10 +179,15 @@ def main() -> int:
             )
         applied = time.monotonic() - t0
         print(f"applied {len(docs)} pools in {applied:.1f}s")
-        done, total = 0, len(docs)
+        done, total, last_change, last_done = 0, len(docs), time.monotonic(), -1
         while time.monotonic() - t0 < 600:
             done, total = settled_count(cluster)
             if total == len(docs) and done == total:
+                break
+            if done != last_done:
+                last_done, last_change = done, time.monotonic()
+            elif time.monotonic() - last_change > 30:  # plateau: report what is stuck
+                print(f"plateau: {done}/{total} settled for 30 s; pending pods: {pending_pods(cluster)}")
                 break
             time.sleep(2)
         placed_s = time.monotonic() - t0
