@@ -186,7 +186,7 @@ def main() -> int:
                 break
             if done != last_done:
                 last_done, last_change = done, time.monotonic()
-            elif time.monotonic() - last_change > 30:  # plateau: report what is stuck
+            elif done > 0 and time.monotonic() - last_change > 30:  # plateau: report what is stuck
                 print(f"plateau: {done}/{total} settled for 30 s; pending pods: {pending_pods(cluster)}")
                 break
             time.sleep(2)
