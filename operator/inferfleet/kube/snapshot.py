@@ -186,7 +186,7 @@ def _extended(quantities: Mapping[str, Any]) -> dict[str, int]:
     for resource, quantity in quantities.items():
         if "/" in resource:
             try:
-                out[resource] = math.ceil(parse_quantity(quantity))  # type: ignore[no-untyped-call]
+                out[resource] = math.ceil(parse_quantity(quantity))
             except (ValueError, TypeError, decimal.InvalidOperation):
                 continue  # the API server validates quantities; never fail a snapshot on one
     return out
