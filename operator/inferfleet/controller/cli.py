@@ -11,12 +11,11 @@ __all__ = ["register"]
 
 def _run(args: argparse.Namespace) -> int:
     if args.kubeconfig:
-        os.environ["KUBECONFIG"] = args.kubeconfig  # kopf's own login reads it too
-        # ... through kubernetes.config, which reads $KUBECONFIG once, at import; building the
-        # parser already imported it (the dev-cluster subcommand), so point its default here too.
-        from kubernetes.config import kube_config
+        # kopf's own login reads it too, through the client library, which reads $KUBECONFIG once at
+        # import (building the parser already imported it), so point its default here as well.
+        from inferfleet.kube.client import use_kubeconfig
 
-        kube_config.KUBE_CONFIG_DEFAULT_LOCATION = args.kubeconfig
+        use_kubeconfig(args.kubeconfig)
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

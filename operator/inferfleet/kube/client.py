@@ -37,6 +37,7 @@ __all__ = [
     "make_api_client",
     "parse_json",
     "request",
+    "use_kubeconfig",
 ]
 
 API_GROUP: Final = "inferfleet.dev"
@@ -81,8 +82,9 @@ class Conflict(APIRejected):
     """409: already exists, or the resourceVersion we sent is stale."""
 
 
-def make_api_client(kubeconfig: str | None = None, *, pool_maxsize: int = POOL_MAXSIZE,
-                    retries: int = 2) -> kubernetes.client.ApiClient:
+def make_api_client(
+    kubeconfig: str | None = None, *, pool_maxsize: int = POOL_MAXSIZE, retries: int = 2
+) -> kubernetes.client.ApiClient:
     """An ApiClient from ``kubeconfig``, else $KUBECONFIG / ~/.kube/config, else in-cluster.
 
     ``retries`` bounds urllib3's retries of connection errors (reads of idempotent requests
@@ -103,8 +105,9 @@ def make_api_client(kubeconfig: str | None = None, *, pool_maxsize: int = POOL_M
             "or run in a pod with a service account"
         )
     cfg.connection_pool_maxsize = pool_maxsize
-    cfg.retries = urllib3.Retry(total=retries, connect=retries, read=retries, status=0,
-                                backoff_factor=0.2, raise_on_status=False)
+    cfg.retries = urllib3.Retry(
+        total=retries, connect=retries, read=retries, status=0, backoff_factor=0.2, raise_on_status=False
+    )
     if hasattr(cfg, "keep_alive"):  # TCP keepalive: notice a vanished API server on idle connections
         cfg.keep_alive = True
     api: Any = kubernetes.client.ApiClient(cfg)
@@ -113,8 +116,9 @@ def make_api_client(kubeconfig: str | None = None, *, pool_maxsize: int = POOL_M
     return client
 
 
-def custom_path(kind: str, namespace: str | None = None, name: str | None = None,
-                subresource: str | None = None) -> str:
+def custom_path(
+    kind: str, namespace: str | None = None, name: str | None = None, subresource: str | None = None
+) -> str:
     """URL path of one of our custom resources (a collection when name is None)."""
     plural, namespaced = CRD_PLURALS[kind]
     path = f"/apis/{API_GROUP}/{API_VERSION}"
@@ -128,9 +132,16 @@ def custom_path(kind: str, namespace: str | None = None, name: str | None = None
     return path
 
 
-def request(api: kubernetes.client.ApiClient, method: str, path: str, *,
-            query: Sequence[tuple[str, str]] = (), body: Any = None, content_type: str | None = None,
-            timeout: Timeout = DEFAULT_TIMEOUT) -> Any:
+def request(
+    api: kubernetes.client.ApiClient,
+    method: str,
+    path: str,
+    *,
+    query: Sequence[tuple[str, str]] = (),
+    body: Any = None,
+    content_type: str | None = None,
+    timeout: Timeout = DEFAULT_TIMEOUT,
+) -> Any:
     """One API call; returns the response body parsed from JSON (None when empty).
 
     Raises ``TransientAPIError``, ``NotFound``, ``Conflict`` or ``APIRejected``.
@@ -186,19 +197,40 @@ def _gc_paused() -> Iterator[None]:
                     gc.enable()
 
 
-def _call(api: Any, method: str, path: str, query: list[tuple[str, str]],
-          headers: dict[str, str], body: Any, timeout: Timeout) -> tuple[int, bytes]:
+def _call(
+    api: Any,
+    method: str,
+    path: str,
+    query: list[tuple[str, str]],
+    headers: dict[str, str],
+    body: Any,
+    timeout: Timeout,
+) -> tuple[int, bytes]:
     """The HTTP call through the client's auth and connection pool (``api`` is Any: the stubs
     describe neither layout of ``call_api``)."""
     if hasattr(api, "param_serialize"):  # kubernetes >= 35 (openapi-generator 7 layout)
-        req = api.param_serialize(method=method, resource_path=path, query_params=query or None,
-                                  header_params=headers, body=body, auth_settings=["BearerToken"])
+        req = api.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=query or None,
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
         resp = api.call_api(*req, _request_timeout=timeout)
         data: bytes = resp.read()
         return int(resp.status), data
-    raw = api.call_api(path, method, query_params=query, header_params=headers, body=body,
-                       auth_settings=["BearerToken"], _preload_content=False,
-                       _return_http_data_only=True, _request_timeout=timeout)
+    raw = api.call_api(
+        path,
+        method,
+        query_params=query,
+        header_params=headers,
+        body=body,
+        auth_settings=["BearerToken"],
+        _preload_content=False,
+        _return_http_data_only=True,
+        _request_timeout=timeout,
+    )
     return int(raw.status), bytes(raw.data)
 
 
@@ -218,3 +250,14 @@ def _error(status: int | None, reason: str, body: Any) -> APIError:
     if status == 409:
         return Conflict(message, status=status, reason=reason)
     return APIRejected(message, status=status, reason=reason)
+
+
+def use_kubeconfig(path: str) -> None:
+    """Make ``path`` the default kubeconfig for everything in this process, kopf's login included.
+
+    The client library reads ``$KUBECONFIG`` once, at import, into a module default; setting the
+    variable later is not enough."""
+    from kubernetes.config import kube_config
+
+    os.environ["KUBECONFIG"] = path
+    kube_config.KUBE_CONFIG_DEFAULT_LOCATION = path
