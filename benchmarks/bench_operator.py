@@ -12,10 +12,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -23,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from inferfleet.sim import demo
 from inferfleet.sim.cluster import Cluster, default_fleet_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,24 +143,12 @@ def main() -> int:
     for i in range(namespaces):
         cluster.kubectl("create", "namespace", f"bench-{i:02d}", check=False)
     cluster.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all([*classes, policy]))
-    log = (cluster.logs_dir / "operator-bench.log").open("ab")
-    env = {**cluster.env(), "PYTHONPATH": str(ROOT / "operator")}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "inferfleet",
-            "run",
-            f"--kubeconfig={cluster.kubeconfig}",
-            "--no-leader-elect",
-            f"--metrics-port={METRICS_PORT}",
-            "--health-port=0",
-            "--log-level=warning",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-        start_new_session=True,
+    pid = demo.start_operator(
+        cluster,
+        metrics_port=METRICS_PORT,
+        health_port=0,
+        log_name="operator-bench.log",
+        extra_args=["--log-level=warning"],
     )
     try:
         time.sleep(3)
@@ -208,7 +193,7 @@ def main() -> int:
         print(
             f"all {done}/{total} pools placed and Ready (or reported shed) {placed_s:.1f}s after "
             f"the first apply, {after_apply:.1f}s after the last "
-            f"({len(deps)} Deployments, {replicas} replicas); RSS {rss_mb(proc.pid):.0f} MB"
+            f"({len(deps)} Deployments, {replicas} replicas); RSS {rss_mb(pid):.0f} MB"
         )
         writes_before = metric_sum("inferfleet_api_writes_total")
         time.sleep(5)
@@ -236,14 +221,13 @@ def main() -> int:
         seconds, writes = wait_quiet(t1)
         print(
             f"budget change hall-a 600 -> 300 kW: re-planned and applied in {seconds:.1f}s "
-            f"with {writes:.0f} API writes; RSS {rss_mb(proc.pid):.0f} MB"
+            f"with {writes:.0f} API writes; RSS {rss_mb(pid):.0f} MB"
         )
         count = metric_sum("inferfleet_plan_duration_seconds_count")
         total_s = metric_sum("inferfleet_plan_duration_seconds_sum")
         print(f"plans: {count:.0f}, mean plan+apply round {total_s / max(count, 1):.2f}s")
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+        demo.stop_operator(cluster)
         if not args.keep:
             cluster.down()
     return 0

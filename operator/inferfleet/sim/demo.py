@@ -41,32 +41,36 @@ def _operator_pid(cluster: Cluster) -> int | None:
         return None
 
 
-def start_operator(cluster: Cluster) -> int:
+def start_operator(
+    cluster: Cluster,
+    *,
+    metrics_port: int = METRICS_PORT,
+    health_port: int = HEALTH_PORT,
+    log_name: str = "operator.log",
+    extra_args: Sequence[str] = (),
+) -> int:
+    """The operator as a background process of this cluster (one per cluster; its pid is recorded)."""
     pid = _operator_pid(cluster)
     if pid is not None:
         say(f"operator already running (pid {pid})")
         return pid
     cluster.logs_dir.mkdir(parents=True, exist_ok=True)
-    log = (cluster.logs_dir / "operator.log").open("ab")
+    log = (cluster.logs_dir / log_name).open("ab")
     env = {**cluster.env(), "PYTHONPATH": str(ROOT / "operator")}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "inferfleet",
-            "run",
-            f"--kubeconfig={cluster.kubeconfig}",
-            "--no-leader-elect",
-            f"--metrics-port={METRICS_PORT}",
-            f"--health-port={HEALTH_PORT}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-        start_new_session=True,
-    )
+    argv = [
+        sys.executable,
+        "-m",
+        "inferfleet",
+        "run",
+        f"--kubeconfig={cluster.kubeconfig}",
+        "--no-leader-elect",
+        f"--metrics-port={metrics_port}",
+        f"--health-port={health_port}",
+        *extra_args,
+    ]
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     (cluster.state_dir / "operator.pid").write_text(str(proc.pid))
-    say(f"operator started (pid {proc.pid}); log: {cluster.logs_dir / 'operator.log'}")
+    say(f"operator started (pid {proc.pid}); log: {cluster.logs_dir / log_name}")
     return proc.pid
 
 
