@@ -116,15 +116,7 @@ def main() -> int:
     cluster.up(default_fleet_file(), scale=args.scale)
     nodes = len(json.loads(cluster.kubectl("get", "nodes", "-o", "json").stdout)["items"])
     print(f"cluster with {nodes} kwok nodes up in {time.monotonic() - t:.1f}s")
-    cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
-    cluster.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd",
-        "-l",
-        "app.kubernetes.io/part-of=inferfleet",
-    )
+    demo.install_crds(cluster)
     classes = [
         d for d in yaml.safe_load_all((ROOT / "examples/10-accelerator-classes.yaml").read_text()) if d
     ]

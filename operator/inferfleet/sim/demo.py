@@ -41,6 +41,19 @@ def _operator_pid(cluster: Cluster) -> int | None:
         return None
 
 
+def install_crds(cluster: Cluster) -> None:
+    """Apply crds/ (server-side) and wait until the API server serves them."""
+    cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
+    cluster.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd",
+        "-l",
+        "app.kubernetes.io/part-of=inferfleet",
+    )
+
+
 def start_operator(
     cluster: Cluster,
     *,
@@ -112,15 +125,7 @@ def up(timeout: float = 180.0) -> int:
     )
     cluster = Cluster(NAME)
     cluster.up(default_fleet_file())
-    cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
-    cluster.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd",
-        "-l",
-        "app.kubernetes.io/part-of=inferfleet",
-    )
+    install_crds(cluster)
     start_operator(cluster)
     cluster.kubectl("apply", "-f", str(ROOT / "examples"))
     say("applied examples/; waiting for the operator to place the pools ...")
