@@ -67,6 +67,11 @@ def nodes_from_documents(docs: Sequence[dict[str, Any]]) -> list[translate.NodeI
     return [translate.node_info_from_manifest(n) for n in nodes]
 
 
+def ample_capacity(devices_per_node: int) -> tuple[int, ...]:
+    """Capacity standing in for "no node limit": more whole nodes than any plan here uses."""
+    return (devices_per_node,) * 10_000
+
+
 def build_inputs(m: manifests.Manifests, args: argparse.Namespace) -> PlanInput:
     notes: list[str] = []
     budgets = _pairs(args.power_budget, "--power-budget")
@@ -108,7 +113,7 @@ def build_inputs(m: manifests.Manifests, args: argparse.Namespace) -> PlanInput:
             notes.append(
                 f"class {name}: capacity unknown (no nodes given, no spec.capacity); assumed unbounded"
             )
-            capacity = (cls.spec.devices_per_node,) * 10_000
+            capacity = ample_capacity(cls.spec.devices_per_node)
         core_cls = translate.to_core_class(cls, capacity)
         if name in prices:
             core_cls = dataclasses.replace(core_cls, price_per_device_hour=prices[name])
@@ -202,8 +207,7 @@ def _unlimited_cost(problem: core.Problem) -> float:
     """The mixed plan's $/h with no budgets and ample nodes: the like-for-like side of the
     single-class comparison without limits (Mélange's comparison)."""
     ample = tuple(
-        dataclasses.replace(c, node_free_devices=(c.devices_per_node,) * max(len(problem.pools) * 4, 64))
-        for c in problem.classes
+        dataclasses.replace(c, node_free_devices=ample_capacity(c.devices_per_node)) for c in problem.classes
     )
     policy = dataclasses.replace(problem.policy, domain_budgets_watts={}, churn_dollars_per_replica=0.0)
     unlimited = dataclasses.replace(

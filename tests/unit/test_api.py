@@ -4,27 +4,16 @@ and the generated CRDs in sync with the models."""
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from examples import ROOT, example
 
 from inferfleet.api import crdgen
 from inferfleet.api.acceleratorclass import AcceleratorClass
 from inferfleet.api.fleetpolicy import FleetPolicy
 from inferfleet.api.inferencepool import InferencePool
 from inferfleet.manifests import ManifestError, validate_object
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def example(kind: str, name: str) -> dict[str, Any]:
-    for path in sorted((ROOT / "examples").glob("*.yaml")):
-        for doc in yaml.safe_load_all(path.read_text()):
-            if doc and doc["kind"] == kind and doc["metadata"]["name"] == name:
-                return dict(doc)
-    raise LookupError(name)
 
 
 def with_change(doc: dict[str, Any], path: str, value: Any) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_api import example
+from examples import example
 
 from inferfleet.api.acceleratorclass import AcceleratorClass
 from inferfleet.api.inferencepool import InferencePool

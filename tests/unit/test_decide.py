@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from examples import ROOT, example_docs
 
 from inferfleet.core import planner
 from inferfleet.kube.types import Snapshot
 from inferfleet.reconcile.fleet import Decision, decide
 from inferfleet.sim.fleet import load_fleet, node_manifests
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def example_docs() -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for path in sorted((ROOT / "examples").glob("*.yaml")):
-        out += [d for d in yaml.safe_load_all(path.read_text()) if d]
-    for i, d in enumerate(out):
-        d["metadata"].update(uid=f"uid-{i}", generation=1)
-    return out
 
 
 def snapshot(
