@@ -18,18 +18,14 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from inferfleet.api import GROUP
 from inferfleet.api.acceleratorclass import AcceleratorClass
-from inferfleet.api.common import API_GROUP
 from inferfleet.api.fleetpolicy import FleetPolicy
 from inferfleet.api.inferencepool import InferencePool
+from inferfleet.api.kinds import BY_KIND
 
 __all__ = ["ManifestError", "Manifests", "describe_errors", "load", "validate_object"]
 
-_KINDS: dict[str, type[BaseModel]] = {
-    "InferencePool": InferencePool,
-    "AcceleratorClass": AcceleratorClass,
-    "FleetPolicy": FleetPolicy,
-}
 _DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 M = TypeVar("M", bound=BaseModel)
 
@@ -133,13 +129,14 @@ def load(paths: Iterable[str | Path], default_namespace: str = "default") -> Man
                 problems.append(f"{where}: not a Kubernetes object (needs apiVersion and kind)")
                 continue
             group = str(doc["apiVersion"]).split("/")[0]
-            if group != API_GROUP:
+            if group != GROUP:
                 out.others.append(doc)
                 continue
-            model = _KINDS.get(str(doc["kind"]))
+            info = BY_KIND.get(str(doc["kind"]))
+            model = info.model if info else None
             if model is None:
                 problems.append(
-                    f"{where}: unknown kind {doc['kind']!r} in {API_GROUP} (known: {', '.join(_KINDS)})"
+                    f"{where}: unknown kind {doc['kind']!r} in {GROUP} (known: {', '.join(BY_KIND)})"
                 )
                 continue
             if doc["kind"] == "InferencePool" and isinstance(doc.get("metadata"), dict):

@@ -66,8 +66,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     if _skip_requested():
         if _in_ci():
-            _abort("INFERFLEET_SKIP_INTEGRATION is set but CI=true: "
-                   "integration tests may not be skipped in CI")
+            _abort(
+                "INFERFLEET_SKIP_INTEGRATION is set but CI=true: integration tests may not be skipped in CI"
+            )
         skip = pytest.mark.skip(reason="INFERFLEET_SKIP_INTEGRATION=1")
         for item in items:
             if item.get_closest_marker("integration"):
@@ -79,8 +80,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         _abort(f"binaries could not be built or found: {exc}")
 
 
-def wait_for(predicate: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.2,
-             what: str = "condition") -> T:
+def wait_for(
+    predicate: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.2, what: str = "condition"
+) -> T:
     """Poll ``predicate`` until it returns a truthy value; fail the test with ``what`` on timeout."""
     deadline = time.monotonic() + timeout
     while True:
@@ -134,16 +136,18 @@ def crds(cluster: Cluster) -> list[Path]:
         return []
     try:
         cluster.kubectl("apply", "--server-side", "--force-conflicts", *[f"-f={f}" for f in files])
-        cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                        *[f"-f={f}" for f in files], timeout=90)
+        cluster.kubectl(
+            "wait", "--for=condition=Established", "--timeout=60s", *[f"-f={f}" for f in files], timeout=90
+        )
     except ClusterError as exc:
         pytest.fail(f"the API server rejected crds/*.yaml: {exc}", pytrace=False)
     return files
 
 
 def _delete_stale_namespaces(cluster: Cluster) -> None:
-    cluster.kubectl("delete", "namespace", "-l", TEST_NS_LABEL, "--wait=false", "--ignore-not-found",
-                    check=False)
+    cluster.kubectl(
+        "delete", "namespace", "-l", TEST_NS_LABEL, "--wait=false", "--ignore-not-found", check=False
+    )
 
 
 @pytest.fixture(scope="session")

@@ -41,8 +41,15 @@ def free_port() -> int:
 class OperatorProcess:
     """One operator replica; ``leader_elect`` False means ``--no-leader-elect``."""
 
-    def __init__(self, kubeconfig: Path, log_path: Path, identity: str, *, leader_elect: bool = False,
-                 lease_namespace: str = "default") -> None:
+    def __init__(
+        self,
+        kubeconfig: Path,
+        log_path: Path,
+        identity: str,
+        *,
+        leader_elect: bool = False,
+        lease_namespace: str = "default",
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.log_path = log_path
         self.identity = identity
@@ -63,21 +70,32 @@ class OperatorProcess:
         self.metrics_port, self.health_port = free_port(), free_port()
         env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SOURCE_ROOT), env.get("PYTHONPATH")) if p)
-        cmd = [sys.executable, "-m", "inferfleet", "run", f"--kubeconfig={self.kubeconfig}",
-               f"--metrics-port={self.metrics_port}", f"--health-port={self.health_port}",
-               f"--identity={self.identity}", f"--lease-namespace={self.lease_namespace}",
-               "--leader-elect" if self.leader_elect else "--no-leader-elect"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "inferfleet",
+            "run",
+            f"--kubeconfig={self.kubeconfig}",
+            f"--metrics-port={self.metrics_port}",
+            f"--health-port={self.health_port}",
+            f"--identity={self.identity}",
+            f"--lease-namespace={self.lease_namespace}",
+            "--leader-elect" if self.leader_elect else "--no-leader-elect",
+        ]
         self._log = self.log_path.open("ab")
         banner = f"\n==== {time.strftime('%H:%M:%S')} start {self.identity}: {' '.join(cmd)}\n"
         self._log.write(banner.encode())
         self._log.flush()
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=ROOT, start_new_session=True
+        )
         deadline = time.monotonic() + timeout
         while self.scrape() is None:
             if not self.alive:
-                raise RuntimeError(f"operator {self.identity} exited ({self.proc.returncode}) on start; "
-                                   f"log:\n{self.log_tail()}")
+                raise RuntimeError(
+                    f"operator {self.identity} exited ({self.proc.returncode}) on start; "
+                    f"log:\n{self.log_tail()}"
+                )
             if time.monotonic() > deadline:
                 raise RuntimeError(f"operator {self.identity} metrics did not answer within {timeout:.0f}s")
             time.sleep(0.1)
@@ -153,10 +171,16 @@ class Operators:
         self.log_dir = log_dir
         self.started: list[OperatorProcess] = []
 
-    def new(self, identity: str, *, leader_elect: bool = False,
-            lease_namespace: str = "default") -> OperatorProcess:
-        op = OperatorProcess(self.kubeconfig, self.log_dir / f"{identity}.log", identity,
-                             leader_elect=leader_elect, lease_namespace=lease_namespace)
+    def new(
+        self, identity: str, *, leader_elect: bool = False, lease_namespace: str = "default"
+    ) -> OperatorProcess:
+        op = OperatorProcess(
+            self.kubeconfig,
+            self.log_dir / f"{identity}.log",
+            identity,
+            leader_elect=leader_elect,
+            lease_namespace=lease_namespace,
+        )
         self.started.append(op)
         return op
 

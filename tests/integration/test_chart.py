@@ -44,10 +44,13 @@ GROUP = "/apis/inferfleet.dev/v1alpha1"
 CRD_NAMES = sorted(k.name for k in crdgen.KINDS)
 # The accelerator nodes are tainted per class and the fleet has no untainted node: the operator
 # pods tolerate the accelerator taint (a real install would use system nodes).
-TOLERATE_FLEET = {"tolerations": [{"key": "inferfleet.dev/accelerator", "operator": "Exists",
-                                   "effect": "NoSchedule"}]}
-RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted",
-              "pod-security.kubernetes.io/warn": "restricted"}
+TOLERATE_FLEET = {
+    "tolerations": [{"key": "inferfleet.dev/accelerator", "operator": "Exists", "effect": "NoSchedule"}]
+}
+RESTRICTED = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/warn": "restricted",
+}
 # A denied request, as the API server words it (logged by our client and by kopf), or kopf's own
 # warning when it cannot list/watch something.
 DENIED = re.compile(r"forbidden|HTTP 403|not enough permissions", re.IGNORECASE)
@@ -65,10 +68,17 @@ def helm_bin() -> Path:
         pytest.fail(f"helm {install.HELM_VERSION} could not be built or found: {exc}", pytrace=False)
 
 
-def helm(helm_bin: Path, cluster: Cluster, *args: str, check: bool = True,
-         timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([str(helm_bin), *args], capture_output=True, text=True, env=cluster.env(),
-                          timeout=timeout, check=False)
+def helm(
+    helm_bin: Path, cluster: Cluster, *args: str, check: bool = True, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [str(helm_bin), *args],
+        capture_output=True,
+        text=True,
+        env=cluster.env(),
+        timeout=timeout,
+        check=False,
+    )
     if check and proc.returncode != 0:
         pytest.fail(f"helm {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}", pytrace=False)
     return proc
@@ -86,8 +96,11 @@ def values_file(tmp: Path, name: str, values: dict[str, Any]) -> str:
 
 def create_namespace(cluster: Cluster, prefix: str, labels: dict[str, str] | None = None) -> str:
     name = f"{prefix}-{uuid.uuid4().hex[:5]}"
-    body = {"apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": name, "labels": {TEST_NS_LABEL: "true", **(labels or {})}}}
+    body = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "labels": {TEST_NS_LABEL: "true", **(labels or {})}},
+    }
     cluster.kubectl("create", "-f", "-", input=json.dumps(body))
     return name
 
@@ -112,20 +125,34 @@ def sa_kubeconfig(cluster: Cluster, namespace: str, service_account: str, path: 
     admin = yaml.safe_load(cluster.kubeconfig.read_text())
     context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])["context"]
     server = next(c for c in admin["clusters"] if c["name"] == context["cluster"])["cluster"]
-    token = cluster.kubectl("create", "token", service_account, "-n", namespace,
-                            "--duration=20m").stdout.strip()
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "sa",
-        "clusters": [{"name": "c", "cluster": server}],
-        "users": [{"name": "sa", "user": {"token": token}}],
-        "contexts": [{"name": "sa", "context": {"cluster": "c", "user": "sa", "namespace": namespace}}],
-    }))
+    token = cluster.kubectl(
+        "create", "token", service_account, "-n", namespace, "--duration=20m"
+    ).stdout.strip()
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "sa",
+                "clusters": [{"name": "c", "cluster": server}],
+                "users": [{"name": "sa", "user": {"token": token}}],
+                "contexts": [
+                    {"name": "sa", "context": {"cluster": "c", "user": "sa", "namespace": namespace}}
+                ],
+            }
+        )
+    )
     return path
 
 
 def can_i(cluster: Cluster, kubeconfig: Path, *args: str) -> bool:
-    proc = subprocess.run([str(cluster.kubectl_path), f"--kubeconfig={kubeconfig}", "auth", "can-i", *args],
-                          capture_output=True, text=True, timeout=30, check=False)
+    proc = subprocess.run(
+        [str(cluster.kubectl_path), f"--kubeconfig={kubeconfig}", "auth", "can-i", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert proc.stdout.strip() in ("yes", "no"), proc.stdout + proc.stderr
     return proc.stdout.strip() == "yes"
 
@@ -155,41 +182,71 @@ class Release:
 
 
 @pytest.fixture(scope="module")
-def release(cluster: Cluster, crds: list[Path], helm_bin: Path,
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
+def release(
+    cluster: Cluster, crds: list[Path], helm_bin: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Release]:
     """The chart with default values (CRDs left to the session's `crds` fixture, which applied the
     same files with kubectl) in a namespace enforcing the restricted Pod Security Standard."""
     assert crds, "crds/*.yaml missing"
     # unique release names: cluster-scoped RBAC of a crashed earlier run cannot clash
     rel = Release(f"chart-{uuid.uuid4().hex[:5]}", create_namespace(cluster, "it-chart", RESTRICTED))
-    values = values_file(tmp_path_factory.mktemp("chart"), "values", {"crds": {"enabled": False},
-                                                                      **TOLERATE_FLEET})
+    values = values_file(
+        tmp_path_factory.mktemp("chart"), "values", {"crds": {"enabled": False}, **TOLERATE_FLEET}
+    )
     try:
-        helm(helm_bin, cluster, "install", rel.name, str(CHART), "-n", rel.namespace, "-f", values,
-             "--wait", "--timeout=120s")
+        helm(
+            helm_bin,
+            cluster,
+            "install",
+            rel.name,
+            str(CHART),
+            "-n",
+            rel.namespace,
+            "-f",
+            values,
+            "--wait",
+            "--timeout=120s",
+        )
         yield rel
     finally:
-        helm(helm_bin, cluster, "uninstall", rel.name, "-n", rel.namespace, "--ignore-not-found",
-             "--wait", check=False)
-        cluster.kubectl("delete", "namespace", rel.namespace, "--wait=false", "--ignore-not-found",
-                        check=False)
+        helm(
+            helm_bin,
+            cluster,
+            "uninstall",
+            rel.name,
+            "-n",
+            rel.namespace,
+            "--ignore-not-found",
+            "--wait",
+            check=False,
+        )
+        cluster.kubectl(
+            "delete", "namespace", rel.namespace, "--wait=false", "--ignore-not-found", check=False
+        )
 
 
 def test_operator_deployment_is_available_spread_and_restricted(
-        cluster: Cluster, release: Release, wait_for: Callable[..., Any]) -> None:
+    cluster: Cluster, release: Release, wait_for: Callable[..., Any]
+) -> None:
     ns = release.namespace
     deployment = kubectl_json(cluster, "-n", ns, "get", "deployment", release.fullname)
     assert deployment["spec"]["replicas"] == 2
     assert deployment["status"].get("availableReplicas") == 2, deployment["status"]
-    pods = kubectl_json(cluster, "-n", ns, "get", "pods", "-l",
-                        f"app.kubernetes.io/instance={release.name}")["items"]
+    pods = kubectl_json(cluster, "-n", ns, "get", "pods", "-l", f"app.kubernetes.io/instance={release.name}")[
+        "items"
+    ]
     assert len(pods) == 2
     assert len({p["spec"]["nodeName"] for p in pods}) == 2, "anti-affinity: the replicas share a node"
     # admitted in a namespace that enforces "restricted": the hardened pod passed Pod Security
-    assert kubectl_json(cluster, "get", "namespace", ns)["metadata"]["labels"][
-        "pod-security.kubernetes.io/enforce"] == "restricted"
-    env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"]
-           for e in pods[0]["spec"]["containers"][0]["env"]}
+    assert (
+        kubectl_json(cluster, "get", "namespace", ns)["metadata"]["labels"][
+            "pod-security.kubernetes.io/enforce"
+        ]
+        == "restricted"
+    )
+    env = {
+        e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in pods[0]["spec"]["containers"][0]["env"]
+    }
     assert env == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
 
     def pdb_allows_one() -> bool:
@@ -197,13 +254,21 @@ def test_operator_deployment_is_available_spread_and_restricted(
         return (pdb.get("status") or {}).get("disruptionsAllowed") == 1
 
     wait_for(pdb_allows_one, timeout=30, what="the PodDisruptionBudget to allow exactly one disruption")
-    service = kubectl_json(cluster, "-n", ns, "get", "endpointslices", "-l",
-                           f"kubernetes.io/service-name={release.fullname}-metrics")["items"]
+    service = kubectl_json(
+        cluster,
+        "-n",
+        ns,
+        "get",
+        "endpointslices",
+        "-l",
+        f"kubernetes.io/service-name={release.fullname}-metrics",
+    )["items"]
     assert sum(len(s.get("endpoints") or ()) for s in service) == 2, "metrics Service selects both pods"
 
 
 def test_rendered_chart_is_accepted_by_the_api_server_and_pod_security(
-        cluster: Cluster, release: Release, helm_bin: Path) -> None:
+    cluster: Cluster, release: Release, helm_bin: Path
+) -> None:
     """Everything the chart renders with crds.enabled=true, applied as a server-side dry run in the
     restricted namespace: no rejection and no Pod Security warning; a weakened securityContext
     does get the warning (the check is not vacuous)."""
@@ -213,9 +278,19 @@ def test_rendered_chart_is_accepted_by_the_api_server_and_pod_security(
         for value in sets:
             args += ["--set", value]
         manifest = helm(helm_bin, cluster, *args).stdout
-        return cluster.kubectl("apply", "--server-side", "--dry-run=server", "--force-conflicts",
-                               "--field-manager=chart-dry-run", "-n", release.namespace, "-f", "-",
-                               input=manifest, check=False)
+        return cluster.kubectl(
+            "apply",
+            "--server-side",
+            "--dry-run=server",
+            "--force-conflicts",
+            "--field-manager=chart-dry-run",
+            "-n",
+            release.namespace,
+            "-f",
+            "-",
+            input=manifest,
+            check=False,
+        )
 
     ok = dry_run()
     assert ok.returncode == 0, ok.stderr
@@ -230,38 +305,58 @@ def test_rendered_chart_is_accepted_by_the_api_server_and_pod_security(
 
 
 def test_service_account_may_do_exactly_what_the_operator_needs(
-        cluster: Cluster, release: Release, tmp_path: Path) -> None:
+    cluster: Cluster, release: Release, tmp_path: Path
+) -> None:
     kubeconfig = sa_kubeconfig(cluster, release.namespace, release.fullname, tmp_path / "sa.kubeconfig")
     ns, other = release.namespace, "default"
     allowed = [
-        ("list", "inferencepools.inferfleet.dev", "-A"), ("watch", "inferencepools.inferfleet.dev", "-A"),
+        ("list", "inferencepools.inferfleet.dev", "-A"),
+        ("watch", "inferencepools.inferfleet.dev", "-A"),
         ("patch", "inferencepools.inferfleet.dev", "--subresource=status", "-n", other),
         ("update", "inferencepools.inferfleet.dev", "--subresource=finalizers", "-n", other),
-        ("list", "acceleratorclasses.inferfleet.dev"), ("watch", "fleetpolicies.inferfleet.dev"),
+        ("list", "acceleratorclasses.inferfleet.dev"),
+        ("watch", "fleetpolicies.inferfleet.dev"),
         ("patch", "acceleratorclasses.inferfleet.dev", "--subresource=status"),
         ("patch", "fleetpolicies.inferfleet.dev", "--subresource=status"),
-        ("list", "nodes"), ("watch", "nodes"), ("list", "pods", "-A"),
-        ("create", "deployments.apps", "-n", other), ("patch", "deployments.apps", "-n", other),
-        ("delete", "deployments.apps", "-n", other), ("watch", "deployments.apps", "-A"),
-        ("create", "services", "-n", other), ("patch", "services", "-n", other), ("list", "services", "-A"),
-        ("create", "events", "-n", other), ("list", "customresourcedefinitions.apiextensions.k8s.io"),
+        ("list", "nodes"),
+        ("watch", "nodes"),
+        ("list", "pods", "-A"),
+        ("create", "deployments.apps", "-n", other),
+        ("patch", "deployments.apps", "-n", other),
+        ("delete", "deployments.apps", "-n", other),
+        ("watch", "deployments.apps", "-A"),
+        ("create", "services", "-n", other),
+        ("patch", "services", "-n", other),
+        ("list", "services", "-A"),
+        ("create", "events", "-n", other),
+        ("list", "customresourcedefinitions.apiextensions.k8s.io"),
         ("create", "leases.coordination.k8s.io", "-n", ns),
         ("get", "leases.coordination.k8s.io/inferfleet-operator", "-n", ns),
         ("update", "leases.coordination.k8s.io/inferfleet-operator", "-n", ns),
     ]
     denied = [
-        ("get", "secrets", "-n", ns), ("list", "secrets", "-A"), ("create", "pods", "-n", other),
-        ("delete", "pods", "-n", other), ("get", "pods", "-n", other), ("patch", "nodes"),
-        ("update", "deployments.apps", "-n", other), ("delete", "services", "-n", other),
+        ("get", "secrets", "-n", ns),
+        ("list", "secrets", "-A"),
+        ("create", "pods", "-n", other),
+        ("delete", "pods", "-n", other),
+        ("get", "pods", "-n", other),
+        ("patch", "nodes"),
+        ("update", "deployments.apps", "-n", other),
+        ("delete", "services", "-n", other),
         ("update", "inferencepools.inferfleet.dev", "-n", other),
         ("delete", "inferencepools.inferfleet.dev", "-n", other),
-        ("create", "acceleratorclasses.inferfleet.dev"), ("patch", "acceleratorclasses.inferfleet.dev"),
-        ("delete", "customresourcedefinitions.apiextensions.k8s.io"), ("list", "namespaces"),
+        ("create", "acceleratorclasses.inferfleet.dev"),
+        ("patch", "acceleratorclasses.inferfleet.dev"),
+        ("delete", "customresourcedefinitions.apiextensions.k8s.io"),
+        ("list", "namespaces"),
         ("get", "leases.coordination.k8s.io/some-other-lease", "-n", ns),
         ("create", "leases.coordination.k8s.io", "-n", other),
         ("list", "leases.coordination.k8s.io", "-n", ns),
-        ("bind", "clusterroles.rbac.authorization.k8s.io"), ("escalate", "roles.rbac.authorization.k8s.io"),
-        ("impersonate", "users"), ("create", "serviceaccounts/token", "-n", ns), ("*", "*"),
+        ("bind", "clusterroles.rbac.authorization.k8s.io"),
+        ("escalate", "roles.rbac.authorization.k8s.io"),
+        ("impersonate", "users"),
+        ("create", "serviceaccounts/token", "-n", ns),
+        ("*", "*"),
     ]
     wrong = [" ".join(a) for a in allowed if not can_i(cluster, kubeconfig, *a)]
     assert not wrong, f"the chart's ServiceAccount may not: {wrong}"
@@ -302,13 +397,24 @@ def fleet(cluster: Cluster, kube_api: Any, release: Release) -> Iterator[dict[st
 
 
 @contextlib.contextmanager
-def operator_process(kubeconfig: Path, lease_namespace: str, identity: str, log: Path,
-                     ports: tuple[int, int]) -> Iterator[subprocess.Popen[bytes]]:
+def operator_process(
+    kubeconfig: Path, lease_namespace: str, identity: str, log: Path, ports: tuple[int, int]
+) -> Iterator[subprocess.Popen[bytes]]:
     env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "operator"), env.get("PYTHONPATH")]))
-    cmd = [sys.executable, "-m", "inferfleet", "run", f"--kubeconfig={kubeconfig}", "--leader-elect",
-           f"--lease-namespace={lease_namespace}", f"--identity={identity}",
-           f"--metrics-port={ports[0]}", f"--health-port={ports[1]}", "--log-level=info"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "inferfleet",
+        "run",
+        f"--kubeconfig={kubeconfig}",
+        "--leader-elect",
+        f"--lease-namespace={lease_namespace}",
+        f"--identity={identity}",
+        f"--metrics-port={ports[0]}",
+        f"--health-port={ports[1]}",
+        "--log-level=info",
+    ]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
         try:
@@ -336,8 +442,13 @@ def http_get(url: str) -> tuple[int, str]:
 
 
 def test_operator_runs_as_the_service_account_without_a_denied_request(
-        cluster: Cluster, kube_api: Any, release: Release, fleet: dict[str, str], tmp_path: Path,
-        wait_for: Callable[..., Any]) -> None:
+    cluster: Cluster,
+    kube_api: Any,
+    release: Release,
+    fleet: dict[str, str],
+    tmp_path: Path,
+    wait_for: Callable[..., Any],
+) -> None:
     ns = fleet["namespace"]
     kubeconfig = sa_kubeconfig(cluster, release.namespace, release.fullname, tmp_path / "sa.kubeconfig")
     identity = f"chart-it-{uuid.uuid4().hex[:5]}"
@@ -360,31 +471,43 @@ def test_operator_runs_as_the_service_account_without_a_denied_request(
                 pytest.fail("denied requests:\n" + "\n".join(denied[:10]), pytrace=False)
             obj = request(kube_api, "GET", pool_path)
             status = obj.get("status") or {}
-            return (condition(obj, "Placed").get("status") == "True"
-                    and status.get("observedGeneration") == obj["metadata"]["generation"]
-                    and {p["acceleratorClass"] for p in status.get("placements") or ()} == {cls}
-                    and deployments() == {f"embed-{cls}"})
+            return (
+                condition(obj, "Placed").get("status") == "True"
+                and status.get("observedGeneration") == obj["metadata"]["generation"]
+                and {p["acceleratorClass"] for p in status.get("placements") or ()} == {cls}
+                and deployments() == {f"embed-{cls}"}
+            )
+
         return check
 
     request(kube_api, "POST", f"{GROUP}/namespaces/{ns}/inferencepools", body=pool)
     with operator_process(kubeconfig, release.namespace, identity, log, (metrics_port, health_port)) as proc:
         # create: plan, server-side apply of a Deployment and a Service, statuses, events
         wait_for(placed_on(fleet["a"]), timeout=90, what=f"pool placed on {fleet['a']}")
-        lease = request(kube_api, "GET", f"/apis/coordination.k8s.io/v1/namespaces/{release.namespace}"
-                                         "/leases/inferfleet-operator")
+        lease = request(
+            kube_api,
+            "GET",
+            f"/apis/coordination.k8s.io/v1/namespaces/{release.namespace}/leases/inferfleet-operator",
+        )
         assert lease["spec"]["holderIdentity"] == identity
         service = kubectl_json(cluster, "-n", ns, "get", "service", "embed")
         assert service["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "inferfleet"
         # move: the operator deletes the old class's Deployment and applies the new one
-        request(kube_api, "PATCH", pool_path, content_type="application/merge-patch+json",
-                body={"spec": {"placement": {"allowedClasses": [fleet["b"]]}}})
+        request(
+            kube_api,
+            "PATCH",
+            pool_path,
+            content_type="application/merge-patch+json",
+            body={"spec": {"placement": {"allowedClasses": [fleet["b"]]}}},
+        )
         wait_for(placed_on(fleet["b"]), timeout=90, what=f"pool moved to {fleet['b']}")
         cls = request(kube_api, "GET", f"{GROUP}/acceleratorclasses/{fleet['b']}")
         assert (cls.get("status") or {}).get("readyNodes", 0) > 0, cls.get("status")
         policy = request(kube_api, "GET", f"{GROUP}/fleetpolicies/default")
         assert (policy.get("status") or {}).get("lastPlan"), policy.get("status")
-        events = kubectl_json(cluster, "-n", ns, "get", "events",
-                              "--field-selector", "reportingComponent=inferfleet")["items"]
+        events = kubectl_json(
+            cluster, "-n", ns, "get", "events", "--field-selector", "reportingComponent=inferfleet"
+        )["items"]
         assert events, "no events from the operator"
         # the probe and the metrics the chart's liveness/readiness checks and Service point at
         assert http_get(f"http://127.0.0.1:{health_port}/healthz")[0] == 200
@@ -399,17 +522,21 @@ def test_operator_runs_as_the_service_account_without_a_denied_request(
 
 
 def test_crds_upgrade_with_the_release_and_survive_uninstall_which_leaves_no_rbac(
-        cluster: Cluster, crds: list[Path], helm_bin: Path, tmp_path: Path) -> None:
+    cluster: Cluster, crds: list[Path], helm_bin: Path, tmp_path: Path
+) -> None:
     """A release that owns the CRDs (adopting the session's, as a user adopts kubectl-applied
     ones): `helm upgrade` reaches them (templates, not crds/), keep protects them on uninstall."""
     ns = create_namespace(cluster, "it-chart-crds")
     name = f"crds-{uuid.uuid4().hex[:5]}"
-    values = values_file(tmp_path, "values", {"crds": {"enabled": True, "keep": True}, "replicaCount": 1,
-                                              **TOLERATE_FLEET})
+    values = values_file(
+        tmp_path, "values", {"crds": {"enabled": True, "keep": True}, "replicaCount": 1, **TOLERATE_FLEET}
+    )
 
     def keep_annotations() -> dict[str, str | None]:
-        return {c["metadata"]["name"]: (c["metadata"].get("annotations") or {}).get("helm.sh/resource-policy")
-                for c in kubectl_json(cluster, "get", "crd", *CRD_NAMES)["items"]}
+        return {
+            c["metadata"]["name"]: (c["metadata"].get("annotations") or {}).get("helm.sh/resource-policy")
+            for c in kubectl_json(cluster, "get", "crd", *CRD_NAMES)["items"]
+        }
 
     def leftovers() -> list[str]:
         kinds = "clusterroles,clusterrolebindings,roles,rolebindings,serviceaccounts"
@@ -417,16 +544,28 @@ def test_crds_upgrade_with_the_release_and_survive_uninstall_which_leaves_no_rba
         return [f"{o['kind']}/{o['metadata']['name']}" for o in found]
 
     try:
-        helm(helm_bin, cluster, "install", name, str(CHART), "-n", ns, "-f", values,
-             "--take-ownership", "--force-conflicts")
+        helm(
+            helm_bin,
+            cluster,
+            "install",
+            name,
+            str(CHART),
+            "-n",
+            ns,
+            "-f",
+            values,
+            "--take-ownership",
+            "--force-conflicts",
+        )
         for crd in kubectl_json(cluster, "get", "crd", *CRD_NAMES)["items"]:
             meta = crd["metadata"]
             assert meta["annotations"]["meta.helm.sh/release-name"] == name
             assert meta["labels"]["app.kubernetes.io/managed-by"] == "Helm"
         assert keep_annotations() == dict.fromkeys(CRD_NAMES, "keep")
         assert leftovers(), "the release created no RBAC?"
-        helm(helm_bin, cluster, "upgrade", name, str(CHART), "-n", ns, "-f", values,
-             "--set", "crds.keep=false")
+        helm(
+            helm_bin, cluster, "upgrade", name, str(CHART), "-n", ns, "-f", values, "--set", "crds.keep=false"
+        )
         assert keep_annotations() == dict.fromkeys(CRD_NAMES), "helm upgrade did not update the CRDs"
         helm(helm_bin, cluster, "upgrade", name, str(CHART), "-n", ns, "-f", values)
         assert keep_annotations() == dict.fromkeys(CRD_NAMES, "keep")

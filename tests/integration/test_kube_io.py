@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import threading
 import time
 import uuid
@@ -45,9 +46,16 @@ def example(kind: str) -> dict[str, Any]:
 
 def pod(name: str, node: str | None, gpus: int, labels: dict[str, str] | None = None) -> dict[str, Any]:
     spec: dict[str, Any] = {
-        "containers": [{"name": "server", "image": "registry.invalid/inference:1",
-                        "resources": {"requests": {"nvidia.com/gpu": str(gpus), "cpu": "1"},
-                                      "limits": {"nvidia.com/gpu": str(gpus)}}}],
+        "containers": [
+            {
+                "name": "server",
+                "image": "registry.invalid/inference:1",
+                "resources": {
+                    "requests": {"nvidia.com/gpu": str(gpus), "cpu": "1"},
+                    "limits": {"nvidia.com/gpu": str(gpus)},
+                },
+            }
+        ],
         "tolerations": [{"operator": "Exists"}],
         "terminationGracePeriodSeconds": 0,
     }
@@ -55,19 +63,34 @@ def pod(name: str, node: str | None, gpus: int, labels: dict[str, str] | None = 
         spec["nodeSelector"] = {"inferfleet.dev/no-such-label": "x"}  # stays Pending, unbound
     else:
         spec["nodeName"] = node
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels or {}},
-            "spec": spec}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": labels or {}},
+        "spec": spec,
+    }
 
 
-def deployment(namespace: str, name: str, replicas: int = 0, labels: dict[str, str] | None = None,
-               image: str = "registry.invalid/inference:1") -> dict[str, Any]:
+def deployment(
+    namespace: str,
+    name: str,
+    replicas: int = 0,
+    labels: dict[str, str] | None = None,
+    image: str = "registry.invalid/inference:1",
+) -> dict[str, Any]:
     selector = {"app": name}
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment",
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
         "metadata": {"name": name, "namespace": namespace, "labels": {**selector, **(labels or MANAGED)}},
-        "spec": {"replicas": replicas, "selector": {"matchLabels": selector},
-                 "template": {"metadata": {"labels": selector},
-                              "spec": {"containers": [{"name": "server", "image": image}]}}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": selector},
+                "spec": {"containers": [{"name": "server", "image": image}]},
+            },
+        },
     }
 
 
@@ -75,14 +98,25 @@ def deployment(namespace: str, name: str, replicas: int = 0, labels: dict[str, s
 def node(kube_api: Any) -> Iterator[str]:
     """A fake accelerator node of our own (tainted, so nothing else lands on it)."""
     name = f"it-kubeio-{uuid.uuid4().hex[:6]}"
-    request(kube_api, "POST", "/api/v1/nodes", body={
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": name, "annotations": {"kwok.x-k8s.io/node": "fake"},
-                     "labels": {"inferfleet.dev/accelerator-class": "it-h100", "type": "kwok"}},
-        "spec": {"taints": [{"key": "inferfleet.dev/test-only", "value": "x", "effect": "NoSchedule"}]},
-        "status": {"capacity": {"nvidia.com/gpu": "8", "cpu": "32", "memory": "256Gi", "pods": "110"},
-                   "allocatable": {"nvidia.com/gpu": "8", "cpu": "32", "memory": "256Gi", "pods": "110"}},
-    })
+    request(
+        kube_api,
+        "POST",
+        "/api/v1/nodes",
+        body={
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": name,
+                "annotations": {"kwok.x-k8s.io/node": "fake"},
+                "labels": {"inferfleet.dev/accelerator-class": "it-h100", "type": "kwok"},
+            },
+            "spec": {"taints": [{"key": "inferfleet.dev/test-only", "value": "x", "effect": "NoSchedule"}]},
+            "status": {
+                "capacity": {"nvidia.com/gpu": "8", "cpu": "32", "memory": "256Gi", "pods": "110"},
+                "allocatable": {"nvidia.com/gpu": "8", "cpu": "32", "memory": "256Gi", "pods": "110"},
+            },
+        },
+    )
     yield name
     request(kube_api, "DELETE", f"/api/v1/nodes/{name}")
 
@@ -100,8 +134,9 @@ def accelerator_class(kube_api: Any, crds: list[Path]) -> Iterator[dict[str, Any
 def inference_pool(kube_api: Any, crds: list[Path], namespace: str) -> dict[str, Any]:
     obj = example("InferencePool")
     obj["metadata"] = {"name": "chat", "namespace": namespace}
-    created: dict[str, Any] = request(kube_api, "POST", f"{GROUP}/namespaces/{namespace}/inferencepools",
-                                      body=obj)
+    created: dict[str, Any] = request(
+        kube_api, "POST", f"{GROUP}/namespaces/{namespace}/inferencepools", body=obj
+    )
     return created
 
 
@@ -149,7 +184,10 @@ def test_make_api_client_from_a_path_then_from_the_environment(
 
 
 def test_snapshot_reads_the_fleet_and_counts_only_foreign_devices(
-    kube_api: Any, node: str, accelerator_class: dict[str, Any], inference_pool: dict[str, Any],
+    kube_api: Any,
+    node: str,
+    accelerator_class: dict[str, Any],
+    inference_pool: dict[str, Any],
     wait_for: Callable[..., Any],
 ) -> None:
     namespace = inference_pool["metadata"]["namespace"]
@@ -161,12 +199,24 @@ def test_snapshot_reads_the_fleet_and_counts_only_foreign_devices(
     request(kube_api, "POST", pods, body=pod("unbound", None, 1))  # holds nothing yet
     job_pod = pod("finished", node, 2)  # a Job's pod: kwok completes it, and then it frees its devices
     job_pod["spec"]["restartPolicy"] = "Never"
-    request(kube_api, "POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", body={
-        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "finished"},
-        "spec": {"backoffLimit": 0, "template": {"spec": job_pod["spec"]}}})
+    request(
+        kube_api,
+        "POST",
+        f"/apis/batch/v1/namespaces/{namespace}/jobs",
+        body={
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "finished"},
+            "spec": {"backoffLimit": 0, "template": {"spec": job_pod["spec"]}},
+        },
+    )
     writer.apply(deployment(namespace, "ours"))
-    request(kube_api, "POST", f"/apis/apps/v1/namespaces/{namespace}/deployments",
-            body=deployment(namespace, "theirs", labels={"team": "other"}))
+    request(
+        kube_api,
+        "POST",
+        f"/apis/apps/v1/namespaces/{namespace}/deployments",
+        body=deployment(namespace, "theirs", labels={"team": "other"}),
+    )
 
     def settled() -> Any:
         snap = read_snapshot(kube_api)
@@ -204,8 +254,12 @@ def test_snapshot_policy_is_the_one_named_default(kube_api: Any, crds: list[Path
     request(kube_api, "POST", f"{GROUP}/fleetpolicies", body=other)
     try:
         assert read_snapshot(kube_api).policy is None, "only the policy named default counts"
-        request(kube_api, "POST", f"{GROUP}/fleetpolicies", body={**example("FleetPolicy"),
-                                                                  "metadata": {"name": "default"}})
+        request(
+            kube_api,
+            "POST",
+            f"{GROUP}/fleetpolicies",
+            body={**example("FleetPolicy"), "metadata": {"name": "default"}},
+        )
         default = read_snapshot(kube_api).policy
         assert default is not None and default["metadata"]["name"] == "default"
     finally:
@@ -217,11 +271,15 @@ def test_snapshot_policy_is_the_one_named_default(kube_api: Any, crds: list[Path
 def test_missing_crds_are_named_with_how_to_install_them(
     kube_api: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(kube_client, "API_VERSION", "v0nosuchversion")  # every CR list now 404s
+    unserved = {k: dataclasses.replace(v, version="v0nosuchversion") for k, v in kube_client.BY_KIND.items()}
+    monkeypatch.setattr(kube_client, "BY_KIND", unserved)  # every CR list now 404s
     with pytest.raises(CRDsMissing) as err:
         read_snapshot(kube_api)
-    assert err.value.missing == ["acceleratorclasses.inferfleet.dev", "fleetpolicies.inferfleet.dev",
-                                 "inferencepools.inferfleet.dev"]
+    assert err.value.missing == [
+        "acceleratorclasses.inferfleet.dev",
+        "fleetpolicies.inferfleet.dev",
+        "inferencepools.inferfleet.dev",
+    ]
     assert "kubectl apply --server-side -f crds/" in str(err.value)
 
 
@@ -232,6 +290,7 @@ def test_missing_crds_are_named_with_how_to_install_them(
 
 def _stable_rv(api: Any, path: str, wait_for: Callable[..., Any]) -> str:
     """resourceVersion once the controllers have stopped writing status (unchanged for 1 s)."""
+
     def settled() -> str | None:
         before = (_get(api, path) or {}).get("metadata", {}).get("resourceVersion")
         time.sleep(1.0)
@@ -256,8 +315,14 @@ def test_apply_is_server_side_idempotent_and_takes_fields_back(
     assert ("inferfleet", "Apply") in managers
 
     # someone else scales it; force=True takes the field back on our next apply
-    request(kube_api, "PATCH", f"{path}/scale", content_type="application/merge-patch+json",
-            body={"spec": {"replicas": 2}}, query=[("fieldManager", "kubectl")])
+    request(
+        kube_api,
+        "PATCH",
+        f"{path}/scale",
+        content_type="application/merge-patch+json",
+        body={"spec": {"replicas": 2}},
+        query=[("fieldManager", "kubectl")],
+    )
     writer.apply(deployment(namespace, "llm"))
     assert request(kube_api, "GET", path)["spec"]["replicas"] == 0
 
@@ -265,23 +330,32 @@ def test_apply_is_server_side_idempotent_and_takes_fields_back(
     changed = request(kube_api, "GET", path)
     assert changed["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.invalid/inference:2"
 
-    service = {"apiVersion": "v1", "kind": "Service",
-               "metadata": {"name": "llm", "namespace": namespace, "labels": MANAGED},
-               "spec": {"selector": {"app": "llm"}, "ports": [{"name": "http", "port": 8000}]}}
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "llm", "namespace": namespace, "labels": MANAGED},
+        "spec": {"selector": {"app": "llm"}, "ports": [{"name": "http", "port": 8000}]},
+    }
     writer.apply(service)
     writer.apply(service)
-    assert request(kube_api, "GET", f"/api/v1/namespaces/{namespace}/services/llm")["spec"]["ports"][0][
-        "port"] == 8000
+    assert (
+        request(kube_api, "GET", f"/api/v1/namespaces/{namespace}/services/llm")["spec"]["ports"][0]["port"]
+        == 8000
+    )
     assert writer.writes[("Deployment", "apply")] == 4
     assert writer.writes[("Service", "apply")] == 2
 
 
-def test_delete_is_background_and_404_is_fine(kube_api: Any, namespace: str, writer: KubeWriter,
-                                              wait_for: Callable[..., Any]) -> None:
+def test_delete_is_background_and_404_is_fine(
+    kube_api: Any, namespace: str, writer: KubeWriter, wait_for: Callable[..., Any]
+) -> None:
     writer.apply(deployment(namespace, "gone"))
     writer.delete("Deployment", namespace, "gone")
-    wait_for(lambda: _get(kube_api, f"/apis/apps/v1/namespaces/{namespace}/deployments/gone") is None,
-             timeout=30, what="the deployment to disappear")
+    wait_for(
+        lambda: _get(kube_api, f"/apis/apps/v1/namespaces/{namespace}/deployments/gone") is None,
+        timeout=30,
+        what="the deployment to disappear",
+    )
     writer.delete("Deployment", namespace, "gone")
     writer.delete("Service", namespace, "never-existed")
     assert writer.writes[("Deployment", "delete")] == 2
@@ -292,8 +366,9 @@ def test_status_patch_lands_on_the_status_subresource_as_a_merge(
 ) -> None:
     ns, name = inference_pool["metadata"]["namespace"], inference_pool["metadata"]["name"]
     path = f"{GROUP}/namespaces/{ns}/inferencepools/{name}"
-    writer.patch_status("InferencePool", ns, name,
-                        {"observedGeneration": 1, "replicas": 3, "placementSummary": "h100=3"})
+    writer.patch_status(
+        "InferencePool", ns, name, {"observedGeneration": 1, "replicas": 3, "placementSummary": "h100=3"}
+    )
     writer.patch_status("InferencePool", ns, name, {"replicas": 4})
     got = request(kube_api, "GET", path)
     assert got["status"]["replicas"] == 4
@@ -312,8 +387,12 @@ def test_events_are_created_about_namespaced_and_cluster_objects(
 ) -> None:
     ns = inference_pool["metadata"]["namespace"]
     writer.event(inference_pool, "Warning", "PowerLimited", "power budget binds: " + "é" * 2000)
-    events = request(kube_api, "GET", f"/api/v1/namespaces/{ns}/events",
-                     query=[("fieldSelector", "involvedObject.name=chat")])["items"]
+    events = request(
+        kube_api,
+        "GET",
+        f"/api/v1/namespaces/{ns}/events",
+        query=[("fieldSelector", "involvedObject.name=chat")],
+    )["items"]
     [event] = [e for e in events if e["reason"] == "PowerLimited"]
     assert event["type"] == "Warning"
     assert event["involvedObject"]["uid"] == inference_pool["metadata"]["uid"]
@@ -324,8 +403,12 @@ def test_events_are_created_about_namespaced_and_cluster_objects(
 
     cls = accelerator_class["metadata"]["name"]
     writer.event(accelerator_class, "Normal", "Observed", "nodes counted")
-    cluster_events = request(kube_api, "GET", "/api/v1/namespaces/default/events",
-                             query=[("fieldSelector", f"involvedObject.name={cls}")])["items"]
+    cluster_events = request(
+        kube_api,
+        "GET",
+        "/api/v1/namespaces/default/events",
+        query=[("fieldSelector", f"involvedObject.name={cls}")],
+    )["items"]
     assert [e["reason"] for e in cluster_events] == ["Observed"]
     assert writer.writes[("Event", "create")] == 2
 
@@ -389,9 +472,14 @@ def _electors(api: Any, namespace: str, log: list[str]) -> tuple[LeaderElector, 
     name = f"it-lease-{uuid.uuid4().hex[:6]}"
 
     def make(identity: str) -> LeaderElector:
-        return LeaderElector(api, name=name, namespace=namespace, identity=identity,
-                             on_started_leading=lambda: log.append(f"{identity} started"),
-                             on_stopped_leading=lambda: log.append(f"{identity} stopped"))
+        return LeaderElector(
+            api,
+            name=name,
+            namespace=namespace,
+            identity=identity,
+            on_started_leading=lambda: log.append(f"{identity} started"),
+            on_stopped_leading=lambda: log.append(f"{identity} stopped"),
+        )
 
     return make("replica-a"), make("replica-b")
 
@@ -422,8 +510,9 @@ def test_one_leader_and_release_hands_over_at_once(kube_api: Any, namespace: str
         print(f"\nlease hand-over after release: {handover:.2f} s ({watch.samples} samples, 0 overlaps)")
         assert watch.both == 0
         assert handover <= 5.0
-        lease = request(kube_api, "GET",
-                        f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{a.name}")
+        lease = request(
+            kube_api, "GET", f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{a.name}"
+        )
         assert lease["spec"]["holderIdentity"] == "replica-b"
         assert lease["spec"]["leaseTransitions"] >= 1
         assert log == ["replica-a started", "replica-a stopped", "replica-b started"]

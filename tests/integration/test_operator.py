@@ -68,8 +68,12 @@ def small_pool(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
         "demand": {"requestsPerSecond": 1, "inputTokens": 512, "outputTokens": 128},
         **spec,
     }
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "InferencePool",
-            "metadata": {"name": name, "namespace": namespace}, "spec": body}
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "InferencePool",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": body,
+    }
 
 
 # ---- reading the cluster -------------------------------------------------------------------------
@@ -84,7 +88,8 @@ class Kube:
 
     def create_pool(self, pool: dict[str, Any]) -> dict[str, Any]:
         created: dict[str, Any] = self.custom.create_namespaced_custom_object(
-            GROUP, VERSION, pool["metadata"]["namespace"], POOLS, pool)
+            GROUP, VERSION, pool["metadata"]["namespace"], POOLS, pool
+        )
         return created
 
     def pool(self, namespace: str, name: str) -> dict[str, Any]:
@@ -151,24 +156,34 @@ def settled(kube: Kube, namespace: str) -> dict[str, Any] | None:
         if "Placed" not in conditions(pool):
             return None
         want = placements(pool)
-        have = {d.metadata.labels[CLASS_LABEL]: d for d in deps
-                if d.metadata.labels.get(POOL_LABEL) == pool["metadata"]["name"]}
+        have = {
+            d.metadata.labels[CLASS_LABEL]: d
+            for d in deps
+            if d.metadata.labels.get(POOL_LABEL) == pool["metadata"]["name"]
+        }
         if set(want) != set(have):
             return None
         for cls, dep in have.items():
-            if (dep.spec.replicas != want[cls]["replicas"]
-                    or dep.status.observed_generation != dep.metadata.generation
-                    or (dep.status.ready_replicas or 0) != dep.spec.replicas
-                    or (dep.status.updated_replicas or 0) != dep.spec.replicas
-                    or want[cls]["readyReplicas"] != want[cls]["replicas"]):
+            if (
+                dep.spec.replicas != want[cls]["replicas"]
+                or dep.status.observed_generation != dep.metadata.generation
+                or (dep.status.ready_replicas or 0) != dep.spec.replicas
+                or (dep.status.updated_replicas or 0) != dep.spec.replicas
+                or want[cls]["readyReplicas"] != want[cls]["replicas"]
+            ):
                 return None
     return {"pools": {p["metadata"]["name"]: p for p in pools}, "deployments": deps}
 
 
-def wait_settled(kube: Kube, namespace: str, wait_for: Callable[..., Any], timeout: float = 60,
-                 what: str = "") -> dict[str, Any]:
-    result: dict[str, Any] = wait_for(lambda: settled(kube, namespace), timeout=timeout, interval=0.25,
-                                      what=f"the pools in {namespace} to be placed and Ready {what}".strip())
+def wait_settled(
+    kube: Kube, namespace: str, wait_for: Callable[..., Any], timeout: float = 60, what: str = ""
+) -> dict[str, Any]:
+    result: dict[str, Any] = wait_for(
+        lambda: settled(kube, namespace),
+        timeout=timeout,
+        interval=0.25,
+        what=f"the pools in {namespace} to be placed and Ready {what}".strip(),
+    )
     return result
 
 
@@ -243,8 +258,11 @@ class PowerWatch:
         try:
             with self.cluster.api_client() as api:
                 deployments = self.kind == "deployments"
-                lister: Any = (client.AppsV1Api(api).list_deployment_for_all_namespaces if deployments
-                               else client.CoreV1Api(api).list_pod_for_all_namespaces)
+                lister: Any = (
+                    client.AppsV1Api(api).list_deployment_for_all_namespaces
+                    if deployments
+                    else client.CoreV1Api(api).list_pod_for_all_namespaces
+                )
                 listed = lister(label_selector=MANAGED)
                 for obj in listed.items:
                     if (entry := self._entry(obj)) is not None:
@@ -252,8 +270,9 @@ class PowerWatch:
                 rv = listed.metadata.resource_version
                 self._listed.set()
                 while not self._stop.is_set():
-                    events: Any = watch.Watch().stream(lister, label_selector=MANAGED, resource_version=rv,
-                                                       timeout_seconds=1)
+                    events: Any = watch.Watch().stream(
+                        lister, label_selector=MANAGED, resource_version=rv, timeout_seconds=1
+                    )
                     for ev in events:
                         obj = ev["object"]
                         rv = obj.metadata.resource_version
@@ -275,20 +294,30 @@ class PowerWatch:
 
 # ---- fixtures ------------------------------------------------------------------------------------
 def _apply(cluster: Cluster, objs: list[dict[str, Any]]) -> None:
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-",
-                    input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objs}))
+    cluster.kubectl(
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        "-",
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objs}),
+    )
 
 
 def _as_manifest(obj: dict[str, Any]) -> dict[str, Any]:
     meta = obj["metadata"]
-    return {"apiVersion": obj["apiVersion"], "kind": obj["kind"],
-            "metadata": {k: meta[k] for k in ("name", "labels", "annotations") if k in meta},
-            "spec": obj["spec"]}
+    return {
+        "apiVersion": obj["apiVersion"],
+        "kind": obj["kind"],
+        "metadata": {k: meta[k] for k in ("name", "labels", "annotations") if k in meta},
+        "spec": obj["spec"],
+    }
 
 
 @pytest.fixture(scope="module")
-def fleet(cluster: Cluster, crds: list[Path], kube_api: Any,
-          wait_for: Callable[..., Any]) -> Iterator[dict[str, Any]]:
+def fleet(
+    cluster: Cluster, crds: list[Path], kube_api: Any, wait_for: Callable[..., Any]
+) -> Iterator[dict[str, Any]]:
     """The example AcceleratorClasses and FleetPolicy ``default`` (what was there before is put back)."""
     kube = Kube(kube_api)
     ours = examples("AcceleratorClass") + examples("FleetPolicy")
@@ -358,8 +387,9 @@ def pool_ns(namespace: str, kube: Kube, fleet: dict[str, Any], wait_for: Callabl
     yield namespace
     for pool in kube.pools(namespace):
         with contextlib.suppress(ApiException):
-            kube.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, POOLS,
-                                                        pool["metadata"]["name"])
+            kube.custom.delete_namespaced_custom_object(
+                GROUP, VERSION, namespace, POOLS, pool["metadata"]["name"]
+            )
 
     def gone() -> bool:
         return not (kube.pools(namespace) or kube.deployments(namespace) or kube.pods(namespace, MANAGED))
@@ -372,8 +402,14 @@ def policy_restored(kube: Kube, cluster: Cluster) -> Iterator[dict[str, Any]]:
     """The FleetPolicy ``default`` as it is now, patched back to that spec after the test."""
     policy = kube.cluster_object("fleetpolicies", "default")
     yield policy
-    cluster.kubectl("patch", f"fleetpolicies.{GROUP}", "default", "--type=merge",
-                    "-p", json.dumps({"spec": policy["spec"]}))
+    cluster.kubectl(
+        "patch",
+        f"fleetpolicies.{GROUP}",
+        "default",
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": policy["spec"]}),
+    )
 
 
 # ---- 5. the API server rejects an invalid pool ---------------------------------------------------
@@ -414,8 +450,10 @@ def test_examples_are_placed_on_matching_nodes_and_the_status_tells_the_truth(
         return settled(kube, pool_ns)
 
     state = wait_for(truthful_until_settled, timeout=90, interval=0.1, what="the examples placed and Ready")
-    print(f"\n4 example pools: every placement in status {seen.get('placed', 0):.1f}s after creation, "
-          f"every replica Ready and reported {time.monotonic() - start:.1f}s after")
+    print(
+        f"\n4 example pools: every placement in status {seen.get('placed', 0):.1f}s after creation, "
+        f"every replica Ready and reported {time.monotonic() - start:.1f}s after"
+    )
 
     domain_of = {c["metadata"]["name"]: c["spec"]["powerDomain"] for c in fleet["classes"]}
     pools, deps = state["pools"], state["deployments"]
@@ -441,7 +479,8 @@ def test_examples_are_placed_on_matching_nodes_and_the_status_tells_the_truth(
             assert dep.spec.replicas == want[cls]["replicas"] == dep.status.ready_replicas
             owner = dep.metadata.owner_references
             assert [(o.kind, o.name, o.uid, o.controller) for o in owner] == [
-                ("InferencePool", name, pool["metadata"]["uid"], True)]
+                ("InferencePool", name, pool["metadata"]["uid"], True)
+            ]
             assert dep.spec.template.spec.node_name is None  # placement is the scheduler's job
             pods = kube.pods(pool_ns, f"{POOL_LABEL}={name},{CLASS_LABEL}={cls}")
             assert len(pods) == dep.spec.replicas
@@ -469,8 +508,9 @@ def test_examples_are_placed_on_matching_nodes_and_the_status_tells_the_truth(
 
 
 def _deployment_specs(kube: Kube) -> dict[str, tuple[str, int, int]]:
-    return {d.metadata.uid: (d.metadata.name, d.metadata.generation, d.spec.replicas)
-            for d in kube.deployments()}
+    return {
+        d.metadata.uid: (d.metadata.name, d.metadata.generation, d.spec.replicas) for d in kube.deployments()
+    }
 
 
 # ---- 6. an infeasible pool is explained and disturbs nothing -------------------------------------
@@ -480,8 +520,11 @@ def test_an_infeasible_pool_is_unplaceable_with_a_reason_and_nothing_running_mov
     kube.create_pool(example_pool("embed", pool_ns))
     wait_settled(kube, pool_ns, wait_for)
     before = _deployment_specs(kube)
-    giant = small_pool("giant", pool_ns, model={"name": "test/giant", "parameters": "2T", "precision": "bf16",
-                                                "contextLength": 8192})
+    giant = small_pool(
+        "giant",
+        pool_ns,
+        model={"name": "test/giant", "parameters": "2T", "precision": "bf16", "contextLength": 8192},
+    )
     nowhere = small_pool("nowhere", pool_ns, placement={"allowedClasses": ["no-such-class"]})
     kube.create_pool(giant)
     kube.create_pool(nowhere)
@@ -499,8 +542,11 @@ def test_an_infeasible_pool_is_unplaceable_with_a_reason_and_nothing_running_mov
         assert why in cond["Placed"]["message"], cond["Placed"]
         assert cond["Ready"]["status"] == "False" and cond["Ready"]["reason"] == "NotPlaced"
         assert pool["status"]["replicas"] == 0 and pool["status"]["placementSummary"] == "none"
-        warnings = wait_for(lambda n=name: kube.events(pool_ns, n, "Unplaceable"), timeout=10,
-                            what=f"an Unplaceable event for {name}")
+        warnings = wait_for(
+            lambda n=name: kube.events(pool_ns, n, "Unplaceable"),
+            timeout=10,
+            what=f"an Unplaceable event for {name}",
+        )
         assert warnings[0].type == "Warning" and why in warnings[0].message
         assert kube.deployments(pool_ns, name) == []
     time.sleep(1.5)  # a round triggered by the statuses just written would show here
@@ -541,16 +587,25 @@ def _node_ready(node: Any) -> bool:
 @contextlib.contextmanager
 def failed_nodes(kube: Kube, nodes: list[str], mode: str, wait_for: Callable[..., Any]) -> Iterator[None]:
     """Make ``nodes`` NotReady (kwok's node-not-ready stage) or cordon them; always restored."""
-    patch: dict[str, Any] = ({"metadata": {"labels": {NOT_READY_LABEL: "true"}}} if mode == "not-ready"
-                             else {"spec": {"unschedulable": True}})
-    undo: dict[str, Any] = ({"metadata": {"labels": {NOT_READY_LABEL: None}}} if mode == "not-ready"
-                            else {"spec": {"unschedulable": None}})
+    patch: dict[str, Any] = (
+        {"metadata": {"labels": {NOT_READY_LABEL: "true"}}}
+        if mode == "not-ready"
+        else {"spec": {"unschedulable": True}}
+    )
+    undo: dict[str, Any] = (
+        {"metadata": {"labels": {NOT_READY_LABEL: None}}}
+        if mode == "not-ready"
+        else {"spec": {"unschedulable": None}}
+    )
     try:
         for name in nodes:
             kube.core.patch_node(name, patch)
         if mode == "not-ready":
-            wait_for(lambda: not any(_node_ready(kube.core.read_node(n)) for n in nodes), timeout=30,
-                     what=f"{nodes} NotReady")
+            wait_for(
+                lambda: not any(_node_ready(kube.core.read_node(n)) for n in nodes),
+                timeout=30,
+                what=f"{nodes} NotReady",
+            )
         yield
     finally:
         for name in nodes:
@@ -586,8 +641,10 @@ def test_replicas_leave_a_class_whose_nodes_are_not_ready_or_cordoned(
             return state if state and lost not in placements(state["pools"]["embed"]) else None
 
         state = wait_for(moved, timeout=60, what=f"embed's replicas to leave {lost}")
-        print(f"\n{mode}: {replicas} replica(s) re-placed off {lost} in {time.monotonic() - start:.1f}s "
-              f"-> {state['pools']['embed']['status']['placementSummary']}")
+        print(
+            f"\n{mode}: {replicas} replica(s) re-placed off {lost} in {time.monotonic() - start:.1f}s "
+            f"-> {state['pools']['embed']['status']['placementSummary']}"
+        )
         pool = state["pools"]["embed"]
         assert conditions(pool)["Placed"]["status"] == "True"
         with pytest.raises(ApiException) as gone:
@@ -606,8 +663,12 @@ def test_replicas_leave_a_class_whose_nodes_are_not_ready_or_cordoned(
 # ---- 4. deleting a pool: garbage collection, with or without the operator ------------------------
 @pytest.mark.parametrize("running", [True, False], ids=["operator-running", "operator-stopped"])
 def test_deleting_a_pool_removes_everything_it_owned(
-    running: bool, operator: OperatorProcess, cluster: Cluster, kube: Kube, pool_ns: str,
-    wait_for: Callable[..., Any]
+    running: bool,
+    operator: OperatorProcess,
+    cluster: Cluster,
+    kube: Kube,
+    pool_ns: str,
+    wait_for: Callable[..., Any],
 ) -> None:
     kube.create_pool(example_pool("embed", pool_ns, replicas=3))
     state = wait_settled(kube, pool_ns, wait_for)
@@ -625,20 +686,29 @@ def test_deleting_a_pool_removes_everything_it_owned(
     deleted = time.monotonic() - start
 
     def collected() -> bool:
-        return not (kube.apps.list_namespaced_deployment(pool_ns, label_selector=selector).items
-                    or kube.apps.list_namespaced_replica_set(pool_ns, label_selector=selector).items
-                    or kube.core.list_namespaced_pod(pool_ns, label_selector=selector).items
-                    or kube.core.list_namespaced_service(pool_ns, label_selector=selector).items)
+        return not (
+            kube.apps.list_namespaced_deployment(pool_ns, label_selector=selector).items
+            or kube.apps.list_namespaced_replica_set(pool_ns, label_selector=selector).items
+            or kube.core.list_namespaced_pod(pool_ns, label_selector=selector).items
+            or kube.core.list_namespaced_service(pool_ns, label_selector=selector).items
+        )
 
     wait_for(collected, timeout=60, what="the pool's Deployments, ReplicaSets, pods and Service to go")
-    print(f"\n(operator {'running' if running else 'stopped'}) pool deleted in {deleted:.1f}s, "
-          f"children collected after {time.monotonic() - start:.1f}s")
+    print(
+        f"\n(operator {'running' if running else 'stopped'}) pool deleted in {deleted:.1f}s, "
+        f"children collected after {time.monotonic() - start:.1f}s"
+    )
 
 
 # ---- 2. a lower budget: moves and sheds, never over budget in between ----------------------------
 def test_lowering_a_budget_moves_or_sheds_replicas_and_power_never_exceeds_what_is_allowed(
-    operator: OperatorProcess, cluster: Cluster, kube: Kube, pool_ns: str, fleet: dict[str, Any],
-    policy_restored: dict[str, Any], wait_for: Callable[..., Any]
+    operator: OperatorProcess,
+    cluster: Cluster,
+    kube: Kube,
+    pool_ns: str,
+    fleet: dict[str, Any],
+    policy_restored: dict[str, Any],
+    wait_for: Callable[..., Any],
 ) -> None:
     for pool in examples("InferencePool"):
         kube.create_pool(example_pool(pool["metadata"]["name"], pool_ns))
@@ -659,8 +729,14 @@ def test_lowering_a_budget_moves_or_sheds_replicas_and_power_never_exceeds_what_
         assert old["hall-b"] > new_budget["hall-b"], old  # the new budget binds: something must give
         start = time.monotonic()
         domains = [{"name": n, "budgetKilowatts": w / 1000} for n, w in new_budget.items()]
-        cluster.kubectl("patch", f"fleetpolicies.{GROUP}", "default", "--type=merge",
-                        "-p", json.dumps({"spec": {"powerDomains": domains}}))
+        cluster.kubectl(
+            "patch",
+            f"fleetpolicies.{GROUP}",
+            "default",
+            "--type=merge",
+            "-p",
+            json.dumps({"spec": {"powerDomains": domains}}),
+        )
 
         def replanned() -> dict[str, Any] | None:
             policy = kube.cluster_object("fleetpolicies", "default")
@@ -672,8 +748,11 @@ def test_lowering_a_budget_moves_or_sheds_replicas_and_power_never_exceeds_what_
         final = wait_for(replanned, timeout=60, what="the fleet re-planned under the new budget and Ready")
         replan_s = time.monotonic() - start
         final_watts = model.by_domain({d.metadata.name: model.entry(d) for d in final["deployments"]})
-        wait_for(lambda: model.by_domain(dict(held.state)) == pytest.approx(final_watts), timeout=30,
-                 what="the replaced pods to be gone")
+        wait_for(
+            lambda: model.by_domain(dict(held.state)) == pytest.approx(final_watts),
+            timeout=30,
+            what="the replaced pods to be gone",
+        )
     assert asked.error is None and held.error is None, (asked.error, held.error)
     steps = asked.steps
     assert steps, "no Deployment changed"
@@ -684,25 +763,37 @@ def test_lowering_a_budget_moves_or_sheds_replicas_and_power_never_exceeds_what_
         for domain, used in watts.items():
             assert used <= allowed[domain] + 0.5, (
                 f"{domain} at {used:.0f} W after '{what}' (+{t - start:.2f}s) is over "
-                f"max(old {old.get(domain, 0):.0f} W, new budget {new_budget[domain]:.0f} W)")
+                f"max(old {old.get(domain, 0):.0f} W, new budget {new_budget[domain]:.0f} W)"
+            )
     assert final_watts == pytest.approx(steps[-1][2])  # the watch saw every change up to the end
     for domain, used in final_watts.items():
         assert used <= new_budget[domain] + 0.5, (domain, used)
     peak = {d: max(s[2].get(d, 0.0) for s in steps) for d in new_budget}
     # what bound pods held once the first increase was asked: old pods may still be terminating
     before_each = [old, *(w for _t, _w, w in steps)]
-    first_up = next((t for (t, _w, now), was in zip(steps, before_each, strict=False)
-                     if any(now.get(d, 0.0) > was.get(d, 0.0) for d in now)), steps[-1][0])
-    pods_peak = {d: max((s[2].get(d, 0.0) for s in held.steps if s[0] >= first_up), default=0.0)
-                 for d in new_budget}
-    print(f"\nbudget hall-b {old_budget['hall-b'] / 1000:g} -> {new_budget['hall-b'] / 1000:g} kW: "
-          f"{len(steps)} Deployment changes, the last {steps[-1][0] - start:.2f}s after the patch, all Ready "
-          f"after {replan_s:.1f}s; hall-b {old['hall-b']:.0f} W -> {final_watts.get('hall-b', 0):.0f} W, "
-          f"peak asked in between {peak['hall-b']:.0f} W; held by bound pods (terminating ones included) "
-          f"from the first increase on: peak {pods_peak['hall-b']:.0f} W")
+    first_up = next(
+        (
+            t
+            for (t, _w, now), was in zip(steps, before_each, strict=False)
+            if any(now.get(d, 0.0) > was.get(d, 0.0) for d in now)
+        ),
+        steps[-1][0],
+    )
+    pods_peak = {
+        d: max((s[2].get(d, 0.0) for s in held.steps if s[0] >= first_up), default=0.0) for d in new_budget
+    }
+    print(
+        f"\nbudget hall-b {old_budget['hall-b'] / 1000:g} -> {new_budget['hall-b'] / 1000:g} kW: "
+        f"{len(steps)} Deployment changes, the last {steps[-1][0] - start:.2f}s after the patch, all Ready "
+        f"after {replan_s:.1f}s; hall-b {old['hall-b']:.0f} W -> {final_watts.get('hall-b', 0):.0f} W, "
+        f"peak asked in between {peak['hall-b']:.0f} W; held by bound pods (terminating ones included) "
+        f"from the first increase on: peak {pods_peak['hall-b']:.0f} W"
+    )
     for t, what, watts in steps:
-        print(f"  {t - start:6.2f}s  {what.split('/')[-1]:40s} "
-              + " ".join(f"{d}={w:.0f}W" for d, w in sorted(watts.items())))
+        print(
+            f"  {t - start:6.2f}s  {what.split('/')[-1]:40s} "
+            + " ".join(f"{d}={w:.0f}W" for d, w in sorted(watts.items()))
+        )
     # The power real pods draw (terminating ones included, in the order the API server stored
     # them) never exceeds the allowed figure either: a domain's increases wait until the pods
     # being removed there are gone.
@@ -711,7 +802,8 @@ def test_lowering_a_budget_moves_or_sheds_replicas_and_power_never_exceeds_what_
         for domain, used in watts.items():
             assert used <= allowed[domain] + 0.5, (
                 f"pods in {domain} draw {used:.0f} W after '{what}' (+{t - start:.2f}s), over "
-                f"max(old {old.get(domain, 0):.0f} W, new budget {new_budget[domain]:.0f} W)")
+                f"max(old {old.get(domain, 0):.0f} W, new budget {new_budget[domain]:.0f} W)"
+            )
     events = kube.core.list_namespaced_event(pool_ns).items
     reasons = {e.reason for e in events if e.metadata.uid not in events_before}
     assert reasons & CHANGE_REASONS, reasons
@@ -724,14 +816,21 @@ def test_lowering_a_budget_moves_or_sheds_replicas_and_power_never_exceeds_what_
 def _fingerprint(kube: Kube, namespace: str) -> dict[str, Any]:
     deps = kube.deployments()
     return {
-        "deployments": {f"{d.metadata.namespace}/{d.metadata.name}": d.metadata.resource_version
-                        for d in deps},
-        "services": {f"{s.metadata.namespace}/{s.metadata.name}": s.metadata.resource_version
-                     for s in kube.core.list_service_for_all_namespaces(label_selector=MANAGED).items},
-        "pools": {f"{p['metadata']['namespace']}/{p['metadata']['name']}": p["metadata"]["resourceVersion"]
-                  for p in kube.pools()},
-        "replicasets": sorted(r.metadata.name for r in kube.apps.list_namespaced_replica_set(
-            namespace, label_selector=MANAGED).items),
+        "deployments": {
+            f"{d.metadata.namespace}/{d.metadata.name}": d.metadata.resource_version for d in deps
+        },
+        "services": {
+            f"{s.metadata.namespace}/{s.metadata.name}": s.metadata.resource_version
+            for s in kube.core.list_service_for_all_namespaces(label_selector=MANAGED).items
+        },
+        "pools": {
+            f"{p['metadata']['namespace']}/{p['metadata']['name']}": p["metadata"]["resourceVersion"]
+            for p in kube.pools()
+        },
+        "replicasets": sorted(
+            r.metadata.name
+            for r in kube.apps.list_namespaced_replica_set(namespace, label_selector=MANAGED).items
+        ),
         "pods": sorted(p.metadata.name for p in kube.pods(namespace, MANAGED)),
         "events": len(kube.core.list_namespaced_event(namespace).items),
     }
@@ -754,8 +853,11 @@ def test_a_restarted_operator_creates_no_duplicates_and_makes_no_writes(
     operator.stop()
     fresh = operators.new("it-restarted").start()
     try:
-        wait_for(lambda: (fresh.metric("inferfleet_plans_total") or 0) >= 1, timeout=30,
-                 what="the restarted operator's first plan")
+        wait_for(
+            lambda: (fresh.metric("inferfleet_plans_total") or 0) >= 1,
+            timeout=30,
+            what="the restarted operator's first plan",
+        )
         time.sleep(2.0)  # and any follow-up round kopf's initial listing triggers
         plans = fresh.metric("inferfleet_plans_total")
         writes = fresh.writes()
@@ -794,15 +896,25 @@ def test_two_replicas_elect_one_writer_and_the_other_takes_over_within_20s_of_a_
         leader.kill()
         killed = time.monotonic()
         kube.create_pool(example_pool("embed", pool_ns, rename="embed-2"))
-        wait_for(lambda: follower.metric("inferfleet_leader") == 1, timeout=25, interval=0.1,
-                 what="the follower to take the lease")
+        wait_for(
+            lambda: follower.metric("inferfleet_leader") == 1,
+            timeout=25,
+            interval=0.1,
+            what="the follower to take the lease",
+        )
         took_over = time.monotonic() - killed
-        wait_for(lambda: kube.deployments(pool_ns, "embed-2"), timeout=25, interval=0.1,
-                 what="the new leader to place the new pool")
+        wait_for(
+            lambda: kube.deployments(pool_ns, "embed-2"),
+            timeout=25,
+            interval=0.1,
+            what="the new leader to place the new pool",
+        )
         reacted = time.monotonic() - killed
         wait_settled(kube, pool_ns, wait_for)
-        print(f"\nHA: leader {leader.identity} killed; {follower.identity} leader after {took_over:.1f}s, "
-              f"placed a new pool {reacted:.1f}s after the kill")
+        print(
+            f"\nHA: leader {leader.identity} killed; {follower.identity} leader after {took_over:.1f}s, "
+            f"placed a new pool {reacted:.1f}s after the kill"
+        )
         assert reacted <= 20, f"takeover and reaction took {reacted:.1f}s"
         assert sum(follower.writes().values()) > 0
     finally:

@@ -20,10 +20,16 @@ CLASS_LABEL = "inferfleet.dev/accelerator-class"
 def _pod_spec(cls: str, resource: str, count: int) -> dict[str, Any]:
     return {
         "nodeSelector": {CLASS_LABEL: cls},
-        "tolerations": [{"key": "inferfleet.dev/accelerator", "operator": "Equal", "value": cls,
-                         "effect": "NoSchedule"}],
-        "containers": [{"name": "server", "image": "registry.invalid/inference:1",
-                        "resources": {"requests": {resource: str(count)}, "limits": {resource: str(count)}}}],
+        "tolerations": [
+            {"key": "inferfleet.dev/accelerator", "operator": "Equal", "value": cls, "effect": "NoSchedule"}
+        ],
+        "containers": [
+            {
+                "name": "server",
+                "image": "registry.invalid/inference:1",
+                "resources": {"requests": {resource: str(count)}, "limits": {resource: str(count)}},
+            }
+        ],
         "terminationGracePeriodSeconds": 0,
     }
 
@@ -31,9 +37,14 @@ def _pod_spec(cls: str, resource: str, count: int) -> dict[str, Any]:
 def _deployment(name: str, replicas: int, spec: dict[str, Any]) -> dict[str, Any]:
     labels = {"app": name}
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
-        "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
-                 "template": {"metadata": {"labels": labels}, "spec": spec}},
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": spec},
+        },
     }
 
 
@@ -68,7 +79,8 @@ def test_deployment_is_scheduled_on_matching_class_and_becomes_ready(
     core: Any = client.CoreV1Api(kube_api)
     apps: Any = client.AppsV1Api(kube_api)
     apps.create_namespaced_deployment(
-        namespace, _deployment("llm", 3, _pod_spec("h100", "nvidia.com/gpu", 4)))
+        namespace, _deployment("llm", 3, _pod_spec("h100", "nvidia.com/gpu", 4))
+    )
     _wait_available(apps, namespace, "llm", 3, wait_for)
     pods = _pods(core, namespace, "llm")
     assert len(pods) == 3
@@ -77,20 +89,24 @@ def test_deployment_is_scheduled_on_matching_class_and_becomes_ready(
         assert node.metadata.labels[CLASS_LABEL] == "h100", pod.spec.node_name
         assert pod.status.phase == "Running" and _ready(pod)
     events = core.list_namespaced_event(namespace, field_selector="reason=Scheduled").items
-    assert any(e.source.component == "default-scheduler" or e.reporting_component == "default-scheduler"
-               for e in events)
+    assert any(
+        e.source.component == "default-scheduler" or e.reporting_component == "default-scheduler"
+        for e in events
+    )
 
 
 def test_pod_larger_than_any_node_stays_pending_with_failed_scheduling(
     kube_api: Any, namespace: str, wait_for: Callable[..., Any]
 ) -> None:
     core: Any = client.CoreV1Api(kube_api)
-    core.create_namespaced_pod(namespace, {"metadata": {"name": "too-big"},
-                                           "spec": _pod_spec("h100", "nvidia.com/gpu", 9)})
+    core.create_namespaced_pod(
+        namespace, {"metadata": {"name": "too-big"}, "spec": _pod_spec("h100", "nvidia.com/gpu", 9)}
+    )
 
     def failed_scheduling() -> Any:
         events = core.list_namespaced_event(
-            namespace, field_selector="involvedObject.name=too-big,reason=FailedScheduling").items
+            namespace, field_selector="involvedObject.name=too-big,reason=FailedScheduling"
+        ).items
         return events[0] if events else None
 
     def unschedulable() -> Any:
@@ -119,7 +135,8 @@ def test_cordoned_node_receives_no_new_pods(
     core: Any = client.CoreV1Api(kube_api)
     apps: Any = client.AppsV1Api(kube_api)
     apps.create_namespaced_deployment(
-        namespace, _deployment("neuron", 4, _pod_spec("inferentia2", "aws.amazon.com/neuron", 2)))
+        namespace, _deployment("neuron", 4, _pod_spec("inferentia2", "aws.amazon.com/neuron", 2))
+    )
     _wait_available(apps, namespace, "neuron", 4, wait_for)
     nodes = {p.spec.node_name for p in _pods(core, namespace, "neuron")}
     assert cordoned not in nodes
@@ -149,12 +166,19 @@ def dedicated_node(kube_api: Any, wait_for: Callable[..., Any]) -> Iterator[str]
     core: Any = client.CoreV1Api(kube_api)
     name = f"it-chaos-{uuid.uuid4().hex[:6]}"
     capacity = {"cpu": "8", "memory": "64Gi", "pods": "10"}
-    core.create_node({
-        "metadata": {"name": name, "labels": {"type": "kwok", "inferfleet.dev/test-node": "true"},
-                     "annotations": {"kwok.x-k8s.io/node": "fake"}},
-        "spec": {"taints": [{"key": "inferfleet.dev/test-node", "value": "true", "effect": "NoSchedule"}]},
-        "status": {"capacity": capacity, "allocatable": capacity},
-    })
+    core.create_node(
+        {
+            "metadata": {
+                "name": name,
+                "labels": {"type": "kwok", "inferfleet.dev/test-node": "true"},
+                "annotations": {"kwok.x-k8s.io/node": "fake"},
+            },
+            "spec": {
+                "taints": [{"key": "inferfleet.dev/test-node", "value": "true", "effect": "NoSchedule"}]
+            },
+            "status": {"capacity": capacity, "allocatable": capacity},
+        }
+    )
     wait_for(lambda: _node_ready(core, name) == "True", timeout=30, what=f"node {name} Ready")
     yield name
     core.delete_node(name)

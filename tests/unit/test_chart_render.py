@@ -38,8 +38,10 @@ def _in_ci() -> bool:  # as tests/integration/conftest.py
 def helm() -> Path:
     path = install.tool_path("helm")
     if not _in_ci() and not path.is_file():
-        pytest.skip(f"helm {install.HELM_VERSION} not found at {path}; build it with "
-                    "`python -m inferfleet.sim.install helm` (with CI=true this test never skips)")
+        pytest.skip(
+            f"helm {install.HELM_VERSION} not found at {path}; build it with "
+            "`python -m inferfleet.sim.install helm` (with CI=true this test never skips)"
+        )
     try:
         return install.ensure_binaries(("helm",), quiet=True)["helm"]
     except install.InstallError as exc:
@@ -101,8 +103,10 @@ def rules(objs: list[Obj]) -> dict[str, dict[str, list[str]]]:
     [
         pytest.param([], id="defaults"),
         pytest.param(["metrics.serviceMonitor.enabled=true", "prometheusRule.enabled=true"], id="monitoring"),
-        pytest.param(["watchNamespace=team-a", "replicaCount=1", "leaderElection.enabled=false",
-                      "crds.enabled=false"], id="one-namespace-single-replica"),
+        pytest.param(
+            ["watchNamespace=team-a", "replicaCount=1", "leaderElection.enabled=false", "crds.enabled=false"],
+            id="one-namespace-single-replica",
+        ),
     ],
 )
 def test_lint_strict_passes(helm: Path, sets: list[str]) -> None:
@@ -119,11 +123,23 @@ def test_lint_strict_passes(helm: Path, sets: list[str]) -> None:
 
 def test_defaults_render_exactly_the_expected_objects(helm: Path) -> None:
     objs = render(helm)
-    assert kinds(objs) == sorted([
-        "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "CustomResourceDefinition",
-        "CustomResourceDefinition", "CustomResourceDefinition", "Deployment", "PodDisruptionBudget", "Role",
-        "RoleBinding", "Service", "ServiceAccount",
-    ])
+    assert kinds(objs) == sorted(
+        [
+            "ClusterRole",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "ClusterRoleBinding",
+            "CustomResourceDefinition",
+            "CustomResourceDefinition",
+            "CustomResourceDefinition",
+            "Deployment",
+            "PodDisruptionBudget",
+            "Role",
+            "RoleBinding",
+            "Service",
+            "ServiceAccount",
+        ]
+    )
     for obj in objs:
         labels = obj["metadata"]["labels"]
         assert labels["app.kubernetes.io/instance"] == RELEASE
@@ -196,8 +212,9 @@ def test_metrics_service_selects_the_operator_pods(helm: Path) -> None:
     service = one(objs, "Service")
     assert service["metadata"]["name"] == f"{FULLNAME}-metrics"
     assert service["spec"]["selector"] == one(objs, "Deployment")["spec"]["selector"]["matchLabels"]
-    assert service["spec"]["ports"] == [{"name": "http-metrics", "port": 8080, "targetPort": "http-metrics",
-                                         "protocol": "TCP"}]
+    assert service["spec"]["ports"] == [
+        {"name": "http-metrics", "port": 8080, "targetPort": "http-metrics", "protocol": "TCP"}
+    ]
 
 
 @pytest.mark.parametrize(
@@ -205,10 +222,18 @@ def test_metrics_service_selects_the_operator_pods(helm: Path) -> None:
     [
         pytest.param(["watchNamespace=team-a"], ["--namespace=team-a"], [], id="one-namespace"),
         pytest.param(["logLevel=debug"], ["--log-level=debug"], ["--log-level=info"], id="log-level"),
-        pytest.param(["metrics.port=9090", "health.port=9091"], ["--metrics-port=9090", "--health-port=9091"],
-                     ["--metrics-port=8080"], id="ports"),
-        pytest.param(["replicaCount=1", "leaderElection.enabled=false"], ["--no-leader-elect"],
-                     ["--leader-elect"], id="single-replica-without-election"),
+        pytest.param(
+            ["metrics.port=9090", "health.port=9091"],
+            ["--metrics-port=9090", "--health-port=9091"],
+            ["--metrics-port=8080"],
+            id="ports",
+        ),
+        pytest.param(
+            ["replicaCount=1", "leaderElection.enabled=false"],
+            ["--no-leader-elect"],
+            ["--leader-elect"],
+            id="single-replica-without-election",
+        ),
     ],
 )
 def test_args_follow_values(helm: Path, sets: list[str], present: list[str], absent: list[str]) -> None:
@@ -220,8 +245,9 @@ def test_args_follow_values(helm: Path, sets: list[str], present: list[str], abs
 
 
 def test_more_than_one_replica_requires_leader_election(helm: Path) -> None:
-    proc = run_helm(helm, "template", RELEASE, str(CHART), "--set", "leaderElection.enabled=false",
-                    check=False)
+    proc = run_helm(
+        helm, "template", RELEASE, str(CHART), "--set", "leaderElection.enabled=false", check=False
+    )
     assert proc.returncode != 0
     assert "replicaCount > 1 needs leaderElection.enabled=true" in proc.stderr
 
@@ -233,9 +259,14 @@ def test_single_replica_without_election_has_no_pdb_and_no_lease_role(helm: Path
 
 
 def test_tolerations_node_selector_and_hard_anti_affinity(helm: Path) -> None:
-    objs = render(helm, "tolerations[0].key=dedicated", "tolerations[0].operator=Exists",
-                  "nodeSelector.kubernetes\\.io/os=linux", "podAntiAffinity=hard",
-                  "topologySpread.enabled=false")
+    objs = render(
+        helm,
+        "tolerations[0].key=dedicated",
+        "tolerations[0].operator=Exists",
+        "nodeSelector.kubernetes\\.io/os=linux",
+        "podAntiAffinity=hard",
+        "topologySpread.enabled=false",
+    )
     pod = one(objs, "Deployment")["spec"]["template"]["spec"]
     assert pod["tolerations"] == [{"key": "dedicated", "operator": "Exists"}]
     assert pod["nodeSelector"] == {"kubernetes.io/os": "linux"}
@@ -295,8 +326,11 @@ def test_watch_namespace_binds_writes_in_that_namespace_only(helm: Path) -> None
     objs = render(helm, "watchNamespace=team-a")
     binding = one(objs, "RoleBinding", f"{FULLNAME}-workloads")
     assert binding["metadata"]["namespace"] == "team-a"
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                                  "name": f"{FULLNAME}-workloads"}
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": f"{FULLNAME}-workloads",
+    }
     assert [o["metadata"]["name"] for o in objs if o["kind"] == "ClusterRoleBinding"] == [FULLNAME]
     # kopf lists and watches namespaces when it watches only some
     assert rules(objs)[FULLNAME]["core/namespaces"] == ["list", "watch"]
@@ -339,8 +373,13 @@ def test_chart_crds_are_the_generated_crds(helm: Path) -> None:
 
 def test_monitoring_is_rendered_only_when_enabled(helm: Path) -> None:
     assert not {"ServiceMonitor", "PrometheusRule"} & set(kinds(render(helm)))
-    objs = render(helm, "metrics.serviceMonitor.enabled=true", "prometheusRule.enabled=true",
-                  "metrics.serviceMonitor.labels.release=kps", "prometheusRule.labels.release=kps")
+    objs = render(
+        helm,
+        "metrics.serviceMonitor.enabled=true",
+        "prometheusRule.enabled=true",
+        "metrics.serviceMonitor.labels.release=kps",
+        "prometheusRule.labels.release=kps",
+    )
     monitor, rule = one(objs, "ServiceMonitor"), one(objs, "PrometheusRule")
     service = one(objs, "Service")
     assert monitor["metadata"]["labels"]["release"] == rule["metadata"]["labels"]["release"] == "kps"
@@ -354,11 +393,17 @@ def test_monitoring_is_rendered_only_when_enabled(helm: Path) -> None:
 
 
 def test_alerts_cover_planning_power_and_errors_of_this_release(helm: Path) -> None:
-    rule = one(render(helm, "prometheusRule.enabled=true", "prometheusRule.noSuccessfulPlanSeconds=900"),
-               "PrometheusRule")
+    rule = one(
+        render(helm, "prometheusRule.enabled=true", "prometheusRule.noSuccessfulPlanSeconds=900"),
+        "PrometheusRule",
+    )
     alerts = {r["alert"]: r for group in rule["spec"]["groups"] for r in group["rules"]}
-    assert set(alerts) == {"InferfleetNoSuccessfulPlan", "InferfleetNoLeader", "InferfleetPowerOverBudget",
-                           "InferfleetReconcileErrors"}
+    assert set(alerts) == {
+        "InferfleetNoSuccessfulPlan",
+        "InferfleetNoLeader",
+        "InferfleetPowerOverBudget",
+        "InferfleetReconcileErrors",
+    }
     job = f'job="{FULLNAME}-metrics"'
     for name, alert in alerts.items():
         metrics = re.findall(r"(inferfleet_[a-z_]+)\{([^}]*)\}", alert["expr"])
@@ -390,15 +435,20 @@ def test_alert_metric_names_exist_in_the_exporter() -> None:
     [
         pytest.param("foo=bar", "additional properties 'foo' not allowed", id="unknown-top-level"),
         pytest.param("image.registry=x", "additional properties 'registry' not allowed", id="unknown-nested"),
-        pytest.param("securityContext.capabilities.add2[0]=NET_ADMIN", "additional properties 'add2'",
-                     id="unknown-deep"),
+        pytest.param(
+            "securityContext.capabilities.add2[0]=NET_ADMIN",
+            "additional properties 'add2'",
+            id="unknown-deep",
+        ),
         pytest.param("replicaCount=two", "replicaCount", id="wrong-type"),
         pytest.param("logLevel=verbose", "logLevel", id="not-in-enum"),
         pytest.param("podAntiAffinity=always", "podAntiAffinity", id="bad-anti-affinity"),
-        pytest.param("tolerations[0].keyy=x", "additional properties 'keyy' not allowed",
-                     id="toleration-typo"),
-        pytest.param("resources.requests.gpu=1", "additional properties 'gpu' not allowed",
-                     id="resource-typo"),
+        pytest.param(
+            "tolerations[0].keyy=x", "additional properties 'keyy' not allowed", id="toleration-typo"
+        ),
+        pytest.param(
+            "resources.requests.gpu=1", "additional properties 'gpu' not allowed", id="resource-typo"
+        ),
         pytest.param("watchNamespace=Team_A", "watchNamespace", id="bad-namespace"),
     ],
 )
@@ -423,8 +473,15 @@ def _object_schemas(node: Any, path: str = "") -> Iterator[tuple[str, Obj]]:
                     yield from _object_schemas(alt, path)
 
 
-MAPS = {"serviceAccount.annotations", "podAnnotations", "podLabels", "nodeSelector",
-        "metrics.service.annotations", "metrics.serviceMonitor.labels", "prometheusRule.labels"}
+MAPS = {
+    "serviceAccount.annotations",
+    "podAnnotations",
+    "podLabels",
+    "nodeSelector",
+    "metrics.service.annotations",
+    "metrics.serviceMonitor.labels",
+    "prometheusRule.labels",
+}
 
 
 def test_schema_is_closed_at_every_object_level() -> None:
@@ -494,7 +551,8 @@ def test_schema_and_values_name_the_same_keys() -> None:
         for optional in set(props) - set(vals) - {"global"}:
             key = f"{path}.{optional}".lstrip(".")
             assert re.search(rf"^ *# {re.escape(key)} -- .*\n *# {re.escape(optional)}: ", text, re.M), (
-                f"{key} is in the schema but not documented in values.yaml")
+                f"{key} is in the schema but not documented in values.yaml"
+            )
         for key, value in vals.items():
             walk(value, props[key], f"{path}.{key}".lstrip("."))
 

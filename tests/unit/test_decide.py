@@ -9,8 +9,8 @@ import pytest
 from examples import ROOT, example_docs
 
 from inferfleet.core import planner
-from inferfleet.kube.types import Snapshot
 from inferfleet.reconcile.fleet import Decision, decide
+from inferfleet.reconcile.ports import Snapshot
 from inferfleet.sim.fleet import load_fleet, node_manifests
 
 

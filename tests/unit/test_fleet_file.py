@@ -40,8 +40,10 @@ def _error(doc: object) -> str:
 
 def test_example_fleet_is_exactly_the_specified_fleet() -> None:
     fleet = load_fleet(EXAMPLE)
-    got = {p.accelerator_class: (p.count, p.devices_per_node, p.resource, p.power_domain, p.zone)
-           for p in fleet.pools}
+    got = {
+        p.accelerator_class: (p.count, p.devices_per_node, p.resource, p.power_domain, p.zone)
+        for p in fleet.pools
+    }
     assert got == EXPECTED
     assert fleet.node_count() == 19
 
@@ -49,12 +51,15 @@ def test_example_fleet_is_exactly_the_specified_fleet() -> None:
 def test_nodes_carry_labels_annotation_taint_and_capacity() -> None:
     nodes = {n["metadata"]["name"]: n for n in node_manifests(load_fleet(EXAMPLE))}
     groq = nodes["groq-0"]
-    assert groq["metadata"]["labels"].items() >= {
-        "inferfleet.dev/accelerator-class": "groq",
-        "inferfleet.dev/power-domain": "hall-b",
-        "topology.kubernetes.io/zone": "zone-b",
-        "type": "kwok",
-    }.items()
+    assert (
+        groq["metadata"]["labels"].items()
+        >= {
+            "inferfleet.dev/accelerator-class": "groq",
+            "inferfleet.dev/power-domain": "hall-b",
+            "topology.kubernetes.io/zone": "zone-b",
+            "type": "kwok",
+        }.items()
+    )
     assert groq["metadata"]["annotations"]["kwok.x-k8s.io/node"] == "fake"
     assert groq["spec"]["taints"] == [
         {"key": "inferfleet.dev/accelerator", "value": "groq", "effect": "NoSchedule"}
@@ -128,8 +133,9 @@ def test_duplicate_pool_name() -> None:
 
 def test_duplicate_class_taint_is_reported() -> None:
     doc = _doc()
-    doc["spec"]["pools"][0]["taints"] = [{"key": "inferfleet.dev/accelerator", "value": "x",
-                                          "effect": "NoSchedule"}]
+    doc["spec"]["pools"][0]["taints"] = [
+        {"key": "inferfleet.dev/accelerator", "value": "x", "effect": "NoSchedule"}
+    ]
     assert "pools[0] (h100): field 'taints': duplicate taint" in _error(doc)
 
 

@@ -15,19 +15,37 @@ from inferfleet.metrics.exporter import OperatorMetrics, split_pool_key, start_m
 
 
 def placement(cls: str, replicas: int, watts: float = 1000.0) -> Placement:
-    return Placement(accelerator_class=cls, replicas=replicas, devices=replicas, watts=watts,
-                     dollars_per_hour=2.0 * replicas, rps_capacity=10.0 * replicas, ttft_s=0.2, tpot_s=0.02)
+    return Placement(
+        accelerator_class=cls,
+        replicas=replicas,
+        devices=replicas,
+        watts=watts,
+        dollars_per_hour=2.0 * replicas,
+        rps_capacity=10.0 * replicas,
+        ttft_s=0.2,
+        tpot_s=0.02,
+    )
 
 
 def pool(key: str, *placements: Placement, demand: float = 10.0, status: PlanStatus = "Placed") -> PoolPlan:
     return PoolPlan(key=key, placements=placements, demand_rps=demand, served_rps=demand * 0.9, status=status)
 
 
-def plan(pools: tuple[PoolPlan, ...], domains: tuple[DomainUse, ...] = (), classes: tuple[ClassUse, ...] = (),
-         status: str = "Optimal", gap: float = 0.0) -> Plan:
-    return Plan(pools=pools, domains=domains, classes=classes, watts=5000.0, dollars_per_hour=42.5,
-                solver=SolverStats(status=status, objective=1.0, bound=1.0, gap=gap, seconds=0.1,
-                           method="milp"))
+def plan(
+    pools: tuple[PoolPlan, ...],
+    domains: tuple[DomainUse, ...] = (),
+    classes: tuple[ClassUse, ...] = (),
+    status: str = "Optimal",
+    gap: float = 0.0,
+) -> Plan:
+    return Plan(
+        pools=pools,
+        domains=domains,
+        classes=classes,
+        watts=5000.0,
+        dollars_per_hour=42.5,
+        solver=SolverStats(status=status, objective=1.0, bound=1.0, gap=gap, seconds=0.1, method="milp"),
+    )
 
 
 @pytest.fixture
@@ -71,8 +89,9 @@ def test_record_plan_sets_every_gauge_from_the_plan(metrics: OperatorMetrics) ->
     assert demand == 40.0
     assert value(metrics, "inferfleet_domain_power_watts", power_domain="hall-a") == 9000.0
     assert value(metrics, "inferfleet_domain_power_budget_watts", power_domain="hall-a") == 20000.0
-    assert value(metrics, "inferfleet_domain_power_budget_watts", power_domain="hall-b") is None, \
+    assert value(metrics, "inferfleet_domain_power_budget_watts", power_domain="hall-b") is None, (
         "a domain without a budget exports no budget"
+    )
     assert value(metrics, "inferfleet_class_devices_used", accelerator_class="l4") == 4
     assert value(metrics, "inferfleet_fleet_power_watts") == 5000.0
     assert value(metrics, "inferfleet_fleet_cost_dollars_per_hour") == 42.5
@@ -145,10 +164,14 @@ def test_metrics_live_on_a_dedicated_registry(metrics: OperatorMetrics) -> None:
     OperatorMetrics(CollectorRegistry())  # a second instance does not clash with the first
 
 
-@pytest.mark.parametrize(("key", "want"), [
-    ("chat/llama", ("chat", "llama")),
-    ("no-namespace", ("", "no-namespace")),
-], ids=["namespace and name", "bare name"])
+@pytest.mark.parametrize(
+    ("key", "want"),
+    [
+        ("chat/llama", ("chat", "llama")),
+        ("no-namespace", ("", "no-namespace")),
+    ],
+    ids=["namespace and name", "bare name"],
+)
 def test_split_pool_key(key: str, want: tuple[str, str]) -> None:
     assert split_pool_key(key) == want
 

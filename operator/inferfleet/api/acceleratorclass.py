@@ -11,6 +11,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 
+from inferfleet.api import API_VERSION
 from inferfleet.api.common import CelRule, Decimal, Name, Size, Spec, condition_schema
 
 __all__ = [
@@ -174,7 +175,7 @@ class AcceleratorClassStatus(Spec):
 class AcceleratorClass(Spec):
     """One kind of accelerator node pool, its figures, price and power domain."""
 
-    api_version: Literal["inferfleet.dev/v1alpha1"] = "inferfleet.dev/v1alpha1"
+    api_version: Literal["inferfleet.dev/v1alpha1"] = API_VERSION
     kind: Literal["AcceleratorClass"] = "AcceleratorClass"
     metadata: dict[str, Any] = Field(default_factory=dict)
     spec: AcceleratorClassSpec

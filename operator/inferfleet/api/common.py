@@ -26,8 +26,6 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 __all__ = [
-    "API_GROUP",
-    "API_VERSION",
     "CelRule",
     "Decimal",
     "Name",
@@ -37,9 +35,6 @@ __all__ = [
     "parse_decimal",
     "parse_size",
 ]
-
-API_GROUP = "inferfleet.dev"
-API_VERSION = f"{API_GROUP}/v1alpha1"
 
 _DECIMAL = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,6})?$")
 DECIMAL_PATTERN = r"^[0-9]{1,12}(\.[0-9]{1,6})?$"

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from inferfleet.api.crdgen import KINDS, Kind
+from inferfleet.api.kinds import KINDS, Kind
 from inferfleet.api.schema import structural_schema
 
 __all__ = ["render", "write"]

@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from inferfleet.api import API_VERSION
 from inferfleet.api.common import CelRule, Decimal, Name, Spec, condition_schema
 
 __all__ = [
@@ -116,7 +117,7 @@ class FleetPolicyStatus(Spec):
 class FleetPolicy(Spec):
     """The fleet's shared cost model and power budgets."""
 
-    api_version: Literal["inferfleet.dev/v1alpha1"] = "inferfleet.dev/v1alpha1"
+    api_version: Literal["inferfleet.dev/v1alpha1"] = API_VERSION
     kind: Literal["FleetPolicy"] = "FleetPolicy"
     metadata: dict[str, Any] = Field(default_factory=dict)
     spec: FleetPolicySpec

@@ -13,6 +13,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field, PlainSerializer, WithJsonSchema
 
+from inferfleet.api import API_VERSION
 from inferfleet.api.common import CelRule, Decimal, Name, Spec, condition_schema
 
 __all__ = [
@@ -259,7 +260,7 @@ class InferencePoolStatus(Spec):
 class InferencePool(Spec):
     """One model served under latency SLOs, placed by inferfleet across accelerator classes."""
 
-    api_version: Literal["inferfleet.dev/v1alpha1"] = "inferfleet.dev/v1alpha1"
+    api_version: Literal["inferfleet.dev/v1alpha1"] = API_VERSION
     kind: Literal["InferencePool"] = "InferencePool"
     metadata: dict[str, Any] = Field(default_factory=dict)
     spec: InferencePoolSpec

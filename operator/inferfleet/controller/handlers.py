@@ -14,6 +14,8 @@ from typing import Any
 
 import kopf
 
+from inferfleet.api import GROUP, VERSION, labels
+from inferfleet.api.kinds import BY_KIND
 from inferfleet.controller.runtime import Runtime
 
 __all__ = ["RUNTIME"]
@@ -42,22 +44,22 @@ def _probe(**_: Any) -> dict[str, Any]:
     return RUNTIME.health()
 
 
-@kopf.on.event("inferfleet.dev", "v1alpha1", "inferencepools")
+@kopf.on.event(GROUP, VERSION, BY_KIND["InferencePool"].plural)
 def _pool_changed(type: str, name: str, namespace: str | None, **_: Any) -> None:
     RUNTIME.mark_dirty(f"InferencePool {namespace}/{name} {type}")
 
 
-@kopf.on.event("inferfleet.dev", "v1alpha1", "acceleratorclasses")
+@kopf.on.event(GROUP, VERSION, BY_KIND["AcceleratorClass"].plural)
 def _class_changed(type: str, name: str, **_: Any) -> None:
     RUNTIME.mark_dirty(f"AcceleratorClass {name} {type}")
 
 
-@kopf.on.event("inferfleet.dev", "v1alpha1", "fleetpolicies")
+@kopf.on.event(GROUP, VERSION, BY_KIND["FleetPolicy"].plural)
 def _policy_changed(type: str, name: str, **_: Any) -> None:
     RUNTIME.mark_dirty(f"FleetPolicy {name} {type}")
 
 
-@kopf.on.event("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": "inferfleet"})
+@kopf.on.event("apps", "v1", "deployments", labels={labels.MANAGED_BY: labels.MANAGER})
 def _deployment_changed(type: str, name: str, namespace: str | None, **_: Any) -> None:
     RUNTIME.mark_dirty(f"Deployment {namespace}/{name} {type}")
 

@@ -18,9 +18,9 @@ from typing import Any, Protocol
 
 from inferfleet.core import planner
 from inferfleet.core import types as core
-from inferfleet.kube.types import Snapshot, Writer
 from inferfleet.reconcile.children import devices_per_replica
 from inferfleet.reconcile.fleet import Decision, decide
+from inferfleet.reconcile.ports import Snapshot, Writer
 
 __all__ = ["LoopMetrics", "PlanningLoop"]
 

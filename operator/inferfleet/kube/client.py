@@ -13,7 +13,7 @@ import gc
 import json
 import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
@@ -23,10 +23,9 @@ import urllib3
 from kubernetes import config as kube_config
 from kubernetes.client.exceptions import ApiException
 
+from inferfleet.api.kinds import BY_KIND
+
 __all__ = [
-    "API_GROUP",
-    "API_VERSION",
-    "CRD_PLURALS",
     "APIError",
     "APIRejected",
     "Conflict",
@@ -40,14 +39,6 @@ __all__ = [
     "use_kubeconfig",
 ]
 
-API_GROUP: Final = "inferfleet.dev"
-API_VERSION: Final = "v1alpha1"
-# kind -> (plural, namespaced)
-CRD_PLURALS: Final[Mapping[str, tuple[str, bool]]] = {
-    "InferencePool": ("inferencepools", True),
-    "AcceleratorClass": ("acceleratorclasses", False),
-    "FleetPolicy": ("fleetpolicies", False),
-}
 
 # (connect, read) seconds.  Writes and small reads are quick on a healthy API server; a LIST of a
 # few thousand objects takes well under a second locally, so a generous read timeout only bounds
@@ -120,11 +111,11 @@ def custom_path(
     kind: str, namespace: str | None = None, name: str | None = None, subresource: str | None = None
 ) -> str:
     """URL path of one of our custom resources (a collection when name is None)."""
-    plural, namespaced = CRD_PLURALS[kind]
-    path = f"/apis/{API_GROUP}/{API_VERSION}"
-    if namespaced and namespace is not None:
+    info = BY_KIND[kind]
+    path = f"/apis/{info.group}/{info.version}"
+    if info.namespaced and namespace is not None:
         path += f"/namespaces/{quote(namespace, safe='')}"
-    path += f"/{plural}"
+    path += f"/{info.plural}"
     if name is not None:
         path += f"/{quote(name, safe='')}"
     if subresource is not None:

@@ -29,7 +29,7 @@ from urllib.parse import quote
 import kubernetes.client
 
 from inferfleet.kube.client import APIError, Conflict, NotFound, request
-from inferfleet.kube.types import Obj
+from inferfleet.reconcile.ports import Obj
 
 __all__ = ["Action", "LeaderElector", "LeaseRecord", "decide", "must_step_down", "record_of"]
 
@@ -53,8 +53,17 @@ def must_step_down(*, leading: bool, renewed_at: float | None, now: float, renew
     return leading and (renewed_at is None or now - renewed_at >= renew_deadline_s)
 
 
-def decide(*, identity: str, record: LeaseRecord | None, changed_at: float, now: float, leading: bool,
-           renewed_at: float | None, lease_duration_s: float, renew_deadline_s: float) -> Action:
+def decide(
+    *,
+    identity: str,
+    record: LeaseRecord | None,
+    changed_at: float,
+    now: float,
+    leading: bool,
+    renewed_at: float | None,
+    lease_duration_s: float,
+    renew_deadline_s: float,
+) -> Action:
     """What to do after reading the Lease (``record`` None: it does not exist).
 
     ``changed_at``: when this replica received the record as it is now (monotonic);
@@ -78,9 +87,11 @@ def decide(*, identity: str, record: LeaseRecord | None, changed_at: float, now:
 def record_of(lease: Obj) -> LeaseRecord:
     spec = lease.get("spec") or {}
     duration = spec.get("leaseDurationSeconds")
-    return LeaseRecord(holder=str(spec.get("holderIdentity") or ""),
-                       lease_duration_s=float(duration) if duration else None,
-                       transitions=int(spec.get("leaseTransitions") or 0))
+    return LeaseRecord(
+        holder=str(spec.get("holderIdentity") or ""),
+        lease_duration_s=float(duration) if duration else None,
+        transitions=int(spec.get("leaseTransitions") or 0),
+    )
 
 
 def _micro_time() -> str:
@@ -93,11 +104,19 @@ class LeaderElector:
     Callbacks run on the elector's thread and must return quickly (start work elsewhere).
     """
 
-    def __init__(self, api: kubernetes.client.ApiClient, name: str = "inferfleet-operator", *,
-                 namespace: str = "default", identity: str | None = None,
-                 lease_duration_s: float = 15, renew_deadline_s: float = 10, retry_period_s: float = 2,
-                 on_started_leading: Callable[[], None] | None = None,
-                 on_stopped_leading: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        api: kubernetes.client.ApiClient,
+        name: str = "inferfleet-operator",
+        *,
+        namespace: str = "default",
+        identity: str | None = None,
+        lease_duration_s: float = 15,
+        renew_deadline_s: float = 10,
+        retry_period_s: float = 2,
+        on_started_leading: Callable[[], None] | None = None,
+        on_stopped_leading: Callable[[], None] | None = None,
+    ) -> None:
         if not retry_period_s < renew_deadline_s < lease_duration_s:
             raise ValueError("need retry_period_s < renew_deadline_s < lease_duration_s")
         self.api = api
@@ -109,8 +128,10 @@ class LeaderElector:
         self.retry_period_s = retry_period_s
         self.on_started_leading = on_started_leading
         self.on_stopped_leading = on_stopped_leading
-        self._path = (f"/apis/coordination.k8s.io/v1/namespaces/{quote(namespace, safe='')}"
-                      f"/leases/{quote(name, safe='')}")
+        self._path = (
+            f"/apis/coordination.k8s.io/v1/namespaces/{quote(namespace, safe='')}"
+            f"/leases/{quote(name, safe='')}"
+        )
         # a request must fail well before the renew deadline so the loop can retry in time
         self._timeout = (min(2.0, retry_period_s), max(1.0, renew_deadline_s / 3))
         self._lock = threading.Lock()
@@ -139,8 +160,11 @@ class LeaderElector:
     def is_leader(self) -> bool:
         with self._lock:
             return self._leading and not must_step_down(
-                leading=True, renewed_at=self._renewed_at, now=time.monotonic(),
-                renew_deadline_s=self.renew_deadline_s)
+                leading=True,
+                renewed_at=self._renewed_at,
+                now=time.monotonic(),
+                renew_deadline_s=self.renew_deadline_s,
+            )
 
     def __enter__(self) -> LeaderElector:
         self.start()
@@ -178,15 +202,25 @@ class LeaderElector:
             self._changed_at = now
         self._lease = lease
         record = record_of(lease) if lease is not None else None
-        action = decide(identity=self.identity, record=record, changed_at=self._changed_at, now=now,
-                        leading=self._leading, renewed_at=self._renewed_at,
-                        lease_duration_s=self.lease_duration_s, renew_deadline_s=self.renew_deadline_s)
+        action = decide(
+            identity=self.identity,
+            record=record,
+            changed_at=self._changed_at,
+            now=now,
+            leading=self._leading,
+            renewed_at=self._renewed_at,
+            lease_duration_s=self.lease_duration_s,
+            renew_deadline_s=self.renew_deadline_s,
+        )
         if action == "step_down":
             self._step_down(release=False)
             return 0.0
         if action == "wait":
-            expires_in = self._changed_at + (record.lease_duration_s if record and record.lease_duration_s
-                                             else self.lease_duration_s) - now
+            expires_in = (
+                self._changed_at
+                + (record.lease_duration_s if record and record.lease_duration_s else self.lease_duration_s)
+                - now
+            )
             return max(0.05, min(self.retry_period_s * random.uniform(1.0, JITTER), expires_in))
         try:
             self._write(action, record)
@@ -195,8 +229,9 @@ class LeaderElector:
             self._check_deadline()
             return 0.0 if not self._leading else self.retry_period_s / 4
         except APIError as exc:
-            log.warning("leader election: %s of Lease %s/%s failed: %s", action, self.namespace,
-                        self.name, exc)
+            log.warning(
+                "leader election: %s of Lease %s/%s failed: %s", action, self.namespace, self.name, exc
+            )
             self._check_deadline()
             return self.retry_period_s
         self._won(started)
@@ -213,19 +248,27 @@ class LeaderElector:
         now = _micro_time()
         if action == "create":
             body: Obj = {
-                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
                 "metadata": {"name": self.name, "namespace": self.namespace},
-                "spec": {"holderIdentity": self.identity, "leaseDurationSeconds": int(self.lease_duration_s),
-                         "acquireTime": now, "renewTime": now, "leaseTransitions": 0},
+                "spec": {
+                    "holderIdentity": self.identity,
+                    "leaseDurationSeconds": int(self.lease_duration_s),
+                    "acquireTime": now,
+                    "renewTime": now,
+                    "leaseTransitions": 0,
+                },
             }
-            self._lease = request(self.api, "POST", self._path.rsplit("/", 1)[0], body=body,
-                                  timeout=self._timeout)
+            self._lease = request(
+                self.api, "POST", self._path.rsplit("/", 1)[0], body=body, timeout=self._timeout
+            )
             return
         assert self._lease is not None and record is not None
         spec = dict(self._lease.get("spec") or {})
         if action == "acquire":
-            spec.update(holderIdentity=self.identity, acquireTime=now,
-                        leaseTransitions=record.transitions + 1)  # as client-go: every change of holder
+            spec.update(
+                holderIdentity=self.identity, acquireTime=now, leaseTransitions=record.transitions + 1
+            )  # as client-go: every change of holder
         spec.update(renewTime=now, leaseDurationSeconds=int(self.lease_duration_s))
         self._lease = self._put(spec)
 
@@ -241,15 +284,24 @@ class LeaderElector:
             self._renewed_at = started  # the renewal landed after this instant
             self._leading = True
         if not was_leading:
-            log.info("leader election: %s is now leader of Lease %s/%s", self.identity, self.namespace,
-                     self.name)
+            log.info(
+                "leader election: %s is now leader of Lease %s/%s", self.identity, self.namespace, self.name
+            )
             _call(self.on_started_leading)
 
     def _check_deadline(self) -> None:
-        if must_step_down(leading=self._leading, renewed_at=self._renewed_at, now=time.monotonic(),
-                          renew_deadline_s=self.renew_deadline_s):
-            log.warning("leader election: could not renew Lease %s/%s within %.0f s; stepping down",
-                        self.namespace, self.name, self.renew_deadline_s)
+        if must_step_down(
+            leading=self._leading,
+            renewed_at=self._renewed_at,
+            now=time.monotonic(),
+            renew_deadline_s=self.renew_deadline_s,
+        ):
+            log.warning(
+                "leader election: could not renew Lease %s/%s within %.0f s; stepping down",
+                self.namespace,
+                self.name,
+                self.renew_deadline_s,
+            )
             self._step_down(release=False)
 
     def _step_down(self, *, release: bool) -> None:
@@ -266,8 +318,13 @@ class LeaderElector:
         if self._lease is None or record_of(self._lease).holder != self.identity:
             return
         now = _micro_time()
-        spec = {**(self._lease.get("spec") or {}), "holderIdentity": "", "leaseDurationSeconds": 1,
-                "acquireTime": now, "renewTime": now}
+        spec = {
+            **(self._lease.get("spec") or {}),
+            "holderIdentity": "",
+            "leaseDurationSeconds": 1,
+            "acquireTime": now,
+            "renewTime": now,
+        }
         try:
             self._lease = self._put(spec)
         except APIError as exc:  # a conflict means it is no longer ours to release

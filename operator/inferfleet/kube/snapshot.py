@@ -16,27 +16,18 @@ from typing import Any, Final
 import kubernetes.client
 from kubernetes.utils import parse_quantity
 
-from inferfleet.kube.client import (
-    API_GROUP,
-    API_VERSION,
-    CRD_PLURALS,
-    NotFound,
-    custom_path,
-    request,
-)
-from inferfleet.kube.types import Obj, Snapshot
+from inferfleet.api import API_VERSION, labels
+from inferfleet.api.kinds import BY_KIND, POLICY_NAME
+from inferfleet.kube.client import NotFound, custom_path, request
+from inferfleet.reconcile.ports import Obj, Snapshot
 
 __all__ = ["CRDsMissing", "foreign_usage", "live_replicas", "pod_requests", "read_snapshot"]
 
-MANAGED_BY: Final = "app.kubernetes.io/managed-by"
-OURS: Final = f"{MANAGED_BY}=inferfleet"
-NOT_OURS: Final = f"{MANAGED_BY}!=inferfleet"
 # Pods that hold devices: bound to a node and not finished.  The API server filters; the same
 # rules are applied again client-side (cheap), so the arithmetic never depends on the selector.
 BOUND_UNFINISHED: Final = "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"
 PAGE: Final = 5000  # objects per LIST page; one page at fleet scale, bounded memory beyond it
 LIST_TIMEOUT: Final = (5.0, 60.0)
-POLICY_NAME: Final = "default"
 
 
 class CRDsMissing(RuntimeError):  # noqa: N818 - names the condition; callers match on it
@@ -64,13 +55,21 @@ def read_snapshot(api: kubernetes.client.ApiClient, namespace: str | None = None
         "AcceleratorClass": lambda: _list_custom(api, "AcceleratorClass"),
         "FleetPolicy": lambda: _list_custom(api, "FleetPolicy", field=f"metadata.name={POLICY_NAME}"),
         "Node": lambda: _list(api, "/api/v1/nodes", "v1", "Node"),
-        "Pod": lambda: _list(api, "/api/v1/pods", "v1", "Pod", labels=NOT_OURS, fields=BOUND_UNFINISHED),
-        "OurPod": lambda: _list(api, "/api/v1/pods", "v1", "Pod", labels=OURS, fields=BOUND_UNFINISHED),
+        "Pod": lambda: _list(
+            api, "/api/v1/pods", "v1", "Pod", labels=labels.NOT_OURS, fields=BOUND_UNFINISHED
+        ),
+        "OurPod": lambda: _list(
+            api, "/api/v1/pods", "v1", "Pod", labels=labels.OURS, fields=BOUND_UNFINISHED
+        ),
         "Deployment": lambda: _list(
-            api, _ns_path("/apis/apps/v1", namespace, "deployments"), "apps/v1", "Deployment", labels=OURS
+            api,
+            _ns_path("/apis/apps/v1", namespace, "deployments"),
+            "apps/v1",
+            "Deployment",
+            labels=labels.OURS,
         ),
         "Service": lambda: _list(
-            api, _ns_path("/api/v1", namespace, "services"), "v1", "Service", labels=OURS
+            api, _ns_path("/api/v1", namespace, "services"), "v1", "Service", labels=labels.OURS
         ),
     }
     # in parallel: the API server encodes one LIST while we parse another.  Locally (1,000 pools,
@@ -80,9 +79,9 @@ def read_snapshot(api: kubernetes.client.ApiClient, namespace: str | None = None
         futures = {kind: pool.submit(fn) for kind, fn in lists.items()}
         concurrent.futures.wait(futures.values())
     missing = [
-        f"{CRD_PLURALS[kind][0]}.{API_GROUP}"
+        BY_KIND[kind].name
         for kind, fut in futures.items()
-        if kind in CRD_PLURALS and isinstance(fut.exception(), NotFound)
+        if kind in BY_KIND and isinstance(fut.exception(), NotFound)
     ]
     if missing:
         raise CRDsMissing(missing)
@@ -116,8 +115,8 @@ def live_replicas(pods: Iterable[Obj], nodes: Iterable[Obj]) -> dict[tuple[str, 
     out: dict[tuple[str, str], int] = {}
     for pod in pods:
         meta = pod.get("metadata", {})
-        labels = meta.get("labels") or {}
-        pool, cls = labels.get("inferfleet.dev/pool"), labels.get("inferfleet.dev/accelerator-class")
+        pod_labels = meta.get("labels") or {}
+        pool, cls = pod_labels.get(labels.POOL), pod_labels.get(labels.ACCELERATOR_CLASS)
         node = pod.get("spec", {}).get("nodeName")
         if (
             not pool
@@ -138,7 +137,7 @@ def foreign_usage(pods: Iterable[Obj]) -> dict[str, dict[str, int]]:
         node = pod.get("spec", {}).get("nodeName")
         if not node or pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
             continue
-        if (pod.get("metadata", {}).get("labels") or {}).get(MANAGED_BY) == "inferfleet":
+        if (pod.get("metadata", {}).get("labels") or {}).get(labels.MANAGED_BY) == labels.MANAGER:
             continue
         requests = pod_requests(pod)
         if requests:
@@ -204,7 +203,7 @@ def _ns_path(prefix: str, namespace: str | None, plural: str) -> str:
 def _list_custom(
     api: kubernetes.client.ApiClient, kind: str, namespace: str | None = None, field: str | None = None
 ) -> list[Obj]:
-    return _list(api, custom_path(kind, namespace), f"{API_GROUP}/{API_VERSION}", kind, fields=field)
+    return _list(api, custom_path(kind, namespace), API_VERSION, kind, fields=field)
 
 
 def _list(

@@ -25,7 +25,7 @@ from inferfleet.kube.client import (
     custom_path,
     request,
 )
-from inferfleet.kube.types import Obj
+from inferfleet.reconcile.ports import Obj
 
 __all__ = ["APIRejected", "KubeWriter", "NotLeader", "TransientAPIError", "WriteRecorder", "build_event"]
 
@@ -49,17 +49,22 @@ class NotLeader(RuntimeError):  # noqa: N818 - names the condition; callers matc
 
 
 class KubeWriter:
-    """The ``inferfleet.kube.types.Writer`` protocol over a kubernetes ApiClient.
+    """The ``inferfleet.reconcile.ports.Writer`` protocol over a kubernetes ApiClient.
 
     ``writes`` counts completed writes by (kind, verb); verbs are apply, delete, patch_status and
     create (events).  ``metrics.record_write(kind, verb)`` (e.g. an ``OperatorMetrics``) is called
     for each.  A delete that finds nothing (404) counts: the request was made and succeeded in effect.
     """
 
-    def __init__(self, api: kubernetes.client.ApiClient, field_manager: str = "inferfleet", *,
-                 is_leader: Callable[[], bool] | None = None,
-                 metrics: WriteRecorder | None = None,
-                 reporting_instance: str | None = None) -> None:
+    def __init__(
+        self,
+        api: kubernetes.client.ApiClient,
+        field_manager: str = "inferfleet",
+        *,
+        is_leader: Callable[[], bool] | None = None,
+        metrics: WriteRecorder | None = None,
+        reporting_instance: str | None = None,
+    ) -> None:
         self.api = api
         self.field_manager = field_manager
         self.is_leader = is_leader
@@ -72,38 +77,65 @@ class KubeWriter:
     def apply(self, obj: Obj) -> None:
         kind = obj.get("kind", "")
         if kind not in _CHILD_PATHS or obj.get("apiVersion") != _CHILD_API_VERSIONS[kind]:
-            raise ValueError(f"apply handles apps/v1 Deployment and v1 Service, not "
-                             f"{obj.get('apiVersion')}/{kind}")
+            raise ValueError(
+                f"apply handles apps/v1 Deployment and v1 Service, not {obj.get('apiVersion')}/{kind}"
+            )
         meta = obj.get("metadata") or {}
         namespace, name = meta.get("namespace"), meta.get("name")
         if not namespace or not name:
             raise ValueError(f"{kind} to apply needs metadata.namespace and metadata.name")
         self._fence()
-        request(self.api, "PATCH", _child_path(kind, namespace, name), body=obj, content_type=APPLY,
-                query=[("fieldManager", self.field_manager), ("force", "true")])
+        request(
+            self.api,
+            "PATCH",
+            _child_path(kind, namespace, name),
+            body=obj,
+            content_type=APPLY,
+            query=[("fieldManager", self.field_manager), ("force", "true")],
+        )
         self._count(kind, "apply")
 
     def delete(self, kind: Literal["Deployment", "Service"], namespace: str, name: str) -> None:
         self._fence()
         with contextlib.suppress(NotFound):  # already gone: the desired state holds
-            request(self.api, "DELETE", _child_path(kind, namespace, name),
-                    query=[("propagationPolicy", "Background")])
+            request(
+                self.api,
+                "DELETE",
+                _child_path(kind, namespace, name),
+                query=[("propagationPolicy", "Background")],
+            )
         self._count(kind, "delete")
 
-    def patch_status(self, kind: Literal["InferencePool", "AcceleratorClass", "FleetPolicy"],
-                     namespace: str | None, name: str, status: Obj) -> None:
+    def patch_status(
+        self,
+        kind: Literal["InferencePool", "AcceleratorClass", "FleetPolicy"],
+        namespace: str | None,
+        name: str,
+        status: Obj,
+    ) -> None:
         if kind == "InferencePool" and not namespace:
             raise ValueError("InferencePool status patch needs a namespace")
         self._fence()
-        request(self.api, "PATCH", custom_path(kind, namespace, name, "status"),
-                body={"status": status}, content_type=MERGE_PATCH,
-                query=[("fieldManager", self.field_manager)])
+        request(
+            self.api,
+            "PATCH",
+            custom_path(kind, namespace, name, "status"),
+            body={"status": status},
+            content_type=MERGE_PATCH,
+            query=[("fieldManager", self.field_manager)],
+        )
         self._count(kind, "patch_status")
 
     def event(self, obj: Obj, type_: Literal["Normal", "Warning"], reason: str, message: str) -> None:
         self._fence()
-        body = build_event(obj, type_, reason, message, reporting_instance=self.reporting_instance,
-                           now=datetime.datetime.now(datetime.UTC))
+        body = build_event(
+            obj,
+            type_,
+            reason,
+            message,
+            reporting_instance=self.reporting_instance,
+            now=datetime.datetime.now(datetime.UTC),
+        )
         namespace = body["metadata"]["namespace"]
         request(self.api, "POST", f"/api/v1/namespaces/{quote(namespace, safe='')}/events", body=body)
         self._count("Event", "create")
@@ -120,8 +152,9 @@ class KubeWriter:
             self.metrics.record_write(kind, verb)
 
 
-def build_event(obj: Obj, type_: str, reason: str, message: str, *, reporting_instance: str,
-                now: datetime.datetime) -> Obj:
+def build_event(
+    obj: Obj, type_: str, reason: str, message: str, *, reporting_instance: str, now: datetime.datetime
+) -> Obj:
     """A core/v1 Event about ``obj`` (pure; events about cluster-scoped objects go to "default")."""
     meta = obj.get("metadata") or {}
     name = str(meta.get("name", ""))

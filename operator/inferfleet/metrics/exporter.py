@@ -52,66 +52,127 @@ class _GaugeFamily:
 class OperatorMetrics:
     """Every metric the operator exports.  Thread-safe."""
 
-    def __init__(self, registry: CollectorRegistry | None = None, *,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, registry: CollectorRegistry | None = None, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self._clock = clock
         self._lock = threading.Lock()
         reg = self.registry
         pool_class = ("namespace", "pool", "accelerator_class")
         pool = ("namespace", "pool")
-        self.pool_replicas = _GaugeFamily(Gauge(
-            "inferfleet_pool_replicas", "Replicas planned for a pool on an accelerator class.",
-            pool_class, registry=reg))
-        self.pool_ready_replicas = _GaugeFamily(Gauge(
-            "inferfleet_pool_ready_replicas", "Ready replicas of a pool on an accelerator class.",
-            pool_class, registry=reg))
-        self.pool_demand = _GaugeFamily(Gauge(
-            "inferfleet_pool_demand_requests_per_second", "Demand the last plan was made for.",
-            pool, registry=reg))
-        self.pool_served = _GaugeFamily(Gauge(
-            "inferfleet_pool_served_requests_per_second",
-            "Capacity the last plan gives a pool (capped at demand x headroom).", pool, registry=reg))
-        self.pools = _GaugeFamily(Gauge(
-            "inferfleet_pools", "Pools in the last plan by status.", ("status",), registry=reg))
+        self.pool_replicas = _GaugeFamily(
+            Gauge(
+                "inferfleet_pool_replicas",
+                "Replicas planned for a pool on an accelerator class.",
+                pool_class,
+                registry=reg,
+            )
+        )
+        self.pool_ready_replicas = _GaugeFamily(
+            Gauge(
+                "inferfleet_pool_ready_replicas",
+                "Ready replicas of a pool on an accelerator class.",
+                pool_class,
+                registry=reg,
+            )
+        )
+        self.pool_demand = _GaugeFamily(
+            Gauge(
+                "inferfleet_pool_demand_requests_per_second",
+                "Demand the last plan was made for.",
+                pool,
+                registry=reg,
+            )
+        )
+        self.pool_served = _GaugeFamily(
+            Gauge(
+                "inferfleet_pool_served_requests_per_second",
+                "Capacity the last plan gives a pool (capped at demand x headroom).",
+                pool,
+                registry=reg,
+            )
+        )
+        self.pools = _GaugeFamily(
+            Gauge("inferfleet_pools", "Pools in the last plan by status.", ("status",), registry=reg)
+        )
         self.pools_shed = Gauge(
-            "inferfleet_pools_shed", "Pools whose demand the last plan could not fully serve "
-            "(status PartiallyShed or Shed).", registry=reg)
-        self.domain_power = _GaugeFamily(Gauge(
-            "inferfleet_domain_power_watts", "Planned power draw of a power domain.",
-            ("power_domain",), registry=reg))
-        self.domain_budget = _GaugeFamily(Gauge(
-            "inferfleet_domain_power_budget_watts", "Power budget of a power domain (absent: none).",
-            ("power_domain",), registry=reg))
-        self.class_devices = _GaugeFamily(Gauge(
-            "inferfleet_class_devices", "Devices available on an accelerator class's usable nodes.",
-            ("accelerator_class",), registry=reg))
-        self.class_devices_used = _GaugeFamily(Gauge(
-            "inferfleet_class_devices_used", "Devices of an accelerator class the last plan uses.",
-            ("accelerator_class",), registry=reg))
-        self.fleet_power = Gauge("inferfleet_fleet_power_watts", "Planned power of the whole fleet.",
-                                 registry=reg)
-        self.fleet_cost = Gauge("inferfleet_fleet_cost_dollars_per_hour",
-                                "Planned cost of the whole fleet (hardware and energy).", registry=reg)
-        self.plan_duration = Histogram("inferfleet_plan_duration_seconds",
-                                       "Wall time of one plan (snapshot to decision).",
-                                       buckets=PLAN_BUCKETS, registry=reg)
-        self.plan_gap = Gauge("inferfleet_plan_gap_ratio",
-                              "Relative optimality gap the solver reported for the last plan.", registry=reg)
-        self.plans = Counter("inferfleet_plans_total", "Plans made, by solver result.", ("result",),
-                             registry=reg)
-        self.errors = Counter("inferfleet_reconcile_errors_total", "Errors in the planning loop by stage.",
-                              ("stage",), registry=reg)
-        self.writes = Counter("inferfleet_api_writes_total", "Writes to the Kubernetes API.",
-                              ("kind", "verb"), registry=reg)
-        self.last_success = Gauge("inferfleet_last_successful_plan_timestamp_seconds",
-                                  "Unix time of the last successful plan.", registry=reg)
-        self.leader = Gauge("inferfleet_leader", "1 when this replica holds the leader lease.",
-                            registry=reg)
+            "inferfleet_pools_shed",
+            "Pools whose demand the last plan could not fully serve (status PartiallyShed or Shed).",
+            registry=reg,
+        )
+        self.domain_power = _GaugeFamily(
+            Gauge(
+                "inferfleet_domain_power_watts",
+                "Planned power draw of a power domain.",
+                ("power_domain",),
+                registry=reg,
+            )
+        )
+        self.domain_budget = _GaugeFamily(
+            Gauge(
+                "inferfleet_domain_power_budget_watts",
+                "Power budget of a power domain (absent: none).",
+                ("power_domain",),
+                registry=reg,
+            )
+        )
+        self.class_devices = _GaugeFamily(
+            Gauge(
+                "inferfleet_class_devices",
+                "Devices available on an accelerator class's usable nodes.",
+                ("accelerator_class",),
+                registry=reg,
+            )
+        )
+        self.class_devices_used = _GaugeFamily(
+            Gauge(
+                "inferfleet_class_devices_used",
+                "Devices of an accelerator class the last plan uses.",
+                ("accelerator_class",),
+                registry=reg,
+            )
+        )
+        self.fleet_power = Gauge(
+            "inferfleet_fleet_power_watts", "Planned power of the whole fleet.", registry=reg
+        )
+        self.fleet_cost = Gauge(
+            "inferfleet_fleet_cost_dollars_per_hour",
+            "Planned cost of the whole fleet (hardware and energy).",
+            registry=reg,
+        )
+        self.plan_duration = Histogram(
+            "inferfleet_plan_duration_seconds",
+            "Wall time of one plan (snapshot to decision).",
+            buckets=PLAN_BUCKETS,
+            registry=reg,
+        )
+        self.plan_gap = Gauge(
+            "inferfleet_plan_gap_ratio",
+            "Relative optimality gap the solver reported for the last plan.",
+            registry=reg,
+        )
+        self.plans = Counter(
+            "inferfleet_plans_total", "Plans made, by solver result.", ("result",), registry=reg
+        )
+        self.errors = Counter(
+            "inferfleet_reconcile_errors_total",
+            "Errors in the planning loop by stage.",
+            ("stage",),
+            registry=reg,
+        )
+        self.writes = Counter(
+            "inferfleet_api_writes_total", "Writes to the Kubernetes API.", ("kind", "verb"), registry=reg
+        )
+        self.last_success = Gauge(
+            "inferfleet_last_successful_plan_timestamp_seconds",
+            "Unix time of the last successful plan.",
+            registry=reg,
+        )
+        self.leader = Gauge("inferfleet_leader", "1 when this replica holds the leader lease.", registry=reg)
         self._planned: set[tuple[str, str]] = set()  # (pool key, class) in the last plan
 
-    def record_plan(self, plan: Plan, duration_s: float,
-                    ready: Mapping[tuple[str, str], int]) -> None:
+    def record_plan(self, plan: Plan, duration_s: float, ready: Mapping[tuple[str, str], int]) -> None:
         """Set every plan gauge from ``plan``; ``ready`` maps (pool key, class) to Ready replicas."""
         replicas: dict[Labels, float] = {}
         demand: dict[Labels, float] = {}
@@ -140,8 +201,9 @@ class OperatorMetrics:
             self.pools.replace({(status,): count for status, count in statuses.items()})
             self.pools_shed.set(sum(statuses.get(s, 0.0) for s in SHED_STATUSES))
             self.domain_power.replace({(d.name,): d.used_watts for d in plan.domains})
-            self.domain_budget.replace({(d.name,): d.budget_watts for d in plan.domains
-                                        if d.budget_watts is not None})
+            self.domain_budget.replace(
+                {(d.name,): d.budget_watts for d in plan.domains if d.budget_watts is not None}
+            )
             self.class_devices.replace({(c.name,): c.devices_total for c in plan.classes})
             self.class_devices_used.replace({(c.name,): c.devices_used for c in plan.classes})
             self.fleet_power.set(plan.watts)
@@ -168,10 +230,12 @@ class OperatorMetrics:
 
     def _set_ready(self, ready: Mapping[tuple[str, str], int]) -> None:
         keys = self._planned | set(ready)
-        self.pool_ready_replicas.replace({
-            (*split_pool_key(key), accelerator_class): ready.get((key, accelerator_class), 0)
-            for key, accelerator_class in keys
-        })
+        self.pool_ready_replicas.replace(
+            {
+                (*split_pool_key(key), accelerator_class): ready.get((key, accelerator_class), 0)
+                for key, accelerator_class in keys
+            }
+        )
 
 
 _default: OperatorMetrics | None = None
@@ -187,7 +251,6 @@ def default_metrics() -> OperatorMetrics:
         return _default
 
 
-def start_metrics_server(port: int, addr: str = "0.0.0.0",
-                         registry: CollectorRegistry = REGISTRY) -> None:
+def start_metrics_server(port: int, addr: str = "0.0.0.0", registry: CollectorRegistry = REGISTRY) -> None:
     """Serve ``registry`` (default: the operator's) on http://addr:port/metrics in a daemon thread."""
     start_http_server(port, addr=addr, registry=registry)

@@ -11,27 +11,17 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from inferfleet.api import API_VERSION, labels
 from inferfleet.api.acceleratorclass import AcceleratorClass
-from inferfleet.api.common import API_VERSION
 from inferfleet.api.inferencepool import InferencePool
 
 __all__ = [
-    "CLASS_LABEL",
-    "HASH_ANNOTATION",
-    "MANAGED_BY",
-    "POOL_LABEL",
     "build_deployment",
     "build_service",
     "deployment_name",
     "devices_per_replica",
-    "pool_selector",
     "spec_hash",
 ]
-
-POOL_LABEL = "inferfleet.dev/pool"
-CLASS_LABEL = "inferfleet.dev/accelerator-class"
-HASH_ANNOTATION = "inferfleet.dev/spec-hash"
-MANAGED_BY = {"app.kubernetes.io/managed-by": "inferfleet"}
 
 
 def deployment_name(pool: str, accelerator_class: str) -> str:
@@ -41,10 +31,6 @@ def deployment_name(pool: str, accelerator_class: str) -> str:
         return name
     digest = hashlib.sha256(name.encode()).hexdigest()[:8]
     return f"{name[:54].rstrip('-')}-{digest}"
-
-
-def pool_selector(pool_name: str) -> str:
-    return f"{POOL_LABEL}={pool_name}"
 
 
 def _owner(pool: InferencePool) -> dict[str, Any]:
@@ -58,15 +44,15 @@ def _owner(pool: InferencePool) -> dict[str, Any]:
     }
 
 
-def _labels(pool: InferencePool, extra: Mapping[str, str]) -> dict[str, str]:
+def _child_labels(pool: InferencePool, extra: Mapping[str, str]) -> dict[str, str]:
     name = str(pool.metadata["name"])
     return {
-        "app.kubernetes.io/name": "inference-server",
-        "app.kubernetes.io/instance": name,
-        "app.kubernetes.io/component": "model-server",
-        "app.kubernetes.io/part-of": "inferfleet",
-        **MANAGED_BY,
-        POOL_LABEL: name,
+        labels.NAME: "inference-server",
+        labels.INSTANCE: name,
+        labels.COMPONENT: "model-server",
+        labels.PART_OF: labels.PRODUCT,
+        labels.MANAGED_BY: labels.MANAGER,
+        labels.POOL: name,
         **extra,
     }
 
@@ -74,12 +60,12 @@ def _labels(pool: InferencePool, extra: Mapping[str, str]) -> dict[str, str]:
 def spec_hash(obj: Mapping[str, Any]) -> str:
     """Hash of what we own in a child (everything but the hash annotation itself)."""
     body = json.loads(json.dumps(obj, sort_keys=True))
-    body.get("metadata", {}).get("annotations", {}).pop(HASH_ANNOTATION, None)
+    body.get("metadata", {}).get("annotations", {}).pop(labels.SPEC_HASH, None)
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _with_hash(obj: dict[str, Any]) -> dict[str, Any]:
-    obj["metadata"].setdefault("annotations", {})[HASH_ANNOTATION] = spec_hash(obj)
+    obj["metadata"].setdefault("annotations", {})[labels.SPEC_HASH] = spec_hash(obj)
     return obj
 
 
@@ -91,8 +77,8 @@ def build_deployment(
     class_name = str(cls.metadata["name"])
     server = pool.spec.server
     resources = {"cpu": server.cpu, "memory": server.memory, cls.spec.resource_name: str(devices)}
-    labels = _labels(pool, {CLASS_LABEL: class_name})
-    selector = {POOL_LABEL: name, CLASS_LABEL: class_name}
+    pod_labels = _child_labels(pool, {labels.ACCELERATOR_CLASS: class_name})
+    selector = {labels.POOL: name, labels.ACCELERATOR_CLASS: class_name}
     container: dict[str, Any] = {
         "name": "server",
         "image": server.image,
@@ -113,14 +99,14 @@ def build_deployment(
             "metadata": {
                 "name": deployment_name(name, class_name),
                 "namespace": pool.metadata.get("namespace", "default"),
-                "labels": labels,
+                "labels": pod_labels,
                 "ownerReferences": [_owner(pool)],
             },
             "spec": {
                 "replicas": replicas,
                 "selector": {"matchLabels": selector},
                 "template": {
-                    "metadata": {"labels": labels},
+                    "metadata": {"labels": pod_labels},
                     "spec": {
                         "nodeSelector": dict(cls.spec.node_selector),
                         "tolerations": [t.to_api() for t in cls.spec.tolerations],
@@ -143,11 +129,11 @@ def build_service(pool: InferencePool) -> dict[str, Any]:
             "metadata": {
                 "name": name,
                 "namespace": pool.metadata.get("namespace", "default"),
-                "labels": _labels(pool, {}),
+                "labels": _child_labels(pool, {}),
                 "ownerReferences": [_owner(pool)],
             },
             "spec": {
-                "selector": {POOL_LABEL: name},
+                "selector": {labels.POOL: name},
                 "ports": [
                     {"name": "http", "port": pool.spec.server.port, "targetPort": "http", "protocol": "TCP"}
                 ],

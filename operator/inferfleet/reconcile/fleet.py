@@ -14,13 +14,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from inferfleet import manifests, translate
+from inferfleet.api import labels
 from inferfleet.api.acceleratorclass import AcceleratorClass
 from inferfleet.api.fleetpolicy import FleetPolicy
 from inferfleet.api.inferencepool import InferencePool
 from inferfleet.core import types as core
 from inferfleet.core.problem import build_problem
-from inferfleet.kube.types import Obj, Snapshot
 from inferfleet.reconcile import children, status
+from inferfleet.reconcile.ports import Obj, Snapshot
 
 __all__ = ["Decision", "Event", "StatusWrite", "decide"]
 
@@ -97,9 +98,9 @@ def _status_differs(
 
 
 def _owned_by_pool(dep: Obj) -> tuple[str, str] | None:
-    labels = _meta(dep).get("labels") or {}
-    pool = labels.get(children.POOL_LABEL)
-    cls = labels.get(children.CLASS_LABEL)
+    dep_labels = _meta(dep).get("labels") or {}
+    pool = dep_labels.get(labels.POOL)
+    cls = dep_labels.get(labels.ACCELERATOR_CLASS)
     if pool is None:
         return None
     return f"{_meta(dep).get('namespace')}/{pool}", cls or ""
@@ -302,9 +303,9 @@ def _gate_increases(
         return []
     keep = []
     for obj in out.increases:
-        labels = _meta(obj).get("labels") or {}
-        cls = labels.get(children.CLASS_LABEL)
-        key = (f"{_meta(obj).get('namespace')}/{labels.get(children.POOL_LABEL)}", str(cls))
+        obj_labels = _meta(obj).get("labels") or {}
+        cls = obj_labels.get(labels.ACCELERATOR_CLASS)
+        key = (f"{_meta(obj).get('namespace')}/{obj_labels.get(labels.POOL)}", str(cls))
         adds_pods = obj["kind"] == "Deployment" and obj["spec"]["replicas"] > live.get(key, 0)
         if adds_pods and domain_of.get(str(cls)) in deferred:
             continue
@@ -325,8 +326,8 @@ def _take(free: list[int], devices: int) -> None:
 
 def _same(have: Obj, desired: Obj) -> bool:
     ann = _meta(have).get("annotations") or {}
-    want = _meta(desired)["annotations"][children.HASH_ANNOTATION]
-    if ann.get(children.HASH_ANNOTATION) != want:
+    want = _meta(desired)["annotations"][labels.SPEC_HASH]
+    if ann.get(labels.SPEC_HASH) != want:
         return False
     if desired.get("kind") == "Deployment":
         return bool((have.get("spec") or {}).get("replicas") == desired["spec"]["replicas"])

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from inferfleet.api.labels import pool_selector
 from inferfleet.core import types as core
-from inferfleet.reconcile.children import pool_selector
 
 __all__ = [
     "class_status",

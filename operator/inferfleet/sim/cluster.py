@@ -134,9 +134,14 @@ def _ssl_context(tls: str, state: Path) -> ssl.SSLContext | None:
 class Cluster:
     """One named dev cluster.  Cheap to construct; nothing happens until ``up``/``down``."""
 
-    def __init__(self, name: str = DEFAULT_NAME, *, port_base: int | None = None,
-                 existing_kubeconfig: Path | str | None = None,
-                 log: Callable[[str], None] = _stderr) -> None:
+    def __init__(
+        self,
+        name: str = DEFAULT_NAME,
+        *,
+        port_base: int | None = None,
+        existing_kubeconfig: Path | str | None = None,
+        log: Callable[[str], None] = _stderr,
+    ) -> None:
         if not name or not name.replace("-", "").isalnum():
             raise ClusterError(f"cluster name {name!r} must be letters, digits and '-'")
         self.name = name
@@ -173,8 +178,9 @@ class Cluster:
         env["PATH"] = f"{self.kubectl_path.parent}{os.pathsep}{env.get('PATH', '')}"
         return env
 
-    def kubectl(self, *args: str, check: bool = True, input: str | None = None,
-                timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self, *args: str, check: bool = True, input: str | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         """Run the built kubectl against this cluster."""
         cmd = [str(self.kubectl_path), f"--kubeconfig={self.kubeconfig}", *args]
         proc = subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=timeout, check=False)
@@ -250,8 +256,10 @@ class Cluster:
         start = time.monotonic()
         fleet_path = Path(fleet_file) if fleet_file else default_fleet_file()
         if fleet_path is None:
-            raise ClusterError("no fleet file given and examples/simulated-fleet/fleet.yaml not found; "
-                               "pass one (--fleet FILE)")
+            raise ClusterError(
+                "no fleet file given and examples/simulated-fleet/fleet.yaml not found; "
+                "pass one (--fleet FILE)"
+            )
         manifests = node_manifests(load_fleet(fleet_path), scale)  # validate before starting anything
         with self._lock():
             if self._load_state():
@@ -260,16 +268,21 @@ class Cluster:
                     self.log(f"cluster {self.name!r} is already running; re-applying the fleet")
                     applied = self._apply(manifests, timeout)
                     return UpReport(True, self.kubeconfig, time.monotonic() - start, {}, applied)
-                bad = ", ".join(f"{c.name} ({'unhealthy' if c.alive else 'dead'})"
-                                for c in comps if not c.healthy) or "no processes recorded"
+                bad = (
+                    ", ".join(
+                        f"{c.name} ({'unhealthy' if c.alive else 'dead'})" for c in comps if not c.healthy
+                    )
+                    or "no processes recorded"
+                )
                 raise ClusterError(
                     f"a leftover cluster {self.name!r} is in {self.state_dir} and is not healthy: {bad}.\n"
                     f"  way out: inferfleet dev-cluster down --name {self.name}   (then 'up' again)"
                 )
             return self._start(manifests, fleet_path, scale, timeout, start)
 
-    def _start(self, manifests: list[dict[str, Any]], fleet_path: Path, scale: int, timeout: float,
-               start: float) -> UpReport:
+    def _start(
+        self, manifests: list[dict[str, Any]], fleet_path: Path, scale: int, timeout: float, start: float
+    ) -> UpReport:
         problems = procs.free_port_problems(self.ports.by_component(self.external))
         if problems:
             raise ClusterError(
@@ -292,14 +305,19 @@ class Cluster:
             old.replace(old.with_suffix(".log.prev"))  # one generation of logs survives a restart
         comps = self._components(bins)
         if not self.external:
-            write_kubeconfig(self.kubeconfig, make_pki(self.state_dir / "pki"),
-                             f"https://127.0.0.1:{self.ports.apiserver}", self.name)
+            write_kubeconfig(
+                self.kubeconfig,
+                make_pki(self.state_dir / "pki"),
+                f"https://127.0.0.1:{self.ports.apiserver}",
+                self.name,
+            )
         timings["pki"] = time.monotonic() - t
         started: list[procs.ProcInfo] = []
         extra = {"fleet": str(fleet_path.resolve()), "scale": scale, "started_at": time.time()}
         try:
-            applied = self._launch(comps, started, extra=extra, timings=timings, manifests=manifests,
-                                   timeout=timeout)
+            applied = self._launch(
+                comps, started, extra=extra, timings=timings, manifests=manifests, timeout=timeout
+            )
         except BaseException:
             self.log(f"start failed; stopping what was started (logs kept in {self.logs_dir})")
             for p in reversed(started):
@@ -311,9 +329,16 @@ class Cluster:
         self._save_state(started, extra)
         return UpReport(False, self.kubeconfig, total, timings, applied)
 
-    def _launch(self, comps: list[Component], started: list[procs.ProcInfo], *, extra: dict[str, Any],
-                timings: dict[str, float], manifests: list[dict[str, Any]],
-                timeout: float) -> nodes.ApplyResult:
+    def _launch(
+        self,
+        comps: list[Component],
+        started: list[procs.ProcInfo],
+        *,
+        extra: dict[str, Any],
+        timings: dict[str, float],
+        manifests: list[dict[str, Any]],
+        timeout: float,
+    ) -> nodes.ApplyResult:
         """etcd and apiserver at once; once the apiserver is ready the other components start while
         the nodes are created; then everything is health-waited and the nodes waited Ready."""
         endpoints = health_endpoints(self.ports)
@@ -346,8 +371,9 @@ class Cluster:
         self.log(f"  fleet: {len(manifests)} nodes Ready ({result.describe()})")
         return result
 
-    def apply_fleet(self, fleet_file: Path | str, *, scale: int = 1,
-                    timeout: float = 120.0) -> nodes.ApplyResult:
+    def apply_fleet(
+        self, fleet_file: Path | str, *, scale: int = 1, timeout: float = 120.0
+    ) -> nodes.ApplyResult:
         """(Re-)apply a fleet file to the running cluster; prunes managed nodes not in it."""
         manifests = node_manifests(load_fleet(fleet_file), scale)
         return self._apply(manifests, timeout)
@@ -403,8 +429,15 @@ class Cluster:
         state = self._load_state()
         mode = "external" if self.external else "local"
         if not state:
-            return ClusterStatus(self.name, "absent", mode, str(self.kubeconfig), [], [],
-                                 f"no cluster named {self.name!r} (start one: inferfleet dev-cluster up)")
+            return ClusterStatus(
+                self.name,
+                "absent",
+                mode,
+                str(self.kubeconfig),
+                [],
+                [],
+                f"no cluster named {self.name!r} (start one: inferfleet dev-cluster up)",
+            )
         comps = self._probe_all()
         ok = bool(comps) and all(c.healthy for c in comps)
         classes: list[nodes.ClassSummary] = []
@@ -414,8 +447,9 @@ class Cluster:
                 classes = nodes.summarise(api)
         except Exception as exc:  # the API server being down is a status, not an error
             message = f"API server not reachable: {str(exc)[:200]}"
-        return ClusterStatus(self.name, "running" if ok else "degraded", mode, str(self.kubeconfig),
-                             comps, classes, message)
+        return ClusterStatus(
+            self.name, "running" if ok else "degraded", mode, str(self.kubeconfig), comps, classes, message
+        )
 
 
 def list_clusters() -> list[str]:

@@ -95,12 +95,19 @@ def _etcd(bins: dict[str, Path], ports: Ports, state: Path) -> Component:
     client = f"http://127.0.0.1:{ports.etcd_client}"
     peer = f"http://127.0.0.1:{ports.etcd_peer}"
     argv = [
-        str(bins["etcd"]), "--name=node0", f"--data-dir={state / 'etcd-data'}",
-        f"--listen-client-urls={client}", f"--advertise-client-urls={client}",
-        f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
-        f"--initial-cluster=node0={peer}", "--initial-cluster-state=new",
-        "--unsafe-no-fsync=true", "--auto-compaction-retention=1",
-        "--quota-backend-bytes=4294967296", "--log-level=warn",
+        str(bins["etcd"]),
+        "--name=node0",
+        f"--data-dir={state / 'etcd-data'}",
+        f"--listen-client-urls={client}",
+        f"--advertise-client-urls={client}",
+        f"--listen-peer-urls={peer}",
+        f"--initial-advertise-peer-urls={peer}",
+        f"--initial-cluster=node0={peer}",
+        "--initial-cluster-state=new",
+        "--unsafe-no-fsync=true",
+        "--auto-compaction-retention=1",
+        "--quota-backend-bytes=4294967296",
+        "--log-level=warn",
     ]
     return Component("etcd", argv)
 
@@ -109,22 +116,30 @@ def _apiserver(bins: dict[str, Path], ports: Ports, pki: Pki) -> Component:
     argv = [
         str(bins["kube-apiserver"]),
         f"--etcd-servers=http://127.0.0.1:{ports.etcd_client}",
-        "--bind-address=127.0.0.1", f"--secure-port={ports.apiserver}",
-        f"--tls-cert-file={pki.server_cert}", f"--tls-private-key-file={pki.server_key}",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={ports.apiserver}",
+        f"--tls-cert-file={pki.server_cert}",
+        f"--tls-private-key-file={pki.server_key}",
         f"--client-ca-file={pki.ca_cert}",
         # front-proxy settings: aggregated APIs (metrics adapters) work, components stop complaining
-        f"--requestheader-client-ca-file={pki.ca_cert}", "--requestheader-allowed-names=inferfleet-admin",
-        "--requestheader-username-headers=X-Remote-User", "--requestheader-group-headers=X-Remote-Group",
+        f"--requestheader-client-ca-file={pki.ca_cert}",
+        "--requestheader-allowed-names=inferfleet-admin",
+        "--requestheader-username-headers=X-Remote-User",
+        "--requestheader-group-headers=X-Remote-Group",
         "--requestheader-extra-headers-prefix=X-Remote-Extra-",
-        f"--proxy-client-cert-file={pki.admin_cert}", f"--proxy-client-key-file={pki.admin_key}",
+        f"--proxy-client-cert-file={pki.admin_cert}",
+        f"--proxy-client-key-file={pki.admin_key}",
         f"--service-account-key-file={pki.sa_pub}",
         f"--service-account-signing-key-file={pki.sa_key}",
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
         "--service-cluster-ip-range=10.96.0.0/16",
-        "--authorization-mode=Node,RBAC", "--allow-privileged=true",
+        "--authorization-mode=Node,RBAC",
+        "--allow-privileged=true",
         "--enable-priority-and-fairness=false",
-        "--max-requests-inflight=0", "--max-mutating-requests-inflight=0",
-        "--profiling=false", "--endpoint-reconciler-type=none",
+        "--max-requests-inflight=0",
+        "--max-mutating-requests-inflight=0",
+        "--profiling=false",
+        "--endpoint-reconciler-type=none",
     ]
     return Component("kube-apiserver", argv)
 
@@ -133,30 +148,42 @@ def _controller_manager(bins: dict[str, Path], ports: Ports, pki: Pki, kubeconfi
     argv = [
         str(bins["kube-controller-manager"]),
         f"--kubeconfig={kubeconfig}",
-        f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
+        f"--authentication-kubeconfig={kubeconfig}",
+        f"--authorization-kubeconfig={kubeconfig}",
         "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics",
-        "--bind-address=127.0.0.1", f"--secure-port={ports.controller_manager}",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={ports.controller_manager}",
         "--leader-elect=false",
-        f"--root-ca-file={pki.ca_cert}", f"--service-account-private-key-file={pki.sa_key}",
-        "--kube-api-qps=1000", "--kube-api-burst=2000",
-        "--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10",
+        f"--root-ca-file={pki.ca_cert}",
+        f"--service-account-private-key-file={pki.sa_key}",
+        "--kube-api-qps=1000",
+        "--kube-api-burst=2000",
+        "--concurrent-deployment-syncs=10",
+        "--concurrent-replicaset-syncs=10",
     ]
     return Component("kube-controller-manager", argv)
 
 
 def _scheduler(bins: dict[str, Path], ports: Ports, kubeconfig: Path, state: Path) -> Component:
     config = state / "kube-scheduler.yaml"
-    config.write_text(yaml.safe_dump({
-        "apiVersion": "kubescheduler.config.k8s.io/v1",
-        "kind": "KubeSchedulerConfiguration",
-        "clientConnection": {"kubeconfig": str(kubeconfig), "qps": 1000, "burst": 2000},
-        "leaderElection": {"leaderElect": False},
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kubescheduler.config.k8s.io/v1",
+                "kind": "KubeSchedulerConfiguration",
+                "clientConnection": {"kubeconfig": str(kubeconfig), "qps": 1000, "burst": 2000},
+                "leaderElection": {"leaderElect": False},
+            }
+        )
+    )
     argv = [
-        str(bins["kube-scheduler"]), f"--config={config}",
-        f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
+        str(bins["kube-scheduler"]),
+        f"--config={config}",
+        f"--authentication-kubeconfig={kubeconfig}",
+        f"--authorization-kubeconfig={kubeconfig}",
         "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics",
-        "--bind-address=127.0.0.1", f"--secure-port={ports.scheduler}",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={ports.scheduler}",
     ]
     return Component("kube-scheduler", argv)
 
@@ -164,12 +191,17 @@ def _scheduler(bins: dict[str, Path], ports: Ports, kubeconfig: Path, state: Pat
 def write_kwok_config(path: Path, stages: Path) -> Path:
     """kwok's ``--config``: more parallel workers than the default 4 (190 nodes Ready in ~2 s
     instead of ~7 s), then the stage definitions."""
-    options = yaml.safe_dump({
-        "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
-        "kind": "KwokConfiguration",
-        "options": {"nodePlayStageParallelism": 16, "podPlayStageParallelism": 16,
-                    "nodeLeaseParallelism": 16},
-    })
+    options = yaml.safe_dump(
+        {
+            "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+            "kind": "KwokConfiguration",
+            "options": {
+                "nodePlayStageParallelism": 16,
+                "podPlayStageParallelism": 16,
+                "nodeLeaseParallelism": 16,
+            },
+        }
+    )
     path.write_text(options + "---\n" + stages.read_text())
     return path
 
@@ -177,18 +209,22 @@ def write_kwok_config(path: Path, stages: Path) -> Path:
 def kwok_component(kwok: Path, stages: Path, ports: Ports, kubeconfig: Path) -> Component:
     """kwok managing only nodes annotated ``kwok.x-k8s.io/node=fake`` (safe on a real cluster)."""
     argv = [
-        str(kwok), f"--kubeconfig={kubeconfig}", f"--config={stages}",
+        str(kwok),
+        f"--kubeconfig={kubeconfig}",
+        f"--config={stages}",
         "--manage-all-nodes=false",
         f"--manage-nodes-with-annotation-selector={KWOK_ANNOTATION_SELECTOR}",
         "--node-lease-duration-seconds=40",
-        "--cidr=10.0.0.0/16", "--node-ip=10.255.0.1",
+        "--cidr=10.0.0.0/16",
+        "--node-ip=10.255.0.1",
         f"--server-address=127.0.0.1:{ports.kwok}",
     ]
     return Component("kwok", argv)
 
 
-def control_plane(bins: dict[str, Path], ports: Ports, pki: Pki, kubeconfig: Path, *, state: Path,
-                  stages: Path) -> list[Component]:
+def control_plane(
+    bins: dict[str, Path], ports: Ports, pki: Pki, kubeconfig: Path, *, state: Path, stages: Path
+) -> list[Component]:
     """The five components of a local cluster, in start order."""
     return [
         _etcd(bins, ports, state),

@@ -49,13 +49,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = actions.add_parser("up", help="start the cluster (idempotent) and apply the fleet")
     _name(p)
-    p.add_argument("-f", "--fleet", type=Path,
-                   help="fleet file (default examples/simulated-fleet/fleet.yaml)")
+    p.add_argument(
+        "-f", "--fleet", type=Path, help="fleet file (default examples/simulated-fleet/fleet.yaml)"
+    )
     p.add_argument("--scale", type=int, default=1, help="multiply every pool's node count (default 1)")
-    p.add_argument("--kubeconfig", type=Path,
-                   help="use this existing cluster (e.g. kind): only run kwok and add the fake nodes")
-    p.add_argument("--port-base", type=int, help="first of six loopback ports (default 17443 for the "
-                   "default cluster)")
+    p.add_argument(
+        "--kubeconfig",
+        type=Path,
+        help="use this existing cluster (e.g. kind): only run kwok and add the fake nodes",
+    )
+    p.add_argument(
+        "--port-base", type=int, help="first of six loopback ports (default 17443 for the default cluster)"
+    )
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait per step (default 180)")
     p.set_defaults(func=_up)
 
@@ -104,7 +109,7 @@ def _up(args: argparse.Namespace) -> int:
         print("timings:    " + ", ".join(f"{k} {v:.1f}s" for k, v in report.timings.items()))
     print(f"kubeconfig: {report.kubeconfig}")
     print(f"kubectl:    {cluster.kubectl_path}")
-    print(f"try:        eval \"$(inferfleet dev-cluster env --name {args.name})\"; kubectl get nodes")
+    print(f'try:        eval "$(inferfleet dev-cluster env --name {args.name})"; kubectl get nodes')
     return 0
 
 
@@ -115,8 +120,10 @@ def _down(args: argparse.Namespace) -> int:
     except _EXPECTED as exc:
         return _fail(exc)
     if stopped:
-        print(f"cluster {args.name!r} stopped ({', '.join(stopped)}); ports free; "
-              f"logs kept in {cluster.logs_dir}")
+        print(
+            f"cluster {args.name!r} stopped ({', '.join(stopped)}); ports free; "
+            f"logs kept in {cluster.logs_dir}"
+        )
     else:
         print(f"no running processes for cluster {args.name!r}; state cleared")
     return 0
@@ -130,12 +137,16 @@ def _print_status(st: ClusterStatus) -> None:
         health = "healthy" if c.healthy else ("UNHEALTHY" if c.alive else "DEAD")
         print(f"  {c.name:24s} pid {c.pid:<8d} {health:9s} log {c.log}")
     if st.classes:
-        print(f"  {'CLASS':14s} {'NODES':>5s} {'READY':>5s} {'CORDON':>6s}  {'RESOURCE':24s} "
-              f"{'PER NODE':>8s} {'TOTAL':>6s}  POWER DOMAIN / ZONE")
+        print(
+            f"  {'CLASS':14s} {'NODES':>5s} {'READY':>5s} {'CORDON':>6s}  {'RESOURCE':24s} "
+            f"{'PER NODE':>8s} {'TOTAL':>6s}  POWER DOMAIN / ZONE"
+        )
         for s in st.classes:
-            print(f"  {s.accelerator_class:14s} {s.nodes:5d} {s.ready:5d} {s.cordoned:6d}  "
-                  f"{s.resource or '-':24s} {s.devices_per_node or '-':>8s} {s.devices_allocatable:6d}  "
-                  f"{','.join(sorted(s.power_domains))} / {','.join(sorted(s.zones))}")
+            print(
+                f"  {s.accelerator_class:14s} {s.nodes:5d} {s.ready:5d} {s.cordoned:6d}  "
+                f"{s.resource or '-':24s} {s.devices_per_node or '-':>8s} {s.devices_allocatable:6d}  "
+                f"{','.join(sorted(s.power_domains))} / {','.join(sorted(s.zones))}"
+            )
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -161,5 +172,5 @@ def _as_json(st: ClusterStatus) -> dict[str, object]:
 def _env(args: argparse.Namespace) -> int:
     cluster = Cluster(args.name)
     print(f"export KUBECONFIG={shlex.quote(str(cluster.kubeconfig))}")
-    print(f"export PATH={shlex.quote(str(cluster.kubectl_path.parent))}:\"$PATH\"")
+    print(f'export PATH={shlex.quote(str(cluster.kubectl_path.parent))}:"$PATH"')
     return 0

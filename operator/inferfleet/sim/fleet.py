@@ -39,19 +39,21 @@ KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 MANAGED_BY = "inferfleet-sim"
 
 # Extended resources of the accelerators we know; a pool may opt out with ``customResource: true``.
-KNOWN_RESOURCES = frozenset({
-    "nvidia.com/gpu",
-    "amd.com/gpu",
-    "cerebras.net/wse",
-    "groq.com/lpu",
-    "aws.amazon.com/neuron",
-    "aws.amazon.com/neuroncore",
-    "aws.amazon.com/neurondevice",
-    "google.com/tpu",
-    "habana.ai/gaudi",
-    "intel.com/gpu",
-    "sambanova.ai/rdu",
-})
+KNOWN_RESOURCES = frozenset(
+    {
+        "nvidia.com/gpu",
+        "amd.com/gpu",
+        "cerebras.net/wse",
+        "groq.com/lpu",
+        "aws.amazon.com/neuron",
+        "aws.amazon.com/neuroncore",
+        "aws.amazon.com/neurondevice",
+        "google.com/tpu",
+        "habana.ai/gaudi",
+        "intel.com/gpu",
+        "sambanova.ai/rdu",
+    }
+)
 
 DEFAULT_CAPACITY: Mapping[str, str] = {"cpu": "192", "memory": "2Ti", "pods": "110"}
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
@@ -66,10 +68,22 @@ _QUANTITY = re.compile(
 
 _FLEET_FIELDS = frozenset({"apiVersion", "kind", "metadata", "spec"})
 _SPEC_FIELDS = frozenset({"pools", "capacity"})
-_POOL_FIELDS = frozenset({
-    "name", "acceleratorClass", "count", "devicesPerNode", "resource", "customResource",
-    "powerDomain", "zone", "labels", "annotations", "taints", "capacity",
-})
+_POOL_FIELDS = frozenset(
+    {
+        "name",
+        "acceleratorClass",
+        "count",
+        "devicesPerNode",
+        "resource",
+        "customResource",
+        "powerDomain",
+        "zone",
+        "labels",
+        "annotations",
+        "taints",
+        "capacity",
+    }
+)
 _TAINT_FIELDS = frozenset({"key", "value", "effect"})
 
 
@@ -151,8 +165,15 @@ def _check_fields(ctx: _Ctx, field: str, value: dict[str, Any], allowed: frozens
         raise ctx.error(name, f"unknown field (allowed: {', '.join(sorted(allowed))})")
 
 
-def _string(ctx: _Ctx, field: str, value: object, pattern: re.Pattern[str] | None = None, *,
-            what: str = "", max_len: int = 0) -> str:
+def _string(
+    ctx: _Ctx,
+    field: str,
+    value: object,
+    pattern: re.Pattern[str] | None = None,
+    *,
+    what: str = "",
+    max_len: int = 0,
+) -> str:
     if not isinstance(value, str) or not value:
         raise ctx.error(field, f"must be a non-empty string, got {value!r}")
     if max_len and len(value) > max_len:
@@ -235,8 +256,11 @@ def _capacity(ctx: _Ctx, field: str, value: object, base: Mapping[str, str]) -> 
         return out
     for k, v in _mapping(ctx, field, value).items():
         if k not in ("cpu", "memory", "pods", "ephemeral-storage"):
-            raise ctx.error(f"{field}.{k}", "only cpu, memory, pods and ephemeral-storage may be set "
-                            "(the accelerator comes from 'resource' and 'devicesPerNode')")
+            raise ctx.error(
+                f"{field}.{k}",
+                "only cpu, memory, pods and ephemeral-storage may be set "
+                "(the accelerator comes from 'resource' and 'devicesPerNode')",
+            )
         text = str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
         if not isinstance(text, str) or not _QUANTITY.match(text):
             raise ctx.error(f"{field}.{k}", f"{v!r} is not a Kubernetes quantity (e.g. '192', '2Ti')")
@@ -267,27 +291,41 @@ def _taints(ctx: _Ctx, value: object) -> list[Taint]:
 
 def _pool(ctx: _Ctx, raw: dict[str, Any], default_capacity: Mapping[str, str]) -> Pool:
     _check_fields(ctx, "", raw, _POOL_FIELDS)
-    name = _string(ctx, "name", raw.get("name"), _DNS_LABEL,
-                   what="a DNS label (lowercase, digits, '-')", max_len=50)
-    cls = _string(ctx, "acceleratorClass", raw.get("acceleratorClass", name), _LABEL_VALUE,
-                  what="a valid label value", max_len=63)
+    name = _string(
+        ctx, "name", raw.get("name"), _DNS_LABEL, what="a DNS label (lowercase, digits, '-')", max_len=50
+    )
+    cls = _string(
+        ctx,
+        "acceleratorClass",
+        raw.get("acceleratorClass", name),
+        _LABEL_VALUE,
+        what="a valid label value",
+        max_len=63,
+    )
     count = _int(ctx, "count", raw.get("count"), 0)
     devices = _int(ctx, "devicesPerNode", raw.get("devicesPerNode"), 1)
     resource = _resource(ctx, raw)
-    domain = _string(ctx, "powerDomain", raw.get("powerDomain"), _LABEL_VALUE, what="a valid label value",
-                     max_len=63)
-    zone = _string(ctx, "zone", raw.get("zone"), _LABEL_VALUE, what="a valid label value",
-                     max_len=63)
+    domain = _string(
+        ctx, "powerDomain", raw.get("powerDomain"), _LABEL_VALUE, what="a valid label value", max_len=63
+    )
+    zone = _string(ctx, "zone", raw.get("zone"), _LABEL_VALUE, what="a valid label value", max_len=63)
     taints = [Taint(TAINT_KEY, cls, "NoSchedule"), *_taints(ctx, raw.get("taints"))]
     seen: set[tuple[str, str]] = set()
     for t in taints:
         if (t.key, t.effect) in seen:
-            raise ctx.error("taints", f"duplicate taint {t.key}:{t.effect} "
-                            f"({TAINT_KEY}=<class>:NoSchedule is always added)")
+            raise ctx.error(
+                "taints",
+                f"duplicate taint {t.key}:{t.effect} ({TAINT_KEY}=<class>:NoSchedule is always added)",
+            )
         seen.add((t.key, t.effect))
     return Pool(
-        name=name, accelerator_class=cls, count=count, devices_per_node=devices, resource=resource,
-        power_domain=domain, zone=zone,
+        name=name,
+        accelerator_class=cls,
+        count=count,
+        devices_per_node=devices,
+        resource=resource,
+        power_domain=domain,
+        zone=zone,
         labels=_labels(ctx, "labels", raw.get("labels"), check_values=True),
         annotations=_labels(ctx, "annotations", raw.get("annotations"), check_values=False),
         taints=tuple(taints),
@@ -362,15 +400,17 @@ def node_manifests(fleet: SimulatedFleet, scale: int = 1) -> list[dict[str, Any]
             "app.kubernetes.io/managed-by": MANAGED_BY,
         }
         for node_name in pool.node_names(scale):
-            nodes.append({
-                "apiVersion": "v1",
-                "kind": "Node",
-                "metadata": {
-                    "name": node_name,
-                    "labels": {**labels, "kubernetes.io/hostname": node_name},
-                    "annotations": {**pool.annotations, KWOK_ANNOTATION: "fake"},
-                },
-                "spec": {"taints": [t.manifest() for t in pool.taints]},
-                "status": {"capacity": dict(capacity), "allocatable": dict(capacity)},
-            })
+            nodes.append(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Node",
+                    "metadata": {
+                        "name": node_name,
+                        "labels": {**labels, "kubernetes.io/hostname": node_name},
+                        "annotations": {**pool.annotations, KWOK_ANNOTATION: "fake"},
+                    },
+                    "spec": {"taints": [t.manifest() for t in pool.taints]},
+                    "status": {"capacity": dict(capacity), "allocatable": dict(capacity)},
+                }
+            )
     return nodes

@@ -166,8 +166,10 @@ def _user_asset(tool: Tool) -> Path | None:
 def _run_logged(cmd: Sequence[str], cwd: Path, logfile: Path, env: dict[str, str]) -> None:
     """Run ``cmd`` with output appended to ``logfile``; print a heartbeat every 30 s while it runs."""
     if shutil.which(cmd[0], path=env.get("PATH")) is None:
-        raise InstallError(f"'{cmd[0]}' not found on PATH: building needs Go >= 1.26 "
-                           "(or put prebuilt binaries in $INFERFLEET_ASSETS)")
+        raise InstallError(
+            f"'{cmd[0]}' not found on PATH: building needs Go >= 1.26 "
+            "(or put prebuilt binaries in $INFERFLEET_ASSETS)"
+        )
     logfile.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     with logfile.open("a") as fh:
@@ -184,8 +186,7 @@ def _run_logged(cmd: Sequence[str], cwd: Path, logfile: Path, env: dict[str, str
     if rc != 0:
         tail = logfile.read_text(errors="replace").splitlines()[-25:]
         raise InstallError(
-            f"command failed ({rc}): {' '.join(cmd)}\n  log kept at {logfile}\n  "
-            + "\n  ".join(tail)
+            f"command failed ({rc}): {' '.join(cmd)}\n  log kept at {logfile}\n  " + "\n  ".join(tail)
         )
 
 
@@ -200,7 +201,11 @@ def _go_env() -> dict[str, str]:
 def _go_mod_info(module: str, version: str, work: Path, env: dict[str, str]) -> dict[str, str]:
     out = subprocess.run(
         ["go", "mod", "download", "-json", f"{module}@{version}"],
-        cwd=work, capture_output=True, text=True, env=env, check=False,
+        cwd=work,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     if out.returncode != 0:
         raise InstallError(f"cannot download {module}@{version}: {out.stdout}{out.stderr}")
@@ -254,8 +259,15 @@ def _build_kubernetes(dest: Path, logfile: Path) -> None:
     (work / "tools.go").write_text(f"//go:build tools\n\npackage tools\n\nimport (\n{tools})\n")
     dest.mkdir(parents=True, exist_ok=True)
     cmd = [
-        "go", "build", "-trimpath", "-tags", "selinux,notest,grpcnotrace",
-        "-ldflags", _kube_ldflags(KUBERNETES_VERSION), "-o", str(dest) + "/",
+        "go",
+        "build",
+        "-trimpath",
+        "-tags",
+        "selinux,notest,grpcnotrace",
+        "-ldflags",
+        _kube_ldflags(KUBERNETES_VERSION),
+        "-o",
+        str(dest) + "/",
         *[f"k8s.io/kubernetes/cmd/{b}" for b in KUBE_BINARIES],
     ]
     _run_logged(cmd, work, logfile, env)
@@ -283,9 +295,19 @@ def _build_etcd(dest: Path, logfile: Path) -> None:
     )
     dest.mkdir(parents=True, exist_ok=True)
     _run_logged(
-        ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(dest / "etcd"),
-         "go.etcd.io/etcd/server/v3"],
-        work, logfile, _go_env(),
+        [
+            "go",
+            "build",
+            "-trimpath",
+            "-ldflags",
+            "-s -w",
+            "-o",
+            str(dest / "etcd"),
+            "go.etcd.io/etcd/server/v3",
+        ],
+        work,
+        logfile,
+        _go_env(),
     )
 
 
@@ -298,14 +320,17 @@ def _build_group(group: str, dest: Path, logfile: Path) -> None:
         ver = KWOK_VERSION
         _go_install(
             [f"sigs.k8s.io/kwok/cmd/kwok@{ver}", f"sigs.k8s.io/kwok/cmd/kwokctl@{ver}"],
-            dest, logfile,
+            dest,
+            logfile,
             ldflags=f"-s -w -X sigs.k8s.io/kwok/pkg/consts.Version={ver.lstrip('v')}",
         )
         kwok_stages()
     elif group == "helm":
         ver = HELM_VERSION
         _go_install(
-            [f"helm.sh/helm/v4/cmd/helm@{ver}"], dest, logfile,
+            [f"helm.sh/helm/v4/cmd/helm@{ver}"],
+            dest,
+            logfile,
             ldflags=f"-s -w -X helm.sh/helm/v4/internal/version.version={ver}",
         )
     else:  # pragma: no cover - TOOLS is closed
@@ -376,15 +401,20 @@ def kwok_stages() -> Path:
     env = _go_env()
     env.pop("GOFLAGS", None)
     if shutil.which("go") is None:
-        raise InstallError("kwok stage definitions are missing and 'go' is not on PATH to fetch them; "
-                           "put kwok-stages.yaml in $INFERFLEET_ASSETS")
+        raise InstallError(
+            "kwok stage definitions are missing and 'go' is not on PATH to fetch them; "
+            "put kwok-stages.yaml in $INFERFLEET_ASSETS"
+        )
     info = _go_mod_info("sigs.k8s.io/kwok", KWOK_VERSION, work, env)
     stage_dir = Path(info["Dir"]) / "kustomize" / "stage"
     docs = []
     for rel in KWOK_STAGE_FILES:
         try:
-            docs.append(f"# from sigs.k8s.io/kwok@{KWOK_VERSION} kustomize/stage/{rel}\n"
-                        + (stage_dir / rel).read_text().strip() + "\n")
+            docs.append(
+                f"# from sigs.k8s.io/kwok@{KWOK_VERSION} kustomize/stage/{rel}\n"
+                + (stage_dir / rel).read_text().strip()
+                + "\n"
+            )
         except OSError as exc:
             raise InstallError(f"kwok stage file missing: {stage_dir / rel}: {exc}") from None
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -49,8 +49,10 @@ class ApplyResult:
     deleted: list[str] = dataclasses.field(default_factory=list)
 
     def describe(self) -> str:
-        return (f"{len(self.created)} created, {len(self.updated)} updated, "
-                f"{len(self.unchanged)} unchanged, {len(self.deleted)} deleted")
+        return (
+            f"{len(self.created)} created, {len(self.updated)} updated, "
+            f"{len(self.unchanged)} unchanged, {len(self.deleted)} deleted"
+        )
 
 
 @dataclasses.dataclass
@@ -118,9 +120,10 @@ def _apply_one(core: Any, want: dict[str, Any], node: Any | None) -> str:
             core.create_node(want)
             return "created"
         labels, annotations = node.metadata.labels or {}, node.metadata.annotations or {}
-        if labels.get("app.kubernetes.io/managed-by") != MANAGED_BY and annotations.get(
-            "kwok.x-k8s.io/node"
-        ) != "fake":
+        if (
+            labels.get("app.kubernetes.io/managed-by") != MANAGED_BY
+            and annotations.get("kwok.x-k8s.io/node") != "fake"
+        ):
             raise NodeError(f"node {name!r} exists and is not a simulated node; refusing to touch it")
         patch = _patch_for(node, want)
         if patch:
@@ -143,13 +146,17 @@ def apply_nodes(api: Any, manifests: list[dict[str, Any]], prune: bool = True) -
     result = ApplyResult()
     wanted = {m["metadata"]["name"] for m in manifests}
     stale = [
-        name for name, node in existing.items()
-        if prune and name not in wanted
+        name
+        for name, node in existing.items()
+        if prune
+        and name not in wanted
         and (node.metadata.labels or {}).get("app.kubernetes.io/managed-by") == MANAGED_BY
     ]
     with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
-        outcomes = pool.map(lambda m: (m["metadata"]["name"], _apply_one(core, m, existing.get(
-            m["metadata"]["name"]))), manifests)
+        outcomes = pool.map(
+            lambda m: (m["metadata"]["name"], _apply_one(core, m, existing.get(m["metadata"]["name"]))),
+            manifests,
+        )
         for name, outcome in outcomes:
             getattr(result, outcome).append(name)
         for name in pool.map(lambda n: _delete(core, n), stale):
@@ -185,8 +192,10 @@ def wait_nodes_ready(api: Any, names: list[str], timeout: float) -> float:
             break
         if time.monotonic() - start > timeout:
             some = ", ".join(sorted(pending)[:5])
-            raise NodeError(f"{len(pending)} node(s) not Ready after {timeout:.0f}s (e.g. {some}); "
-                            "is kwok running? see its log")
+            raise NodeError(
+                f"{len(pending)} node(s) not Ready after {timeout:.0f}s (e.g. {some}); "
+                "is kwok running? see its log"
+            )
         time.sleep(0.2)
     return time.monotonic() - start
 

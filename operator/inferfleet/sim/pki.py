@@ -64,24 +64,41 @@ class Pki:
         return self.dir / "sa.pub"
 
     def complete(self) -> bool:
-        files = (self.ca_cert, self.server_cert, self.server_key, self.admin_cert, self.admin_key,
-                 self.sa_key, self.sa_pub)
+        files = (
+            self.ca_cert,
+            self.server_cert,
+            self.server_key,
+            self.admin_cert,
+            self.admin_key,
+            self.sa_key,
+            self.sa_pub,
+        )
         return all(f.is_file() for f in files)
 
 
 def _openssl(*args: str, cwd: Path) -> None:
     exe = shutil.which("openssl")
     if exe is None:
-        raise PkiError("the 'openssl' command is needed to make the dev cluster's certificates "
-                       "(Debian: apt-get install openssl)")
+        raise PkiError(
+            "the 'openssl' command is needed to make the dev cluster's certificates "
+            "(Debian: apt-get install openssl)"
+        )
     proc = subprocess.run([exe, *args], cwd=cwd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise PkiError(f"openssl {' '.join(args[:2])} failed: {proc.stderr.strip()[-500:]}")
 
 
 def _key(path: Path) -> None:
-    _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", path.name,
-             cwd=path.parent)
+    _openssl(
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        path.name,
+        cwd=path.parent,
+    )
     path.chmod(0o600)
 
 
@@ -90,9 +107,25 @@ def _signed(pki: Pki, name: str, subject: str, extensions: str) -> None:
     _key(d / f"{name}.key")
     _openssl("req", "-new", "-key", f"{name}.key", "-subj", subject, "-out", f"{name}.csr", cwd=d)
     (d / f"{name}.ext").write_text(extensions)
-    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-             "-CAcreateserial", "-days", "3650", "-sha256", "-extfile", f"{name}.ext",
-             "-out", f"{name}.crt", cwd=d)
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        f"{name}.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "3650",
+        "-sha256",
+        "-extfile",
+        f"{name}.ext",
+        "-out",
+        f"{name}.crt",
+        cwd=d,
+    )
     (d / f"{name}.csr").unlink()
     (d / f"{name}.ext").unlink()
 
@@ -104,16 +137,39 @@ def make_pki(directory: Path) -> Pki:
         return pki
     directory.mkdir(parents=True, exist_ok=True)
     _key(pki.ca_key)
-    _openssl("req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=inferfleet-dev-ca", "-days", "3650",
-             "-sha256", "-addext", "basicConstraints=critical,CA:TRUE",
-             "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature", "-out", "ca.crt",
-             cwd=directory)
-    _signed(pki, "apiserver", "/CN=kube-apiserver",
-            "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
-            f"extendedKeyUsage=serverAuth\nsubjectAltName={_SERVER_SANS}\n")
-    _signed(pki, "admin", "/O=system:masters/CN=inferfleet-admin",
-            "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
-            "extendedKeyUsage=clientAuth\n")
+    _openssl(
+        "req",
+        "-x509",
+        "-new",
+        "-key",
+        "ca.key",
+        "-subj",
+        "/CN=inferfleet-dev-ca",
+        "-days",
+        "3650",
+        "-sha256",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+        "-out",
+        "ca.crt",
+        cwd=directory,
+    )
+    _signed(
+        pki,
+        "apiserver",
+        "/CN=kube-apiserver",
+        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
+        f"extendedKeyUsage=serverAuth\nsubjectAltName={_SERVER_SANS}\n",
+    )
+    _signed(
+        pki,
+        "admin",
+        "/O=system:masters/CN=inferfleet-admin",
+        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=clientAuth\n",
+    )
     _key(pki.sa_key)
     _openssl("pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=directory)
     return pki
@@ -128,10 +184,18 @@ def write_kubeconfig(path: Path, pki: Pki, server: str, name: str) -> Path:
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": name, "cluster": {
-            "server": server, "certificate-authority-data": b64(pki.ca_cert)}}],
-        "users": [{"name": f"{name}-admin", "user": {
-            "client-certificate-data": b64(pki.admin_cert), "client-key-data": b64(pki.admin_key)}}],
+        "clusters": [
+            {"name": name, "cluster": {"server": server, "certificate-authority-data": b64(pki.ca_cert)}}
+        ],
+        "users": [
+            {
+                "name": f"{name}-admin",
+                "user": {
+                    "client-certificate-data": b64(pki.admin_cert),
+                    "client-key-data": b64(pki.admin_key),
+                },
+            }
+        ],
         "contexts": [{"name": name, "context": {"cluster": name, "user": f"{name}-admin"}}],
         "current-context": name,
         "preferences": {},

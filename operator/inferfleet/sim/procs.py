@@ -55,8 +55,13 @@ class ProcInfo:
 
     @classmethod
     def from_json(cls, raw: dict[str, object]) -> ProcInfo:
-        return cls(name=str(raw["name"]), pid=int(str(raw["pid"])), start_ticks=int(str(raw["start_ticks"])),
-                   exe=str(raw["exe"]), log=str(raw["log"]))
+        return cls(
+            name=str(raw["name"]),
+            pid=int(str(raw["pid"])),
+            start_ticks=int(str(raw["start_ticks"])),
+            exe=str(raw["exe"]),
+            log=str(raw["log"]),
+        )
 
 
 def _stat(pid: int) -> tuple[str, int] | None:
@@ -100,8 +105,13 @@ def spawn(name: str, argv: Sequence[str], log: Path, env: dict[str, str] | None 
         (os.POSIX_SPAWN_DUP2, 1, 2),
     ]
     try:
-        pid = os.posix_spawn(argv[0], list(argv), env if env is not None else dict(os.environ),
-                             file_actions=actions, setsid=True)
+        pid = os.posix_spawn(
+            argv[0],
+            list(argv),
+            env if env is not None else dict(os.environ),
+            file_actions=actions,
+            setsid=True,
+        )
     except OSError as exc:
         raise ComponentError(f"{name}: cannot start {argv[0]}: {exc}") from None
     st = _stat(pid)
@@ -212,9 +222,7 @@ def wait_healthy(info: ProcInfo, url: str, context: ssl.SSLContext | None, timeo
         if ok:
             return time.monotonic() - start
         if not alive(info):
-            raise ComponentError(
-                f"{info.name} exited while starting (log {info.log}):\n{log_tail(info.log)}"
-            )
+            raise ComponentError(f"{info.name} exited while starting (log {info.log}):\n{log_tail(info.log)}")
         if time.monotonic() - start > timeout:
             raise ComponentError(
                 f"{info.name} not healthy after {timeout:.0f}s at {url} (last answer: {last[:300]}); "

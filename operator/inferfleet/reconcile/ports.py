@@ -1,4 +1,4 @@
-"""The contract between the Kubernetes I/O layer and the planning loop.
+"""The ports of the pure reconcile layer: what it reads and what it writes (adapters implement them).
 
 Owns two shapes only: ``Snapshot`` (everything one plan needs, read in one go, as plain dicts in the
 API's camelCase JSON form) and ``Writer`` (every write the loop may make, counted).  The loop and the
