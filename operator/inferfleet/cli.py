@@ -1,19 +1,23 @@
 """The ``inferfleet`` command: one entry point, a subcommand per job.
 
 Owns argument parsing and dispatch only; each subcommand's work lives in its own module, imported
-lazily so that ``inferfleet plan`` never pays for kopf or the Kubernetes client.
+lazily so that ``inferfleet plan`` never pays for kopf or the Kubernetes client.  Other packages
+(the dev harness, ``inferfleet_dev``) add their subcommands through ``main(extra=...)``; the
+runtime never imports them.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-__all__ = ["main"]
+__all__ = ["Registrar", "build_parser", "main"]
+
+Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(extra: Sequence[Registrar] = ()) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="inferfleet",
         description="Place AI inference replicas across GPU and specialised-accelerator pools "
@@ -29,14 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
     from inferfleet.controller import cli as run_cli
 
     run_cli.register(sub)
-    from inferfleet.sim import devcluster
-
-    devcluster.register(sub)
+    for register in extra:
+        register(sub)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: Sequence[str] | None = None, extra: Sequence[Registrar] = ()) -> int:
+    parser = build_parser(extra)
     args = parser.parse_args(argv)
     try:
         rc: int = args.func(args)
