@@ -19,8 +19,8 @@ from typing import Any
 
 import yaml
 
-from inferfleet.sim import demo
-from inferfleet.sim.cluster import Cluster, default_fleet_file
+from inferfleet_dev import demo
+from inferfleet_dev.cluster import Cluster, default_fleet_file
 
 ROOT = Path(__file__).resolve().parents[1]
 METRICS_PORT = 19180

@@ -22,7 +22,7 @@ KCFG="$CACHE/clusters/$SIM.kubeconfig"
 die() { echo "kind-up: $*" >&2; exit 1; }
 
 if [ "${1:-up}" = "down" ]; then
-  python -m inferfleet dev-cluster down --name "$SIM" || true
+  python -m inferfleet_dev dev-cluster down --name "$SIM" || true
   command -v kind >/dev/null && kind delete cluster --name "$NAME"
   rm -f "$KCFG"
   exit 0
@@ -42,10 +42,10 @@ mkdir -p "$(dirname "$KCFG")"
 kind get kubeconfig --name "$NAME" > "$KCFG"
 
 # kwok (and kubectl) from the installer's cache; no-op when already built
-python -m inferfleet.sim.install kwok kubectl
-python -m inferfleet dev-cluster up --name "$SIM" --kubeconfig "$KCFG" --fleet "$FLEET" --scale "$SCALE"
+python -m inferfleet_dev.install kwok kubectl
+python -m inferfleet_dev dev-cluster up --name "$SIM" --kubeconfig "$KCFG" --fleet "$FLEET" --scale "$SCALE"
 
 echo "[kind-up] ready in $(( $(date +%s) - start ))s"
 echo "  export KUBECONFIG=$KCFG"
-echo "  status: python -m inferfleet dev-cluster status --name $SIM"
+echo "  status: python -m inferfleet_dev dev-cluster status --name $SIM"
 echo "  remove: scripts/kind-up.sh down"

@@ -1,6 +1,6 @@
 """Integration-test fixtures: one real local control plane per run, a namespace per test.
 
-Owns: the ``cluster`` (session; a ``inferfleet.sim.cluster.Cluster`` named ``inferfleet-test`` on
+Owns: the ``cluster`` (session; a ``inferfleet_dev.cluster.Cluster`` named ``inferfleet-test`` on
 ports 24731-24736 or the next free block of six; reused between local runs when healthy; always
 fresh and stopped at the end when ``CI=true``), ``kube_api`` (a session
 ``kubernetes.client.ApiClient``), ``namespace`` (created and deleted per test), ``crds``
@@ -26,9 +26,9 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from inferfleet.sim import install, procs
-from inferfleet.sim.cluster import Cluster, ClusterError
-from inferfleet.sim.components import Ports
+from inferfleet_dev import install, procs
+from inferfleet_dev.cluster import Cluster, ClusterError
+from inferfleet_dev.components import Ports
 
 ROOT = Path(__file__).resolve().parents[2]
 FLEET_FILE = ROOT / "examples" / "simulated-fleet" / "fleet.yaml"

@@ -32,8 +32,8 @@ import yaml
 
 from inferfleet.api import crdgen
 from inferfleet.kube.client import NotFound, request
-from inferfleet.sim import install
-from inferfleet.sim.cluster import Cluster
+from inferfleet_dev import install
+from inferfleet_dev.cluster import Cluster
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from inferfleet.sim.cluster import Cluster
+from inferfleet_dev.cluster import Cluster
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

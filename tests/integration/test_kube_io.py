@@ -27,7 +27,7 @@ from inferfleet.kube.client import APIRejected, NotFound, TransientAPIError, mak
 from inferfleet.kube.lease import LeaderElector
 from inferfleet.kube.snapshot import CRDsMissing, read_snapshot
 from inferfleet.kube.writer import KubeWriter, NotLeader
-from inferfleet.sim.cluster import Cluster
+from inferfleet_dev.cluster import Cluster
 
 pytestmark = pytest.mark.integration
 

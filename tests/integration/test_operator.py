@@ -27,7 +27,7 @@ from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 from operator_proc import OperatorProcess, Operators
 
-from inferfleet.sim.cluster import Cluster
+from inferfleet_dev.cluster import Cluster
 
 pytestmark = pytest.mark.integration
 

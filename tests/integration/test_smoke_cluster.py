@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from inferfleet.sim.cluster import Cluster
+from inferfleet_dev.cluster import Cluster
 
 pytestmark = pytest.mark.integration
 

@@ -3,7 +3,7 @@ non-default values, asserting what the chart promises (HA with leader election, 
 least-privilege RBAC without wildcards, CRDs iff crds.enabled and kept iff crds.keep, monitoring only
 when asked for, a closed values schema, every value documented).
 
-Needs the pinned helm (``inferfleet.sim.install``): with CI=true it is built when missing and the
+Needs the pinned helm (``inferfleet_dev.install``): with CI=true it is built when missing and the
 tests never skip; elsewhere they skip, saying how to build it, when it is not there.
 """
 
@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from inferfleet.api import crdgen
-from inferfleet.sim import install
+from inferfleet_dev import install
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "inferfleet"
@@ -40,7 +40,7 @@ def helm() -> Path:
     if not _in_ci() and not path.is_file():
         pytest.skip(
             f"helm {install.HELM_VERSION} not found at {path}; build it with "
-            "`python -m inferfleet.sim.install helm` (with CI=true this test never skips)"
+            "`python -m inferfleet_dev.install helm` (with CI=true this test never skips)"
         )
     try:
         return install.ensure_binaries(("helm",), quiet=True)["helm"]

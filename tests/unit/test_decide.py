@@ -11,7 +11,7 @@ from examples import ROOT, example_docs
 from inferfleet.core import planner
 from inferfleet.reconcile.fleet import Decision, decide
 from inferfleet.reconcile.ports import Snapshot
-from inferfleet.sim.fleet import load_fleet, node_manifests
+from inferfleet_dev.fleet import load_fleet, node_manifests
 
 
 def snapshot(

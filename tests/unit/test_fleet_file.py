@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from inferfleet.sim import devcluster
-from inferfleet.sim.fleet import FleetError, load_fleet, node_manifests, parse_fleet
+from inferfleet_dev import devcluster
+from inferfleet_dev.fleet import FleetError, load_fleet, node_manifests, parse_fleet
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "simulated-fleet" / "fleet.yaml"
 

@@ -9,7 +9,7 @@ from ``$INFERFLEET_ASSETS`` (a directory, in the spirit of envtest's ``KUBEBUILD
 also hold ``kwok-stages.yaml``).  A failed build keeps its log in ``~/.cache/inferfleet/logs/``.
 
 Stdlib only, so it runs before anything else is installed:
-``python -m inferfleet.sim.install`` (or ``inferfleet dev-cluster install``).
+``python -m inferfleet_dev.install`` (or ``inferfleet dev-cluster install``).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from inferfleet.sim.pki import Pki
+from inferfleet_dev.pki import Pki
 
 __all__ = [
     "COMPONENTS",

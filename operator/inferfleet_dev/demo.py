@@ -17,12 +17,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from inferfleet.sim import install
-from inferfleet.sim.cluster import Cluster, ClusterError, default_fleet_file
+from inferfleet_dev import install
+from inferfleet_dev.cluster import Cluster, ClusterError, default_fleet_file
 
 __all__ = ["main"]
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 NAME = "demo"
 METRICS_PORT = 18080
 HEALTH_PORT = 18081
@@ -161,9 +161,11 @@ def down() -> int:
 
 
 def plan() -> int:
-    from inferfleet.cli import main as cli_main
-
-    return cli_main(["plan", "-f", str(ROOT / "examples"), "-f", str(ROOT / "examples" / "simulated-fleet")])
+    """``inferfleet plan`` over the examples and the simulated fleet, run as a user runs it."""
+    argv = [sys.executable, "-m", "inferfleet", "plan", "-f", str(ROOT / "examples")]
+    argv += ["-f", str(ROOT / "examples" / "simulated-fleet")]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "operator")}
+    return subprocess.run(argv, env=env, check=False).returncode
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,7 +1,7 @@
 """``inferfleet dev-cluster install | up | down | status | env``: the dev cluster's command line.
 
 Owns: argument parsing and human-readable output for the local cluster; the work is done by
-``inferfleet.sim.cluster`` (processes, fleet) and ``inferfleet.sim.install`` (binaries).  Every
+``inferfleet_dev.cluster`` (processes, fleet) and ``inferfleet_dev.install`` (binaries).  Every
 expected failure (fleet file, ports, leftover cluster, build) ends as one message and exit code 1.
 """
 
@@ -14,18 +14,18 @@ import shlex
 import sys
 from pathlib import Path
 
-from inferfleet.sim import install
-from inferfleet.sim.cluster import (
+from inferfleet_dev import install
+from inferfleet_dev.cluster import (
     DEFAULT_NAME,
     Cluster,
     ClusterError,
     ClusterStatus,
     list_clusters,
 )
-from inferfleet.sim.fleet import FleetError
-from inferfleet.sim.nodes import NodeError
-from inferfleet.sim.pki import PkiError
-from inferfleet.sim.procs import ComponentError
+from inferfleet_dev.fleet import FleetError
+from inferfleet_dev.nodes import NodeError
+from inferfleet_dev.pki import PkiError
+from inferfleet_dev.procs import ComponentError
 
 __all__ = ["register"]
 

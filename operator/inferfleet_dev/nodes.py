@@ -1,6 +1,6 @@
 """The fake accelerator nodes on the API server: apply, prune, wait Ready, summarise, delete.
 
-Owns: the only Kubernetes-client code of ``inferfleet.sim``.  Nodes are created with their status
+Owns: the only Kubernetes-client code of ``inferfleet_dev``.  Nodes are created with their status
 (capacity/allocatable, as a kubelet registers them); on re-apply their labels, annotations and
 taints are patched and their status subresource corrected; managed nodes that left the fleet are
 deleted.  Summaries group nodes by accelerator class for ``dev-cluster status``.
@@ -20,7 +20,7 @@ import kubernetes.client
 from kubernetes import config
 from kubernetes.client.exceptions import ApiException
 
-from inferfleet.sim.fleet import CLASS_LABEL, MANAGED_BY, POWER_DOMAIN_LABEL, ZONE_LABEL
+from inferfleet_dev.fleet import CLASS_LABEL, MANAGED_BY, POWER_DOMAIN_LABEL, ZONE_LABEL
 
 __all__ = [
     "ApplyResult",

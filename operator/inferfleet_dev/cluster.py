@@ -30,8 +30,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from inferfleet.sim import install, nodes, procs
-from inferfleet.sim.components import (
+from inferfleet_dev import install, nodes, procs
+from inferfleet_dev.components import (
     COMPONENTS,
     DEFAULT_PORT_BASE,
     Component,
@@ -41,8 +41,8 @@ from inferfleet.sim.components import (
     kwok_component,
     write_kwok_config,
 )
-from inferfleet.sim.fleet import load_fleet, node_manifests
-from inferfleet.sim.pki import make_pki, write_kubeconfig
+from inferfleet_dev.fleet import load_fleet, node_manifests
+from inferfleet_dev.pki import make_pki, write_kubeconfig
 
 __all__ = [
     "DEFAULT_NAME",
@@ -108,7 +108,7 @@ def default_port_base(name: str) -> int:
 def default_fleet_file() -> Path | None:
     """examples/simulated-fleet/fleet.yaml of the current directory or of this source checkout."""
     rel = Path("examples/simulated-fleet/fleet.yaml")
-    for base in (Path.cwd(), Path(__file__).resolve().parents[3]):
+    for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
         if (base / rel).is_file():
             return base / rel
     return None

@@ -1,1 +1,0 @@
-"""The local simulated fleet: binaries installer, control-plane harness and fleet simulator."""
