@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from inferfleet.api.simulatedfleet import load_fleet, node_manifests
 from inferfleet_dev import install, nodes, procs
 from inferfleet_dev.components import (
     COMPONENTS,
@@ -41,7 +42,6 @@ from inferfleet_dev.components import (
     kwok_component,
     write_kwok_config,
 )
-from inferfleet_dev.fleet import load_fleet, node_manifests
 from inferfleet_dev.pki import make_pki, write_kubeconfig
 
 __all__ = [

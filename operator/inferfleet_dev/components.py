@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from inferfleet.api import labels
+from inferfleet.api.simulatedfleet import KWOK_FAKE
 from inferfleet_dev.pki import Pki
 
 __all__ = [
@@ -27,7 +29,7 @@ __all__ = [
 
 DEFAULT_PORT_BASE = 17443  # below Linux's ephemeral range (32768+), away from 6443/8443/10250-10259
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
-KWOK_ANNOTATION_SELECTOR = "kwok.x-k8s.io/node=fake"
+KWOK_ANNOTATION_SELECTOR = f"{labels.KWOK_NODE}={KWOK_FAKE}"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from inferfleet.api import labels
 from inferfleet_dev import install
 from inferfleet_dev.cluster import Cluster, ClusterError, default_fleet_file
 
@@ -50,7 +51,7 @@ def install_crds(cluster: Cluster) -> None:
         "--timeout=60s",
         "crd",
         "-l",
-        "app.kubernetes.io/part-of=inferfleet",
+        f"{labels.PART_OF}={labels.PRODUCT}",
     )
 
 
@@ -139,7 +140,7 @@ def up(timeout: float = 180.0) -> int:
         say(f"not every pool settled within {timeout:.0f}s; see the operator log")
     print(cluster.kubectl("get", "inferencepools.inferfleet.dev", "-A", "-o", "wide").stdout)
     print(cluster.kubectl("get", "fleetpolicies.inferfleet.dev,acceleratorclasses.inferfleet.dev").stdout)
-    print(cluster.kubectl("get", "deployments", "-A", "-l", "app.kubernetes.io/managed-by=inferfleet").stdout)
+    print(cluster.kubectl("get", "deployments", "-A", "-l", labels.OURS).stdout)
     say(f"demo ready in {time.monotonic() - start:.0f}s. Try:")
     say(f"  export KUBECONFIG={cluster.kubeconfig}")
     say(f"  {cluster.kubectl_path} describe inferencepools.inferfleet.dev -n chat chat-70b")

@@ -14,6 +14,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from inferfleet.api.simulatedfleet import FleetError
 from inferfleet_dev import install
 from inferfleet_dev.cluster import (
     DEFAULT_NAME,
@@ -22,7 +23,6 @@ from inferfleet_dev.cluster import (
     ClusterStatus,
     list_clusters,
 )
-from inferfleet_dev.fleet import FleetError
 from inferfleet_dev.nodes import NodeError
 from inferfleet_dev.pki import PkiError
 from inferfleet_dev.procs import ComponentError

@@ -20,7 +20,8 @@ import kubernetes.client
 from kubernetes import config
 from kubernetes.client.exceptions import ApiException
 
-from inferfleet_dev.fleet import CLASS_LABEL, MANAGED_BY, POWER_DOMAIN_LABEL, ZONE_LABEL
+from inferfleet.api import labels
+from inferfleet.api.simulatedfleet import KWOK_FAKE
 
 __all__ = [
     "ApplyResult",
@@ -32,7 +33,7 @@ __all__ = [
     "wait_nodes_ready",
 ]
 
-MANAGED_SELECTOR = f"app.kubernetes.io/managed-by={MANAGED_BY}"
+MANAGED_SELECTOR = f"{labels.MANAGED_BY}={labels.SIM_MANAGER}"
 _WORKERS = 8  # below the client's connection pool size (5 x CPUs)
 _SYSTEM_TAINT_PREFIXES = ("node.kubernetes.io/", "node.cloudprovider.kubernetes.io/")
 
@@ -119,10 +120,10 @@ def _apply_one(core: Any, want: dict[str, Any], node: Any | None) -> str:
         if node is None:
             core.create_node(want)
             return "created"
-        labels, annotations = node.metadata.labels or {}, node.metadata.annotations or {}
+        have, annotations = node.metadata.labels or {}, node.metadata.annotations or {}
         if (
-            labels.get("app.kubernetes.io/managed-by") != MANAGED_BY
-            and annotations.get("kwok.x-k8s.io/node") != "fake"
+            have.get(labels.MANAGED_BY) != labels.SIM_MANAGER
+            and annotations.get(labels.KWOK_NODE) != KWOK_FAKE
         ):
             raise NodeError(f"node {name!r} exists and is not a simulated node; refusing to touch it")
         patch = _patch_for(node, want)
@@ -150,7 +151,7 @@ def apply_nodes(api: Any, manifests: list[dict[str, Any]], prune: bool = True) -
         for name, node in existing.items()
         if prune
         and name not in wanted
-        and (node.metadata.labels or {}).get("app.kubernetes.io/managed-by") == MANAGED_BY
+        and (node.metadata.labels or {}).get(labels.MANAGED_BY) == labels.SIM_MANAGER
     ]
     with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
         outcomes = pool.map(
@@ -205,14 +206,14 @@ def summarise(api: Any) -> list[ClassSummary]:
     core: Any = kubernetes.client.CoreV1Api(api)
     by_class: dict[str, ClassSummary] = {}
     for node in core.list_node().items:
-        labels = node.metadata.labels or {}
-        cls = labels.get(CLASS_LABEL, "(none)")
+        have = node.metadata.labels or {}
+        cls = have.get(labels.ACCELERATOR_CLASS, "(none)")
         s = by_class.setdefault(cls, ClassSummary(cls))
         s.nodes += 1
         s.ready += _is_ready(node)
         s.cordoned += bool(node.spec.unschedulable)
-        s.power_domains.add(labels.get(POWER_DOMAIN_LABEL, "-"))
-        s.zones.add(labels.get(ZONE_LABEL, "-"))
+        s.power_domains.add(have.get(labels.POWER_DOMAIN, "-"))
+        s.zones.add(have.get(labels.ZONE, "-"))
         alloc = node.status.allocatable or {}
         for res, qty in sorted(alloc.items()):
             if "/" in res and not res.startswith(("hugepages-", "kubernetes.io/")):

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from examples import ROOT, example_docs
 
+from inferfleet.api.simulatedfleet import load_fleet, node_manifests
 from inferfleet.core import planner
 from inferfleet.reconcile.fleet import Decision, decide
 from inferfleet.reconcile.ports import Snapshot
-from inferfleet_dev.fleet import load_fleet, node_manifests
 
 
 def snapshot(
