@@ -13,7 +13,7 @@ from inferfleet.api import crdgen
 from inferfleet.api.acceleratorclass import AcceleratorClass
 from inferfleet.api.fleetpolicy import FleetPolicy
 from inferfleet.api.inferencepool import InferencePool
-from inferfleet.manifests import ManifestError, validate_object
+from inferfleet.api.validation import ManifestError, validate_object
 
 
 def with_change(doc: dict[str, Any], path: str, value: Any) -> dict[str, Any]:

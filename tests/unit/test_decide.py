@@ -10,7 +10,7 @@ from examples import ROOT, example_docs
 
 from inferfleet.api.simulatedfleet import load_fleet, node_manifests
 from inferfleet.core import planner
-from inferfleet.reconcile.fleet import Decision, decide
+from inferfleet.reconcile.decide import Decision, decide
 from inferfleet.reconcile.ports import Snapshot
 
 

@@ -8,10 +8,15 @@ from inferfleet.core import types as core
 from inferfleet.reconcile import status
 
 
+def _binding(short: str) -> core.Binding:
+    kind, _, subject = short.partition(":")
+    return core.Binding(core.BindingKind(kind), subject)
+
+
 def pool_plan(
     placements: dict[str, int],
-    state: core.PlanStatus = "Placed",
-    binding: tuple[str, ...] = (),
+    state: core.PlanStatus = core.PlanStatus.PLACED,
+    binding: tuple[str, ...] = (),  # short forms: "power:hall-a", "capacity:h100"
     reason: str = "",
 ) -> core.PoolPlan:
     return core.PoolPlan(
@@ -32,7 +37,7 @@ def pool_plan(
         demand_rps=12.0,
         served_rps=12.0,
         status=state,
-        binding=binding,
+        binding=tuple(_binding(b) for b in binding),
         reason=reason,
     )
 
@@ -94,7 +99,10 @@ def test_transition_time_kept_unless_status_flips() -> None:
 
 def test_power_limited_pool_says_which_domain() -> None:
     plan = pool_plan(
-        {"h100": 1}, "PartiallyShed", ("power:hall-a",), "shed 4 of 12 req/s: hall-a power budget"
+        {"h100": 1},
+        core.PlanStatus.PARTIALLY_SHED,
+        ("power:hall-a",),
+        "shed 4 of 12 req/s: hall-a power budget",
     )
     conds = {c["type"]: c for c in status.pool_status(plan, {}, None, 1, "p", "T", None)["conditions"]}
     assert conds["PowerLimited"]["status"] == "True"

@@ -12,7 +12,8 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field
 
 from inferfleet.api import API_VERSION
-from inferfleet.api.common import CelRule, Decimal, Name, Size, Spec, condition_schema
+from inferfleet.api.common import CelRule, Decimal, Name, Size, Spec
+from inferfleet.api.conditions import Conditions
 
 __all__ = [
     "AcceleratorClass",
@@ -150,12 +151,6 @@ class AcceleratorClassSpec(Spec):
     )
 
 
-Conditions = Annotated[
-    list[dict[str, Any]],
-    Field(default_factory=list),
-]
-
-
 class AcceleratorClassStatus(Spec):
     """Observed capacity and use, written by the operator."""
 
@@ -165,11 +160,7 @@ class AcceleratorClassStatus(Spec):
     devices_total: int = Field(0, ge=0)
     devices_used: int = Field(0, ge=0)
     watts: int = Field(0, ge=0)
-    conditions: list[dict[str, Any]] = Field(
-        default_factory=list,
-        max_length=16,
-        json_schema_extra={"items": condition_schema()},
-    )
+    conditions: Conditions = Field(default_factory=list)
 
 
 class AcceleratorClass(Spec):

@@ -31,7 +31,6 @@ __all__ = [
     "Name",
     "Size",
     "Spec",
-    "condition_schema",
     "parse_decimal",
     "parse_size",
 ]
@@ -166,19 +165,3 @@ class Spec(BaseModel):
         """The object as the API server stores it: camelCase, unset fields omitted."""
         data: dict[str, Any] = self.model_dump(by_alias=True, exclude_none=True, mode="json")
         return data
-
-
-def condition_schema() -> dict[str, Any]:
-    """The standard metav1.Condition schema, for status.conditions."""
-    return {
-        "type": "object",
-        "required": ["type", "status", "lastTransitionTime", "reason", "message"],
-        "properties": {
-            "type": {"type": "string", "maxLength": 316, "description": "Condition type, CamelCase."},
-            "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
-            "observedGeneration": {"type": "integer", "format": "int64", "minimum": 0},
-            "lastTransitionTime": {"type": "string", "format": "date-time"},
-            "reason": {"type": "string", "maxLength": 1024, "minLength": 1},
-            "message": {"type": "string", "maxLength": 32768},
-        },
-    }

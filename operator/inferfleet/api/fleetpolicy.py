@@ -12,7 +12,8 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from inferfleet.api import API_VERSION
-from inferfleet.api.common import CelRule, Decimal, Name, Spec, condition_schema
+from inferfleet.api.common import CelRule, Decimal, Name, Spec
+from inferfleet.api.conditions import Conditions
 
 __all__ = [
     "DomainStatus",
@@ -109,9 +110,7 @@ class FleetPolicyStatus(Spec):
     watts: int = Field(0, ge=0)
     dollars_per_hour: float = Field(0, ge=0)
     last_plan: LastPlan | None = None
-    conditions: list[dict[str, Any]] = Field(
-        default_factory=list, max_length=16, json_schema_extra={"items": condition_schema()}
-    )
+    conditions: Conditions = Field(default_factory=list)
 
 
 class FleetPolicy(Spec):

@@ -14,7 +14,8 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BeforeValidator, Field, PlainSerializer, WithJsonSchema
 
 from inferfleet.api import API_VERSION
-from inferfleet.api.common import CelRule, Decimal, Name, Spec, condition_schema
+from inferfleet.api.common import CelRule, Decimal, Name, Spec
+from inferfleet.api.conditions import Conditions
 
 __all__ = [
     "Autoscaling",
@@ -225,20 +226,6 @@ class PlacementStatus(Spec):
 class LastChange(Spec):
     time: str = Field(max_length=64)
     reason: str = Field(max_length=4096)
-
-
-Conditions = Annotated[
-    list[dict[str, Any]],
-    WithJsonSchema(
-        {
-            "type": "array",
-            "maxItems": 16,
-            "items": condition_schema(),
-            "x-kubernetes-list-type": "map",
-            "x-kubernetes-list-map-keys": ["type"],
-        }
-    ),
-]
 
 
 class InferencePoolStatus(Spec):

@@ -1,9 +1,10 @@
-"""The ``inferfleet`` command: one entry point, a subcommand per job.
+"""The ``inferfleet`` command: one entry point, a subcommand per job (``cli.plan``, ``cli.crds``,
+``cli.run``).
 
-Owns argument parsing and dispatch only; each subcommand's work lives in its own module, imported
-lazily so that ``inferfleet plan`` never pays for kopf or the Kubernetes client.  Other packages
-(the dev harness, ``inferfleet_dev``) add their subcommands through ``main(extra=...)``; the
-runtime never imports them.
+Owns argument parsing and dispatch only; each subcommand's work lives in its own package, imported
+when the subcommand runs, so that ``inferfleet plan`` never pays for kopf or the Kubernetes client.
+Other packages (the dev harness, ``inferfleet_dev``) add their subcommands through
+``main(extra=...)``; the runtime never imports them.
 """
 
 from __future__ import annotations
@@ -24,15 +25,11 @@ def build_parser(extra: Sequence[Registrar] = ()) -> argparse.ArgumentParser:
         "under power budgets, latency SLOs and one cost model.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    from inferfleet import planning_cli
+    from inferfleet.cli import crds, plan, run
 
-    planning_cli.register(sub)
-    from inferfleet.api import crdgen
-
-    crdgen.register(sub)
-    from inferfleet.controller import cli as run_cli
-
-    run_cli.register(sub)
+    plan.register(sub)
+    crds.register(sub)
+    run.register(sub)
     for register in extra:
         register(sub)
     return parser

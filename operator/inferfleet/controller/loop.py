@@ -18,8 +18,8 @@ from typing import Any, Protocol
 
 from inferfleet.core import planner
 from inferfleet.core import types as core
-from inferfleet.reconcile.children import devices_per_replica
-from inferfleet.reconcile.fleet import Decision, decide
+from inferfleet.reconcile.decide import decide
+from inferfleet.reconcile.decision import Decision
 from inferfleet.reconcile.ports import Snapshot, Writer
 
 __all__ = ["LoopMetrics", "PlanningLoop"]
@@ -128,9 +128,8 @@ class PlanningLoop:
         start = time.monotonic()
         snapshot = self._read()
         decision = decide(snapshot, _now(), self._solve, self._demand(snapshot))
-        interval = ((snapshot.policy or {}).get("spec") or {}).get("planning", {}).get("intervalSeconds")
-        if isinstance(interval, int) and interval > 0:
-            self.resync_s = float(interval)
+        if decision.resync_s:
+            self.resync_s = decision.resync_s
         for problem in decision.problems:
             log.warning("%s", problem)
         if decision.deferred:
@@ -174,6 +173,6 @@ class PlanningLoop:
         w = self._writer
         self._phase(w.apply, d.reductions, "reduce")
         self._phase(lambda item: w.delete(*item), d.deletes, "delete")
-        self._phase(w.apply, sorted(d.increases, key=devices_per_replica, reverse=True), "apply")
+        self._phase(w.apply, d.increases, "apply")  # already in order: biggest replicas first
         self._phase(lambda s: w.patch_status(s.kind, s.namespace, s.name, s.status), d.statuses, "status")
         self._phase(lambda e: w.event(e.obj, e.type, e.reason, e.message), d.events, "event")

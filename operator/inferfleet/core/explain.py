@@ -1,8 +1,9 @@
 """From replica counts to a :class:`~inferfleet.core.types.Plan` that says why it looks that way.
 
 Owns the per-pool status (Placed / PartiallyShed / Shed / Unplaceable), the binding constraints
-("power:<domain>", "capacity:<class>", "maxReplicas", "minReplicas", and for unplaceable pools the
-kinds of Unfit reasons), the one-sentence reason, and the domain, class and fleet totals.
+(typed ``Binding`` values: a power domain, a class's capacity, maxReplicas, minReplicas, and for
+unplaceable pools the kinds of their Unfit reasons), the one-sentence reason, and the domain, class
+and fleet totals.
 
 A budget binds a pool when the pool is short (shed or below its minimum) or runs on something
 dearer than one of its options, and that option cannot get one more replica: its power domain is at
@@ -16,26 +17,23 @@ import numpy.typing as npt
 
 from inferfleet.core.formulation import Compiled
 from inferfleet.core.heuristic import Fleet
-from inferfleet.core.types import ClassUse, DomainUse, Placement, Plan, PlanStatus, PoolPlan, SolverStats
+from inferfleet.core.types import (
+    Binding,
+    BindingKind,
+    ClassUse,
+    DomainUse,
+    Placement,
+    Plan,
+    PlanStatus,
+    PoolPlan,
+    SolverStats,
+)
 
 __all__ = ["build_plan"]
 
 FloatArray = npt.NDArray[np.float64]
 FULL = 0.99  # a budget at least this used is binding
 TOL = 1e-6
-
-
-def _unfit_tags(reasons: list[str]) -> list[str]:
-    tags: set[str] = set()
-    for text in reasons:
-        low = text.lower()
-        if any(w in low for w in ("slo", "ttft", "tpot", "latency")):
-            tags.add("slo")
-        if any(w in low for w in ("memory", "gib", "does not fit")):
-            tags.add("memory")
-        if "allow" in low:
-            tags.add("allowedClasses")
-    return sorted(tags)
 
 
 def _kw(watts: float) -> str:
@@ -96,15 +94,16 @@ def _pool_plan(comp: Compiled, ctx: _Context, p: int, cols: range, lowest: int) 
         if n[j] > 0
     )
     if not cols:  # no option on any class of the fleet
-        reasons = [f"{c}: {r}" for c, r in sorted(comp.problem.unfit.get(pool.key, {}).items())]
-        text = "; ".join(reasons) if reasons else "no option was offered for any class"
+        unfit = sorted(comp.problem.unfit.get(pool.key, {}).items())
+        text = "; ".join(f"{c}: {u.reason}" for c, u in unfit) or "no option was offered for any class"
+        kinds = sorted({u.kind for _, u in unfit})
         return PoolPlan(
             pool.key,
             (),
             pool.demand_rps,
             0.0,
-            "Unplaceable",
-            tuple(_unfit_tags(reasons)),
+            PlanStatus.UNPLACEABLE,
+            tuple(Binding(BindingKind.UNFIT, str(k)) for k in kinds),
             f"no class can run this pool: {text}",
         )
     need = float(comp.need[p])
@@ -115,12 +114,12 @@ def _pool_plan(comp: Compiled, ctx: _Context, p: int, cols: range, lowest: int) 
     short = shed > TOL * max(need, 1.0) or count < min_r
     status: PlanStatus
     if need > 0 and capacity <= TOL:
-        status = "Shed"
+        status = PlanStatus.SHED
     elif shed > TOL * max(need, 1.0):
-        status = "PartiallyShed"
+        status = PlanStatus.PARTIALLY_SHED
     else:
-        status = "Placed"
-    binding: list[str] = []
+        status = PlanStatus.PLACED
+    binding: list[Binding] = []
     notes: list[str] = []
     spent = sum(pl.dollars_per_hour for pl in placements)
     by_ratio = sorted(cols, key=lambda c: (ctx.ratio[c], c))
@@ -129,31 +128,32 @@ def _pool_plan(comp: Compiled, ctx: _Context, p: int, cols: range, lowest: int) 
         if not short and (ctx.alone[j] >= spent * (1 - 1e-3) or ctx.too_many[j]):
             continue
         d = ctx.power_full[j]
-        if d >= 0 and f"power:{comp.domain_names[d]}" not in binding:
-            binding.append(f"power:{comp.domain_names[d]}")
+        power = Binding(BindingKind.POWER, comp.domain_names[d]) if d >= 0 else None
+        if power is not None and power not in binding:
+            binding.append(power)
             notes.append(
                 f"power budget of {comp.domain_names[d]} binding "
                 f"({_kw(ctx.used[d])}/{_kw(float(comp.budgets[d]))} kW)"
             )
         name = comp.class_names[ctx.cls[j]]
-        if ctx.node_full[j] and f"capacity:{name}" not in binding:
-            binding.append(f"capacity:{name}")
+        if ctx.node_full[j] and Binding(BindingKind.CAPACITY, name) not in binding:
+            binding.append(Binding(BindingKind.CAPACITY, name))
             notes.append(f"no {name} node has {ctx.devices[j]} free devices")
     if count >= max_r and (short or np.ceil(need / ctx.rps[by_ratio[0]] - 1e-9) > max_r):
-        binding.append("maxReplicas")
+        binding.append(Binding(BindingKind.MAX_REPLICAS))
         notes.append(f"maxReplicas is {int(max_r)}")
     if min_r > 0 and (
         count < min_r
         or (count == min_r and shed <= TOL and count > np.ceil(need / ctx.rps[by_ratio[0]] - 1e-9))
     ):
-        binding.append("minReplicas")
+        binding.append(Binding(BindingKind.MIN_REPLICAS))
         notes.append(
             f"{count} of {int(min_r)} minimum replicas placed"
             if count < min_r
             else f"minReplicas {int(min_r)} keeps more replicas than demand needs"
         )
     why = ", ".join(notes[:3]) + (f" and {len(notes) - 3} more" if len(notes) > 3 else "")
-    if status == "Placed":
+    if status is PlanStatus.PLACED:
         where = ", ".join(f"{pl.replicas} on {pl.accelerator_class}" for pl in placements) or "nothing"
         text = (
             f"placed {where}: {capacity:.1f} req/s for {need:.1f} needed"

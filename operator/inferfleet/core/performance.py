@@ -31,7 +31,16 @@ from inferfleet.core.roofline import (
     shape_of,
     solve,
 )
-from inferfleet.core.types import SLO, AcceleratorClass, Estimate, Hardware, ModelSpec, Unfit, Workload
+from inferfleet.core.types import (
+    SLO,
+    AcceleratorClass,
+    Estimate,
+    Hardware,
+    ModelSpec,
+    Unfit,
+    UnfitKind,
+    Workload,
+)
 
 __all__ = [
     "BANDWIDTH_EFFICIENCY",
@@ -46,7 +55,12 @@ __all__ = [
 ]
 
 
-def _bad_figures(model: ModelSpec, workload: Workload, hw: Hardware) -> str | None:
+def _bad_figures(model: ModelSpec, workload: Workload, hw: Hardware) -> Unfit | None:
+    why = _missing_figures(model, workload, hw)
+    return None if why is None else Unfit(UnfitKind.FIGURES, why)
+
+
+def _missing_figures(model: ModelSpec, workload: Workload, hw: Hardware) -> str | None:
     if model.parameters_b <= 0:
         return "the model has no parameters"
     if hw.memory_gib <= 0 or hw.memory_bandwidth_tbps <= 0 or hw.tflops_bf16 <= 0:
@@ -71,33 +85,34 @@ def _analytic(
     per_node, devices = fit
     bad = _bad_figures(model, workload, hw)
     if bad is not None:
-        return Unfit(bad)
+        return bad
     shape = shape_of(model, hw)
     n_in, n_out = workload.input_tokens, workload.output_tokens
     if devices is not None:
         if not 1 <= devices <= per_node:
-            return Unfit(f"the profile uses {devices} devices; nodes have {per_node}")
+            return Unfit(UnfitKind.NODE_SIZE, f"the profile uses {devices} devices; nodes have {per_node}")
         got = solve(shape, devices, n_in, n_out, ttft_slo=slo.ttft_s, tpot_slo=slo.tpot_s)
-        return Unfit(got) if isinstance(got, str) else _estimate(got, devices)
+        return got if isinstance(got, Unfit) else _estimate(got, devices)
     tokens = sizing.fit_tokens(model, workload)
     need = sizing.min_devices(model, hw, tokens)
     if need > per_node:
         return Unfit(
+            UnfitKind.MEMORY,
             f"needs {need} devices of {hw.memory_gib:.3g} GiB for {shape.weights / sizing.GIB:.1f} GiB "
-            f"of weights and a {tokens}-token KV cache; nodes have {per_node}"
+            f"of weights and a {tokens}-token KV cache; nodes have {per_node}",
         )
     best: Operating | None = None
     best_devices = 0
-    last = ""
+    last = Unfit(UnfitKind.SLO, "no device count meets the SLO")
     d = need
     while d <= per_node:
         got = solve(shape, d, n_in, n_out, ttft_slo=slo.ttft_s, tpot_slo=slo.tpot_s)
-        if isinstance(got, str):
+        if isinstance(got, Unfit):
             last = got
         elif best is None or got.rps * best_devices > best.rps * d * (1.0 + 1e-9):
             best, best_devices = got, d
         d *= 2
-    return Unfit(last) if best is None else _estimate(best, best_devices)
+    return last if best is None else _estimate(best, best_devices)
 
 
 def estimate_on_devices(
@@ -143,14 +158,16 @@ def estimate(model: ModelSpec, workload: Workload, slo: SLO, cls: AcceleratorCla
     if measured is None:
         return analytic
     if measured <= 0:
-        return Unfit(f"the measured profile gives {measured:g} req/s")
+        return Unfit(UnfitKind.PROFILE, f"the measured profile gives {measured:g} req/s")
     if devices is None:
         if isinstance(analytic, Estimate):
             devices = analytic.devices
         else:
             devices = sizing.min_devices(model, cls.hardware, sizing.fit_tokens(model, workload))
     if not 1 <= devices <= cls.devices_per_node:
-        return Unfit(f"the profile uses {devices} devices; nodes have {cls.devices_per_node}")
+        return Unfit(
+            UnfitKind.NODE_SIZE, f"the profile uses {devices} devices; nodes have {cls.devices_per_node}"
+        )
     known = analytic if isinstance(analytic, Estimate) and analytic.devices == devices else None
     ttft = slo.ttft_s if slo.ttft_s is not None else (known.ttft_s if known else 0.0)
     tpot = slo.tpot_s if slo.tpot_s is not None else (known.tpot_s if known else 0.0)

@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from inferfleet.core.cost import replica_dollars_per_hour
 from inferfleet.core.performance import estimate
 from inferfleet.core.power import replica_watts
-from inferfleet.core.types import AcceleratorClass, Estimate, Option, Policy, Pool, Problem
+from inferfleet.core.types import AcceleratorClass, Estimate, Option, Policy, Pool, Problem, Unfit, UnfitKind
 
 __all__ = ["NOT_ALLOWED", "build_problem", "planned_utilisation"]
 
-NOT_ALLOWED = "not in allowedClasses"
+NOT_ALLOWED = Unfit(UnfitKind.NOT_ALLOWED, "not in allowedClasses")
 
 
 def planned_utilisation(policy: Policy) -> float:
@@ -53,19 +53,21 @@ def build_problem(pools: Sequence[Pool], classes: Sequence[AcceleratorClass], po
             raise ValueError(f"duplicate {kind}: {', '.join(dupes)}")
     utilisation = planned_utilisation(policy)
     options: dict[str, tuple[Option, ...]] = {}
-    unfit: dict[str, dict[str, str]] = {}
+    unfit: dict[str, dict[str, Unfit]] = {}
     for pool in sorted_pools:
         fits: list[Option] = []
-        why: dict[str, str] = {}
+        why: dict[str, Unfit] = {}
         for cls in sorted_classes:
             if pool.allowed_classes is not None and cls.name not in pool.allowed_classes:
                 why[cls.name] = NOT_ALLOWED
                 continue
             est = estimate(pool.model, pool.workload, pool.slo, cls)
             if not isinstance(est, Estimate):
-                why[cls.name] = est.reason
+                why[cls.name] = est
             elif est.devices > cls.devices_per_node:  # estimate ensures it; guard the contract
-                why[cls.name] = f"needs {est.devices} devices; nodes have {cls.devices_per_node}"
+                why[cls.name] = Unfit(
+                    UnfitKind.NODE_SIZE, f"needs {est.devices} devices; nodes have {cls.devices_per_node}"
+                )
             else:
                 fits.append(_option(pool, cls, est, utilisation, policy))
         options[pool.key] = tuple(fits)

@@ -21,7 +21,7 @@ import math
 from typing import NamedTuple
 
 from inferfleet.core import sizing
-from inferfleet.core.types import Hardware, ModelSpec
+from inferfleet.core.types import Hardware, ModelSpec, Unfit, UnfitKind
 
 __all__ = [
     "BANDWIDTH_EFFICIENCY",
@@ -107,17 +107,18 @@ def batch1_step_s(s: Shape, devices: int, context_tokens: int) -> float:
     return max(memory, 2.0 * s.params / (s.flops * scale)) + s.fixed
 
 
-def _miss(what: str, predicted: float, target: float, devices: int) -> str:
+def _miss(what: str, predicted: float, target: float, devices: int) -> Unfit:
     plural = "s" if devices != 1 else ""
-    return (
+    return Unfit(
+        UnfitKind.SLO,
         f"predicted {what} {format_seconds(predicted)} at batch 1 on {devices} device{plural} "
-        f"exceeds the {format_seconds(target)} SLO"
+        f"exceeds the {format_seconds(target)} SLO",
     )
 
 
 def solve(
     s: Shape, devices: int, n_in: int, n_out: int, *, ttft_slo: float | None, tpot_slo: float | None
-) -> Operating | str:
+) -> Operating | Unfit:
     """The operating point on exactly ``devices`` devices, or why there is none."""
     scale = _scale(devices)
     bandwidth, flops = s.bandwidth * scale, s.flops * scale
@@ -127,7 +128,9 @@ def solve(
     capacity = math.floor(free / (s.kv_token * (n_in + n_out))) if free > 0 else 0
     if capacity < 1:
         gib = s.weights / sizing.GIB
-        return f"{gib:.1f} GiB of weights leave no room for a KV cache on {devices} device(s)"
+        return Unfit(
+            UnfitKind.MEMORY, f"{gib:.1f} GiB of weights leave no room for a KV cache on {devices} device(s)"
+        )
     prefill = 2.0 * s.params * n_in / flops
     if n_out == 0:
         return _solve_prefill_only(devices, capacity, prefill, weight_read, fixed, ttft_slo=ttft_slo)
@@ -158,7 +161,7 @@ def solve(
 
 def _solve_prefill_only(
     devices: int, capacity: int, prefill: float, weight_read: float, fixed: float, *, ttft_slo: float | None
-) -> Operating | str:
+) -> Operating | Unfit:
     limit = float(capacity)
     if ttft_slo is not None:
         if 2.0 * (weight_read + fixed) > ttft_slo:  # no batch size helps: one pass is too slow

@@ -8,13 +8,17 @@ Everything here is a frozen dataclass with SI-ish units spelled in the field nam
 from __future__ import annotations
 
 import dataclasses
+import enum
 from collections.abc import Mapping
 from typing import Literal
 
 __all__ = [
     "BYTES_PER_PARAM",
+    "UNBOUNDED_NODES",
     "SLO",
     "AcceleratorClass",
+    "Binding",
+    "BindingKind",
     "ClassUse",
     "DomainUse",
     "Estimate",
@@ -33,6 +37,7 @@ __all__ = [
     "ProfilePoint",
     "SolverStats",
     "Unfit",
+    "UnfitKind",
     "Workload",
 ]
 
@@ -48,6 +53,8 @@ BYTES_PER_PARAM: Mapping[str, float] = {
     "fp4": 0.5,
 }
 
+
+UNBOUNDED_NODES = 10_000  # capacity standing in for "no node limit": more nodes than any plan uses
 
 # --------------------------------------------------------------------------------------------------
 # Inputs
@@ -100,6 +107,16 @@ class AcceleratorClass:
     # Free devices on each Ready, schedulable node of the class (capacity the planner may use).
     node_free_devices: tuple[int, ...] = ()
     profiles: tuple[Profile, ...] = ()
+    # The names of those nodes, in the same order (empty when capacity is not tied to real nodes:
+    # a capacity override, or no node limit).
+    node_names: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.node_names and len(self.node_names) != len(self.node_free_devices):
+            raise ValueError(
+                f"class {self.name}: {len(self.node_names)} node names for "
+                f"{len(self.node_free_devices)} nodes"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,10 +194,23 @@ class Estimate:
     source: Literal["analytic", "profile"] = "analytic"
 
 
+class UnfitKind(enum.StrEnum):
+    """What keeps a pool's model off a class: the machine fact behind an ``Unfit`` sentence."""
+
+    FIGURES = "figures"  # the model or class lacks the figures to size a replica
+    MEMORY = "memory"  # weights and KV cache do not fit
+    SLO = "slo"  # even at batch 1 the latency SLO is missed
+    NODE_SIZE = "nodeSize"  # a replica needs more devices than a node has
+    PROFILE = "profile"  # a measured profile rules it out
+    NOT_ALLOWED = "allowedClasses"  # outside the pool's allowedClasses
+    UNDEFINED = "undefinedClass"  # allowedClasses names a class that does not exist
+
+
 @dataclasses.dataclass(frozen=True)
 class Unfit:
-    """Why a pool's model cannot run on a class (memory, SLO, node size, not allowed)."""
+    """Why a pool's model cannot run on a class: the kind, and one sentence for people."""
 
+    kind: UnfitKind
     reason: str
 
 
@@ -209,12 +239,42 @@ class Problem:
 
     pools: tuple[Pool, ...]
     options: Mapping[str, tuple[Option, ...]]  # pool key -> feasible options
-    unfit: Mapping[str, Mapping[str, str]]  # pool key -> class -> why not
+    unfit: Mapping[str, Mapping[str, Unfit]]  # pool key -> class -> why not
     classes: tuple[AcceleratorClass, ...]
     policy: Policy
 
 
-PlanStatus = Literal["Placed", "PartiallyShed", "Shed", "Unplaceable"]
+class PlanStatus(enum.StrEnum):
+    """How much of a pool's demand the plan serves."""
+
+    PLACED = "Placed"
+    PARTIALLY_SHED = "PartiallyShed"
+    SHED = "Shed"
+    UNPLACEABLE = "Unplaceable"
+
+
+class BindingKind(enum.StrEnum):
+    """A constraint that shapes a pool's plan."""
+
+    POWER = "power"  # subject: the power domain
+    CAPACITY = "capacity"  # subject: the accelerator class
+    MAX_REPLICAS = "maxReplicas"
+    MIN_REPLICAS = "minReplicas"
+    UNFIT = "unfit"  # subject: an UnfitKind (why no class can run an unplaceable pool)
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class Binding:
+    """One binding constraint of a pool's plan, as data (``str()`` is its stable short form:
+    ``power:<domain>``, ``capacity:<class>``, ``maxReplicas``, ``minReplicas``, or the unfit kind)."""
+
+    kind: BindingKind
+    subject: str = ""
+
+    def __str__(self) -> str:
+        if self.kind is BindingKind.UNFIT:
+            return self.subject
+        return f"{self.kind}:{self.subject}" if self.subject else str(self.kind)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -240,10 +300,8 @@ class PoolPlan:
     demand_rps: float
     served_rps: float  # capacity planned, capped at demand x headroom
     status: PlanStatus
-    # Constraints that bound this pool, as "power:<domain>", "capacity:<class>", "maxReplicas",
-    # "minReplicas", "slo", "memory", "allowedClasses"; empty when nothing bound.
-    binding: tuple[str, ...] = ()
-    reason: str = ""  # one sentence for status and events
+    binding: tuple[Binding, ...] = ()  # the constraints that bound this pool; empty when none did
+    reason: str = ""  # one sentence for people (status messages, tables); never parsed
 
 
 @dataclasses.dataclass(frozen=True)

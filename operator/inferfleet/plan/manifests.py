@@ -10,32 +10,21 @@ for whoever can use them.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
 
 from inferfleet.api import GROUP
 from inferfleet.api.acceleratorclass import AcceleratorClass
 from inferfleet.api.fleetpolicy import FleetPolicy
 from inferfleet.api.inferencepool import InferencePool
 from inferfleet.api.kinds import BY_KIND
+from inferfleet.api.validation import ManifestError, object_name, validate_object
+from inferfleet.translate.inventory import NodeInfo, node_info_from_manifest
 
-__all__ = ["ManifestError", "Manifests", "describe_errors", "load", "validate_object"]
-
-_DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-M = TypeVar("M", bound=BaseModel)
-
-
-class ManifestError(Exception):
-    """One or more problems in the given manifests; ``str()`` is the user-facing message."""
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = list(problems)
+__all__ = ["Manifests", "load", "nodes_from_documents"]
 
 
 @dataclasses.dataclass
@@ -59,50 +48,6 @@ def _files(paths: Iterable[str | Path]) -> list[Path]:
         else:
             raise ManifestError([f"{path}: no such file or directory"])
     return out
-
-
-def describe_errors(exc: ValidationError) -> list[str]:
-    """pydantic errors as ``field.path: message`` using the API's camelCase names."""
-    lines = []
-    for err in exc.errors():
-        loc = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in err["loc"]).replace(".[", "[")
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown field (strict field validation, as kubectl apply)"
-        elif err["type"] == "missing":
-            msg = "required field is missing"
-        lines.append(f"{loc or '(object)'}: {msg}")
-    return lines
-
-
-def _object_name(doc: dict[str, Any]) -> str:
-    meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
-    assert isinstance(meta, dict)
-    name = meta.get("name", "<unnamed>")
-    namespace = meta.get("namespace")
-    return (
-        f"{doc.get('kind')} {namespace}/{name}"
-        if doc.get("kind") == "InferencePool"
-        else f"{doc.get('kind')} {name}"
-    )
-
-
-def validate_object(model: type[M], doc: dict[str, Any], where: str) -> M:
-    """Validate one object; raise ManifestError naming where, the object and each bad field."""
-    label = f"{where}: {_object_name(doc)}"
-    meta = doc.get("metadata")
-    problems: list[str] = []
-    if not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
-        problems.append(f"{label}: metadata.name: required field is missing")
-    elif not _DNS1123.match(meta["name"]) or len(meta["name"]) > 253:
-        problems.append(f"{label}: metadata.name: must be a lower-case DNS-1123 name, got {meta['name']!r}")
-    try:
-        obj = model.model_validate(doc)
-    except ValidationError as exc:
-        problems.extend(f"{label}: {line}" for line in describe_errors(exc))
-    if problems:
-        raise ManifestError(problems)
-    return obj
 
 
 def load(paths: Iterable[str | Path], default_namespace: str = "default") -> Manifests:
@@ -148,7 +93,7 @@ def load(paths: Iterable[str | Path], default_namespace: str = "default") -> Man
                 continue
             key = (str(doc["kind"]), str(obj.metadata.get("namespace", "")), str(obj.metadata["name"]))  # type: ignore[attr-defined]
             if key in seen:
-                problems.append(f"{where}: {_object_name(doc)} is defined twice")
+                problems.append(f"{where}: {object_name(doc)} is defined twice")
                 continue
             seen.add(key)
             if isinstance(obj, InferencePool):
@@ -160,3 +105,21 @@ def load(paths: Iterable[str | Path], default_namespace: str = "default") -> Man
     if problems:
         raise ManifestError(problems)
     return out
+
+
+def nodes_from_documents(docs: Sequence[dict[str, Any]]) -> list[NodeInfo] | None:
+    """Nodes given with the manifests (Node objects, or a SimulatedFleet); None if there are none."""
+    from inferfleet.api import simulatedfleet
+
+    nodes: list[dict[str, Any]] = [d for d in docs if d.get("kind") == "Node"]
+    for doc in docs:
+        if doc.get("kind") != simulatedfleet.KIND:
+            continue
+        try:
+            fleet = simulatedfleet.parse_fleet(doc, source=simulatedfleet.KIND)
+            nodes.extend(simulatedfleet.node_manifests(fleet))
+        except simulatedfleet.FleetError as exc:
+            raise ManifestError([str(exc)]) from exc
+    if not nodes:
+        return None
+    return [node_info_from_manifest(n) for n in nodes]

@@ -1,25 +1,36 @@
-"""Desired children of an InferencePool: one Deployment per (pool, class), one Service per pool.
+"""Children of InferencePools: one Deployment per (pool, class), one Service per pool.
 
 Owns the manifests (pure ``build_*`` functions over API objects), their names, labels and
-ownerReferences, and the spec hash that lets the loop skip writes when nothing changed.
+ownerReferences, the spec hash that lets a round skip writes when nothing changed, what exists now
+(``index``: phase 2 of a round) and the difference between a plan's children and what exists
+(``diff``: phase 4).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from inferfleet.api import API_VERSION, labels
 from inferfleet.api.acceleratorclass import AcceleratorClass
 from inferfleet.api.inferencepool import InferencePool
+from inferfleet.core import types as core
+from inferfleet.reconcile.ports import Obj
+from inferfleet.reconcile.validate import Objects, key_of, meta
 
 __all__ = [
+    "ChildWrites",
+    "Existing",
     "build_deployment",
     "build_service",
     "deployment_name",
     "devices_per_replica",
+    "diff",
+    "index",
     "spec_hash",
 ]
 
@@ -149,3 +160,91 @@ def devices_per_replica(dep: Mapping[str, Any]) -> int:
         return sum(int(v) for k, v in limits.items() if "/" in k)
     except (KeyError, IndexError, TypeError, ValueError):
         return 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Existing:
+    """Our Deployments as they are: by (pool key, class), their replicas (the churn baseline of
+    re-planned ones), ready replicas, and devices held by frozen ones per class."""
+
+    deployments: dict[tuple[str, str], Obj]
+    current: dict[str, dict[str, int]]  # pool key -> class -> replicas (re-planned children only)
+    ready: dict[tuple[str, str], int]
+    frozen_devices: dict[str, int]
+
+
+def _pool_and_class(dep: Obj) -> tuple[str, str] | None:
+    dep_labels = meta(dep).get("labels") or {}
+    pool = dep_labels.get(labels.POOL)
+    if pool is None:
+        return None
+    return f"{meta(dep).get('namespace')}/{pool}", dep_labels.get(labels.ACCELERATOR_CLASS) or ""
+
+
+def index(deployments: Sequence[Obj], objects: Objects) -> Existing:
+    current: dict[str, dict[str, int]] = defaultdict(dict)
+    existing: dict[tuple[str, str], Obj] = {}
+    ready: dict[tuple[str, str], int] = {}
+    frozen: dict[str, int] = defaultdict(int)
+    for dep in deployments:
+        owner = _pool_and_class(dep)
+        if owner is None:
+            continue
+        pool_key, cls = owner
+        replicas = int((dep.get("spec") or {}).get("replicas") or 0)
+        existing[owner] = dep
+        ready[owner] = int((dep.get("status") or {}).get("readyReplicas") or 0)
+        if objects.frozen(pool_key, cls):
+            frozen[cls] += replicas * devices_per_replica(dep)
+        else:
+            current[pool_key][cls] = replicas
+    return Existing(existing, dict(current), ready, dict(frozen))
+
+
+@dataclasses.dataclass
+class ChildWrites:
+    reductions: list[Obj] = dataclasses.field(default_factory=list)  # applies that lower replicas
+    increases: list[Obj] = dataclasses.field(default_factory=list)  # applies that add or keep replicas
+    deletes: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)  # (kind, namespace, name)
+
+
+def same(have: Obj, desired: Obj) -> bool:
+    """The child as it exists already is the desired one (spec hash, and replicas for Deployments)."""
+    ann = meta(have).get("annotations") or {}
+    if ann.get(labels.SPEC_HASH) != meta(desired)["annotations"][labels.SPEC_HASH]:
+        return False
+    if desired.get("kind") == "Deployment":
+        return bool((have.get("spec") or {}).get("replicas") == desired["spec"]["replicas"])
+    return True
+
+
+def diff(plan: core.Plan, objects: Objects, existing: Existing, services: Sequence[Obj]) -> ChildWrites:
+    """The applies and deletions that bring our children to the plan; unchanged children: no write."""
+    out = ChildWrites()
+    have_services = {key_of(s): s for s in services}
+    wanted: set[tuple[str, str]] = set()
+    for pp in plan.pools:
+        pool = objects.pools[pp.key]
+        for pl in pp.placements:
+            if pl.replicas <= 0:
+                continue
+            wanted.add((pp.key, pl.accelerator_class))
+            desired = build_deployment(
+                pool, objects.classes[pl.accelerator_class], pl.replicas, pl.devices // pl.replicas
+            )
+            have = existing.deployments.get((pp.key, pl.accelerator_class))
+            if have is not None and same(have, desired):
+                continue
+            before = int(((have or {}).get("spec") or {}).get("replicas") or 0)
+            (out.reductions if pl.replicas < before else out.increases).append(desired)
+        svc = build_service(pool)
+        have_svc = have_services.get(pp.key)
+        if have_svc is None or not same(have_svc, svc):
+            out.increases.append(svc)
+    for (pool_key, cls), dep in sorted(existing.deployments.items()):
+        if (pool_key, cls) in wanted or objects.frozen(pool_key, cls):
+            continue
+        if pool_key not in objects.pools:  # pool gone: garbage collection removes its children
+            continue
+        out.deletes.append(("Deployment", str(meta(dep).get("namespace")), str(meta(dep).get("name"))))
+    return out

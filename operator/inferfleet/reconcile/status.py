@@ -1,22 +1,36 @@
-"""Statuses, conditions and change descriptions computed from a plan (pure).
+"""Statuses, conditions and changes computed from a plan (pure): phase 6 of a round.
 
 Owns the InferencePool status (conditions Ready, Placed, PowerLimited, CapacityLimited, Valid; the
 per-class placement; totals; selector; the last change in words), the AcceleratorClass and
-FleetPolicy statuses, and ``describe_change`` ("moved 2 replicas from h100 to mi300x: hall-a power
-budget binding").  Conditions keep lastTransitionTime unless their status flips.
+FleetPolicy statuses, each built as a dict and passed through its pydantic status model (so a field
+the CRD does not have fails here, not silently at the API server's pruning), and the typed
+``Change`` of a pool's placement with its sentence ("moved 2 replicas from h100 to mi300x: hall-a
+power budget binding").  Conditions keep lastTransitionTime unless their status flips.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pydantic import BaseModel
+
+from inferfleet.api.acceleratorclass import AcceleratorClassStatus
+from inferfleet.api.conditions import ConditionType, EventReason, Reason
+from inferfleet.api.fleetpolicy import FleetPolicyStatus
+from inferfleet.api.inferencepool import InferencePoolStatus
 from inferfleet.api.labels import pool_selector
 from inferfleet.core import types as core
 
 __all__ = [
+    "Change",
+    "ChangeKind",
+    "change_of",
     "class_status",
     "condition",
+    "describe",
     "describe_change",
     "merge_conditions",
     "policy_status",
@@ -25,12 +39,25 @@ __all__ = [
 ]
 
 
-def condition(type_: str, ok: bool, reason: str, message: str, generation: int | None) -> dict[str, Any]:
+MAX_CHANGE = 4096  # status.lastChange.reason
+
+
+def _checked(model: type[BaseModel], status: dict[str, Any]) -> dict[str, Any]:
+    """The status as its API model accepts and serialises it."""
+    out: dict[str, Any] = model.model_validate(status).model_dump(
+        by_alias=True, exclude_none=True, mode="json"
+    )
+    return out
+
+
+def condition(
+    type_: ConditionType, ok: bool, reason: Reason | str, message: str, generation: int | None
+) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "type": type_,
+        "type": str(type_),
         "status": "True" if ok else "False",
-        "reason": reason,
-        "message": message,
+        "reason": str(reason),
+        "message": message[:32768],
     }
     if generation is not None:
         out["observedGeneration"] = generation
@@ -52,48 +79,86 @@ def merge_conditions(
     return out
 
 
-def _binding_words(binding: Sequence[str]) -> str:
+def _binding_words(binding: Sequence[core.Binding]) -> str:
     words = []
     for b in binding:
-        kind, _, what = b.partition(":")
-        if kind == "power":
-            words.append(f"{what} power budget binding")
-        elif kind == "capacity":
-            words.append(f"{what} capacity binding")
-        elif kind == "maxReplicas":
+        if b.kind is core.BindingKind.POWER:
+            words.append(f"{b.subject} power budget binding")
+        elif b.kind is core.BindingKind.CAPACITY:
+            words.append(f"{b.subject} capacity binding")
+        elif b.kind is core.BindingKind.MAX_REPLICAS:
             words.append("maxReplicas binding")
-        elif kind == "minReplicas":
+        elif b.kind is core.BindingKind.MIN_REPLICAS:
             words.append("minReplicas cannot be met")
         else:
             words.append(f"{b} binding")
     return ", ".join(words)
 
 
-def describe_change(old: Mapping[str, int], new: Mapping[str, int], plan: core.PoolPlan) -> str | None:
-    """One sentence for events and status.lastChange; None when the placement did not change."""
-    classes = sorted(set(old) | set(new))
+class ChangeKind(enum.StrEnum):
+    PLACED = "Placed"  # nothing ran before
+    MOVED = "Moved"  # replicas left some classes for others
+    SCALED_UP = "ScaledUp"
+    SCALED_DOWN = "ScaledDown"
+
+    @property
+    def event_reason(self) -> EventReason:
+        if self is ChangeKind.PLACED:
+            return EventReason.PLACED
+        return EventReason.MOVED if self is ChangeKind.MOVED else EventReason.RESCALED
+
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    """How a pool's replicas per class changed between what runs and the plan."""
+
+    kind: ChangeKind
+    old: Mapping[str, int]
+    new: Mapping[str, int]
+
+
+def change_of(old: Mapping[str, int], new: Mapping[str, int]) -> Change | None:
+    """The change from ``old`` to ``new`` replicas per class; None when nothing changed."""
+    classes = set(old) | set(new)
     delta = {c: new.get(c, 0) - old.get(c, 0) for c in classes}
     if all(d == 0 for d in delta.values()):
         return None
+    if not any(old.values()):
+        return Change(ChangeKind.PLACED, old, new)
+    down = any(d < 0 for d in delta.values())
+    up = any(d > 0 for d in delta.values())
+    kind = ChangeKind.MOVED if down and up else (ChangeKind.SCALED_UP if up else ChangeKind.SCALED_DOWN)
+    return Change(kind, old, new)
+
+
+def describe(change: Change, plan: core.PoolPlan) -> str:
+    """One sentence for events and status.lastChange."""
+    old, new = change.old, change.new
+    delta = {c: new.get(c, 0) - old.get(c, 0) for c in sorted(set(old) | set(new))}
     down = {c: -d for c, d in delta.items() if d < 0}
     up = {c: d for c, d in delta.items() if d > 0}
     why = _binding_words(plan.binding) or f"demand {plan.demand_rps:g} req/s"
-    if not any(old.values()):
+    if change.kind is ChangeKind.PLACED:
         where = ", ".join(f"{n} on {c}" for c, n in sorted(new.items()) if n)
         total = sum(new.values())
         return f"placed {total} replica{'s' if total != 1 else ''} ({where}): {why}"
-    if down and up:
+    if change.kind is ChangeKind.MOVED:
         moved = min(sum(down.values()), sum(up.values()))
-        src = ", ".join(sorted(down))
-        dst = ", ".join(sorted(up))
-        text = f"moved {moved} replica{'s' if moved != 1 else ''} from {src} to {dst}"
+        text = f"moved {moved} replica{'s' if moved != 1 else ''} from {', '.join(sorted(down))} to "
+        text += ", ".join(sorted(up))
         rest = sum(up.values()) - sum(down.values())
         if rest:
             text += f" ({'+' if rest > 0 else ''}{rest} overall)"
         return f"{text}: {why}"
-    if up:
+    if change.kind is ChangeKind.SCALED_UP:
         return "scaled up " + ", ".join(f"+{n} on {c}" for c, n in sorted(up.items())) + f": {why}"
     return "scaled down " + ", ".join(f"-{n} on {c}" for c, n in sorted(down.items())) + f": {why}"
+
+
+def describe_change(old: Mapping[str, int], new: Mapping[str, int], plan: core.PoolPlan) -> str | None:
+    """``describe(change_of(old, new), plan)``; None when the placement did not change."""
+    change = change_of(old, new)
+    return None if change is None else describe(change, plan)
 
 
 def pool_status(
@@ -122,34 +187,42 @@ def pool_status(
     ]
     replicas = sum(p.replicas for p in plan.placements if p.replicas > 0)
     ready_total = sum(p["readyReplicas"] for p in placements)
-    placed = plan.status == "Placed"
-    power = [b.split(":", 1)[1] for b in plan.binding if b.startswith("power:")]
-    capacity = [b.split(":", 1)[1] for b in plan.binding if b.startswith("capacity:")]
+    placed = plan.status is core.PlanStatus.PLACED
+    power = [b.subject for b in plan.binding if b.kind is core.BindingKind.POWER]
+    capacity = [b.subject for b in plan.binding if b.kind is core.BindingKind.CAPACITY]
     all_ready = placed and ready_total >= replicas
     conds = [
         condition(
-            "Ready",
+            ConditionType.READY,
             all_ready,
-            "AllReplicasReady" if all_ready else ("ReplicasNotReady" if placed else "NotPlaced"),
+            Reason.ALL_REPLICAS_READY
+            if all_ready
+            else (Reason.REPLICAS_NOT_READY if placed else Reason.NOT_PLACED),
             f"{ready_total} of {replicas} replicas ready" if placed else (plan.reason or plan.status),
             generation,
         ),
-        condition("Placed", placed, plan.status, plan.reason or "demand is met at the SLO", generation),
         condition(
-            "PowerLimited",
+            ConditionType.PLACED,
+            placed,
+            Reason(plan.status),
+            plan.reason or "demand is met at the SLO",
+            generation,
+        ),
+        condition(
+            ConditionType.POWER_LIMITED,
             bool(power),
-            "PowerBudgetBinding" if power else "WithinBudget",
+            Reason.POWER_BUDGET_BINDING if power else Reason.WITHIN_BUDGET,
             f"power budget binding in {', '.join(power)}" if power else "no power budget limits this pool",
             generation,
         ),
         condition(
-            "CapacityLimited",
+            ConditionType.CAPACITY_LIMITED,
             bool(capacity),
-            "CapacityBinding" if capacity else "CapacityAvailable",
+            Reason.CAPACITY_BINDING if capacity else Reason.CAPACITY_AVAILABLE,
             f"capacity binding on {', '.join(capacity)}" if capacity else "no node capacity limits this pool",
             generation,
         ),
-        condition("Valid", True, "SpecValid", "the spec is valid", generation),
+        condition(ConditionType.VALID, True, Reason.SPEC_VALID, "the spec is valid", generation),
     ]
     last = (previous or {}).get("lastChange")
     status: dict[str, Any] = {
@@ -164,11 +237,9 @@ def pool_status(
         "placementSummary": ",".join(f"{p['acceleratorClass']}={p['replicas']}" for p in placements)
         or "none",
         "selector": pool_selector(pool_name),
-        "lastChange": {"time": now, "reason": change} if change else last,
+        "lastChange": {"time": now, "reason": change[:MAX_CHANGE]} if change else last,
     }
-    if status["lastChange"] is None:
-        del status["lastChange"]
-    return status
+    return _checked(InferencePoolStatus, status)
 
 
 def pool_status_invalid(
@@ -176,13 +247,13 @@ def pool_status_invalid(
 ) -> dict[str, Any]:
     """A pool the operator cannot honour: say what to change, leave everything running as it is."""
     conds = [
-        condition("Ready", False, "InvalidSpec", message, generation),
-        condition("Valid", False, "InvalidSpec", message, generation),
+        condition(ConditionType.READY, False, Reason.INVALID_SPEC, message, generation),
+        condition(ConditionType.VALID, False, Reason.INVALID_SPEC, message, generation),
     ]
     status = dict(previous or {})
     status["observedGeneration"] = generation
     status["conditions"] = merge_conditions((previous or {}).get("conditions"), conds, now)
-    return status
+    return _checked(InferencePoolStatus, status)
 
 
 def class_status(
@@ -196,24 +267,35 @@ def class_status(
 ) -> dict[str, Any]:
     devices_total = use.devices_total if use else 0
     if problem:
-        cond = condition("Ready", False, "InvalidSpec", problem, generation)
+        cond = condition(ConditionType.READY, False, Reason.INVALID_SPEC, problem, generation)
     elif ready_nodes == 0:
         cond = condition(
-            "Ready", False, "NoReadyNodes", "no Ready, schedulable node matches nodeSelector", generation
+            ConditionType.READY,
+            False,
+            Reason.NO_READY_NODES,
+            "no Ready, schedulable node matches nodeSelector",
+            generation,
         )
     else:
         cond = condition(
-            "Ready", True, "NodesReady", f"{ready_nodes} of {nodes} matching nodes ready", generation
+            ConditionType.READY,
+            True,
+            Reason.NODES_READY,
+            f"{ready_nodes} of {nodes} matching nodes ready",
+            generation,
         )
-    return {
-        "observedGeneration": generation,
-        "nodes": nodes,
-        "readyNodes": ready_nodes,
-        "devicesTotal": devices_total,
-        "devicesUsed": use.devices_used if use else 0,
-        "watts": round(use.watts) if use else 0,
-        "conditions": merge_conditions((previous or {}).get("conditions"), [cond], now),
-    }
+    return _checked(
+        AcceleratorClassStatus,
+        {
+            "observedGeneration": generation,
+            "nodes": nodes,
+            "readyNodes": ready_nodes,
+            "devicesTotal": devices_total,
+            "devicesUsed": use.devices_used if use else 0,
+            "watts": round(use.watts) if use else 0,
+            "conditions": merge_conditions((previous or {}).get("conditions"), [cond], now),
+        },
+    )
 
 
 def policy_status(
@@ -223,35 +305,50 @@ def policy_status(
     now: str,
     duration_s: float,
 ) -> dict[str, Any]:
-    shed = sum(1 for p in plan.pools if p.status in ("Shed", "PartiallyShed"))
+    shed = sum(1 for p in plan.pools if p.status in (core.PlanStatus.SHED, core.PlanStatus.PARTIALLY_SHED))
     over = [
         d.name for d in plan.domains if d.budget_watts is not None and d.used_watts > d.budget_watts + 1e-6
     ]
     cond = (
-        condition("Ready", False, "OverBudget", f"planned power over budget in {', '.join(over)}", generation)
+        condition(
+            ConditionType.READY,
+            False,
+            Reason.OVER_BUDGET,
+            f"planned power over budget in {', '.join(over)}",
+            generation,
+        )
         if over
-        else condition("Ready", True, "Planned", f"planned {len(plan.pools)} pools, {shed} shed", generation)
+        else condition(
+            ConditionType.READY,
+            True,
+            Reason.PLANNED,
+            f"planned {len(plan.pools)} pools, {shed} shed",
+            generation,
+        )
     )
-    return {
-        "observedGeneration": generation,
-        "domains": [
-            {
-                "name": d.name,
-                **({"budgetWatts": round(d.budget_watts)} if d.budget_watts is not None else {}),
-                "usedWatts": round(d.used_watts),
-            }
-            for d in plan.domains
-        ],
-        "watts": round(plan.watts),
-        "dollarsPerHour": round(plan.dollars_per_hour, 2),
-        "lastPlan": {
-            "time": now,
-            "durationSeconds": round(duration_s, 3),
-            "status": plan.solver.status,
-            "method": plan.solver.method,
-            "gap": round(plan.solver.gap, 6),
-            "pools": len(plan.pools),
-            "shedPools": shed,
+    return _checked(
+        FleetPolicyStatus,
+        {
+            "observedGeneration": generation,
+            "domains": [
+                {
+                    "name": d.name,
+                    **({"budgetWatts": round(d.budget_watts)} if d.budget_watts is not None else {}),
+                    "usedWatts": round(d.used_watts),
+                }
+                for d in plan.domains
+            ],
+            "watts": round(plan.watts),
+            "dollarsPerHour": round(plan.dollars_per_hour, 2),
+            "lastPlan": {
+                "time": now,
+                "durationSeconds": round(duration_s, 3),
+                "status": plan.solver.status,
+                "method": plan.solver.method,
+                "gap": round(plan.solver.gap, 6),
+                "pools": len(plan.pools),
+                "shedPools": shed,
+            },
+            "conditions": merge_conditions((previous or {}).get("conditions"), [cond], now),
         },
-        "conditions": merge_conditions((previous or {}).get("conditions"), [cond], now),
-    }
+    )

@@ -1,16 +1,14 @@
-"""The one place API objects become core dataclasses (and nodes become capacity).
+"""API objects to core dataclasses, one object at a time.
 
 Owns the mapping from pydantic API objects (``inferfleet.api``) to the pure core's types
-(``inferfleet.core.types``), so the core survives API version changes, plus the capacity rule: a
-class's capacity is the free devices of its Ready, schedulable, matching nodes, unless the class
-overrides it.  Nodes arrive as plain ``NodeInfo`` records so this module needs no Kubernetes client.
+(``inferfleet.core.types``), so the core survives API version changes, and the unit conversions on
+that way (kW to W, GiB, GB/s).  Capacity comes from ``translate.inventory``; the whole problem is
+assembled by ``translate.problem``.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping
 
 from inferfleet.api.acceleratorclass import AcceleratorClass as ApiClass
 from inferfleet.api.fleetpolicy import FleetPolicy as ApiPolicy
@@ -18,89 +16,24 @@ from inferfleet.api.inferencepool import InferencePool as ApiPool
 from inferfleet.core import cost
 from inferfleet.core import types as core
 
-__all__ = [
-    "NodeInfo",
-    "class_capacity",
-    "node_info_from_manifest",
-    "pool_key",
-    "to_core_class",
-    "to_core_policy",
-    "to_core_pool",
-]
+__all__ = ["pool_key", "to_core_class", "to_core_policy", "to_core_pool", "watts"]
 
 GIB = 2**30
 
 
-@dataclasses.dataclass(frozen=True)
-class NodeInfo:
-    """What the planner needs of a node: labels, allocatable devices, health, and devices in use
-    by pods that inferfleet does not own (its own replicas are re-planned, so they do not count)."""
-
-    name: str
-    labels: Mapping[str, str]
-    allocatable: Mapping[str, int]
-    ready: bool = True
-    schedulable: bool = True
-    foreign_used: Mapping[str, int] = dataclasses.field(default_factory=dict)
-
-
 def pool_key(pool: ApiPool) -> str:
+    """``namespace/name``: how the core and the reports name a pool."""
     return f"{pool.metadata.get('namespace', 'default')}/{pool.metadata['name']}"
 
 
-def matches(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
-    return all(labels.get(k) == v for k, v in selector.items())
+def watts(kilowatts: float) -> float:
+    """The API's kilowatts as the core's watts."""
+    return kilowatts * 1000.0
 
 
-def _count(value: object) -> int:
-    """An extended-resource count ("8", 8, "8k" is not a device count) -> int; garbage -> 0."""
-    try:
-        return int(str(value))
-    except ValueError:
-        return 0
-
-
-def node_info_from_manifest(
-    node: Mapping[str, Any], foreign_used: Mapping[str, int] | None = None
-) -> NodeInfo:
-    """A Node object (as a dict, from a manifest or the API) -> NodeInfo.  A node without status
-    (a manifest about to be created) is taken as Ready with allocatable = capacity."""
-    meta = node.get("metadata") or {}
-    spec = node.get("spec") or {}
-    status = node.get("status") or {}
-    resources = status.get("allocatable") or status.get("capacity") or {}
-    conditions = status.get("conditions")
-    ready = True
-    if conditions:
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-    return NodeInfo(
-        name=str(meta.get("name", "")),
-        labels=dict(meta.get("labels") or {}),
-        allocatable={str(k): _count(v) for k, v in resources.items()},
-        ready=ready,
-        schedulable=not spec.get("unschedulable", False),
-        foreign_used=dict(foreign_used or {}),
-    )
-
-
-def class_capacity(cls: ApiClass, nodes: Sequence[NodeInfo] | None) -> tuple[int, ...]:
-    """Free devices per usable node; the override wins; None nodes with no override -> ()."""
-    spec = cls.spec
-    if spec.capacity is not None:
-        return (spec.devices_per_node,) * spec.capacity.nodes
-    if nodes is None:
-        return ()
-    free = []
-    for node in sorted(nodes, key=lambda n: n.name):
-        if not (node.ready and node.schedulable and matches(spec.node_selector, node.labels)):
-            continue
-        devices = node.allocatable.get(spec.resource_name, 0) - node.foreign_used.get(spec.resource_name, 0)
-        if devices > 0:
-            free.append(devices)
-    return tuple(free)
-
-
-def to_core_class(cls: ApiClass, node_free_devices: tuple[int, ...]) -> core.AcceleratorClass:
+def to_core_class(
+    cls: ApiClass, node_free_devices: tuple[int, ...], node_names: tuple[str, ...] = ()
+) -> core.AcceleratorClass:
     spec = cls.spec
     hw = spec.hardware
     price = spec.price
@@ -124,6 +57,7 @@ def to_core_class(cls: ApiClass, node_free_devices: tuple[int, ...]) -> core.Acc
         price_per_device_hour=hourly,
         power_domain=spec.power_domain,
         node_free_devices=node_free_devices,
+        node_names=node_names,
         profiles=tuple(
             core.Profile(
                 model=p.model,
@@ -182,7 +116,7 @@ def to_core_policy(policy: ApiPolicy | None, time_limit_s: float | None = None) 
         return core.Policy(churn_dollars_per_replica=1.0)
     spec = policy.spec
     return core.Policy(
-        domain_budgets_watts={d.name: d.budget_kilowatts * 1000.0 for d in spec.power_domains},
+        domain_budgets_watts={d.name: watts(d.budget_kilowatts) for d in spec.power_domains},
         electricity_per_kwh=spec.electricity.dollars_per_kilowatt_hour,
         pue=spec.electricity.pue,
         headroom=1.0 + spec.slo_headroom_percent / 100.0,

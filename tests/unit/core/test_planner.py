@@ -11,6 +11,8 @@ from inferfleet.core.planner import Method, best_single_class, solve
 from inferfleet.core.types import (
     SLO,
     AcceleratorClass,
+    Binding,
+    BindingKind,
     Hardware,
     ModelSpec,
     Option,
@@ -19,6 +21,8 @@ from inferfleet.core.types import (
     Pool,
     PoolPlan,
     Problem,
+    Unfit,
+    UnfitKind,
     Workload,
 )
 
@@ -85,7 +89,7 @@ def problem(
     *,
     budgets: Mapping[str, float] | None = None,
     churn: float = 0.0,
-    unfit: Mapping[str, Mapping[str, str]] | None = None,
+    unfit: Mapping[str, Mapping[str, Unfit]] | None = None,
 ) -> Problem:
     return Problem(
         pools=tuple(p for p, _ in entries),
@@ -157,7 +161,7 @@ def _power_budget_forces_a_mix() -> Case:
     def check(plan: Plan) -> None:
         assert replicas(plan, "a/p") == {"l4": 2, "a100": 2}
         assert {d.name: d.used_watts for d in plan.domains}["hall-a"] <= 1200
-        assert "power:hall-a" in pool_plan(plan, "a/p").binding
+        assert Binding(BindingKind.POWER, "hall-a") in pool_plan(plan, "a/p").binding
 
     return Case(p, check)
 
@@ -171,7 +175,7 @@ def _capacity_forces_spill_to_second_class() -> Case:
 
     def check(plan: Plan) -> None:
         assert replicas(plan, "a/p") == {"l4": 1, "a100": 2}
-        assert "capacity:l4" in pool_plan(plan, "a/p").binding
+        assert Binding(BindingKind.CAPACITY, "l4") in pool_plan(plan, "a/p").binding
         assert "no l4 node has 2 free devices" in pool_plan(plan, "a/p").reason
 
     return Case(p, check)
@@ -198,7 +202,7 @@ def _max_replicas_binds() -> Case:
 
     def check(plan: Plan) -> None:
         assert replicas(plan, "a/p") == {"h100": 2}
-        assert "maxReplicas" in pool_plan(plan, "a/p").binding
+        assert Binding(BindingKind.MAX_REPLICAS) in pool_plan(plan, "a/p").binding
 
     return Case(p, check)
 
@@ -213,7 +217,10 @@ def _min_replicas_above_budget_is_reported_not_a_crash() -> Case:
     def check(plan: Plan) -> None:
         pp = pool_plan(plan, "a/p")
         assert replicas(plan, "a/p") == {"l4": 2}
-        assert "minReplicas" in pp.binding and "power:hall-a" in pp.binding
+        assert (
+            Binding(BindingKind.MIN_REPLICAS) in pp.binding
+            and Binding(BindingKind.POWER, "hall-a") in pp.binding
+        )
         assert "2 of 5 minimum replicas placed" in pp.reason
 
     return Case(p, check)
@@ -227,7 +234,7 @@ def _allowed_classes_respected_via_options() -> Case:
             (pool("b/p", 10), [opt("a100", cost=3)]),
         ],
         [klass("l4"), klass("a100")],
-        unfit={"b/p": {"l4": "not in allowedClasses"}},
+        unfit={"b/p": {"l4": Unfit(UnfitKind.NOT_ALLOWED, "not in allowedClasses")}},
     )
 
     def check(plan: Plan) -> None:
@@ -285,14 +292,19 @@ def _unplaceable_pool_says_why() -> Case:
     p = problem(
         [(pool("a/p", 10), [])],
         [klass("l4"), klass("h100")],
-        unfit={"a/p": {"l4": "model needs 140 GiB of memory, node has 24", "h100": "TPOT SLO missed"}},
+        unfit={
+            "a/p": {
+                "l4": Unfit(UnfitKind.MEMORY, "model needs 140 GiB of memory, node has 24"),
+                "h100": Unfit(UnfitKind.SLO, "TPOT SLO missed"),
+            }
+        },
     )
 
     def check(plan: Plan) -> None:
         pp = pool_plan(plan, "a/p")
         assert pp.status == "Unplaceable"
         assert "140 GiB" in pp.reason and "TPOT SLO missed" in pp.reason
-        assert set(pp.binding) == {"memory", "slo"}
+        assert set(pp.binding) == {Binding(BindingKind.UNFIT, "memory"), Binding(BindingKind.UNFIT, "slo")}
 
     return Case(p, check)
 

@@ -80,7 +80,7 @@ def test_planned_utilisation(headroom: float, utilisation: float) -> None:
 @pytest.mark.parametrize(
     ("pool", "cls", "fragment"),
     [
-        pytest.param(_pool("ns/p", allowed_classes=frozenset({"l4"})), H100, NOT_ALLOWED,
+        pytest.param(_pool("ns/p", allowed_classes=frozenset({"l4"})), H100, NOT_ALLOWED.reason,
                      id="classes-outside-allowed-classes-are-unfit"),
         pytest.param(_pool("ns/p", ModelSpec("llama-405b", 405.0)), H100, "needs 16 devices of 80 GiB",
                      id="a-model-larger-than-a-node-is-unfit"),
@@ -92,7 +92,7 @@ def test_planned_utilisation(headroom: float, utilisation: float) -> None:
 def test_unfit_pairs_record_why(pool: Pool, cls: AcceleratorClass, fragment: str) -> None:
     problem = build_problem([pool], [cls], POLICY)
     assert problem.options[pool.key] == ()
-    assert fragment in problem.unfit[pool.key][cls.name]
+    assert fragment in problem.unfit[pool.key][cls.name].reason
 
 
 def test_allowed_and_preferred_classes() -> None:

@@ -1,0 +1,118 @@
+"""Conditions, for every kind: the one ``Condition`` model and ``Conditions`` list type, and the
+vocabulary of condition types, reasons and event reasons the operator writes.
+
+Owns the metav1.Condition shape (with upstream's patterns for ``type`` and ``reason``), the list
+schema shared by every kind's ``status.conditions`` (a list-map keyed by ``type``), and the
+``StrEnum``s that are the only spelling of each type and reason: code compares these values, never
+sentences.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, WithJsonSchema
+
+from inferfleet.api.common import Spec
+
+__all__ = ["Condition", "ConditionType", "Conditions", "EventReason", "Reason", "condition_schema"]
+
+TYPE_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"
+)
+REASON_PATTERN = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+MAX_CONDITIONS = 16
+MAX_MESSAGE = 32768
+
+
+class ConditionType(enum.StrEnum):
+    READY = "Ready"
+    PLACED = "Placed"
+    POWER_LIMITED = "PowerLimited"
+    CAPACITY_LIMITED = "CapacityLimited"
+    VALID = "Valid"
+
+
+class Reason(enum.StrEnum):
+    """Condition reasons (one CamelCase word each)."""
+
+    ALL_REPLICAS_READY = "AllReplicasReady"
+    REPLICAS_NOT_READY = "ReplicasNotReady"
+    NOT_PLACED = "NotPlaced"
+    # Placed: the plan status of the pool (core PlanStatus values)
+    PLACED = "Placed"
+    PARTIALLY_SHED = "PartiallyShed"
+    SHED = "Shed"
+    UNPLACEABLE = "Unplaceable"
+    POWER_BUDGET_BINDING = "PowerBudgetBinding"
+    WITHIN_BUDGET = "WithinBudget"
+    CAPACITY_BINDING = "CapacityBinding"
+    CAPACITY_AVAILABLE = "CapacityAvailable"
+    SPEC_VALID = "SpecValid"
+    INVALID_SPEC = "InvalidSpec"
+    NO_READY_NODES = "NoReadyNodes"
+    NODES_READY = "NodesReady"
+    OVER_BUDGET = "OverBudget"
+    PLANNED = "Planned"
+
+
+class EventReason(enum.StrEnum):
+    """Reasons of the Events the operator records."""
+
+    PLACED = "Placed"
+    MOVED = "Moved"
+    RESCALED = "Rescaled"
+    PARTIALLY_SHED = "PartiallyShed"
+    SHED = "Shed"
+    UNPLACEABLE = "Unplaceable"
+    INVALID_SPEC = "InvalidSpec"
+
+
+def condition_schema() -> dict[str, Any]:
+    """The standard metav1.Condition schema, for status.conditions."""
+    return {
+        "type": "object",
+        "required": ["type", "status", "lastTransitionTime", "reason", "message"],
+        "properties": {
+            "type": {
+                "type": "string",
+                "maxLength": 316,
+                "pattern": TYPE_PATTERN,
+                "description": "Condition type, CamelCase.",
+            },
+            "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
+            "observedGeneration": {"type": "integer", "format": "int64", "minimum": 0},
+            "lastTransitionTime": {"type": "string", "format": "date-time"},
+            "reason": {"type": "string", "maxLength": 1024, "minLength": 1, "pattern": REASON_PATTERN},
+            "message": {"type": "string", "maxLength": MAX_MESSAGE},
+        },
+    }
+
+
+class Condition(Spec):
+    """One condition (metav1.Condition)."""
+
+    type: str = Field(max_length=316, pattern=TYPE_PATTERN)
+    status: Literal["True", "False", "Unknown"]
+    observed_generation: int | None = Field(None, ge=0)
+    last_transition_time: str
+    reason: str = Field(min_length=1, max_length=1024, pattern=REASON_PATTERN)
+    message: str = Field(max_length=MAX_MESSAGE)
+
+
+Conditions = Annotated[
+    list[Condition],
+    Field(max_length=MAX_CONDITIONS),
+    WithJsonSchema(
+        {
+            "type": "array",
+            "maxItems": MAX_CONDITIONS,
+            "items": condition_schema(),
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["type"],
+        }
+    ),
+]
+"""``status.conditions`` of every kind: at most 16, one per type."""

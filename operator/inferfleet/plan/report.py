@@ -1,0 +1,169 @@
+"""The report of ``inferfleet plan``: one JSON document (docs/plan-output.md), and tables from it.
+
+Owns turning a plan, its problem, the notes and the comparison with single-class fleets into the
+stable, versioned JSON document, and rendering that one document as human tables (one source of
+truth for both outputs).  It solves nothing: comparisons arrive as data (``core.compare``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from inferfleet.core import types as core
+from inferfleet.core.compare import Comparison, SingleClass
+
+__all__ = ["SCHEMA_VERSION", "document", "render_table"]
+
+SCHEMA_VERSION = "inferfleet.dev/plan/v1"
+
+
+def _round(x: float, digits: int = 2) -> float:
+    return round(x, digits)
+
+
+def document(
+    plan: core.Plan, problem: core.Problem, notes: Sequence[object], comparison: Comparison
+) -> dict[str, Any]:
+    """The stable JSON document of docs/plan-output.md (``notes`` render with ``str``)."""
+    pools = []
+    for pp in plan.pools:
+        namespace, _, name = pp.key.partition("/")
+        pools.append(
+            {
+                "namespace": namespace,
+                "name": name,
+                "status": str(pp.status),
+                "reason": pp.reason,
+                "binding": [str(b) for b in pp.binding],
+                "demandRequestsPerSecond": _round(pp.demand_rps, 3),
+                "servedRequestsPerSecond": _round(pp.served_rps, 3),
+                "placements": [
+                    {
+                        "class": pl.accelerator_class,
+                        "replicas": pl.replicas,
+                        "devices": pl.devices,
+                        "watts": round(pl.watts),
+                        "dollarsPerHour": _round(pl.dollars_per_hour),
+                        "requestsPerSecond": _round(pl.rps_capacity, 3),
+                        "ttftP95Milliseconds": _round(pl.ttft_s * 1000, 1),
+                        "tpotP95Milliseconds": _round(pl.tpot_s * 1000, 2),
+                    }
+                    for pl in pp.placements
+                ],
+                "unfit": {c: u.reason for c, u in sorted(problem.unfit.get(pp.key, {}).items())},
+            }
+        )
+    return {
+        "schema": SCHEMA_VERSION,
+        "pools": pools,
+        "domains": [
+            {
+                "name": d.name,
+                "budgetWatts": None if d.budget_watts is None else round(d.budget_watts),
+                "usedWatts": round(d.used_watts),
+            }
+            for d in plan.domains
+        ],
+        "classes": [
+            {
+                "name": c.name,
+                "devicesTotal": c.devices_total,
+                "devicesUsed": c.devices_used,
+                "watts": round(c.watts),
+            }
+            for c in plan.classes
+        ],
+        "totals": {"watts": round(plan.watts), "dollarsPerHour": _round(plan.dollars_per_hour)},
+        "bestSingleClass": _single(comparison.within_limits),
+        "bestSingleClassWithoutLimits": _single(comparison.without_limits),
+        "solver": {
+            "status": plan.solver.status,
+            "method": plan.solver.method,
+            "objective": _round(plan.solver.objective, 4),
+            "bound": _round(plan.solver.bound, 4),
+            "gap": round(plan.solver.gap, 6),
+            "seconds": round(plan.solver.seconds, 4),
+        },
+        "notes": [str(n) for n in notes],
+    }
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def _single(best: SingleClass | None) -> dict[str, Any] | None:
+    if best is None:
+        return None
+    return {
+        "class": best.name,
+        "dollarsPerHour": _round(best.dollars_per_hour),
+        "savingPercent": _round(100.0 * best.saving, 1),
+    }
+
+
+def render_table(doc: dict[str, Any]) -> str:
+    """Human tables from the JSON document (one renderer of one source of truth)."""
+    out: list[str] = []
+    for pool in doc["pools"]:
+        out.append(
+            f"InferencePool {pool['namespace']}/{pool['name']}: {pool['status']}, "
+            f"{pool['servedRequestsPerSecond']:g} of {pool['demandRequestsPerSecond']:g} req/s planned"
+            + (f" — {pool['reason']}" if pool["reason"] else "")
+        )
+        rows = [
+            [
+                p["class"],
+                str(p["replicas"]),
+                str(p["devices"]),
+                f"{p['watts'] / 1000:.2f}",
+                f"{p['dollarsPerHour']:.2f}",
+                f"{p['requestsPerSecond']:.1f}",
+                f"{p['ttftP95Milliseconds']:.0f}",
+                f"{p['tpotP95Milliseconds']:.1f}",
+            ]
+            for p in pool["placements"]
+        ]
+        if rows:
+            headers = ["CLASS", "REPLICAS", "DEVICES", "KW", "$/H", "REQ/S", "TTFT-P95-MS", "TPOT-P95-MS"]
+            out.append("  " + _table(headers, rows).replace("\n", "\n  "))
+        out.append("")
+    rows = []
+    for d in doc["domains"]:
+        budget = d["budgetWatts"]
+        use = f"{100 * d['usedWatts'] / budget:.0f}%" if budget else "-"
+        rows.append(
+            [
+                d["name"],
+                f"{d['usedWatts'] / 1000:.2f}",
+                "-" if budget is None else f"{budget / 1000:.2f}",
+                use,
+            ]
+        )
+    out.append(_table(["POWER-DOMAIN", "USED-KW", "BUDGET-KW", "USE"], rows))
+    out.append("")
+    totals = doc["totals"]
+    out.append(f"Fleet: {totals['watts'] / 1000:.2f} kW, ${totals['dollarsPerHour']:.2f}/h")
+    for key, label in (
+        ("bestSingleClass", "within budgets and nodes"),
+        ("bestSingleClassWithoutLimits", "with no budgets or node limits (vs. the mix under the same)"),
+    ):
+        best = doc[key]
+        if best:
+            out.append(
+                f"Best single class {label}: {best['class']} at ${best['dollarsPerHour']:.2f}/h "
+                f"(this plan saves {best['savingPercent']:.1f}%)"
+            )
+        else:
+            out.append(f"Best single class {label}: none can carry the whole fleet")
+    s = doc["solver"]
+    out.append(
+        f"Solver: {s['status']} ({s['method']}), gap {100 * s['gap']:.3f}%, {s['seconds'] * 1000:.0f} ms"
+    )
+    for note in doc["notes"]:
+        out.append(f"note: {note}")
+    return "\n".join(out)

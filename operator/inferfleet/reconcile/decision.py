@@ -1,0 +1,61 @@
+"""What one planning round decided: the writes, in the order the loop carries them out.
+
+Owns ``Decision`` (reductions, deletions, increases, statuses, events, the domains whose increases
+wait, ready replicas, problems for the log, and the resync interval of the validated policy),
+``StatusWrite`` and ``Event`` (with a typed reason).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+from inferfleet.api.conditions import EventReason
+from inferfleet.core import types as core
+from inferfleet.reconcile.ports import Obj
+
+__all__ = ["Decision", "Event", "StatusWrite"]
+
+StatusKind = Literal["InferencePool", "AcceleratorClass", "FleetPolicy"]
+
+
+@dataclasses.dataclass(frozen=True)
+class StatusWrite:
+    kind: StatusKind
+    namespace: str | None
+    name: str
+    status: Obj
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    obj: Obj
+    type: Literal["Normal", "Warning"]
+    reason: EventReason
+    message: str
+
+
+@dataclasses.dataclass
+class Decision:
+    plan: core.Plan | None = None
+    reductions: list[Obj] = dataclasses.field(default_factory=list)  # applies that lower replicas
+    deletes: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)  # (kind, namespace, name)
+    # applies that add or keep replicas, biggest replicas first (they are the hardest to place)
+    increases: list[Obj] = dataclasses.field(default_factory=list)
+    statuses: list[StatusWrite] = dataclasses.field(default_factory=list)
+    events: list[Event] = dataclasses.field(default_factory=list)
+    problems: list[str] = dataclasses.field(default_factory=list)
+    # power domains whose increases wait until removed pods are gone (re-plan shortly)
+    deferred: list[str] = dataclasses.field(default_factory=list)
+    ready: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)  # (pool key, class) -> ready
+    resync_s: float | None = None  # the validated FleetPolicy's planning interval
+
+    @property
+    def writes(self) -> int:
+        return (
+            len(self.reductions)
+            + len(self.deletes)
+            + len(self.increases)
+            + len(self.statuses)
+            + len(self.events)
+        )

@@ -1,0 +1,128 @@
+"""What the fleet has to offer: nodes as the planner sees them, and each class's free capacity.
+
+Owns ``NodeInfo`` (labels, allocatable devices, health, devices held by pods inferfleet does not
+own), the one Node-Ready rule, the class-to-node matching rule, capacity per class (the override
+wins; otherwise the free devices of Ready, schedulable, matching nodes, with their names), the
+stand-in for "no node limit", and the devices held by children the operator must not touch.  Nodes
+arrive as plain dicts or records, so no Kubernetes client is needed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from inferfleet.api.acceleratorclass import AcceleratorClass as ApiClass
+from inferfleet.core.types import UNBOUNDED_NODES
+
+__all__ = [
+    "Capacity",
+    "NodeInfo",
+    "class_capacity",
+    "is_ready",
+    "matches",
+    "node_info_from_manifest",
+    "unbounded",
+    "without",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeInfo:
+    """What the planner needs of a node: labels, allocatable devices, health, and devices in use
+    by pods that inferfleet does not own (its own replicas are re-planned, so they do not count)."""
+
+    name: str
+    labels: Mapping[str, str]
+    allocatable: Mapping[str, int]
+    ready: bool = True
+    schedulable: bool = True
+    foreign_used: Mapping[str, int] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Capacity:
+    """Free devices per node of one class; ``names`` is empty when no real nodes stand behind it."""
+
+    free: tuple[int, ...] = ()
+    names: tuple[str, ...] = ()
+
+
+def matches(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+    """A class's nodeSelector matches a node's labels (every key, equal value)."""
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def is_ready(node: Mapping[str, Any]) -> bool:
+    """The Node-Ready rule: a Ready condition with status True; a node with no conditions yet (a
+    manifest about to be created) counts as Ready."""
+    conditions = (node.get("status") or {}).get("conditions")
+    if not conditions:
+        return True
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _count(value: object) -> int:
+    """An extended-resource count ("8", 8, "8k" is not a device count) -> int; garbage -> 0."""
+    try:
+        return int(str(value))
+    except ValueError:
+        return 0
+
+
+def node_info_from_manifest(
+    node: Mapping[str, Any], foreign_used: Mapping[str, int] | None = None
+) -> NodeInfo:
+    """A Node object (as a dict, from a manifest or the API) -> NodeInfo.  A node without status
+    (a manifest about to be created) is taken as Ready with allocatable = capacity."""
+    meta = node.get("metadata") or {}
+    spec = node.get("spec") or {}
+    status = node.get("status") or {}
+    resources = status.get("allocatable") or status.get("capacity") or {}
+    return NodeInfo(
+        name=str(meta.get("name", "")),
+        labels=dict(meta.get("labels") or {}),
+        allocatable={str(k): _count(v) for k, v in resources.items()},
+        ready=is_ready(node),
+        schedulable=not spec.get("unschedulable", False),
+        foreign_used=dict(foreign_used or {}),
+    )
+
+
+def unbounded(devices_per_node: int) -> Capacity:
+    """Capacity standing in for "no node limit"."""
+    return Capacity((devices_per_node,) * UNBOUNDED_NODES)
+
+
+def class_capacity(cls: ApiClass, nodes: Sequence[NodeInfo] | None) -> Capacity:
+    """Free devices per usable node, by node name; the class's override wins; unknown nodes -> none."""
+    spec = cls.spec
+    if spec.capacity is not None:
+        return Capacity((spec.devices_per_node,) * spec.capacity.nodes)
+    if nodes is None:
+        return Capacity()
+    free: list[int] = []
+    names: list[str] = []
+    for node in sorted(nodes, key=lambda n: n.name):
+        if not (node.ready and node.schedulable and matches(spec.node_selector, node.labels)):
+            continue
+        devices = node.allocatable.get(spec.resource_name, 0) - node.foreign_used.get(spec.resource_name, 0)
+        if devices > 0:
+            free.append(devices)
+            names.append(node.name)
+    return Capacity(tuple(free), tuple(names))
+
+
+def without(capacity: Capacity, devices: int) -> Capacity:
+    """Capacity less ``devices`` held by children the operator must not touch (an invalid pool's or
+    class's running replicas), taken from the largest free nodes first."""
+    free = list(capacity.free)
+    while devices > 0 and free:
+        i = max(range(len(free)), key=lambda j: free[j])
+        used = min(free[i], devices)
+        free[i] -= used
+        devices -= used
+    keep = [i for i, f in enumerate(free) if f > 0]
+    names = tuple(capacity.names[i] for i in keep) if capacity.names else ()
+    return Capacity(tuple(free[i] for i in keep), names)

@@ -1,0 +1,159 @@
+"""The one bridge: validated API objects (+ nodes, + what runs now, + what-if overrides, + measured
+demand) to the core ``Problem``.
+
+Owns ``problem_from``, the single place where every input of a plan enters: ``inferfleet plan``
+and the operator's ``decide`` both call it, so the offline planner replays what the operator
+decides.  Also owns the rules both share: which FleetPolicy is used, what capacity means when no
+nodes are known, how devices held by frozen children are taken out, and what an ``allowedClasses``
+entry naming an undefined class becomes (an unfit entry, and a note).  Notes are typed; their
+``text`` is for people.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Mapping, Sequence
+
+from inferfleet.api.acceleratorclass import AcceleratorClass
+from inferfleet.api.fleetpolicy import FleetPolicy
+from inferfleet.api.inferencepool import InferencePool
+from inferfleet.api.kinds import POLICY_NAME
+from inferfleet.core import types as core
+from inferfleet.core.problem import build_problem
+from inferfleet.translate import inventory, objects
+
+__all__ = ["Bridged", "Fleet", "Note", "NoteKind", "Overrides", "Running", "choose_policy", "problem_from"]
+
+
+class NoteKind(enum.StrEnum):
+    SEVERAL_POLICIES = "SeveralPolicies"
+    NO_POLICY = "NoPolicy"
+    CAPACITY_UNKNOWN = "CapacityUnknown"
+    UNDEFINED_CLASS = "UndefinedClass"
+
+
+@dataclasses.dataclass(frozen=True)
+class Note:
+    """Something the plan assumed that its reader should know; ``subject`` names the object."""
+
+    kind: NoteKind
+    subject: str
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclasses.dataclass(frozen=True)
+class Fleet:
+    """The API objects of one plan, already validated.  ``nodes`` None: no nodes are known (the
+    offline planner without Node documents); capacity then comes from overrides or is unbounded."""
+
+    pools: Sequence[InferencePool]
+    classes: Sequence[AcceleratorClass]
+    policies: Sequence[FleetPolicy] = ()
+    nodes: Sequence[inventory.NodeInfo] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Running:
+    """What runs now: replicas per pool key and class (the churn baseline), and devices per class
+    held by children the operator must leave alone (their pool or class is invalid)."""
+
+    current: Mapping[str, Mapping[str, int]] = dataclasses.field(default_factory=dict)
+    frozen_devices: Mapping[str, int] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Overrides:
+    """Changes on the way to the core: what-if flags, or the autoscaler's demand.  Names must exist
+    (``inferfleet.plan.whatif`` checks them with messages naming the flag)."""
+
+    budgets_kilowatts: Mapping[str, float] = dataclasses.field(default_factory=dict)  # domain -> kW
+    prices: Mapping[str, float] = dataclasses.field(default_factory=dict)  # class -> $/device-hour
+    demand_rps: Mapping[str, float] = dataclasses.field(default_factory=dict)  # pool key -> req/s
+    time_limit_s: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Bridged:
+    problem: core.Problem
+    policy: FleetPolicy | None  # the FleetPolicy the plan used
+    notes: tuple[Note, ...]
+
+
+def choose_policy(policies: Sequence[FleetPolicy]) -> tuple[FleetPolicy | None, list[Note]]:
+    """The policy named ``default`` when several are given (else the first), with notes."""
+    if not policies:
+        text = "no FleetPolicy given: no power budgets, default electricity price and PUE"
+        return None, [Note(NoteKind.NO_POLICY, "", text)]
+    if len(policies) == 1:
+        return policies[0], []
+    names = [str(p.metadata["name"]) for p in policies]
+    chosen = next((p for p in policies if p.metadata["name"] == POLICY_NAME), policies[0])
+    name = str(chosen.metadata["name"])
+    text = f"several FleetPolicies ({', '.join(names)}); using {name!r}"
+    return chosen, [Note(NoteKind.SEVERAL_POLICIES, name, text)]
+
+
+def _classes(
+    fleet: Fleet, running: Running, overrides: Overrides, notes: list[Note]
+) -> list[core.AcceleratorClass]:
+    out = []
+    for cls in sorted(fleet.classes, key=lambda c: str(c.metadata["name"])):
+        name = str(cls.metadata["name"])
+        capacity = inventory.class_capacity(cls, fleet.nodes)
+        if cls.spec.capacity is None and fleet.nodes is None:
+            text = f"class {name}: capacity unknown (no nodes given, no spec.capacity); assumed unbounded"
+            notes.append(Note(NoteKind.CAPACITY_UNKNOWN, name, text))
+            capacity = inventory.unbounded(cls.spec.devices_per_node)
+        capacity = inventory.without(capacity, running.frozen_devices.get(name, 0))
+        core_cls = objects.to_core_class(cls, capacity.free, capacity.names)
+        if name in overrides.prices:
+            core_cls = dataclasses.replace(core_cls, price_per_device_hour=overrides.prices[name])
+        out.append(core_cls)
+    return out
+
+
+def _undefined_classes(
+    problem: core.Problem, pools: Sequence[InferencePool], known: set[str], notes: list[Note]
+) -> core.Problem:
+    """An allowedClasses entry naming no AcceleratorClass: an unfit entry (so status and reports
+    say why the pool cannot use it) and a note."""
+    unfit = {k: dict(v) for k, v in problem.unfit.items()}
+    for pool in pools:
+        key = objects.pool_key(pool)
+        for name in sorted(set(pool.spec.placement.allowed_classes or ()) - known):
+            unfit.setdefault(key, {})[name] = core.Unfit(
+                core.UnfitKind.UNDEFINED, f"AcceleratorClass {name!r} does not exist"
+            )
+            text = f"InferencePool {key}: allowed class {name!r} is not defined"
+            notes.append(Note(NoteKind.UNDEFINED_CLASS, key, text))
+    return dataclasses.replace(problem, unfit=unfit)
+
+
+def problem_from(fleet: Fleet, running: Running | None = None, overrides: Overrides | None = None) -> Bridged:
+    """The core Problem of a fleet, with the policy it used and what it had to assume."""
+    running = running or Running()
+    overrides = overrides or Overrides()
+    policy, notes = choose_policy(fleet.policies)
+    core_policy = objects.to_core_policy(policy, time_limit_s=overrides.time_limit_s)
+    if overrides.budgets_kilowatts:
+        budgets = {d: objects.watts(kw) for d, kw in overrides.budgets_kilowatts.items()}
+        core_policy = dataclasses.replace(
+            core_policy, domain_budgets_watts={**core_policy.domain_budgets_watts, **budgets}
+        )
+    classes = _classes(fleet, running, overrides, notes)
+    pools = [
+        objects.to_core_pool(
+            p,
+            running.current.get(objects.pool_key(p)),
+            overrides.demand_rps.get(objects.pool_key(p)),
+        )
+        for p in fleet.pools
+    ]
+    problem = build_problem(pools, classes, core_policy)
+    known = {str(c.metadata["name"]) for c in fleet.classes}
+    problem = _undefined_classes(problem, fleet.pools, known, notes)
+    return Bridged(problem, policy, tuple(notes))
