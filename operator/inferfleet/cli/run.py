@@ -1,4 +1,5 @@
-"""``inferfleet run``: start the operator (argument parsing only; kopf is imported when it runs)."""
+"""``inferfleet run``: start the operator (argument parsing only; kopf is imported when it runs,
+by ``controller.main``)."""
 
 from __future__ import annotations
 
@@ -20,27 +21,18 @@ def _run(args: argparse.Namespace) -> int:
         level=getattr(logging, args.log_level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    import kopf
-
-    from inferfleet.controller import handlers
+    from inferfleet.controller.main import serve
     from inferfleet.controller.runtime import Config
 
-    handlers.RUNTIME.configure(
-        Config(
-            kubeconfig=args.kubeconfig,
-            namespace=args.namespace,
-            metrics_port=args.metrics_port,
-            leader_elect=args.leader_elect,
-            lease_namespace=args.lease_namespace,
-            identity=args.identity or Config().identity,
-        )
+    config = Config(
+        kubeconfig=args.kubeconfig,
+        namespace=args.namespace,
+        metrics_port=args.metrics_port,
+        leader_elect=args.leader_elect,
+        lease_namespace=args.lease_namespace,
+        identity=args.identity or Config().identity,
     )
-    kopf.run(
-        clusterwide=args.namespace is None,
-        namespaces=[args.namespace] if args.namespace else (),
-        standalone=True,  # our own Lease-based leader election, not kopf peering
-        liveness_endpoint=f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None,
-    )
+    serve(config, args.health_port)
     return 0
 
 
