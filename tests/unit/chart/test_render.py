@@ -23,7 +23,7 @@ import yaml
 from inferfleet.api import crdgen
 from inferfleet_dev import install
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CHART = ROOT / "charts" / "inferfleet"
 RELEASE, NAMESPACE = "rel", "inferfleet-system"
 FULLNAME = f"{RELEASE}-inferfleet"

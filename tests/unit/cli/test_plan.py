@@ -11,7 +11,7 @@ import pytest
 
 from inferfleet.cli import main
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = str(ROOT / "examples")
 FLEET = str(ROOT / "examples" / "simulated-fleet")
 
