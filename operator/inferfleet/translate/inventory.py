@@ -120,6 +120,8 @@ def without(capacity: Capacity, devices: int) -> Capacity:
     free = list(capacity.free)
     while devices > 0 and free:
         i = max(range(len(free)), key=lambda j: free[j])
+        if free[i] == 0:  # more held than there is (nodes went away): nothing left to take
+            break
         used = min(free[i], devices)
         free[i] -= used
         devices -= used

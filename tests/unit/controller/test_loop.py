@@ -1,0 +1,175 @@
+"""The planning loop with a fake writer: phase order, a failed reduction holds increases back,
+the policy's interval, leadership, and back-off after a failing round."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+from examples import ROOT, example_docs
+
+from inferfleet.api.simulatedfleet import load_fleet, node_manifests
+from inferfleet.controller.loop import PlanningLoop
+from inferfleet.core import types as core
+from inferfleet.reconcile.ports import Obj, Snapshot
+
+
+class FakeWriter:
+    def __init__(self, fail_reductions: bool = False) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.fail_reductions = fail_reductions
+        self.lock = threading.Lock()
+
+    def apply(self, obj: Obj) -> None:
+        replicas = obj.get("spec", {}).get("replicas")
+        if self.fail_reductions and obj["kind"] == "Deployment" and replicas == 0:
+            raise RuntimeError("422 refused")
+        with self.lock:
+            self.calls.append(("apply", obj["kind"]))
+
+    def delete(self, kind: str, namespace: str, name: str) -> None:
+        if self.fail_reductions:
+            raise RuntimeError("403 forbidden")
+        with self.lock:
+            self.calls.append(("delete", kind))
+
+    def patch_status(self, kind: str, namespace: str | None, name: str, status: Obj) -> None:
+        with self.lock:
+            self.calls.append(("status", kind))
+
+    def event(self, obj: Obj, type_: str, reason: str, message: str) -> None:
+        with self.lock:
+            self.calls.append(("event", reason))
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self.plans = 0
+
+    def record_plan(self, plan: core.Plan, duration_s: float, ready: Mapping[tuple[str, str], int]) -> None:
+        self.plans += 1
+
+    def record_error(self, stage: str) -> None:
+        self.errors.append(stage)
+
+
+def _snapshot(deployments: list[Obj] | None = None, interval: int | None = None) -> Snapshot:
+    docs = example_docs()
+    policy = next(d for d in docs if d["kind"] == "FleetPolicy")
+    if interval is not None:
+        policy["spec"].setdefault("planning", {})["intervalSeconds"] = interval
+    return Snapshot(
+        pools=[d for d in docs if d["kind"] == "InferencePool"],
+        classes=[d for d in docs if d["kind"] == "AcceleratorClass"],
+        policy=policy,
+        nodes=node_manifests(load_fleet(ROOT / "examples/simulated-fleet/fleet.yaml")),
+        foreign_used={},
+        deployments=deployments or [],
+        services=[],
+    )
+
+
+def _phases(calls: list[tuple[str, str]]) -> list[str]:
+    order: list[str] = []
+    for verb, _ in calls:
+        if not order or order[-1] != verb:
+            order.append(verb)
+    return order
+
+
+def test_a_fresh_fleet_is_written_increases_then_statuses_then_events() -> None:
+    writer, metrics = FakeWriter(), Metrics()
+    loop = PlanningLoop(_snapshot, writer, metrics)
+    decision = loop.reconcile_once()
+    loop.stop()
+    assert decision.writes == len(writer.calls) > 0
+    assert _phases(writer.calls) == ["apply", "status", "event"]
+    assert metrics.plans == 1 and metrics.errors == []
+
+
+def test_reductions_and_deletions_come_before_increases() -> None:
+    first = PlanningLoop(_snapshot, FakeWriter())
+    placed = first.reconcile_once()
+    first.stop()
+    running = [dict(o, status={"readyReplicas": 1}) for o in placed.increases if o["kind"] == "Deployment"]
+    # a stranger Deployment of a pool on a class the plan no longer uses must be deleted, and one
+    # pool's replicas are set too high so the plan reduces them
+    extra = dict(running[0], metadata=dict(running[0]["metadata"], name="gone"))
+    extra["metadata"]["labels"] = dict(
+        extra["metadata"]["labels"], **{"inferfleet.dev/accelerator-class": "l4x"}
+    )
+    high = dict(running[1], spec=dict(running[1]["spec"], replicas=running[1]["spec"]["replicas"] + 5))
+    writer = FakeWriter()
+    loop = PlanningLoop(lambda: _snapshot([extra, high, *running[2:]]), writer)
+    decision = loop.reconcile_once()
+    loop.stop()
+    assert decision.reductions and decision.deletes
+    verbs = [v for v, _ in writer.calls]
+    last_reduction = max(i for i, (v, k) in enumerate(writer.calls) if v == "delete")
+    first_increase = min(
+        (i for i, (v, k) in enumerate(writer.calls) if v == "apply" and i > len(decision.reductions)),
+        default=len(verbs),
+    )
+    assert verbs[: len(decision.reductions)] == ["apply"] * len(decision.reductions)
+    assert last_reduction < first_increase
+
+
+def test_a_refused_reduction_holds_every_increase_back() -> None:
+    first = PlanningLoop(_snapshot, FakeWriter())
+    placed = first.reconcile_once()
+    first.stop()
+    running = [dict(o, status={"readyReplicas": 1}) for o in placed.increases if o["kind"] == "Deployment"]
+    # a deployment of a class no pool should use any more, kept at 0 by a failing writer
+    docs = _snapshot(running)
+    writer = FakeWriter(fail_reductions=True)
+    pools = [dict(p) for p in docs.pools]
+    for p in pools:  # no demand at all: every Deployment is removed (and the writer refuses)
+        p["spec"] = dict(p["spec"], demand=dict(p["spec"]["demand"], requestsPerSecond=0), minReplicas=0)
+    snap = Snapshot(pools, docs.classes, docs.policy, docs.nodes, {}, running, [])
+    loop = PlanningLoop(lambda: snap, writer, Metrics())
+    with pytest.raises(RuntimeError, match="increases deferred"):
+        loop.reconcile_once()
+    loop.stop()
+    assert writer.calls == []  # no increase, no status claiming a placement that did not happen
+
+
+def test_the_policys_interval_sets_the_resync_period() -> None:
+    loop = PlanningLoop(lambda: _snapshot(interval=17), FakeWriter())
+    loop.reconcile_once()
+    loop.stop()
+    assert loop.resync_s == 17.0
+
+
+def _run_briefly(loop: PlanningLoop, seconds: float = 0.6) -> None:
+    loop.start()
+    time.sleep(seconds)
+    loop.stop()
+
+
+def test_a_follower_never_writes() -> None:
+    writer = FakeWriter()
+    reads: list[int] = []
+
+    def read() -> Snapshot:
+        reads.append(1)
+        return _snapshot()
+
+    _run_briefly(PlanningLoop(read, writer, is_leader=lambda: False, debounce_s=0.01, max_delay_s=0.05))
+    assert writer.calls == [] and reads == []
+
+
+def test_a_failing_round_is_counted_and_retried() -> None:
+    metrics = Metrics()
+    attempts: list[float] = []
+
+    def read() -> Any:
+        attempts.append(time.monotonic())
+        raise ConnectionError("API server unreachable")
+
+    _run_briefly(PlanningLoop(read, FakeWriter(), metrics, debounce_s=0.01, max_delay_s=0.05), 1.6)
+    assert metrics.errors and set(metrics.errors) == {"plan"}
+    assert len(attempts) >= 2  # retried after the 1 s back-off
