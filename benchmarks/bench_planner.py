@@ -30,6 +30,7 @@ from inferfleet.core.types import (
     Problem,
     Workload,
 )
+from inferfleet.core.units import GIB, TERA
 
 __all__ = ["make_fleet", "main"]
 
@@ -96,7 +97,9 @@ def make_fleet(n_pools: int, seed: int = 7, n_classes: int = 16, n_domains: int 
     skeleton = tuple(
         AcceleratorClass(
             name=row[0],
-            hardware=Hardware(memory_gib=row[4], memory_bandwidth_tbps=1.0, tflops_bf16=100.0),
+            hardware=Hardware(
+                memory_bytes=row[4] * GIB, memory_bandwidth_bytes_per_s=1.0 * TERA, flops_bf16=100.0 * TERA
+            ),
             devices_per_node=row[1],
             price_per_device_hour=row[2],
             power_domain=f"hall-{i % n_domains}",

@@ -26,7 +26,7 @@ from inferfleet.core.roofline import (
     TP_SCALING_PER_DOUBLING,
     Operating,
     batch1_step_s,
-    effective_tflops,
+    effective_flops,
     format_seconds,
     shape_of,
     solve,
@@ -41,6 +41,7 @@ from inferfleet.core.types import (
     UnfitKind,
     Workload,
 )
+from inferfleet.core.units import GIB
 
 __all__ = [
     "BANDWIDTH_EFFICIENCY",
@@ -48,7 +49,7 @@ __all__ = [
     "REFERENCE_HARDWARE",
     "TP_SCALING_PER_DOUBLING",
     "decode_tokens_per_s_per_user",
-    "effective_tflops",
+    "effective_flops",
     "estimate",
     "estimate_on_devices",
     "format_seconds",
@@ -63,7 +64,7 @@ def _bad_figures(model: ModelSpec, workload: Workload, hw: Hardware) -> Unfit | 
 def _missing_figures(model: ModelSpec, workload: Workload, hw: Hardware) -> str | None:
     if model.parameters_b <= 0:
         return "the model has no parameters"
-    if hw.memory_gib <= 0 or hw.memory_bandwidth_tbps <= 0 or hw.tflops_bf16 <= 0:
+    if hw.memory_bytes <= 0 or hw.memory_bandwidth_bytes_per_s <= 0 or hw.flops_bf16 <= 0:
         return "the class lacks memory, bandwidth or FLOPs figures"
     tokens = workload.input_tokens + workload.output_tokens
     if workload.input_tokens < 0 or workload.output_tokens < 0 or workload.input_tokens == 0:
@@ -98,7 +99,7 @@ def _analytic(
     if need > per_node:
         return Unfit(
             UnfitKind.MEMORY,
-            f"needs {need} devices of {hw.memory_gib:.3g} GiB for {shape.weights / sizing.GIB:.1f} GiB "
+            f"needs {need} devices of {hw.memory_bytes / GIB:.3g} GiB for {shape.weights / GIB:.1f} GiB "
             f"of weights and a {tokens}-token KV cache; nodes have {per_node}",
         )
     best: Operating | None = None

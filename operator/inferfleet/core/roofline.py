@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 from inferfleet.core import sizing
 from inferfleet.core.types import Hardware, ModelSpec, Unfit, UnfitKind
+from inferfleet.core.units import GIB
 
 __all__ = [
     "BANDWIDTH_EFFICIENCY",
@@ -30,7 +31,7 @@ __all__ = [
     "Operating",
     "Shape",
     "batch1_step_s",
-    "effective_tflops",
+    "effective_flops",
     "format_seconds",
     "shape_of",
     "solve",
@@ -43,14 +44,14 @@ _TP_EXPONENT = math.log2(TP_SCALING_PER_DOUBLING)
 _EIGHT_BIT_OR_LESS = frozenset({"fp8", "int8", "int4", "fp4"})
 
 
-def effective_tflops(hw: Hardware, precision: str) -> float:
-    """Dense TFLOPs a precision runs at: the FP8 rate for <= 8-bit weights when the hardware has
+def effective_flops(hw: Hardware, precision: str) -> float:
+    """Dense FLOP/s a precision runs at: the FP8 rate for <= 8-bit weights when the hardware has
     one (else BF16, no speed-up), half the BF16 rate for FP32 (TF32 tensor cores)."""
-    if precision in _EIGHT_BIT_OR_LESS and hw.tflops_fp8 is not None:
-        return hw.tflops_fp8
+    if precision in _EIGHT_BIT_OR_LESS and hw.flops_fp8 is not None:
+        return hw.flops_fp8
     if precision == "fp32":
-        return hw.tflops_bf16 / 2.0
-    return hw.tflops_bf16
+        return hw.flops_bf16 / 2.0
+    return hw.flops_bf16
 
 
 def format_seconds(seconds: float) -> str:
@@ -89,10 +90,10 @@ def shape_of(model: ModelSpec, hw: Hardware) -> Shape:
         params=model.parameters_b * 1e9,
         weights=sizing.weight_bytes(model),
         kv_token=sizing.kv_bytes_per_token(model),
-        fixed=sizing.layers(model) * hw.layer_latency_us * 1e-6,
+        fixed=sizing.layers(model) * hw.layer_latency_s,
         usable=sizing.usable_bytes_per_device(hw),
-        bandwidth=hw.memory_bandwidth_tbps * 1e12 * BANDWIDTH_EFFICIENCY,
-        flops=effective_tflops(hw, model.precision) * 1e12 * COMPUTE_EFFICIENCY,
+        bandwidth=hw.memory_bandwidth_bytes_per_s * BANDWIDTH_EFFICIENCY,
+        flops=effective_flops(hw, model.precision) * COMPUTE_EFFICIENCY,
     )
 
 
@@ -127,7 +128,7 @@ def solve(
     free = devices * s.usable - s.weights
     capacity = math.floor(free / (s.kv_token * (n_in + n_out))) if free > 0 else 0
     if capacity < 1:
-        gib = s.weights / sizing.GIB
+        gib = s.weights / GIB
         return Unfit(
             UnfitKind.MEMORY, f"{gib:.1f} GiB of weights leave no room for a KV cache on {devices} device(s)"
         )

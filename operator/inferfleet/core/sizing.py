@@ -21,7 +21,6 @@ import math
 from inferfleet.core.types import BYTES_PER_PARAM, Hardware, ModelSpec, Workload
 
 __all__ = [
-    "GIB",
     "KV_BYTES_PER_LAYER_PER_TOKEN",
     "MIN_CONCURRENT_SEQUENCES",
     "USABLE_MEMORY_FRACTION",
@@ -35,7 +34,6 @@ __all__ = [
     "weight_bytes",
 ]
 
-GIB = float(1 << 30)
 USABLE_MEMORY_FRACTION = 0.90
 MIN_CONCURRENT_SEQUENCES = 4
 KV_BYTES_PER_LAYER_PER_TOKEN = 4096  # 8 KV heads x 128 dims x (K, V) x 2 bytes
@@ -84,7 +82,7 @@ def weight_bytes(model: ModelSpec) -> float:
 
 def usable_bytes_per_device(hw: Hardware) -> float:
     """Device memory available for weights and KV cache."""
-    return hw.memory_gib * GIB * USABLE_MEMORY_FRACTION
+    return hw.memory_bytes * USABLE_MEMORY_FRACTION
 
 
 def fit_tokens(model: ModelSpec, workload: Workload) -> int:

@@ -1,8 +1,9 @@
 """Plain data the core works on: hardware, models, SLOs, demand, the fleet, the policy and plans.
 
-Everything here is a frozen dataclass with SI-ish units spelled in the field name (``_s``, ``_watts``,
-``_gib``, ``_tbps``, ``_per_hour``).  The API layer translates its pydantic objects into these (see
-``inferfleet.translate``); the core never sees pydantic, kopf or the Kubernetes client.
+Everything here is a frozen dataclass in base SI units (bytes, bytes/s, FLOP/s, W, s; money in $
+per hour), spelled in the field name where it is not obvious (``_s``, ``_watts``, ``_per_hour``).
+The API layer translates its pydantic objects into these (see ``inferfleet.translate``); the core
+never sees pydantic, kopf or the Kubernetes client.
 """
 
 from __future__ import annotations
@@ -65,15 +66,15 @@ UNBOUNDED_NODES = 10_000  # capacity standing in for "no node limit": more nodes
 class Hardware:
     """Figures of one device (a GPU, a chip, or one wafer-scale system) the roofline needs."""
 
-    memory_gib: float
-    memory_bandwidth_tbps: float  # TB/s (1e12 bytes/s)
-    tflops_bf16: float  # dense
-    tflops_fp8: float | None = None  # dense; None when the device has no FP8 path
+    memory_bytes: float
+    memory_bandwidth_bytes_per_s: float
+    flops_bf16: float  # dense FLOP/s
+    flops_fp8: float | None = None  # dense FLOP/s; None when the device has no FP8 path
     power_idle_watts: float = 0.0
     power_busy_watts: float = 0.0
     # Fixed latency per transformer layer per decode step (fabric / pipeline hops, kernel launch).
     # It is what bounds SRAM systems (Cerebras, Groq), whose bandwidth roofline is far away.
-    layer_latency_us: float = 0.0
+    layer_latency_s: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)

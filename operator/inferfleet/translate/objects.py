@@ -15,10 +15,9 @@ from inferfleet.api.fleetpolicy import FleetPolicy as ApiPolicy
 from inferfleet.api.inferencepool import InferencePool as ApiPool
 from inferfleet.core import cost
 from inferfleet.core import types as core
+from inferfleet.core.units import GIGA, KILO, MICRO, TERA
 
 __all__ = ["pool_key", "to_core_class", "to_core_policy", "to_core_pool", "watts"]
-
-GIB = 2**30
 
 
 def pool_key(pool: ApiPool) -> str:
@@ -28,7 +27,7 @@ def pool_key(pool: ApiPool) -> str:
 
 def watts(kilowatts: float) -> float:
     """The API's kilowatts as the core's watts."""
-    return kilowatts * 1000.0
+    return kilowatts * KILO
 
 
 def to_core_class(
@@ -45,13 +44,13 @@ def to_core_class(
     return core.AcceleratorClass(
         name=str(cls.metadata["name"]),
         hardware=core.Hardware(
-            memory_gib=hw.memory / GIB,
-            memory_bandwidth_tbps=hw.memory_bandwidth_g_bps / 1000.0,
-            tflops_bf16=float(hw.bf16_tflops),
-            tflops_fp8=float(hw.fp8_tflops) if hw.fp8_tflops is not None else None,
+            memory_bytes=float(hw.memory),
+            memory_bandwidth_bytes_per_s=hw.memory_bandwidth_g_bps * GIGA,
+            flops_bf16=float(hw.bf16_tflops) * TERA,
+            flops_fp8=float(hw.fp8_tflops) * TERA if hw.fp8_tflops is not None else None,
             power_idle_watts=float(hw.power_idle_watts),
             power_busy_watts=float(hw.power_busy_watts),
-            layer_latency_us=hw.layer_latency_microseconds,
+            layer_latency_s=hw.layer_latency_microseconds * MICRO,
         ),
         devices_per_node=spec.devices_per_node,
         price_per_device_hour=hourly,

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from inferfleet.core import sizing
 from inferfleet.core.performance import (
     decode_tokens_per_s_per_user,
-    effective_tflops,
+    effective_flops,
     estimate,
     estimate_on_devices,
 )
@@ -41,6 +41,7 @@ from inferfleet.core.types import (
     Unfit,
     Workload,
 )
+from inferfleet.core.units import TERA
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "performance-model.md"
 CHAT = Workload(1000, 200)
@@ -100,7 +101,7 @@ def test_reference_hardware_covers_the_fleet_and_has_power() -> None:
     assert wanted <= set(REFERENCE_HARDWARE)
     for name, hw in REFERENCE_HARDWARE.items():
         assert 0 < hw.power_idle_watts < hw.power_busy_watts, name
-        assert hw.layer_latency_us > 0, name
+        assert hw.layer_latency_s > 0, name
         assert name in REFERENCE_DEVICES_PER_NODE
 
 
@@ -286,7 +287,7 @@ def test_embeddings_with_an_impossible_ttft_are_unfit() -> None:
                      id="requests-longer-than-the-context"),
         pytest.param(llama_8b("bf16"), Workload(0, 100), {}, "no input tokens", id="empty-prompts"),
         pytest.param(ModelSpec("m", 0.0), CHAT, {}, "no parameters", id="a-model-without-parameters"),
-        pytest.param(llama_8b("bf16"), CHAT, {"memory_bandwidth_tbps": 0.0}, "lacks memory, bandwidth",
+        pytest.param(llama_8b("bf16"), CHAT, {"memory_bandwidth_bytes_per_s": 0.0}, "lacks memory, bandwidth",
                      id="a-class-without-bandwidth"),
     ],
 )  # fmt: skip
@@ -308,7 +309,7 @@ def test_impossible_inputs_are_unfit_not_errors(
     ],
 )
 def test_precision_picks_the_compute_rate(system: str, precision: str, tflops: float) -> None:
-    assert effective_tflops(REFERENCE_HARDWARE[system], precision) == tflops
+    assert effective_flops(REFERENCE_HARDWARE[system], precision) == tflops * TERA
 
 
 # --------------------------------------------------------------------------------------------------
@@ -469,7 +470,7 @@ def test_more_devices_or_bandwidth_never_slow_batch_1_decode(
     faster = dataclasses.replace(
         cls,
         hardware=dataclasses.replace(
-            cls.hardware, memory_bandwidth_tbps=cls.hardware.memory_bandwidth_tbps * factor
+            cls.hardware, memory_bandwidth_bytes_per_s=cls.hardware.memory_bandwidth_bytes_per_s * factor
         ),
     )
     assert decode_tokens_per_s_per_user(model, faster, devices) >= base

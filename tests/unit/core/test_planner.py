@@ -25,8 +25,9 @@ from inferfleet.core.types import (
     UnfitKind,
     Workload,
 )
+from inferfleet.core.units import GIB, TERA
 
-HW = Hardware(memory_gib=80, memory_bandwidth_tbps=3.0, tflops_bf16=900)
+HW = Hardware(memory_bytes=80 * GIB, memory_bandwidth_bytes_per_s=3.0 * TERA, flops_bf16=900 * TERA)
 
 
 def klass(name: str, nodes: Sequence[int] = (8, 8), domain: str = "hall-a") -> AcceleratorClass:

@@ -24,8 +24,9 @@ from inferfleet.core.types import (
     Problem,
     Workload,
 )
+from inferfleet.core.units import GIB, TERA
 
-HW = Hardware(memory_gib=80, memory_bandwidth_tbps=3.0, tflops_bf16=900)
+HW = Hardware(memory_bytes=80 * GIB, memory_bandwidth_bytes_per_s=3.0 * TERA, flops_bf16=900 * TERA)
 PREFERENCE = 1e-3  # the planner's tie-breaking discount on preferred options
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 TOL = 1e-6

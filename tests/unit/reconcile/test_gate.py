@@ -7,10 +7,11 @@ from typing import Any
 
 from inferfleet.api import labels
 from inferfleet.core import types as core
+from inferfleet.core.units import GIB, TERA
 from inferfleet.reconcile.children import ChildWrites
 from inferfleet.reconcile.gate import gate
 
-HW = core.Hardware(memory_gib=80, memory_bandwidth_tbps=3.0, tflops_bf16=900)
+HW = core.Hardware(memory_bytes=80 * GIB, memory_bandwidth_bytes_per_s=3.0 * TERA, flops_bf16=900 * TERA)
 
 
 def _class(name: str, domain: str) -> core.AcceleratorClass:
