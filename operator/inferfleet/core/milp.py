@@ -1,27 +1,27 @@
-"""The placement model in HiGHS: sparse rows built with numpy, one ``passModel``, phases by costs.
+"""The placement model for HiGHS: sparse rows built with numpy, one model passed, phases by costs.
 
 Owns the column layout (replicas, shed fractions, missing-minimum slacks, moved replicas), the
 sparse matrix of every row :mod:`inferfleet.core.formulation` describes plus one row per priority
 level (the normalised shed of that level, used to fix a level once it is optimised), the solver
-options that make runs reproducible (one thread, fixed seed), MIP starts, and reading back values,
-objective, dual bound and status.  The same class holds the MILP and its LP relaxation.
+options that make runs reproducible (one thread, fixed seed), MIP starts, and the dual bound and
+status a phase reports.  The same class holds the MILP and its LP relaxation.  The solver itself is
+reached only through :mod:`inferfleet.core.highs`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-import highspy
 import numpy as np
 import numpy.typing as npt
 
 from inferfleet.core.formulation import Compiled
+from inferfleet.core.highs import INF, OptionValue, Solver, SparseModel
 
 __all__ = ["INF", "HighsModel", "Layout", "SolveResult", "build_model", "new_highs"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-INF = float(highspy.kHighsInf)
 SEED = 1729
 
 
@@ -70,21 +70,9 @@ class SolveResult:
         return len(self.values) > 0
 
 
-_STATUS = {
-    highspy.HighsModelStatus.kOptimal: "Optimal",
-    highspy.HighsModelStatus.kTimeLimit: "TimeLimit",
-    highspy.HighsModelStatus.kInfeasible: "Infeasible",
-}
-
-
-def new_highs(mip_rel_gap: float) -> highspy.Highs:
+def new_highs(mip_rel_gap: float, **options: OptionValue) -> Solver:
     """A silent, single-threaded, seeded HiGHS instance (same input, same answer)."""
-    h = highspy.Highs()  # type: ignore[no-untyped-call]
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("threads", 1)
-    h.setOptionValue("random_seed", SEED)
-    h.setOptionValue("mip_rel_gap", mip_rel_gap)
-    return h
+    return Solver({"threads": 1, "random_seed": SEED, "mip_rel_gap": mip_rel_gap, **options})
 
 
 class HighsModel:
@@ -95,27 +83,18 @@ class HighsModel:
         self.integer = integer
         self.layout, lp = build_model(comp, integer=integer)
         self.highs = new_highs(mip_rel_gap)
-        self.highs.passModel(lp)
+        self.highs.pass_model(lp)
 
     def set_costs(self, costs: FloatArray) -> None:
-        idx = np.arange(len(costs), dtype=np.int32)
-        self.highs.changeColsCost(len(costs), idx, np.ascontiguousarray(costs, dtype=np.float64))
+        self.highs.change_costs(np.arange(len(costs), dtype=np.int64), costs)
 
     def set_level_bound(self, level: int, upper: float) -> None:
-        self.highs.changeRowBounds(self.layout.level_row0 + level, -INF, upper)
+        self.highs.change_row_bounds(self.layout.level_row0 + level, -INF, upper)
 
     def add_rows(
         self, lower: FloatArray, upper: FloatArray, start: IntArray, index: IntArray, value: FloatArray
     ) -> None:
-        self.highs.addRows(
-            len(lower),
-            lower,
-            upper,
-            len(index),
-            start.astype(np.int32),
-            index.astype(np.int32),
-            value.astype(np.float64),
-        )
+        self.highs.add_rows(lower, upper, start, index, value)
 
     def full_vector(self, n: FloatArray) -> FloatArray:
         """Replica counts plus the shed, missing-minimum and churn columns they imply."""
@@ -139,23 +118,11 @@ class HighsModel:
         return x
 
     def run(self, time_limit: float, start: FloatArray | None = None) -> SolveResult:
-        h = self.highs
-        # HiGHS counts its time limit over every run of the instance, not per run
-        h.setOptionValue("time_limit", h.getRunTime() + max(time_limit, 0.01))
-        if start is not None and self.integer:
-            sol = highspy.HighsSolution()
-            sol.col_value = start
-            h.setSolution(sol)
-        h.run()
-        info = h.getInfo()
-        name = _STATUS.get(h.getModelStatus(), "Error")
-        has = info.primal_solution_status == highspy.kSolutionStatusFeasible
-        values = np.array(h.getSolution().col_value, dtype=np.float64) if has else np.zeros(0)
-        objective = float(info.objective_function_value) if has else INF
+        res = self.highs.run(time_limit, start if self.integer else None)
         # the MIP's dual bound; an LP's optimum is its own bound
-        lp_bound = objective if name == "Optimal" else -INF
-        bound = float(info.mip_dual_bound) if self.integer else lp_bound
-        return SolveResult(values, objective, bound, name)
+        lp_bound = res.objective if res.status == "Optimal" else -INF
+        bound = res.mip_dual_bound if self.integer else lp_bound
+        return SolveResult(res.values, res.objective, bound, res.status)
 
 
 def _coo_to_csc(
@@ -213,7 +180,7 @@ class _Rows:
         return self.add(np.zeros(len(cols), dtype=np.int64), cols, vals, np.array([lo]), np.array([hi]))
 
 
-def build_model(comp: Compiled, *, integer: bool) -> tuple[Layout, highspy.HighsLp]:
+def build_model(comp: Compiled, *, integer: bool) -> tuple[Layout, SparseModel]:
     """Every row of the model with a zero objective; each phase sets its own costs."""
     n_rep = comp.n_cols
     placeable = (
@@ -275,25 +242,20 @@ def build_model(comp: Compiled, *, integer: bool) -> tuple[Layout, highspy.Highs
         n_rep, shed_pools, min_pools, churn_pairs, tuple(level_cols), tuple(level_vals), level_row0, demand0
     )
 
-    lp = highspy.HighsLp()
-    lp.num_col_ = lay.n_cols
-    lp.num_row_ = rows.count
-    lp.col_cost_ = np.zeros(lay.n_cols)
-    lp.col_lower_ = np.zeros(lay.n_cols)
-    lp.col_upper_ = np.concatenate(
-        [comp.ub, np.ones(len(shed_pools)), comp.min_r[min_pools], comp.churn_current[churn_pairs]]
-    )
-    lp.row_lower_ = np.concatenate(rows.lower)
-    lp.row_upper_ = np.concatenate(rows.upper)
     start, index, value = _coo_to_csc(
         np.concatenate(rows.rows), np.concatenate(rows.cols), np.concatenate(rows.vals), lay.n_cols
     )
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = start.astype(np.int32)
-    lp.a_matrix_.index_ = index.astype(np.int32)
-    lp.a_matrix_.value_ = value
-    if integer:
-        lp.integrality_ = [highspy.HighsVarType.kInteger] * n_rep + [highspy.HighsVarType.kContinuous] * (
-            lay.n_cols - n_rep
-        )
+    lp = SparseModel(
+        col_cost=np.zeros(lay.n_cols),
+        col_lower=np.zeros(lay.n_cols),
+        col_upper=np.concatenate(
+            [comp.ub, np.ones(len(shed_pools)), comp.min_r[min_pools], comp.churn_current[churn_pairs]]
+        ).astype(np.float64),
+        row_lower=np.concatenate(rows.lower),
+        row_upper=np.concatenate(rows.upper),
+        start=start,
+        index=index,
+        value=value,
+        n_int=n_rep if integer else None,
+    )
     return lay, lp

@@ -23,13 +23,13 @@ import dataclasses
 import logging
 import time
 
-import highspy
 import numpy as np
 import numpy.typing as npt
 
 from inferfleet.core.cuts import CutRows, separate_mir
 from inferfleet.core.formulation import Compiled
 from inferfleet.core.heuristic import greedy, repair
+from inferfleet.core.highs import SparseModel
 from inferfleet.core.milp import INF, HighsModel, Layout, build_model, new_highs
 from inferfleet.core.objectives import cost_vector, weighted_vector
 
@@ -111,22 +111,16 @@ def _fix_and_solve(comp: Compiled, x: FloatArray, start: FloatArray, time_limit:
     full = _implied(comp, lay, np.round(n))
     full[keep] = _implied(comp, lay, start)[keep]
     sub, row_map, activity = fix_columns(lp, keep, full, comp.n_cols)
-    h = new_highs(RINS_SHED_GAP)
-    h.setOptionValue("presolve", RINS_PRESOLVE)
-    h.setOptionValue("mip_max_nodes", RINS_MAX_NODES)
-    h.passModel(sub)
-    idx = np.arange(int(keep.sum()), dtype=np.int32)
+    h = new_highs(RINS_SHED_GAP, presolve=RINS_PRESOLVE, mip_max_nodes=RINS_MAX_NODES)
+    h.pass_model(sub)
+    idx = np.arange(int(keep.sum()), dtype=np.int64)
 
     def run(costs: FloatArray, seconds: float) -> bool:
-        h.changeColsCost(len(idx), idx, np.ascontiguousarray(costs[keep]))
-        h.setOptionValue("time_limit", h.getRunTime() + max(seconds, 0.01))
-        sol = highspy.HighsSolution()
-        sol.col_value = full[keep]
-        h.setSolution(sol)
-        h.run()
-        if h.getInfo().primal_solution_status != highspy.kSolutionStatusFeasible:
+        h.change_costs(idx, costs[keep])
+        res = h.run(seconds, full[keep])
+        if not res.ok:
             return False
-        full[keep] = np.asarray(h.getSolution().col_value, dtype=np.float64)
+        full[keep] = res.values
         return True
 
     cost = cost_vector(comp, lay)
@@ -141,9 +135,9 @@ def _fix_and_solve(comp: Compiled, x: FloatArray, start: FloatArray, time_limit:
     for k, value in enumerate(lay.level_values(full)):
         row = int(row_map[lay.level_row0 + k])
         if row >= 0:
-            h.changeRowBounds(row, -INF, float(value) - float(activity[lay.level_row0 + k]) + LEVEL_SLACK)
+            h.change_row_bounds(row, -INF, float(value) - float(activity[lay.level_row0 + k]) + LEVEL_SLACK)
     log.debug("rins shed %s $%.6g %.3fs", lay.level_values(full), cost @ full, time.perf_counter() - t0)
-    h.setOptionValue("mip_rel_gap", RINS_COST_GAP)
+    h.set_option("mip_rel_gap", RINS_COST_GAP)
     run(cost, time_limit - (time.perf_counter() - t0))
     log.debug("rins cost $%.6g %.3fs", cost @ full, time.perf_counter() - t0)
     return repair(comp, full[: comp.n_cols])
@@ -152,7 +146,7 @@ def _fix_and_solve(comp: Compiled, x: FloatArray, start: FloatArray, time_limit:
 def _mend(
     comp: Compiled,
     lay: Layout,
-    sub: highspy.HighsLp,
+    sub: SparseModel,
     keep: npt.NDArray[np.bool_],
     x: FloatArray,
     start: FloatArray,
@@ -173,12 +167,8 @@ def _mend(
     back_pairs = pool_same[comp.churn_pool[lay.churn_pairs]]
     mixed[pairs[back_pairs]] = start[pairs[back_pairs]]
     y = mixed[keep]
-    start_ptr = np.asarray(sub.a_matrix_.start_, dtype=np.int64)
-    col_of = np.repeat(np.arange(sub.num_col_), np.diff(start_ptr))
-    rows = np.asarray(sub.a_matrix_.index_, dtype=np.int64)
-    act = np.bincount(rows, weights=np.asarray(sub.a_matrix_.value_) * y[col_of], minlength=sub.num_row_)
-    lower, upper = np.asarray(sub.row_lower_), np.asarray(sub.row_upper_)
-    if np.all(act >= lower - 1e-6) and np.all(act <= upper + 1e-6):
+    act = np.bincount(sub.index, weights=sub.value * y[sub.col_of_entry()], minlength=sub.n_rows)
+    if np.all(act >= sub.row_lower - 1e-6) and np.all(act <= sub.row_upper + 1e-6):
         x[:] = mixed
 
 
@@ -190,7 +180,7 @@ def solve_relaxation(comp: Compiled, time_limit: float, *, max_rounds: int = 8) 
         return time_limit - (time.perf_counter() - t0)
 
     model = HighsModel(comp, integer=False)
-    model.highs.setOptionValue("presolve", "off")  # faster on these models; cuts keep the basis
+    model.highs.set_option("presolve", "off")  # faster on these models; cuts keep the basis
     lay = model.layout
     model.set_costs(weighted_vector(comp, lay))
     res = model.run(0.5 * time_limit)
@@ -235,13 +225,13 @@ def solve_relaxation(comp: Compiled, time_limit: float, *, max_rounds: int = 8) 
     final = model
     if cold:
         final = HighsModel(comp, integer=False)
-        final.highs.setOptionValue("presolve", "off")
+        final.highs.set_option("presolve", "off")
         for cuts in added:
             final.add_rows(cuts.lower, np.full(len(cuts), INF), cuts.start, cuts.index, cuts.value)
     final.set_costs(cost_vector(comp, lay))
-    slack = np.arange(lay.shed_start, lay.churn_start, dtype=np.int32)
+    slack = np.arange(lay.shed_start, lay.churn_start, dtype=np.int64)
     caps = model.full_vector(best.n)[slack] + LEVEL_SLACK
-    final.highs.changeColsBounds(len(slack), slack, np.zeros(len(slack)), caps)
+    final.highs.change_col_bounds(slack, np.zeros(len(slack)), caps)
     res = final.run(max(left(), 0.1 + (4.0 if cold else 1.0) * lp_seconds))  # a bound beats punctuality
     bound = res.objective if res.status == "Optimal" else 0.0
     log.debug("bound %s %.6g %.3fs", res.status, bound, time.perf_counter() - t0)
@@ -249,8 +239,8 @@ def solve_relaxation(comp: Compiled, time_limit: float, *, max_rounds: int = 8) 
 
 
 def fix_columns(
-    lp: highspy.HighsLp, keep: npt.NDArray[np.bool_], x: FloatArray, n_int: int
-) -> tuple[highspy.HighsLp, npt.NDArray[np.int64], FloatArray]:
+    lp: SparseModel, keep: npt.NDArray[np.bool_], x: FloatArray, n_int: int
+) -> tuple[SparseModel, npt.NDArray[np.int64], FloatArray]:
     """``lp`` with the columns outside ``keep`` fixed at ``x`` and removed (row bounds shifted).
 
     The first ``n_int`` columns of ``lp`` are the integer ones.  Rows left without a column are
@@ -258,34 +248,29 @@ def fix_columns(
     fixed columns in it.  A model a tenth the size presolves and runs HiGHS's sub-MIP heuristics far faster
     than the same model with bounds fixed.
     """
-    start = np.asarray(lp.a_matrix_.start_, dtype=np.int64)
-    index = np.asarray(lp.a_matrix_.index_, dtype=np.int64)
-    value = np.asarray(lp.a_matrix_.value_, dtype=np.float64)
-    col_of = np.repeat(np.arange(lp.num_col_), np.diff(start))
+    start = np.asarray(lp.start, dtype=np.int64)
+    index = np.asarray(lp.index, dtype=np.int64)
+    value = np.asarray(lp.value, dtype=np.float64)
+    col_of = lp.col_of_entry()
     kept_entry = keep[col_of]
     gone = ~kept_entry
-    activity = np.bincount(index[gone], weights=value[gone] * x[col_of[gone]], minlength=lp.num_row_)
-    live_rows = np.bincount(index[kept_entry], minlength=lp.num_row_) > 0
+    activity = np.bincount(index[gone], weights=value[gone] * x[col_of[gone]], minlength=lp.n_rows)
+    live_rows = np.bincount(index[kept_entry], minlength=lp.n_rows) > 0
     new_row = np.cumsum(live_rows) - 1
     cols = np.flatnonzero(keep)
-    sub = highspy.HighsLp()
-    sub.num_col_ = len(cols)
-    sub.num_row_ = int(live_rows.sum())
-    sub.col_cost_ = np.asarray(lp.col_cost_, dtype=np.float64)[cols]
-    sub.col_lower_ = np.asarray(lp.col_lower_, dtype=np.float64)[cols]
-    sub.col_upper_ = np.asarray(lp.col_upper_, dtype=np.float64)[cols]
-    row_lower = np.asarray(lp.row_lower_, dtype=np.float64)
-    row_upper = np.asarray(lp.row_upper_, dtype=np.float64)
-    sub.row_lower_ = np.where(np.isinf(row_lower), -INF, row_lower - activity)[live_rows]
-    sub.row_upper_ = np.where(np.isinf(row_upper), INF, row_upper - activity)[live_rows]
+    row_lower = np.asarray(lp.row_lower, dtype=np.float64)
+    row_upper = np.asarray(lp.row_upper, dtype=np.float64)
     sub_start = np.zeros(len(cols) + 1, dtype=np.int64)
     np.cumsum(np.diff(start)[cols], out=sub_start[1:])
-    sub.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    sub.a_matrix_.start_ = sub_start.astype(np.int32)
-    sub.a_matrix_.index_ = new_row[index[kept_entry]].astype(np.int32)
-    sub.a_matrix_.value_ = value[kept_entry]
-    n_sub_int = int(np.count_nonzero(cols < n_int))
-    sub.integrality_ = [highspy.HighsVarType.kInteger] * n_sub_int + [highspy.HighsVarType.kContinuous] * (
-        len(cols) - n_sub_int
+    sub = SparseModel(
+        col_cost=np.asarray(lp.col_cost, dtype=np.float64)[cols],
+        col_lower=np.asarray(lp.col_lower, dtype=np.float64)[cols],
+        col_upper=np.asarray(lp.col_upper, dtype=np.float64)[cols],
+        row_lower=np.where(np.isinf(row_lower), -INF, row_lower - activity)[live_rows],
+        row_upper=np.where(np.isinf(row_upper), INF, row_upper - activity)[live_rows],
+        start=sub_start,
+        index=new_row[index[kept_entry]].astype(np.int64),
+        value=value[kept_entry],
+        n_int=int(np.count_nonzero(cols < n_int)),
     )
     return sub, np.where(live_rows, new_row, -1).astype(np.int64), activity.astype(np.float64)
