@@ -16,11 +16,32 @@ from collections.abc import Sequence
 from inferfleet.core.cost import replica_dollars_per_hour
 from inferfleet.core.performance import estimate
 from inferfleet.core.power import replica_watts
-from inferfleet.core.types import AcceleratorClass, Estimate, Option, Policy, Pool, Problem, Unfit, UnfitKind
+from inferfleet.core.types import (
+    SLO,
+    AcceleratorClass,
+    Estimate,
+    Option,
+    Policy,
+    Pool,
+    Problem,
+    Unfit,
+    UnfitKind,
+)
 
-__all__ = ["NOT_ALLOWED", "build_problem", "planned_utilisation"]
+__all__ = ["NOT_ALLOWED", "build_problem", "corrected_slo", "planned_utilisation"]
 
 NOT_ALLOWED = Unfit(UnfitKind.NOT_ALLOWED, "not in allowedClasses")
+
+
+def corrected_slo(pool: Pool, accelerator_class: str) -> SLO:
+    """The SLO a class is planned against: the pool's, divided by its measured correction factors."""
+    ttft_f, tpot_f = pool.slo_factors.get(accelerator_class, (1.0, 1.0))
+    if ttft_f == 1.0 and tpot_f == 1.0:
+        return pool.slo
+    return SLO(
+        ttft_s=None if pool.slo.ttft_s is None else pool.slo.ttft_s / ttft_f,
+        tpot_s=None if pool.slo.tpot_s is None else pool.slo.tpot_s / tpot_f,
+    )
 
 
 def planned_utilisation(policy: Policy) -> float:
@@ -61,7 +82,7 @@ def build_problem(pools: Sequence[Pool], classes: Sequence[AcceleratorClass], po
             if pool.allowed_classes is not None and cls.name not in pool.allowed_classes:
                 why[cls.name] = NOT_ALLOWED
                 continue
-            est = estimate(pool.model, pool.workload, pool.slo, cls)
+            est = estimate(pool.model, pool.workload, corrected_slo(pool, cls.name), cls)
             if not isinstance(est, Estimate):
                 why[cls.name] = est
             elif est.devices > cls.devices_per_node:  # estimate ensures it; guard the contract

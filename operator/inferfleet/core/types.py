@@ -163,6 +163,9 @@ class Pool:
     allowed_classes: frozenset[str] | None = None  # None: every class
     preferred_classes: frozenset[str] = frozenset()
     current: Mapping[str, int] = dataclasses.field(default_factory=dict)  # replicas per class now
+    # class -> (TTFT, TPOT) correction factors learnt from measurements: the class is planned
+    # against SLO / factor (``core.correction``); absent means 1.
+    slo_factors: Mapping[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)

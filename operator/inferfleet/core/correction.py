@@ -1,0 +1,66 @@
+"""Correction factors: how much slower than the performance model each class really is, per pool,
+learnt from measured p95 latency (pure).
+
+Owns ``Factor`` (TTFT and TPOT multipliers, persisted in the pool's status) and ``update``: an
+exponentially weighted mean of observed p95 / predicted p95, learnt only from evidence that means
+something — enough requests in the window, every planned replica serving (none still loading its
+model), and the class loaded to at least half of its planned capacity.  Factors are clamped to
+``[1, MAX]``: a class measured faster than predicted is not learnt, because below the planned load
+a fast class and a lightly loaded one look the same, and an SLO is the product.  The planner plans
+each (pool, class) against SLO / factor (``core.problem``), so a class 1.5x slower than modelled is
+planned as 1.5x slower.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from inferfleet.core.observed import ClassSample
+
+__all__ = ["ALPHA", "MAX", "MIN_REQUESTS", "MIN_UTILISATION", "Factor", "update"]
+
+ALPHA = 0.5  # weight of a new observation
+MAX = 4.0
+MIN_REQUESTS = 20.0  # fewer requests in the window: no latency sample
+MIN_UTILISATION = 0.5
+
+
+@dataclasses.dataclass(frozen=True)
+class Factor:
+    ttft: float = 1.0
+    tpot: float = 1.0
+    updates: int = 0  # evaluations that taught it something
+
+
+def _blend(old: float, ratio: float | None) -> float:
+    if ratio is None or not math.isfinite(ratio) or ratio <= 0:
+        return old
+    return min(MAX, max(1.0, (1 - ALPHA) * old + ALPHA * ratio))
+
+
+def update(
+    factor: Factor,
+    sample: ClassSample,
+    predicted_ttft_s: float,
+    predicted_tpot_s: float,
+    *,
+    utilisation: float,
+    all_serving: bool,
+) -> Factor:
+    """The factor after one evaluation; unchanged unless the sample is evidence (see module)."""
+    if not all_serving or sample.requests < MIN_REQUESTS or utilisation < MIN_UTILISATION:
+        return factor
+    ttft = (
+        sample.ttft_p95_s / predicted_ttft_s
+        if sample.ttft_p95_s is not None and predicted_ttft_s > 0
+        else None
+    )
+    tpot = (
+        sample.tpot_p95_s / predicted_tpot_s
+        if sample.tpot_p95_s is not None and predicted_tpot_s > 0
+        else None
+    )
+    if ttft is None and tpot is None:
+        return factor
+    return Factor(_blend(factor.ttft, ttft), _blend(factor.tpot, tpot), factor.updates + 1)

@@ -1,0 +1,103 @@
+"""The autoscaling policy: properties (never lower on missing data, monotone in load, never below
+the floor, stabilisation) and the narrative cases."""
+
+from __future__ import annotations
+
+import itertools
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from inferfleet.core.autoscale import MAX_RECOMMENDATIONS, Settings, Signal, State, recommend
+from inferfleet.core.observed import MetricsProblem, Observed
+
+S = Settings(floor_rps=2.0, tolerance=0.1, stabilization_s=300.0)
+rates = st.floats(min_value=0.0, max_value=1e4, allow_nan=False)
+times = st.floats(min_value=0.0, max_value=1e6, allow_nan=False)
+problems = st.sampled_from([p for p in MetricsProblem if p is not MetricsProblem.PARTIAL])
+
+
+def seen(rps: float | None, at: float = 0.0, problem: MetricsProblem | None = None) -> Observed:
+    return Observed(at=at, rps=rps, problem=problem)
+
+
+def run(loads: list[float], step: float = 15.0, s: Settings = S) -> list[float]:
+    state, out = State(), []
+    for i, rps in enumerate(loads):
+        o = recommend(s, state, seen(rps), i * step)
+        state = o.state
+        out.append(o.demand_rps)
+    return out
+
+
+@given(last=rates, problem=problems, now=times)
+def test_missing_data_never_lowers_demand(last: float, problem: MetricsProblem, now: float) -> None:
+    state = State(demand_rps=last, recommendations=((now - 1, last),))
+    for reading in (seen(None, now, problem), None, seen(float("nan"), now), seen(-3.0, now)):
+        out = recommend(S, state, reading, now)
+        assert out.demand_rps >= last
+        assert out.signal is Signal.HELD and out.problem is not None
+        assert out.state.missing_since == now
+
+
+@given(last=rates, low=rates, high=rates, now=times)
+def test_more_load_never_means_less_demand(last: float, low: float, high: float, now: float) -> None:
+    low, high = min(low, high), max(low, high)
+    state = State(demand_rps=last, recommendations=((now - 10, last),))
+    assert (
+        recommend(S, state, seen(high, now), now).demand_rps
+        >= recommend(S, state, seen(low, now), now).demand_rps
+    )
+
+
+@settings(max_examples=50)
+@given(st.lists(rates, min_size=1, max_size=60))
+def test_demand_is_never_below_the_floor(loads: list[float]) -> None:
+    assert all(d >= S.floor_rps for d in run(loads))
+
+
+@settings(max_examples=50)
+@given(high=st.floats(min_value=10.0, max_value=1e3), low_frac=st.floats(min_value=0.0, max_value=0.5))
+def test_no_scale_down_inside_the_stabilisation_window(high: float, low_frac: float) -> None:
+    step = 15.0
+    n_window = int(S.stabilization_s // step)
+    demands = run([high] + [high * low_frac] * (n_window + 40), step)
+    assert all(d == high for d in demands[: n_window + 1])  # the window still holds the peak
+    target = max(high * low_frac, S.floor_rps)  # then it decays to the new load, within the tolerance
+    assert target <= demands[-1] <= target / (1 - S.tolerance)
+    # at most halving per evaluation on the way down
+    assert all(b >= a * 0.5 - 1e-9 for a, b in itertools.pairwise(demands))
+
+
+def test_a_3x_step_is_answered_in_one_evaluation() -> None:
+    assert run([10.0, 30.0]) == [10.0, 30.0]
+
+
+def test_noise_within_the_tolerance_changes_nothing() -> None:
+    demands = run([10.0, 10.5, 9.6, 10.9, 9.2])
+    assert demands == [10.0] * 5
+
+
+def test_partial_coverage_may_scale_up_but_never_down() -> None:
+    state = State(demand_rps=10.0, recommendations=((0.0, 10.0),))
+    up = recommend(S, state, seen(20.0, 400.0, MetricsProblem.PARTIAL), 400.0)
+    down = recommend(S, state, seen(3.0, 400.0, MetricsProblem.PARTIAL), 400.0)
+    assert up.demand_rps == 20.0 and up.signal is Signal.SCALE_UP
+    assert down.demand_rps == 10.0 and down.signal is Signal.STEADY
+
+
+def test_the_first_reading_sets_the_demand_and_a_restart_continues_from_status() -> None:
+    first = recommend(S, State(), seen(8.0), 0.0)
+    assert (first.signal, first.demand_rps) == (Signal.INITIAL, 8.0)
+    # a new leader reads the same state back from status: the window still holds 8 req/s
+    resumed = recommend(S, first.state, seen(1.0, 30.0), 30.0)
+    assert resumed.demand_rps == 8.0 and resumed.signal is Signal.STABILISING
+
+
+def test_the_window_stays_bounded_and_keeps_its_peak() -> None:
+    s = Settings(floor_rps=0.0, stabilization_s=86_400.0)
+    state = State()
+    for i in range(500):
+        state = recommend(s, state, seen(100.0 if i == 3 else 1.0, float(i)), float(i)).state
+    assert len(state.recommendations) <= MAX_RECOMMENDATIONS
+    assert max(r for _, r in state.recommendations) == 100.0
