@@ -47,6 +47,7 @@ KUBERNETES_VERSION = "v1.36.3"
 ETCD_VERSION = "v3.6.14"
 KWOK_VERSION = "v0.8.0"
 HELM_VERSION = "v4.2.4"
+PROMETHEUS_VERSION = "2.42.0"  # Debian's package, unpacked by inferfleet_dev.prometheus (not built)
 
 KUBE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 # What a local dev cluster needs (helm and kwokctl are for users and the e2e tests).
@@ -85,6 +86,8 @@ TOOLS: dict[str, Tool] = {
     "kwok": Tool("kwok", KWOK_VERSION, "kwok"),
     "kwokctl": Tool("kwokctl", KWOK_VERSION, "kwok"),
     "helm": Tool("helm", HELM_VERSION, "helm"),
+    "prometheus": Tool("prometheus", PROMETHEUS_VERSION, "prometheus"),
+    "promtool": Tool("promtool", PROMETHEUS_VERSION, "prometheus"),
 }
 
 
@@ -333,6 +336,10 @@ def _build_group(group: str, dest: Path, logfile: Path) -> None:
             logfile,
             ldflags=f"-s -w -X helm.sh/helm/v4/internal/version.version={ver}",
         )
+    elif group == "prometheus":
+        from inferfleet_dev import prometheus  # apt-get download + dpkg -x: see that module
+
+        prometheus.download(dest, logfile)
     else:  # pragma: no cover - TOOLS is closed
         raise InstallError(f"unknown tool group {group}")
 

@@ -1,0 +1,329 @@
+"""A real Prometheus for the dev harness: installed from Debian's package, run on loopback.
+
+Owns: fetching ``prometheus`` and ``promtool`` (``apt-get download prometheus`` + ``dpkg -x``, never
+installed as a system daemon) into ``~/.cache/inferfleet/bin/prometheus-<version>/`` and checking
+their ``--version``; the scrape configuration (the fleet simulator with ``honor_labels: true``, the
+operator's metrics endpoint); and ``Prometheus``, one server process on 127.0.0.1 with its own TSDB
+directory, started detached, waited on (``/-/ready``, then ``up == 1`` per target through the HTTP
+API, never a fixed sleep) and stopped by process group.  ``$INFERFLEET_ASSETS/prometheus`` and
+``promtool`` take precedence over the cache (for machines without apt).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from inferfleet_dev import install, procs
+
+__all__ = [
+    "DEFAULT_SIMULATOR",
+    "PROMETHEUS_VERSION",
+    "Prometheus",
+    "PrometheusError",
+    "ScrapeTarget",
+    "binary",
+    "download",
+    "ensure",
+    "operator_target",
+    "scrape_config",
+    "simulator_target",
+]
+
+PROMETHEUS_VERSION = install.PROMETHEUS_VERSION  # Debian bookworm: 2.42.0+ds-5+deb12u1
+DEFAULT_SIMULATOR = "127.0.0.1:9400"
+BINARIES = ("prometheus", "promtool")
+INSTALL_HINT = "python -m inferfleet_dev.install prometheus promtool"
+
+
+class PrometheusError(install.InstallError):
+    """Prometheus could not be installed, started or made to scrape its targets; the message says why."""
+
+
+def binary(name: str = "prometheus") -> Path:
+    """Where ``prometheus`` / ``promtool`` is (user asset) or will be (cache), without installing."""
+    return install.tool_path(name)
+
+
+def _candidate() -> str:
+    """Debian's candidate version of the prometheus package, checked against the pin."""
+    try:
+        out = subprocess.run(
+            ["apt-cache", "policy", "prometheus"], capture_output=True, text=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise PrometheusError(
+            f"cannot ask apt for the prometheus package ({exc}); this needs a Debian-like system, or put "
+            "prometheus and promtool (release tarball from prometheus.io) in $INFERFLEET_ASSETS"
+        ) from None
+    found = re.search(r"Candidate:\s*(\S+)", out.stdout)
+    if found is None or found.group(1) == "(none)":
+        raise PrometheusError(
+            "apt knows no candidate for 'prometheus' (run 'apt-get update' once), "
+            f"apt-cache said: {(out.stdout + out.stderr).strip()[:300]!r}"
+        )
+    version = found.group(1)
+    if not version.startswith(PROMETHEUS_VERSION + "+") and version != PROMETHEUS_VERSION:
+        raise PrometheusError(
+            f"apt offers prometheus {version}, the harness is pinned to {PROMETHEUS_VERSION}; "
+            "update PROMETHEUS_VERSION in inferfleet_dev/prometheus.py deliberately"
+        )
+    return version
+
+
+def _logged(cmd: Sequence[str], cwd: Path, logfile: Path) -> None:
+    with logfile.open("a") as log:
+        log.write(f"$ {' '.join(cmd)}\n")
+        log.flush()
+        try:
+            proc = subprocess.run(cmd, cwd=cwd, stdout=log, stderr=log, timeout=600, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise PrometheusError(f"{cmd[0]} failed: {exc}; log {logfile}") from None
+    if proc.returncode != 0:
+        tail = logfile.read_text(errors="replace").splitlines()[-10:]
+        raise PrometheusError(
+            f"{' '.join(cmd)} exited {proc.returncode}; log {logfile}:\n  " + "\n  ".join(tail)
+        )
+
+
+def download(dest: Path, logfile: Path) -> None:
+    """``apt-get download`` the pinned package and unpack its two binaries into ``dest``."""
+    version = _candidate()
+    logfile.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="inferfleet-prometheus-") as tmp:
+        work = Path(tmp)
+        os.chmod(work, 0o755)  # apt's _apt user may read it (else apt warns and runs unsandboxed)
+        _logged(["apt-get", "download", f"prometheus={version}"], work, logfile)
+        debs = sorted(work.glob("prometheus_*.deb"))
+        if not debs:
+            raise PrometheusError(f"apt-get download left no .deb in {work}; log {logfile}")
+        _logged(["dpkg", "-x", str(debs[0]), str(work / "root")], work, logfile)
+        staged = work / "stage"
+        staged.mkdir()
+        for name in BINARIES:
+            shutil.copy2(work / "root" / "usr" / "bin" / name, staged / name)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(dest, ignore_errors=True)
+        shutil.move(str(staged), str(dest))
+
+
+def ensure() -> dict[str, Path]:
+    """Verified ``prometheus`` and ``promtool``, unpacked into the cache if needed (the installer's
+    ``prometheus`` group calls ``download``); raises PrometheusError with the way out."""
+    try:
+        return {name: install.ensure(name) for name in BINARIES}
+    except PrometheusError:
+        raise
+    except install.InstallError as exc:
+        raise PrometheusError(f"{exc}\n  install with: {INSTALL_HINT}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class ScrapeTarget:
+    """One scrape job with one ``host:port`` target on loopback."""
+
+    job: str
+    address: str
+    path: str = "/metrics"
+    honor_labels: bool = False  # keep the target's own namespace/pod/pool labels
+
+
+def simulator_target(address: str = DEFAULT_SIMULATOR) -> ScrapeTarget:
+    """The fleet simulator: its series carry namespace, pod, pool and accelerator_class themselves."""
+    return ScrapeTarget("simulator", address, honor_labels=True)
+
+
+def operator_target(address: str) -> ScrapeTarget:
+    return ScrapeTarget("inferfleet-operator", address)
+
+
+def scrape_config(targets: Sequence[ScrapeTarget], interval_s: float) -> dict[str, Any]:
+    """The prometheus.yml document scraping ``targets`` every ``interval_s`` seconds."""
+    interval = f"{round(interval_s * 1000)}ms"
+    return {
+        "global": {"scrape_interval": interval, "evaluation_interval": interval, "scrape_timeout": interval},
+        "scrape_configs": [
+            {
+                "job_name": t.job,
+                "metrics_path": t.path,
+                "honor_labels": t.honor_labels,
+                "static_configs": [{"targets": [t.address]}],
+            }
+            for t in targets
+        ],
+    }
+
+
+class Prometheus:
+    """One Prometheus server on 127.0.0.1:``port`` whose config, TSDB and log live in ``state_dir``."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        port: int,
+        targets: Sequence[ScrapeTarget],
+        *,
+        scrape_interval_s: float = 5.0,
+        executable: Path | None = None,
+        log: Callable[[str], None] = lambda _msg: None,
+    ) -> None:
+        self.state_dir = state_dir
+        self.port = port
+        self.targets = tuple(targets)
+        self.scrape_interval_s = scrape_interval_s
+        self.executable = executable
+        self.log = log
+        self.info: procs.ProcInfo | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.state_dir / "prometheus.json"
+
+    def argv(self, executable: Path) -> list[str]:
+        return [
+            str(executable),
+            f"--config.file={self.state_dir / 'prometheus.yml'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            f"--storage.tsdb.path={self.state_dir / 'tsdb'}",
+            "--storage.tsdb.retention.time=1d",
+            "--web.enable-lifecycle",  # POST /-/reload after a config change
+            "--log.level=warn",
+        ]
+
+    def start(self, timeout: float = 60.0, *, wait_up: Sequence[str] | None = None) -> float:
+        """Start, wait for ``/-/ready``, then for ``up == 1`` on the ``wait_up`` jobs (default all).
+
+        Returns the seconds from spawn to ready-and-up; a failure stops the process and raises.
+        """
+        exe = self.executable or ensure()["prometheus"]
+        if procs.port_in_use(self.port):
+            holder = procs.who_listens(self.port) or "another process"
+            raise PrometheusError(f"port {self.port} on 127.0.0.1 (for prometheus) is in use by {holder}")
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.write_config()
+        t0 = time.monotonic()
+        self.info = procs.spawn("prometheus", self.argv(exe), self.state_dir / "prometheus.log")
+        self.pid_file.write_text(json.dumps(self.info.to_json()))
+        try:
+            procs.wait_healthy(self.info, f"{self.url}/-/ready", None, timeout)
+            self.log(f"  prometheus ready after {time.monotonic() - t0:.2f}s at {self.url}")
+            jobs = [t.job for t in self.targets] if wait_up is None else list(wait_up)
+            self.wait_up(jobs, timeout=max(1.0, timeout - (time.monotonic() - t0)))
+        except BaseException:
+            self.stop()
+            raise
+        return time.monotonic() - t0
+
+    def write_config(self) -> None:
+        path = self.state_dir / "prometheus.yml"
+        # JSON is YAML: no YAML library needed (the installer side of this module is stdlib only)
+        path.write_text(json.dumps(scrape_config(self.targets, self.scrape_interval_s), indent=2))
+
+    def query(self, promql: str, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """The instant vector of ``promql`` (raises PrometheusError on anything else)."""
+        url = f"{self.url}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as resp:
+                body = json.loads(resp.read())
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise PrometheusError(f"query {promql!r} at {self.url} failed: {exc}") from None
+        if body.get("status") != "success" or body["data"]["resultType"] != "vector":
+            raise PrometheusError(f"query {promql!r}: unexpected answer {str(body)[:300]}")
+        result: list[dict[str, Any]] = body["data"]["result"]
+        return result
+
+    def up(self) -> dict[str, float]:
+        """job -> the latest ``up`` value (jobs not scraped yet are absent)."""
+        return {r["metric"].get("job", ""): float(r["value"][1]) for r in self.query("up")}
+
+    def wait_up(self, jobs: Sequence[str], timeout: float = 60.0, *, value: float = 1.0) -> float:
+        """Poll the API until every job's ``up`` equals ``value``; raises with the last state."""
+        start = time.monotonic()
+        state: dict[str, float] = {}
+        while True:
+            if self.info is not None and not procs.alive(self.info):
+                tail = procs.log_tail(self.info.log)
+                raise PrometheusError(f"prometheus exited (log {self.info.log}):\n{tail}")
+            with contextlib.suppress(PrometheusError):
+                state = self.up()
+            if all(state.get(job) == value for job in jobs):
+                return time.monotonic() - start
+            if time.monotonic() - start > timeout:
+                raise PrometheusError(
+                    f"prometheus at {self.url}: targets not up == {value:g} after {timeout:.0f}s: "
+                    + ", ".join(f"{j}={state.get(j, 'not scraped yet')}" for j in jobs)
+                )
+            time.sleep(min(0.1, self.scrape_interval_s / 10))
+
+    def reload(self, targets: Sequence[ScrapeTarget]) -> None:
+        """Replace the scrape targets (``POST /-/reload``)."""
+        self.targets = tuple(targets)
+        self.write_config()
+        req = urllib.request.Request(f"{self.url}/-/reload", method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                resp.read()
+        except (urllib.error.URLError, OSError) as exc:
+            raise PrometheusError(f"reload at {self.url} failed: {exc}") from None
+
+    def stop(self) -> None:
+        """Stop the process (SIGTERM to its group, SIGKILL if it lingers) and forget it."""
+        info = self.info or _recorded(self.pid_file)
+        if info is not None:
+            procs.stop(info)
+        self.pid_file.unlink(missing_ok=True)
+        self.info = None
+
+    def __enter__(self) -> Prometheus:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+def _recorded(pid_file: Path) -> procs.ProcInfo | None:
+    try:
+        return procs.ProcInfo.from_json(json.loads(pid_file.read_text()))
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def stop_recorded(state_dir: Path) -> bool:
+    """Stop a Prometheus recorded in ``state_dir`` (by ``dev-cluster up --prometheus``); True if one ran."""
+    info = _recorded(state_dir / "prometheus.json")
+    if info is None:
+        return False
+    running = procs.alive(info)
+    procs.stop(info)
+    (state_dir / "prometheus.json").unlink(missing_ok=True)
+    return running
+
+
+@contextlib.contextmanager
+def running(
+    state_dir: Path, port: int, targets: Sequence[ScrapeTarget], **kwargs: Any
+) -> Iterator[Prometheus]:
+    """A started Prometheus, stopped on exit."""
+    prom = Prometheus(state_dir, port, targets, **kwargs)
+    prom.start()
+    try:
+        yield prom
+    finally:
+        prom.stop()
