@@ -2,5 +2,6 @@
 
 from inferfleet.cli import main
 from inferfleet_dev import devcluster
+from inferfleet_dev.simulate import cli as simulate
 
-raise SystemExit(main(extra=(devcluster.register,)))
+raise SystemExit(main(extra=(devcluster.register, simulate.register)))
