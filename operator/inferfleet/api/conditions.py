@@ -33,6 +33,8 @@ class ConditionType(enum.StrEnum):
     POWER_LIMITED = "PowerLimited"
     CAPACITY_LIMITED = "CapacityLimited"
     VALID = "Valid"
+    METRICS_AVAILABLE = "MetricsAvailable"
+    SLO_AT_RISK = "SLOAtRisk"
 
 
 class Reason(enum.StrEnum):
@@ -56,6 +58,13 @@ class Reason(enum.StrEnum):
     NODES_READY = "NodesReady"
     OVER_BUDGET = "OverBudget"
     PLANNED = "Planned"
+    # MetricsAvailable (False: the core's MetricsProblem values, e.g. PrometheusUnreachable)
+    METRICS_READ = "MetricsRead"
+    NO_METRICS_SOURCE = "NoMetricsSource"
+    # SLOAtRisk
+    SLO_BREACHED = "SLOBreached"
+    WITHIN_SLO = "WithinSLO"
+    NO_LATENCY_SAMPLE = "NoLatencySample"
 
 
 class EventReason(enum.StrEnum):
@@ -68,6 +77,9 @@ class EventReason(enum.StrEnum):
     SHED = "Shed"
     UNPLACEABLE = "Unplaceable"
     INVALID_SPEC = "InvalidSpec"
+    DEMAND_CHANGED = "DemandChanged"  # the autoscaler changed the demand a pool is planned for
+    METRICS_UNAVAILABLE = "MetricsUnavailable"
+    SLO_AT_RISK = "SLOAtRisk"
 
 
 def condition_schema() -> dict[str, Any]:

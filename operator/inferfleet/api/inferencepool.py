@@ -136,6 +136,9 @@ class Autoscaling(Spec):
         max_length=4096,
         description="PromQL for requests/s; {namespace} and {pool} are substituted. Default: vLLM metrics.",
     )
+    tolerance_percent: int = Field(
+        10, ge=0, le=100, description="Changes of measured demand within this band are ignored (noise)."
+    )
 
 
 class Demand(Spec):
@@ -221,6 +224,43 @@ class PlacementStatus(Spec):
     dollars_per_hour: float = Field(ge=0)
     ttft_p95_milliseconds: float = Field(ge=0, description="Predicted p95 TTFT.")
     tpot_p95_milliseconds: float = Field(ge=0, description="Predicted p95 TPOT.")
+    requests_per_second: float = Field(0, ge=0, description="Planned capacity over all replicas at the SLO.")
+
+
+class Recommendation(Spec):
+    """One measured demand the stabilisation window remembers."""
+
+    time: str = Field(max_length=64)
+    requests_per_second: float = Field(ge=0)
+
+
+class ClassMeasurement(Spec):
+    """Measured latency of the pool on one class, and the correction factors learnt from it."""
+
+    accelerator_class: str = Field(max_length=63)
+    ttft_p95_milliseconds: float | None = Field(
+        None, ge=0, description="Measured p95 TTFT (none: too few requests)."
+    )
+    tpot_p95_milliseconds: float | None = Field(None, ge=0, description="Measured p95 TPOT.")
+    requests: float = Field(0, ge=0, description="Requests completed on the class in the window.")
+    ttft_correction: float = Field(1.0, ge=1, le=4, description="Measured / predicted p95 TTFT, learnt.")
+    tpot_correction: float = Field(1.0, ge=1, le=4, description="Measured / predicted p95 TPOT, learnt.")
+    updates: int = Field(0, ge=0, description="Evaluations the correction factors learnt from.")
+
+
+class AutoscalingStatus(Spec):
+    """What the autoscaler measured and decided: its state, so a restart or a new leader continues."""
+
+    observed_requests_per_second: float | None = Field(None, ge=0, description="Measured offered load.")
+    demand_requests_per_second: float = Field(0, ge=0, description="The demand the pool is planned for.")
+    signal: str = Field("", max_length=32, description="The last evaluation's outcome, e.g. ScaleUp, Held.")
+    metrics_problem: str | None = Field(None, max_length=64, description="Why metrics were unusable.")
+    sample_age_seconds: float | None = Field(None, ge=0)
+    last_evaluation_time: str | None = Field(None, max_length=64)
+    last_scale_time: str | None = Field(None, max_length=64)
+    missing_since: str | None = Field(None, max_length=64, description="Since when metrics are unusable.")
+    recommendations: list[Recommendation] = Field(default_factory=list, max_length=64)
+    classes: list[ClassMeasurement] = Field(default_factory=list, max_length=64)
 
 
 class LastChange(Spec):
@@ -242,6 +282,7 @@ class InferencePoolStatus(Spec):
     placement_summary: str = Field("", max_length=1024, description="e.g. h100=2,mi300x=1")
     selector: str = Field("", max_length=1024, description="Label selector of all replicas (scale).")
     last_change: LastChange | None = None
+    autoscaling: AutoscalingStatus | None = None
 
 
 class InferencePool(Spec):

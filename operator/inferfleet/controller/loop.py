@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from inferfleet.core import planner
 from inferfleet.core import types as core
+from inferfleet.core.observed import Observed
 from inferfleet.reconcile.decide import decide
 from inferfleet.reconcile.decision import Decision
 from inferfleet.reconcile.ports import Snapshot, Writer
@@ -48,7 +49,7 @@ class PlanningLoop:
         metrics: LoopMetrics | None = None,
         *,
         is_leader: Callable[[], bool] = lambda: True,
-        demand: Callable[[Snapshot], Mapping[str, float] | None] = lambda _s: None,
+        observe: Callable[[Snapshot], Mapping[str, Observed] | None] = lambda _s: None,
         debounce_s: float = 0.3,
         max_delay_s: float = 1.0,
         resync_s: float = 60.0,
@@ -59,7 +60,7 @@ class PlanningLoop:
         self._writer = writer
         self._metrics = metrics
         self._is_leader = is_leader
-        self._demand = demand
+        self._observe = observe
         self._debounce_s = debounce_s
         self._max_delay_s = max_delay_s
         self.resync_s = resync_s
@@ -127,7 +128,7 @@ class PlanningLoop:
     def reconcile_once(self) -> Decision:
         start = time.monotonic()
         snapshot = self._read()
-        decision = decide(snapshot, _now(), self._solve, self._demand(snapshot))
+        decision = decide(snapshot, _now(), self._solve, self._observe(snapshot))
         if decision.resync_s:
             self.resync_s = decision.resync_s
         for problem in decision.problems:

@@ -5,7 +5,8 @@ Owns ``decide``, a short orchestrator over named phases, each a function with it
 1. validate the objects (``validate``): an invalid pool or class is reported and its running
    children are left alone; an invalid FleetPolicy pauses planning;
 2. index what runs now (``children.index``);
-3. build the problem through the one bridge (``translate.problem.problem_from``) and solve it;
+3. autoscaling: measured demand and correction factors per pool (``autoscaling``), then the problem
+   through the one bridge (``translate.problem.problem_from``), solved;
 4. diff the plan's children against what exists (``children.diff``): nothing changed, no write;
 5. order the writes so power never goes over a budget in between (``gate``);
 6. statuses and events (``status`` and ``_report`` here).
@@ -18,7 +19,8 @@ from collections.abc import Callable, Mapping
 from inferfleet.api.conditions import ConditionType, EventReason, Reason
 from inferfleet.api.kinds import POLICY_NAME
 from inferfleet.core import types as core
-from inferfleet.reconcile import children, gate, status
+from inferfleet.core.observed import Observed
+from inferfleet.reconcile import autoscaling, children, gate, status
 from inferfleet.reconcile.decision import Decision, Event, StatusWrite
 from inferfleet.reconcile.ports import Snapshot
 from inferfleet.reconcile.validate import Objects, meta, validate
@@ -31,9 +33,10 @@ Solver = Callable[[core.Problem], core.Plan]
 
 
 def decide(
-    snapshot: Snapshot, now: str, solve: Solver, demand: Mapping[str, float] | None = None
+    snapshot: Snapshot, now: str, solve: Solver, observed: Mapping[str, Observed] | None = None
 ) -> Decision:
-    """The writes that bring the cluster to a fresh plan.  ``demand`` overrides pools' static demand."""
+    """The writes that bring the cluster to a fresh plan.  ``observed``: the metrics of autoscaled
+    pools by key (None: the operator has no metrics source)."""
     objects = validate(snapshot)  # 1
     if objects.policy_problem is not None:
         return _paused(snapshot, objects.policy_problem, now)
@@ -42,7 +45,8 @@ def decide(
         inventory.node_info_from_manifest(n, snapshot.foreign_used.get(str(meta(n).get("name")), {}))
         for n in snapshot.nodes
     ]
-    bridged = problem_from(  # 3
+    scalings = autoscaling.evaluate(objects, observed, now)  # 3
+    bridged = problem_from(
         Fleet(
             [p for _, p in sorted(objects.pools.items())],
             [c for _, c in sorted(objects.classes.items())],
@@ -50,7 +54,10 @@ def decide(
             nodes,
         ),
         Running(existing.current, existing.frozen_devices),
-        Overrides(demand_rps=dict(demand or {})),
+        Overrides(
+            demand_rps={k: s.demand_rps for k, s in scalings.items() if s.demand_rps is not None},
+            slo_factors={k: s.slo_factors for k, s in scalings.items() if s.slo_factors},
+        ),
     )
     plan = solve(bridged.problem)
     writes = children.diff(plan, objects, existing, snapshot.services)  # 4
@@ -65,7 +72,7 @@ def decide(
         ready=existing.ready,
         resync_s=float(objects.policy.spec.planning.interval_seconds) if objects.policy else None,
     )
-    _report(out, snapshot, objects, existing, nodes, plan, now)  # 6
+    _report(out, snapshot, objects, existing, nodes, plan, now, scalings, observed or {})  # 6
     return out
 
 
@@ -103,6 +110,8 @@ def _report(
     nodes: list[inventory.NodeInfo],
     plan: core.Plan,
     now: str,
+    scalings: Mapping[str, autoscaling.Scaling],
+    observed: Mapping[str, Observed],
 ) -> None:
     """Phase 6: statuses (written only when they differ) and events for every kind."""
     for pp in plan.pools:
@@ -114,7 +123,18 @@ def _report(
         sentence = status.describe(change, pp) if change else None
         ready = {c: existing.ready.get((pp.key, c), 0) for c in new_counts}
         prev = raw.get("status") or {}
-        new = status.pool_status(pp, ready, prev, m.get("generation"), str(m.get("name")), now, sentence)
+        gen = m.get("generation")
+        scaling = scalings.get(pp.key)
+        block, conds = None, []
+        if scaling is not None:
+            block = autoscaling.status_block(scaling, autoscaling.seconds(now))
+            conds = autoscaling.conditions(scaling, observed.get(pp.key), gen)
+            risk = next(
+                (c.get("status") for c in prev.get("conditions", []) if c.get("type") == "SLOAtRisk"), None
+            )
+            for type_, reason, message in autoscaling.events(scaling, observed.get(pp.key), risk):
+                out.events.append(Event(raw, "Normal" if type_ == "Normal" else "Warning", reason, message))
+        new = status.pool_status(pp, ready, prev, gen, str(m.get("name")), now, sentence, block, conds)
         if _differs(prev, new):
             out.statuses.append(StatusWrite("InferencePool", m.get("namespace"), str(m.get("name")), new))
         if change is not None and sentence is not None:

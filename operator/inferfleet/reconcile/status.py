@@ -169,8 +169,11 @@ def pool_status(
     pool_name: str,
     now: str,
     change: str | None,
+    autoscaling: Mapping[str, Any] | None = None,
+    extra_conditions: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The InferencePool status for a plan; ``ready`` is ready replicas per class now."""
+    """The InferencePool status for a plan; ``ready`` is ready replicas per class now;
+    ``autoscaling`` and ``extra_conditions`` come from the autoscaling phase."""
     placements: list[dict[str, Any]] = [
         {
             "acceleratorClass": p.accelerator_class,
@@ -181,6 +184,7 @@ def pool_status(
             "dollarsPerHour": round(p.dollars_per_hour, 2),
             "ttftP95Milliseconds": round(p.ttft_s * 1000, 1),
             "tpotP95Milliseconds": round(p.tpot_s * 1000, 2),
+            "requestsPerSecond": round(p.rps_capacity, 3),
         }
         for p in plan.placements
         if p.replicas > 0
@@ -227,7 +231,7 @@ def pool_status(
     last = (previous or {}).get("lastChange")
     status: dict[str, Any] = {
         "observedGeneration": generation,
-        "conditions": merge_conditions((previous or {}).get("conditions"), conds, now),
+        "conditions": merge_conditions((previous or {}).get("conditions"), [*conds, *extra_conditions], now),
         "placements": placements,
         "replicas": replicas,
         "readyReplicas": ready_total,
@@ -239,6 +243,8 @@ def pool_status(
         "selector": pool_selector(pool_name),
         "lastChange": {"time": now, "reason": change[:MAX_CHANGE]} if change else last,
     }
+    if autoscaling is not None:
+        status["autoscaling"] = dict(autoscaling)
     return _checked(InferencePoolStatus, status)
 
 

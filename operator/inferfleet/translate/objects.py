@@ -15,7 +15,7 @@ from inferfleet.api.fleetpolicy import FleetPolicy as ApiPolicy
 from inferfleet.api.inferencepool import InferencePool as ApiPool
 from inferfleet.core import cost
 from inferfleet.core import types as core
-from inferfleet.core.units import GIGA, KILO, MICRO, TERA
+from inferfleet.core.units import GIGA, KILO, MICRO, MILLI, TERA
 
 __all__ = ["pool_key", "to_core_class", "to_core_policy", "to_core_pool", "watts"]
 
@@ -73,9 +73,13 @@ def to_core_class(
 
 
 def to_core_pool(
-    pool: ApiPool, current: Mapping[str, int] | None = None, demand_rps: float | None = None
+    pool: ApiPool,
+    current: Mapping[str, int] | None = None,
+    demand_rps: float | None = None,
+    slo_factors: Mapping[str, tuple[float, float]] | None = None,
 ) -> core.Pool:
-    """``demand_rps`` overrides the static demand (measured demand, or a what-if)."""
+    """``demand_rps`` overrides the static demand (measured demand, or a what-if); ``slo_factors``
+    are the measured (TTFT, TPOT) correction factors per class."""
     spec = pool.spec
     model = spec.model
     demand = spec.demand.requests_per_second if demand_rps is None else demand_rps
@@ -94,8 +98,8 @@ def to_core_pool(
             kv_bytes_per_token=model.kv_bytes_per_token,
         ),
         slo=core.SLO(
-            ttft_s=spec.slo.ttft_p95_milliseconds / 1000.0 if spec.slo.ttft_p95_milliseconds else None,
-            tpot_s=spec.slo.tpot_p95_milliseconds / 1000.0 if spec.slo.tpot_p95_milliseconds else None,
+            ttft_s=spec.slo.ttft_p95_milliseconds * MILLI if spec.slo.ttft_p95_milliseconds else None,
+            tpot_s=spec.slo.tpot_p95_milliseconds * MILLI if spec.slo.tpot_p95_milliseconds else None,
         ),
         workload=core.Workload(spec.demand.input_tokens, spec.demand.output_tokens),
         demand_rps=demand,
@@ -106,6 +110,7 @@ def to_core_pool(
         if spec.placement.allowed_classes is not None
         else None,
         preferred_classes=frozenset(spec.placement.preferred_classes),
+        slo_factors=dict(slo_factors or {}),
         current=dict(current or {}),
     )
 

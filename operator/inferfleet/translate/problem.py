@@ -74,6 +74,8 @@ class Overrides:
     prices: Mapping[str, float] = dataclasses.field(default_factory=dict)  # class -> $/device-hour
     demand_rps: Mapping[str, float] = dataclasses.field(default_factory=dict)  # pool key -> req/s
     time_limit_s: float | None = None
+    # pool key -> class -> measured (TTFT, TPOT) correction factors (the autoscaler's calibration)
+    slo_factors: Mapping[str, Mapping[str, tuple[float, float]]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,6 +152,7 @@ def problem_from(fleet: Fleet, running: Running | None = None, overrides: Overri
             p,
             running.current.get(objects.pool_key(p)),
             overrides.demand_rps.get(objects.pool_key(p)),
+            overrides.slo_factors.get(objects.pool_key(p)),
         )
         for p in fleet.pools
     ]

@@ -1,0 +1,163 @@
+"""Autoscaling through ``decide``: measured demand reaches the plan, missing data holds it, the state
+survives in status, and a class measured slower than modelled is planned as such."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from examples import ROOT, example_docs
+
+from inferfleet.api.inferencepool import InferencePoolStatus
+from inferfleet.api.simulatedfleet import load_fleet, node_manifests
+from inferfleet.core import planner
+from inferfleet.core.observed import ClassSample, MetricsProblem, Observed
+from inferfleet.reconcile.autoscaling import seconds
+from inferfleet.reconcile.decide import Decision, decide
+from inferfleet.reconcile.ports import Snapshot
+
+KEY = "chat/chat-70b"
+NODES = node_manifests(load_fleet(ROOT / "examples/simulated-fleet/fleet.yaml"))
+
+
+def _docs(stabilization: int = 300) -> list[dict[str, Any]]:
+    docs = example_docs()
+    for d in docs:
+        if d["kind"] == "FleetPolicy":  # no budgets, so capacity alone shapes the plan
+            d["spec"].pop("powerDomains", None)
+        if d["kind"] == "InferencePool" and d["metadata"]["name"] == "chat-70b":
+            d["spec"]["demand"]["requestsPerSecond"] = 4
+            d["spec"]["demand"]["autoscaling"] = {"scaleDownStabilizationSeconds": stabilization}
+    return docs
+
+
+def _snapshot(docs: list[dict[str, Any]], deployments: list[dict[str, Any]] | None = None) -> Snapshot:
+    return Snapshot(
+        pools=[d for d in docs if d["kind"] == "InferencePool"],
+        classes=[d for d in docs if d["kind"] == "AcceleratorClass"],
+        policy=next(d for d in docs if d["kind"] == "FleetPolicy"),
+        nodes=NODES,
+        foreign_used={},
+        deployments=deployments or [],
+        services=[],
+    )
+
+
+def _round(
+    docs: list[dict[str, Any]], now: str, observed: dict[str, Observed] | None, deps: list[dict[str, Any]]
+) -> tuple[Decision, list[dict[str, Any]], list[dict[str, Any]]]:
+    """One round, then the cluster as it would be after it: statuses written, Deployments applied."""
+    d = decide(_snapshot(docs, deps), now, planner.solve, observed)
+    docs = copy.deepcopy(docs)
+    for s in d.statuses:
+        for doc in docs:
+            if doc["kind"] == s.kind and doc["metadata"]["name"] == s.name:
+                doc["status"] = s.status
+    by_name = {x["metadata"]["name"]: x for x in deps}
+    for obj in d.reductions + d.increases:
+        if obj["kind"] == "Deployment":
+            by_name[obj["metadata"]["name"]] = dict(obj, status={"readyReplicas": obj["spec"]["replicas"]})
+    for _, _, name in d.deletes:
+        by_name.pop(name, None)
+    return d, docs, list(by_name.values())
+
+
+def _replicas(d: Decision) -> int:
+    assert d.plan is not None
+    return sum(p.replicas for pp in d.plan.pools if pp.key == KEY for p in pp.placements)
+
+
+def _pool_status(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    status: dict[str, Any] = next(d for d in docs if d["metadata"]["name"] == "chat-70b")["status"]
+    InferencePoolStatus.model_validate(status)  # what the API server would accept
+    return status
+
+
+def _cond(status: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next(c for c in status["conditions"] if c["type"] == type_)
+
+
+def seen(rps: float | None, t: str, problem: MetricsProblem | None = None, **kw: Any) -> dict[str, Observed]:
+    return {KEY: Observed(at=seconds(t), rps=rps, problem=problem, detail=kw.pop("detail", ""), **kw)}
+
+
+def test_a_load_step_is_planned_at_once_and_said_in_status_and_events() -> None:
+    d1, docs, deps = _round(_docs(), "2026-12-01T10:00:00Z", seen(10.0, "2026-12-01T10:00:00Z"), [])
+    d2, docs, deps = _round(docs, "2026-12-01T10:00:15Z", seen(30.0, "2026-12-01T10:00:15Z"), deps)
+    assert _replicas(d2) > _replicas(d1)
+    st = _pool_status(docs)
+    assert st["autoscaling"]["demandRequestsPerSecond"] == 30.0
+    assert st["autoscaling"]["signal"] == "ScaleUp"
+    assert st["demandRequestsPerSecond"] == 30.0
+    assert _cond(st, "MetricsAvailable")["status"] == "True"
+    assert any(e.reason == "DemandChanged" and "10 -> 30 req/s" in e.message for e in d2.events)
+
+
+def test_missing_metrics_hold_the_demand_and_remove_nothing() -> None:
+    t0, t1 = "2026-12-01T10:00:00Z", "2026-12-01T10:00:15Z"
+    d1, docs, deps = _round(_docs(), t0, seen(12.0, t0), [])
+    problem = MetricsProblem.UNREACHABLE
+    d2, docs, deps = _round(docs, t1, seen(None, t1, problem, detail="GET /api/v1/query: refused"), deps)
+    assert _replicas(d2) == _replicas(d1)
+    assert not d2.reductions and not d2.deletes
+    st = _pool_status(docs)
+    cond = _cond(st, "MetricsAvailable")
+    assert (cond["status"], cond["reason"]) == ("False", "PrometheusUnreachable")
+    assert "refused" in cond["message"] and "held at 12 req/s" in cond["message"]
+    assert st["autoscaling"]["missingSince"] == t1
+    assert [e.reason for e in d2.events if e.type == "Warning"] == ["MetricsUnavailable"]
+
+
+def test_no_metrics_source_is_said_not_pretended() -> None:
+    _, docs, _ = _round(_docs(), "2026-12-01T10:00:00Z", None, [])
+    cond = _cond(_pool_status(docs), "MetricsAvailable")
+    assert (cond["status"], cond["reason"]) == ("False", "NoMetricsSource")
+
+
+def test_the_stabilisation_window_survives_in_status_across_a_restart() -> None:
+    t = ["2026-12-01T10:00:00Z", "2026-12-01T10:00:15Z", "2026-12-01T10:00:30Z", "2026-12-01T10:06:00Z"]
+    _, docs, deps = _round(_docs(stabilization=300), t[0], seen(12.0, t[0]), [])
+    # a new operator (nothing in memory) sees low load: the window in status still holds 12 req/s
+    _, docs, deps = _round(docs, t[1], seen(3.0, t[1]), deps)
+    assert _pool_status(docs)["autoscaling"]["demandRequestsPerSecond"] == 12.0
+    _, docs, deps = _round(docs, t[2], seen(3.0, t[2]), deps)
+    assert _pool_status(docs)["autoscaling"]["signal"] == "Stabilising"
+    _, docs, deps = _round(docs, t[3], seen(3.0, t[3]), deps)  # window passed: halve at most
+    assert _pool_status(docs)["autoscaling"]["demandRequestsPerSecond"] == 6.0
+
+
+def test_a_class_measured_slower_than_modelled_is_planned_slower() -> None:
+    t0 = "2026-12-01T10:00:00Z"
+    _, docs, deps = _round(_docs(), t0, seen(12.0, t0), [])
+    for i in range(1, 16):  # every class measured 1.5x slower than predicted, at 80% of planned capacity
+        t = f"2026-12-01T10:{i:02d}:00Z"
+        placed = _pool_status(docs)["placements"]
+        load = 0.8 * sum(p["requestsPerSecond"] for p in placed)
+        samples = tuple(
+            ClassSample(
+                p["acceleratorClass"],
+                ttft_p95_s=1.5 * p["ttftP95Milliseconds"] / 1000,
+                tpot_p95_s=1.5 * p["tpotP95Milliseconds"] / 1000,
+                requests=1000,
+                series=p["replicas"],
+            )
+            for p in placed
+        )
+        _, docs, deps = _round(docs, t, seen(load, t, classes=samples), deps)
+    classes = {c["acceleratorClass"]: c for c in _pool_status(docs)["autoscaling"]["classes"]}
+    learnt = {c: v["tpotCorrection"] for c, v in classes.items() if v["updates"] >= 4}
+    assert learnt and all(1.45 <= f <= 1.5 for f in learnt.values()), classes
+    # the problem now rates each learnt class below what the uncorrected model gives it (req/s per device)
+    problems: list[Any] = []
+
+    def spy(problem: Any) -> Any:
+        problems.append(problem)
+        return planner.solve(problem)
+
+    forgotten = copy.deepcopy(docs)
+    for doc in forgotten:
+        doc.get("status", {}).pop("autoscaling", None)  # no learnt factors
+    decide(_snapshot(docs, deps), t, spy, None)
+    decide(_snapshot(forgotten, deps), t, spy, None)
+    corrected, plain = ({o.accelerator_class: o.rps / o.devices for o in p.options[KEY]} for p in problems)
+    assert all(corrected[c] < plain[c] for c in learnt if c in plain), (corrected, plain)
