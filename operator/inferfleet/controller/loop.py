@@ -33,6 +33,7 @@ class LoopMetrics(Protocol):
         self, plan: core.Plan, duration_s: float, ready: Mapping[tuple[str, str], int]
     ) -> None: ...
     def record_error(self, stage: str) -> None: ...
+    def record_observed(self, observed: Mapping[str, Observed]) -> None: ...
 
 
 def _now() -> str:
@@ -128,7 +129,10 @@ class PlanningLoop:
     def reconcile_once(self) -> Decision:
         start = time.monotonic()
         snapshot = self._read()
-        decision = decide(snapshot, _now(), self._solve, self._observe(snapshot))
+        observed = self._observe(snapshot)
+        if observed is not None and self._metrics:
+            self._metrics.record_observed(observed)
+        decision = decide(snapshot, _now(), self._solve, observed)
         if decision.resync_s:
             self.resync_s = decision.resync_s
         for problem in decision.problems:

@@ -16,6 +16,7 @@ from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from inferfleet.core.observed import Observed
 from inferfleet.core.types import Plan
 
 __all__ = ["REGISTRY", "OperatorMetrics", "default_metrics", "split_pool_key", "start_metrics_server"]
@@ -170,6 +171,30 @@ class OperatorMetrics:
             registry=reg,
         )
         self.leader = Gauge("inferfleet_leader", "1 when this replica holds the leader lease.", registry=reg)
+        self.observed_load = _GaugeFamily(
+            Gauge(
+                "inferfleet_pool_observed_requests_per_second",
+                "Offered load of an autoscaled pool as measured (absent when it could not be read).",
+                pool,
+                registry=reg,
+            )
+        )
+        self.observed_latency = _GaugeFamily(
+            Gauge(
+                "inferfleet_pool_observed_latency_p95_seconds",
+                "Measured p95 latency of a pool on a class; quantity is ttft or tpot.",
+                (*pool_class, "quantity"),
+                registry=reg,
+            )
+        )
+        self.metrics_problem = _GaugeFamily(
+            Gauge(
+                "inferfleet_pool_metrics_problem",
+                "1 while an autoscaled pool's metrics are unusable, labelled with why.",
+                (*pool, "problem"),
+                registry=reg,
+            )
+        )
         self._planned: set[tuple[str, str]] = set()  # (pool key, class) in the last plan
 
     def record_plan(self, plan: Plan, duration_s: float, ready: Mapping[tuple[str, str], int]) -> None:
@@ -212,6 +237,26 @@ class OperatorMetrics:
             self.plan_duration.observe(duration_s)
             self.plans.labels(plan.solver.status).inc()
             self.last_success.set(self._clock())
+
+    def record_observed(self, observed: Mapping[str, Observed]) -> None:
+        """Set the measurement gauges of autoscaled pools (what the autoscaler saw this round)."""
+        load: dict[Labels, float] = {}
+        latency: dict[Labels, float] = {}
+        problems: dict[Labels, float] = {}
+        for key, obs in observed.items():
+            namespace, name = split_pool_key(key)
+            if obs.rps is not None:
+                load[(namespace, name)] = obs.rps
+            if obs.problem is not None:
+                problems[(namespace, name, str(obs.problem))] = 1.0
+            for sample in obs.classes:
+                for quantity, value in (("ttft", sample.ttft_p95_s), ("tpot", sample.tpot_p95_s)):
+                    if value is not None:
+                        latency[(namespace, name, sample.accelerator_class, quantity)] = value
+        with self._lock:
+            self.observed_load.replace(load)
+            self.observed_latency.replace(latency)
+            self.metrics_problem.replace(problems)
 
     def record_ready(self, ready: Mapping[tuple[str, str], int]) -> None:
         """Update Ready replicas between plans (label sets: the last plan's placements and ``ready``)."""

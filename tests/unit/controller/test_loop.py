@@ -56,6 +56,9 @@ class Metrics:
     def record_error(self, stage: str) -> None:
         self.errors.append(stage)
 
+    def record_observed(self, observed: Mapping[str, Any]) -> None:
+        pass
+
 
 def _snapshot(deployments: list[Obj] | None = None, interval: int | None = None) -> Snapshot:
     docs = example_docs()

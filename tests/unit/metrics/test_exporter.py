@@ -186,3 +186,27 @@ def test_metrics_server_serves_the_registry(metrics: OperatorMetrics) -> None:
         body = resp.read().decode()
     assert 'inferfleet_api_writes_total{kind="Service",verb="apply"} 1.0' in body
     assert "python_gc_objects_collected_total" not in body, "process collectors belong to the global registry"
+
+
+def test_observed_load_latency_and_problems_follow_the_last_round(metrics: OperatorMetrics) -> None:
+    from inferfleet.core.observed import ClassSample, MetricsProblem, Observed
+
+    ok = Observed(at=0.0, rps=12.5, classes=(ClassSample("h100", 0.2, 0.03, 100, 2),))
+    down = Observed(at=0.0, rps=None, problem=MetricsProblem.UNREACHABLE)
+    metrics.record_observed({"chat/a": ok, "chat/b": down})
+    assert value(metrics, "inferfleet_pool_observed_requests_per_second", namespace="chat", pool="a") == 12.5
+    assert value(metrics, "inferfleet_pool_observed_requests_per_second", namespace="chat", pool="b") is None
+    tpot = value(
+        metrics,
+        "inferfleet_pool_observed_latency_p95_seconds",
+        namespace="chat",
+        pool="a",
+        accelerator_class="h100",
+        quantity="tpot",
+    )
+    assert tpot == 0.03
+    problem = {"namespace": "chat", "pool": "b", "problem": "PrometheusUnreachable"}
+    assert value(metrics, "inferfleet_pool_metrics_problem", **problem) == 1.0
+    metrics.record_observed({"chat/b": Observed(at=1.0, rps=3.0)})  # recovered; a is gone
+    assert value(metrics, "inferfleet_pool_metrics_problem", **problem) is None
+    assert value(metrics, "inferfleet_pool_observed_requests_per_second", namespace="chat", pool="a") is None
