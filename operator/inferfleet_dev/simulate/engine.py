@@ -86,6 +86,7 @@ class _Seq:
     req: Request
     prefilled: int = 0
     finish_step: int = 0
+    decode_from: int = 0  # the step its prefill finished in
 
 
 @dataclasses.dataclass
@@ -127,7 +128,7 @@ class Replica:
         self._ids = itertools.count()
         self._steps = 0
         self._reserved = 0  # KV tokens promised to admitted sequences (input + output)
-        self._kv_used = 0  # KV tokens written so far by admitted sequences
+        self._kv_used = 0  # KV tokens allocated to admitted sequences (at schedule time, like vLLM)
         self._step: _Step | None = None
 
     # -- what the metrics read -------------------------------------------------------------------
@@ -195,6 +196,7 @@ class Replica:
             return False
         self._steps += 1
         prefill = sum(take for _, take in chunks)
+        self._kv_used += decode + prefill
         seconds = self.model.step(decode, prefill) * self.speed
         self.busy_seconds += seconds
         self._step = _Step(self.now, self.now + seconds, decode, chunks)
@@ -205,24 +207,22 @@ class Replica:
         self._step = None
         k = self._steps
         if step.decode:
-            self._kv_used += step.decode
             for obs in self.observers:
                 obs.decode_step(step.end - step.start, step.decode)
             while self._decoding and self._decoding[0][0] == k:
                 self._complete(heapq.heappop(self._decoding)[2])
         for seq, take in step.chunks:
             seq.prefilled += take
-            self._kv_used += take
             if seq.prefilled < seq.req.n_in:
                 continue
             self._prefilling.remove(seq)
             seq.req.first_token = step.end
-            self._kv_used += min(1, seq.req.n_out)
             for obs in self.observers:
                 obs.first_token(seq.req)
             if seq.req.n_out <= 1:
                 self._complete(seq)
             else:
+                seq.decode_from = k
                 seq.finish_step = k + seq.req.n_out - 1
                 heapq.heappush(self._decoding, (seq.finish_step, next(self._ids), seq))
 
@@ -230,7 +230,8 @@ class Replica:
         req = seq.req
         req.finish = self.now
         self._reserved -= req.n_in + req.n_out
-        self._kv_used -= req.n_in + req.n_out
+        decoded = self._steps - seq.decode_from if req.n_out > 1 else 0
+        self._kv_used -= req.n_in + decoded
         for obs in self.observers:
             obs.finished(req)
 
