@@ -10,6 +10,7 @@ and field.  Imports neither kopf nor the Kubernetes client.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
@@ -37,6 +38,11 @@ def _run(args: argparse.Namespace) -> int:
             demand=args.demand,
             time_limit_s=args.time_limit,
         )
+        if args.measurements:
+            demand, factors = whatif.measurements(args.measurements, fleet)
+            overrides = dataclasses.replace(
+                overrides, demand_rps={**demand, **overrides.demand_rps}, slo_factors=factors
+            )
     except (ManifestError, whatif.UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -72,5 +78,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--price", action="append", metavar="CLASS=USD_PER_HOUR", help="override a class's device price"
     )
     p.add_argument("--demand", action="append", metavar="NAMESPACE/POOL=RPS", help="override a pool's demand")
+    p.add_argument(
+        "--measurements",
+        metavar="FILE",
+        help="replay autoscaling: demand and correction factors per pool, as in status.autoscaling",
+    )
     p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS", help="solver time limit")
     p.set_defaults(func=_run)
