@@ -1,6 +1,6 @@
 """Which replicas exist: the Ready pods of our pools, their InferencePools and AcceleratorClasses.
 
-Owns reading the API server for the simulator (raw JSON LISTs through the Kubernetes client): pods
+Owns reading the API server for the simulator (raw JSON LISTs through ``inferfleet.kube.client``): pods
 labelled ``inferfleet.dev/pool`` and ``inferfleet.dev/accelerator-class`` that are Ready and not
 terminating (with the time their Ready condition turned True), the InferencePools and
 AcceleratorClasses validated through the pydantic models and converted to the core's types.
@@ -11,7 +11,6 @@ error keeps the last picture (and is reported once), so a blip does not drop the
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 import threading
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from inferfleet.api.acceleratorclass import AcceleratorClass as ApiClass
 from inferfleet.api.inferencepool import InferencePool as ApiPool
 from inferfleet.api.labels import ACCELERATOR_CLASS, POOL
 from inferfleet.core.types import AcceleratorClass, Pool
+from inferfleet.kube.client import request
 from inferfleet.translate.objects import pool_key, to_core_class, to_core_pool
 from inferfleet_dev.simulate.sim import Pod, Simulation
 
@@ -70,11 +70,8 @@ def ready_pods(items: list[dict[str, Any]]) -> list[Pod]:
 
 
 def _list(api: Any, path: str, query: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    resp = api.call_api(
-        path, "GET", query_params=list((query or {}).items()), auth_settings=["BearerToken"],
-        _preload_content=False, _request_timeout=(5, 30),
-    )  # fmt: skip
-    items: list[dict[str, Any]] = json.loads(resp.data).get("items") or []
+    got = request(api, "GET", path, query=list((query or {}).items()), timeout=(5.0, 30.0))
+    items: list[dict[str, Any]] = (got or {}).get("items") or []
     return items
 
 
