@@ -1,0 +1,133 @@
+"""The default PromQL: one table keyed by engine, then by signal (another engine is a data change).
+
+Owns ``Signal`` (what is read), ``DEFAULT_QUERIES`` and ``render``.  Every template selects with
+``namespace=~"{namespace}",pool=~"{pool}"`` and aggregates ``by (namespace, pool)`` (pool signals) or
+``by (namespace, pool, accelerator_class)`` (class signals), so one query answers for every pool:
+``render`` substitutes ``.+`` for a batch, or one pool's regex-escaped names; ``{window}`` is the
+range of ``rate``/``increase``/``deriv``.  Substitution is textual (PromQL is full of braces, so no
+``str.format``).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Final
+
+__all__ = ["CLASS_SIGNALS", "DEFAULT_QUERIES", "POOL_SIGNALS", "Signal", "render", "render_override"]
+
+
+class Signal(enum.StrEnum):
+    """One thing read per pool (or per pool and accelerator class)."""
+
+    FIRST_TOKENS = "first_tokens"  # req/s reaching their first token (admitted arrivals)
+    QUEUE_GROWTH = "queue_growth"  # d(waiting requests)/dt: arrivals not admitted yet
+    INPUT_TOKENS = "input_tokens"  # mean prompt tokens per request
+    OUTPUT_TOKENS = "output_tokens"  # mean generated tokens per request
+    PODS = "pods"  # pods reporting the load
+    SAMPLE_AGE = "sample_age"  # seconds since the newest sample behind the load
+    TTFT_P95 = "ttft_p95"  # per class, seconds
+    TPOT_P95 = "tpot_p95"  # per class, seconds
+    REQUESTS = "requests"  # per class, requests in the window (what the percentiles rest on)
+    CLASS_PODS = "class_pods"  # per class, pods reporting
+
+
+POOL_SIGNALS: Final = (
+    Signal.FIRST_TOKENS,
+    Signal.QUEUE_GROWTH,
+    Signal.INPUT_TOKENS,
+    Signal.OUTPUT_TOKENS,
+    Signal.PODS,
+    Signal.SAMPLE_AGE,
+)
+CLASS_SIGNALS: Final = (Signal.TTFT_P95, Signal.TPOT_P95, Signal.REQUESTS, Signal.CLASS_PODS)
+
+_S = 'namespace=~"{namespace}",pool=~"{pool}"'
+_POOL = "namespace, pool"
+_CLASS = "namespace, pool, accelerator_class"
+
+
+def _p95(histogram: str) -> str:
+    return f"histogram_quantile(0.95, sum by ({_CLASS}, le) (rate({histogram}_bucket{{{_S}}}[{{window}}])))"
+
+
+def _pods(series: str, by: str) -> str:
+    return f"count by ({by}) (count by ({by}, pod) ({series}{{{_S}}}))"
+
+
+def _engine(
+    *, ttft: str, tpot: tuple[str, ...], waiting: str, tokens: tuple[tuple[str, str], tuple[str, str]]
+) -> Mapping[Signal, str]:
+    """The ten templates of an engine from its metric names (``tokens``: (sum, count) of prompt and
+    generated tokens per request; ``tpot``: histograms tried in order, per class, with ``or``)."""
+    count = f"{ttft}_count"
+    (in_sum, in_count), (out_sum, out_count) = tokens
+
+    def mean(total: str, n: str) -> str:
+        return (
+            f"sum by ({_POOL}) (rate({total}{{{_S}}}[{{window}}]))"
+            f" / sum by ({_POOL}) (rate({n}{{{_S}}}[{{window}}]))"
+        )
+
+    return MappingProxyType(
+        {
+            Signal.FIRST_TOKENS: f"sum by ({_POOL}) (rate({count}{{{_S}}}[{{window}}]))",
+            Signal.QUEUE_GROWTH: f"sum by ({_POOL}) (deriv({waiting}{{{_S}}}[{{window}}]))",
+            Signal.INPUT_TOKENS: mean(in_sum, in_count),
+            Signal.OUTPUT_TOKENS: mean(out_sum, out_count),
+            Signal.PODS: _pods(count, _POOL),
+            Signal.SAMPLE_AGE: f"time() - max by ({_POOL}) (timestamp({count}{{{_S}}}))",
+            Signal.TTFT_P95: _p95(ttft),
+            Signal.TPOT_P95: " or ".join(_p95(h) for h in tpot),
+            Signal.REQUESTS: f"sum by ({_CLASS}) (increase({count}{{{_S}}}[{{window}}]))",
+            Signal.CLASS_PODS: _pods(count, _CLASS),
+        }
+    )
+
+
+DEFAULT_QUERIES: Final[Mapping[str, Mapping[Signal, str]]] = MappingProxyType(
+    {
+        # vLLM V1 (AUTOSCALING.md §1).  TPOT: per-request TPOT, then inter-token latency, then the
+        # name removed after 0.11.
+        "vllm": _engine(
+            ttft="vllm:time_to_first_token_seconds",
+            tpot=(
+                "vllm:request_time_per_output_token_seconds",
+                "vllm:inter_token_latency_seconds",
+                "vllm:time_per_output_token_seconds",
+            ),
+            waiting="vllm:num_requests_waiting",
+            tokens=(
+                ("vllm:request_prompt_tokens_sum", "vllm:request_prompt_tokens_count"),
+                ("vllm:request_generation_tokens_sum", "vllm:request_generation_tokens_count"),
+            ),
+        ),
+        # SGLang, from its metrics reference (not run against a live SGLang here): token means from
+        # the token counters over the finished-request counter.
+        "sglang": _engine(
+            ttft="sglang:time_to_first_token_seconds",
+            tpot=("sglang:time_per_output_token_seconds", "sglang:inter_token_latency_seconds"),
+            waiting="sglang:num_queue_reqs",
+            tokens=(
+                ("sglang:prompt_tokens_total", "sglang:num_requests_total"),
+                ("sglang:generation_tokens_total", "sglang:num_requests_total"),
+            ),
+        ),
+    }
+)
+
+BATCH = ".+"  # every pool: matches any non-empty label
+
+
+def render(template: str, *, window: str, namespace: str | None = None, pool: str | None = None) -> str:
+    """A default or fleet-wide template for every pool (names None) or for one pool (regex-escaped)."""
+    ns = BATCH if namespace is None else re.escape(namespace)
+    name = BATCH if pool is None else re.escape(pool)
+    return template.replace("{namespace}", ns).replace("{pool}", name).replace("{window}", window)
+
+
+def render_override(template: str, *, namespace: str, pool: str, window: str) -> str:
+    """A pool's own ``requestRateQuery``: its names substituted as they are (it may use ``=``)."""
+    return template.replace("{namespace}", namespace).replace("{pool}", pool).replace("{window}", window)
