@@ -91,6 +91,7 @@ class Simulation:
         self.pools: dict[str, Pool] = {}
         self.classes: dict[str, AcceleratorClass] = {}
         self.replicas: dict[str, SimReplica] = {}
+        self._by_pool: dict[str, list[SimReplica]] = {}
         self.loads: dict[str, _Load] = {}
         self.unknown: dict[str, str] = {}  # pod key -> why it is not simulated
         self.invalid: list[str] = []  # API objects that failed validation (set by the fleet reader)
@@ -118,6 +119,9 @@ class Simulation:
             have = self.replicas.get(key)
             if have is None or have.pod.pool_key != pod.pool_key or have.pod.ready_at != pod.ready_at:
                 self.replicas[key] = self._make(pod)
+        self._by_pool = {}
+        for r in self.replicas.values():
+            self._by_pool.setdefault(r.pod.pool_key, []).append(r)
 
     def _make(self, pod: Pod) -> SimReplica:
         pool, cls = self.pools[pod.pool_key], self.classes[pod.accelerator_class]
@@ -185,7 +189,7 @@ class Simulation:
 
     def _dispatch(self, a: float, key: str) -> None:
         pool = self.pools.get(key)
-        serving = [r for r in self.replicas.values() if r.pod.pool_key == key and r.serving_from <= a]
+        serving = [r for r in self._by_pool.get(key, ()) if r.serving_from <= a]
         if pool is None or not serving:
             self.loads[key].dropped += 1
             return
@@ -212,7 +216,7 @@ class Simulation:
         pools: dict[str, Any] = {}
         for key in sorted(set(self.pools) | set(self.loads)):
             load = self.loads.get(key)
-            mine = [r for r in self.replicas.values() if r.pod.pool_key == key]
+            mine = self._by_pool.get(key, [])
             classes = sorted({r.pod.accelerator_class for r in mine})
             pools[key] = {
                 "known": key in self.pools,

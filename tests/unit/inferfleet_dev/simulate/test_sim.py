@@ -9,6 +9,7 @@ import pytest
 
 from inferfleet.api.labels import ACCELERATOR_CLASS, POOL
 from inferfleet.core.types import AcceleratorClass, Pool
+from inferfleet_dev.simulate.engine import RealClock
 from inferfleet_dev.simulate.fleet import ready_pods
 from inferfleet_dev.simulate.sim import Pod, Simulation
 
@@ -139,3 +140,21 @@ def test_only_ready_labelled_live_pods_become_replicas() -> None:
     )
     assert [(p.key, p.pool_key, p.accelerator_class) for p in got] == [("chat/ok", CHAT, "h100")]
     assert got[0].ready_at == 1796119200.0  # 2026-12-01T10:00:00Z
+
+
+def test_the_same_fleet_runs_on_the_real_clock(
+    pools: dict[str, Pool], classes: dict[str, AcceleratorClass]
+) -> None:
+    clock = RealClock()
+    start = clock.now()
+    sim = Simulation()
+    sim.advance(start)
+    sim.sync(pools, classes, [pod("a", ready_at=start - 60.0)])
+    sim.set_load(CHAT, 100.0)
+    deadline = start + 10.0
+    while sim.recorder.total < 20 and clock.now() < deadline:
+        clock.sleep_until(clock.now() + 0.02)
+        sim.advance(clock.now())
+    assert sim.recorder.total >= 20
+    first = sim.recorder.done[0]
+    assert start < first.arrival < first.first_token < first.finish <= clock.now()
