@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from inferfleet.api.simulatedfleet import FleetError
-from inferfleet_dev import install
+from inferfleet_dev import install, prometheus
 from inferfleet_dev.cluster import (
     DEFAULT_NAME,
     Cluster,
@@ -62,6 +62,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--port-base", type=int, help="first of six loopback ports (default 17443 for the default cluster)"
     )
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait per step (default 180)")
+    _prometheus_args(p)
     p.set_defaults(func=_up)
 
     p = actions.add_parser("down", help="stop every process, free the ports, delete the data (logs kept)")
@@ -77,6 +78,30 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = actions.add_parser("env", help="print shell exports: KUBECONFIG and the built kubectl on PATH")
     _name(p)
     p.set_defaults(func=_env)
+
+
+def _prometheus_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "prometheus (Debian's 2.42, unpacked into the cache; see inferfleet_dev.prometheus)"
+    )
+    g.add_argument("--prometheus", action="store_true", help="also run Prometheus on 127.0.0.1")
+    g.add_argument("--prometheus-port", type=int, help="default: the cluster's port base + 8")
+    g.add_argument("--scrape-interval", type=float, default=5.0, help="seconds (default 5)")
+    g.add_argument("--simulator", default=prometheus.DEFAULT_SIMULATOR, help="fleet simulator host:port")
+    g.add_argument("--operator-metrics", default="127.0.0.1:18080", help="operator metrics host:port")
+
+
+def _up_prometheus(args: argparse.Namespace, cluster: Cluster) -> None:
+    port = args.prometheus_port or cluster.ports.base + 8
+    prom, up = prometheus.for_cluster(
+        cluster.state_dir,
+        port,
+        simulator=args.simulator,
+        operator_metrics=args.operator_metrics,
+        scrape_interval_s=args.scrape_interval,
+    )
+    targets = ", ".join(f"{job} {'up' if value == 1 else 'DOWN'}" for job, value in sorted(up.items()))
+    print(f"prometheus: {prom.url} (every {args.scrape_interval:g}s; {targets}); log {prom.state_dir}")
 
 
 def _name(p: argparse.ArgumentParser) -> None:
@@ -110,13 +135,19 @@ def _up(args: argparse.Namespace) -> int:
     print(f"kubeconfig: {report.kubeconfig}")
     print(f"kubectl:    {cluster.kubectl_path}")
     print(f'try:        eval "$(inferfleet dev-cluster env --name {args.name})"; kubectl get nodes')
+    if args.prometheus:
+        try:
+            _up_prometheus(args, cluster)
+        except _EXPECTED as exc:
+            return _fail(exc)
     return 0
 
 
 def _down(args: argparse.Namespace) -> int:
     try:
         cluster = Cluster(args.name)
-        stopped = cluster.down()
+        prometheus_ran = prometheus.stop_recorded(cluster.state_dir / "prometheus")
+        stopped = ["prometheus"] * prometheus_ran + cluster.down()
     except _EXPECTED as exc:
         return _fail(exc)
     if stopped:

@@ -38,9 +38,12 @@ __all__ = [
     "binary",
     "download",
     "ensure",
+    "for_cluster",
     "operator_target",
     "scrape_config",
     "simulator_target",
+    "stop_recorded",
+    "wait_scraped",
 ]
 
 PROMETHEUS_VERSION = install.PROMETHEUS_VERSION  # Debian bookworm: 2.42.0+ds-5+deb12u1
@@ -314,6 +317,52 @@ def stop_recorded(state_dir: Path) -> bool:
     procs.stop(info)
     (state_dir / "prometheus.json").unlink(missing_ok=True)
     return running
+
+
+def wait_scraped(prom: Prometheus, timeout: float = 60.0) -> dict[str, float]:
+    """Poll until every target has been scraped once (``up`` present, 0 or 1); returns job -> up."""
+    start = time.monotonic()
+    while True:
+        with contextlib.suppress(PrometheusError):
+            state = prom.up()
+            if all(t.job in state for t in prom.targets):
+                return state
+        if prom.info is not None and not procs.alive(prom.info):
+            raise PrometheusError(
+                f"prometheus exited (log {prom.info.log}):\n{procs.log_tail(prom.info.log)}"
+            )
+        if time.monotonic() - start > timeout:
+            raise PrometheusError(f"prometheus at {prom.url} scraped no target within {timeout:.0f}s")
+        time.sleep(min(0.1, prom.scrape_interval_s / 10))
+
+
+def for_cluster(
+    state_dir: Path,
+    port: int,
+    *,
+    simulator: str = DEFAULT_SIMULATOR,
+    operator_metrics: str | None = None,
+    scrape_interval_s: float = 5.0,
+    log: Callable[[str], None] = lambda _msg: None,
+) -> tuple[Prometheus, dict[str, float]]:
+    """``dev-cluster up --prometheus``: a detached Prometheus in ``<state_dir>/prometheus/``, left running
+    (``stop_recorded`` stops it); waits for ready and for one scrape of each target, which may be down
+    (the simulator and the operator may start later).  Returns it and job -> ``up``."""
+    targets = [simulator_target(simulator)]
+    if operator_metrics:
+        targets.append(operator_target(operator_metrics))
+    prom = Prometheus(state_dir / "prometheus", port, targets, scrape_interval_s=scrape_interval_s, log=log)
+    recorded = _recorded(prom.pid_file)
+    if recorded is not None and procs.alive(recorded):
+        prom.info = recorded
+        log(f"  prometheus already running (pid {recorded.pid}) at {prom.url}")
+        return prom, wait_scraped(prom)
+    prom.start(wait_up=[])
+    try:
+        return prom, wait_scraped(prom, timeout=max(30.0, 4 * scrape_interval_s))
+    except BaseException:
+        prom.stop()
+        raise
 
 
 @contextlib.contextmanager
