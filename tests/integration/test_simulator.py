@@ -1,9 +1,10 @@
 """``inferfleet simulate run`` on the real control plane: it serves exactly the Ready pods of our
 pools (on kwok nodes) with the labels a PodMonitor would give a real vLLM fleet, holds a new pod
 back for its class's start-up time, serves load, drops a deleted pod's series, and exits cleanly on
-SIGTERM.
+SIGTERM; and a real Prometheus scraping it reads the offered load and a p95 in the ground truth's
+bucket.
 
-The test makes the replicas itself (Deployments labelled like the operator's children, pinned to
+The tests make the replicas itself (Deployments labelled like the operator's children, pinned to
 the simulated h100 / mi300x nodes); no operator runs, so nothing else changes them.
 """
 
@@ -15,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -24,8 +26,10 @@ from typing import Any
 import pytest
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_fixture import prometheus_binary_fixture, prometheus_fixture  # noqa: F401 - fixtures
 
 from inferfleet_dev.cluster import Cluster
+from inferfleet_dev.prometheus import Prometheus, simulator_target
 
 pytestmark = pytest.mark.integration
 
@@ -100,18 +104,32 @@ def post(url: str, body: dict[str, Any]) -> int:
 
 
 @pytest.fixture
-def simulator(cluster: Cluster, tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str], Path]]:
-    """The simulator as a subprocess on a free loopback port (SIGTERM, then kill, afterwards)."""
-    port = free_port()
-    log = tmp_path / "requests.jsonl"
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "operator")}
-    cmd = [sys.executable, "-m", "inferfleet_dev", "simulate", "run", "--kubeconfig", str(cluster.kubeconfig),
-           "--port", str(port), "--startup-seconds", "mi300x=4,default=0", "--log", str(log),
-           "--poll-seconds", "0.3"]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        yield f"http://127.0.0.1:{port}", proc, log
-    finally:
+def start_simulator(cluster: Cluster, tmp_path: Path) -> Iterator[Callable[..., tuple[str, Any, Path]]]:
+    """``start(*extra_args)``: the simulator as a subprocess on a free loopback port (SIGTERM, then
+    kill, afterwards)."""
+    procs: list[subprocess.Popen[str]] = []
+
+    def start(*extra: str) -> tuple[str, subprocess.Popen[str], Path]:
+        port = free_port()
+        log = tmp_path / f"requests-{len(procs)}.jsonl"
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "operator")}
+        cmd = [sys.executable, "-m", "inferfleet_dev", "simulate", "run", "--kubeconfig"]
+        cmd += [
+            str(cluster.kubeconfig),
+            "--port",
+            str(port),
+            "--log",
+            str(log),
+            "--poll-seconds",
+            "0.3",
+            *extra,
+        ]
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        procs.append(proc)
+        return f"http://127.0.0.1:{port}", proc, log
+
+    yield start
+    for proc in procs:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -145,10 +163,10 @@ def test_simulator_serves_exactly_the_ready_pods(
     kube_api: Any,
     namespace: str,
     crds: list[Path],
-    simulator: tuple[str, subprocess.Popen[str], Path],
+    start_simulator: Callable[..., tuple[str, subprocess.Popen[str], Path]],
     wait_for: Callable[..., Any],
 ) -> None:
-    url, proc, log = simulator
+    url, proc, log = start_simulator("--startup-seconds", "mi300x=4,default=0")
     cluster.kubectl(
         "apply", "--server-side", "--force-conflicts", f"-f={ROOT / 'examples/10-accelerator-classes.yaml'}"
     )
@@ -249,3 +267,66 @@ def test_simulator_serves_exactly_the_ready_pods(
         "nIn",
         "nOut",
     } <= set(rows[0])
+
+
+def test_a_real_prometheus_reads_the_offered_load_and_p95_from_the_simulator(
+    cluster: Cluster,
+    kube_api: Any,
+    namespace: str,
+    crds: list[Path],
+    start_simulator: Callable[..., tuple[str, subprocess.Popen[str], Path]],
+    prometheus: Callable[..., Prometheus],
+    wait_for: Callable[..., Any],
+) -> None:
+    cluster.kubectl(
+        "apply", "--server-side", "--force-conflicts", f"-f={ROOT / 'examples/10-accelerator-classes.yaml'}"
+    )
+    custom, apps, core = (
+        client.CustomObjectsApi(kube_api),
+        client.AppsV1Api(kube_api),
+        client.CoreV1Api(kube_api),
+    )
+    custom.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, "inferencepools", pool(namespace, "prom")
+    )
+    apps.create_namespaced_deployment(namespace, deployment("prom-h100", "prom", "h100", 2))
+    pods = wait_for(
+        lambda: (names := ready_pods(core, namespace)) and len(names) == 2 and names,
+        timeout=90,
+        what="2 Ready pods",
+    )
+    rps = 20.0
+    url, _, _ = start_simulator("--rps", f"{namespace}/prom={rps:g}")
+    address = url.removeprefix("http://")
+    prom = prometheus([simulator_target(address)], interval=1.0)
+    selector = f'namespace="{namespace}",pool="prom"'
+
+    def scraped_pods() -> set[str] | None:
+        got = prom.query(f"vllm:num_requests_running{{{selector}}}")
+        names = {r["metric"]["pod"] for r in got}
+        return names if names == pods else None
+
+    wait_for(scraped_pods, timeout=60, what="Prometheus to scrape both pods' series")
+    got = prom.query(f"vllm:num_requests_running{{{selector}}}")[0]["metric"]
+    assert (got["accelerator_class"], got["model_name"], got["engine"]) == ("h100", MODEL, "0")
+
+    def arrivals() -> float | None:
+        res = prom.query(f"sum(rate(vllm:time_to_first_token_seconds_count{{{selector}}}[20s]))")
+        return float(res[0]["value"][1]) if res and time.time() > start + 25 else None
+
+    start = time.time()
+    measured = wait_for(arrivals, timeout=90, what="a 20 s arrival rate in Prometheus")
+    assert measured == pytest.approx(rps, rel=0.35)
+    res = prom.query(
+        "histogram_quantile(0.95, sum by (le) "
+        f"(rate(vllm:time_to_first_token_seconds_bucket{{{selector}}}[20s])))"
+    )
+    p95_prometheus = float(res[0]["value"][1])
+    truth = json.loads(get(url + "/control/state?window=20")[1])["pools"][f"{namespace}/prom"]
+    assert truth["requests"] > 100
+    assert truth["p95TtftSeconds"] is not None
+    # histogram_quantile interpolates inside a bucket: the same bucket, not the same number
+    edges = [0.0, 0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5]
+    lo = max(e for e in edges if e < truth["p95TtftSeconds"])
+    hi = min(e for e in edges if e >= truth["p95TtftSeconds"])
+    assert lo * 0.5 <= p95_prometheus <= hi * 2.0, (p95_prometheus, truth["p95TtftSeconds"])
