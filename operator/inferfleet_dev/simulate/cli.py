@@ -98,6 +98,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--max-num-seqs", type=int, default=256)
     p.add_argument("--token-budget", type=int, default=2048, help="prefill tokens per step")
     p.add_argument("--poll-seconds", type=float, default=0.5, help="API poll interval (default 0.5)")
+    p.add_argument("--keep-seconds", type=float, default=300.0, help="ground truth kept for state (300)")
     p.add_argument("--seed", type=int, default=None)
     p.set_defaults(func=_guard(_run))
 

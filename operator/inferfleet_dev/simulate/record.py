@@ -20,7 +20,7 @@ from inferfleet_dev.simulate.engine import Request
 __all__ = ["Done", "Recorder", "quantile"]
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Done:
     pool: str
     accelerator_class: str
@@ -70,7 +70,7 @@ class _Tap:
 class Recorder:
     """Finished requests of the last ``keep_seconds`` (by finish time), and an optional JSONL log."""
 
-    def __init__(self, keep_seconds: float = 600.0, log: IO[str] | None = None) -> None:
+    def __init__(self, keep_seconds: float = 300.0, log: IO[str] | None = None) -> None:
         self.keep_seconds = keep_seconds
         self.log = log
         self.done: deque[Done] = deque()

@@ -74,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
         raise SimulateError("--speed: factors must be > 0")
     if args.max_num_seqs < 1 or args.token_budget < 1:
         raise SimulateError("--max-num-seqs and --token-budget must be >= 1")
+    if not args.keep_seconds > 0 or not args.poll_seconds > 0:
+        raise SimulateError("--keep-seconds and --poll-seconds must be > 0")
     api = _api_client(args.kubeconfig)
     log: IO[str] | None = None
     if args.log is not None:
@@ -90,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         token_budget=args.token_budget,
         tokens=tokens_from(doc.get("tokens")),
         seed=seed,
-        recorder=Recorder(log=log),
+        recorder=Recorder(keep_seconds=args.keep_seconds, log=log),
     )
     sim.advance(clock.now())
     for key, profile in profiles.items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -101,3 +102,19 @@ def test_set_load_fault_and_state_against_a_simulator(url: str, capsys: pytest.C
     assert proc.returncode == 0 and '"slow": {"h100": 2.0}' in proc.stdout
     proc = in_process(capsys, "state", "--url", url)
     assert proc.returncode == 0 and '"offeredRps": 7.5' in proc.stdout
+
+
+def test_a_port_in_use_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "clusters: [{name: k, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
+    )
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = in_process(capsys, "run", "--kubeconfig", str(kubeconfig), "--port", str(port))
+    one_line_error(proc, f"cannot listen on 127.0.0.1:{port}")
