@@ -95,7 +95,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--startup-seconds", action="append", metavar="CLASS=S,...", help="model start-up")
     p.add_argument("--speed", action="append", metavar="CLASS=F,...", help="step-time factor per class")
     p.add_argument("--log", type=Path, help="ground-truth request log (JSONL)")
-    p.add_argument("--max-num-seqs", type=int, default=256)
+    p.add_argument(
+        "--max-num-seqs", default="256", help="batch limit per replica, or 'planner': the planner's batch"
+    )
     p.add_argument("--token-budget", type=int, default=2048, help="prefill tokens per step")
     p.add_argument("--poll-seconds", type=float, default=0.5, help="API poll interval (default 0.5)")
     p.add_argument("--keep-seconds", type=float, default=300.0, help="ground truth kept for state (300)")

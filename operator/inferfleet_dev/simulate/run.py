@@ -49,6 +49,13 @@ def load_profile_file(path: Path) -> tuple[dict[str, Any], dict[str, Profile]]:
     return doc, profiles
 
 
+def _positive_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise SimulateError(f"--max-num-seqs: expected a number or 'planner', got {text!r}") from None
+
+
 def _api_client(kubeconfig: Path) -> Any:
     from kubernetes import config
 
@@ -72,8 +79,9 @@ def run(args: argparse.Namespace) -> int:
     speed = parse_class_values(args.speed, "--speed")
     if any(v <= 0 for v in speed.values()):
         raise SimulateError("--speed: factors must be > 0")
-    if args.max_num_seqs < 1 or args.token_budget < 1:
-        raise SimulateError("--max-num-seqs and --token-budget must be >= 1")
+    max_num_seqs = None if args.max_num_seqs == "planner" else _positive_int(args.max_num_seqs)
+    if (max_num_seqs is not None and max_num_seqs < 1) or args.token_budget < 1:
+        raise SimulateError("--max-num-seqs (or 'planner') and --token-budget must be >= 1")
     if not args.keep_seconds > 0 or not args.poll_seconds > 0:
         raise SimulateError("--keep-seconds and --poll-seconds must be > 0")
     api = _api_client(args.kubeconfig)
@@ -88,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     sim = Simulation(
         startup_seconds=startup,
         speed=speed,
-        max_num_seqs=args.max_num_seqs,
+        max_num_seqs=max_num_seqs,
         token_budget=args.token_budget,
         tokens=tokens_from(doc.get("tokens")),
         seed=seed,

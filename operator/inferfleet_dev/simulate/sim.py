@@ -72,7 +72,7 @@ class Simulation:
         *,
         startup_seconds: Mapping[str, float] | None = None,
         speed: Mapping[str, float] | None = None,
-        max_num_seqs: int = 256,
+        max_num_seqs: int | None = 256,  # None: the planner's batch for the (pool, class)
         token_budget: int = 2048,
         tokens: TokenDist | None = None,
         seed: int = 1,
@@ -137,9 +137,10 @@ class Simulation:
             "pool": pod.pool,
             "accelerator_class": pod.accelerator_class,
         }
+        seqs = self.max_num_seqs or (cal.estimate.batch if cal.estimate is not None else 256)
         engine = Replica(
             cal.step,
-            max_num_seqs=self.max_num_seqs,
+            max_num_seqs=seqs,
             token_budget=budget,
             kv_capacity_tokens=cal.kv_capacity_tokens,
             speed=self._speed(pod.accelerator_class),

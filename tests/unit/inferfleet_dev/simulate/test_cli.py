@@ -86,6 +86,10 @@ def test_more_bad_input(url: str, tmp_path: Path, capsys: pytest.CaptureFixture[
         run("run", "--kubeconfig", str(kubeconfig), "--startup-seconds", "h100=soon"), "--startup-seconds"
     )
     one_line_error(run("run", "--kubeconfig", str(kubeconfig), "--speed", "h100=0"), "factors must be > 0")
+    one_line_error(
+        run("run", "--kubeconfig", str(kubeconfig), "--max-num-seqs", "lots"),
+        "expected a number or 'planner'",
+    )
     profile = tmp_path / "profile.yaml"
     profile.write_text("pools: {chat/chat-70b: {kind: wave}}\n")
     one_line_error(run("run", "--kubeconfig", str(kubeconfig), "--profile", str(profile)), "unknown profile")

@@ -158,3 +158,14 @@ def test_the_same_fleet_runs_on_the_real_clock(
     assert sim.recorder.total >= 20
     first = sim.recorder.done[0]
     assert start < first.arrival < first.first_token < first.finish <= clock.now()
+
+
+def test_max_num_seqs_may_be_the_planners_batch(
+    pools: dict[str, Pool], classes: dict[str, AcceleratorClass]
+) -> None:
+    sim = Simulation(max_num_seqs=None)
+    sim.sync(pools, classes, [pod("a", "h100"), pod("b", "mi300x")])
+    batches = {k: r.calibration.estimate.batch for k, r in sim.replicas.items() if r.calibration.estimate}
+    assert batches == {"chat/a": 283, "chat/b": 211}
+    assert {k: r.engine.max_num_seqs for k, r in sim.replicas.items()} == batches
+    assert Simulation().max_num_seqs == 256
