@@ -79,7 +79,7 @@ def _settled(
         return seen if ok else None
 
     try:
-        result: dict[str, Observed] = wait_for(ready, timeout=60, interval=0.5, what="every pool's load")
+        result: dict[str, Observed] = wait_for(ready, timeout=120, interval=0.5, what="every pool's load")
     except BaseException:
         print("last observation:", list(last[0].values())[:3])
         raise

@@ -97,5 +97,5 @@ def parse_answer(status: int, body: bytes, query: str, *, scalar_ok: bool = Fals
         if not isinstance(item, dict) or not isinstance(item.get("metric"), dict):
             raise QueryError(MetricsProblem.WRONG_SHAPE, query, f"not a vector element: {item!r}"[:300])
         at, value = _value(item.get("value"), query)
-        samples.append(Sample({str(k): str(v) for k, v in item["metric"].items()}, at, value))
+        samples.append(Sample(item["metric"], at, value))  # JSON object: str -> str
     return samples
