@@ -98,7 +98,8 @@ class _Step:
 
 
 class Replica:
-    """The engine of one replica.  ``advance(t)`` runs it to time ``t``; ``submit`` at ``now``."""
+    """The engine of one replica.  ``advance(t)`` runs it to time ``t``; a request arriving at ``a``
+    is submitted after ``advance(a)`` (it joins the next step that starts at or after ``a``)."""
 
     def __init__(
         self,
@@ -152,7 +153,7 @@ class Replica:
 
     # -- driving -----------------------------------------------------------------------------------
     def submit(self, req: Request) -> bool:
-        """Queue ``req`` (its arrival is ``now``); False when it can never fit the KV cache."""
+        """Queue ``req``; False (and counted in ``rejected``) when it can never fit the KV cache."""
         if req.n_in + req.n_out > self.kv_capacity_tokens:
             self.rejected += 1
             return False
@@ -160,7 +161,8 @@ class Replica:
         return True
 
     def advance(self, t: float) -> None:
-        """Run every step that ends by ``t``; the clock then reads ``t`` (or later, mid-step)."""
+        """Run every step that ends by ``t``; ``now`` then reads ``t`` when idle, else the start of
+        the step in progress."""
         while True:
             if self._step is None and not self._start_step():
                 self.now = max(self.now, t)

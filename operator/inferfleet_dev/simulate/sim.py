@@ -243,6 +243,7 @@ class Simulation:
                 "waiting": r.engine.waiting,
                 "running": r.engine.running,
                 "kvCacheUsage": r.engine.kv_usage,
+                "rejected": r.engine.rejected,  # longer than the whole KV cache
             }
             for key, r in sorted(self.replicas.items())
         }
