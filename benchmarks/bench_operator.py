@@ -1,8 +1,11 @@
 """Operator benchmark on the real local control plane: 1,000 InferencePools over ~190 kwok nodes.
 
-Prints (never asserts): time from apply to every pool placed and Ready; a budget change re-planned
-and applied (seconds, API writes); operator RSS.  Targets (issue 4): all placed <= 120 s, re-plan and
-apply <= 10 s, RSS <= 300 MB.
+Prints (never asserts): time from apply to every pool placed and Ready; the API requests the operator
+makes per idle round and for one pool's demand edit, by verb and resource (its own count, from the
+``apiRequests`` of its /healthz probe), and the watch connections it holds (the API server's
+``apiserver_longrunning_requests``, before the operator starts and once it has settled: kopf's
+watches included); a budget change re-planned and applied (seconds, API writes); operator RSS.
+Targets (issue 4): all placed <= 120 s, re-plan and apply <= 10 s, RSS <= 300 MB.
 
     ./scripts/bench operator [--pools 1000] [--scale 10] [--keep]
 """
@@ -24,6 +27,10 @@ from inferfleet_dev.cluster import Cluster, default_fleet_file
 
 ROOT = Path(__file__).resolve().parents[1]
 METRICS_PORT = 19180
+HEALTH_PORT = 19181
+INTERVAL_S = 15  # the FleetPolicy's planning interval: an idle round every 15 s
+IDLE_ROUNDS = 3
+PLANS = "inferfleet_plan_duration_seconds_count"
 
 MODELS = [  # (name, parameters, precision, slo ttft ms, slo tpot ms, in, out, rps)
     ("meta-llama/Llama-3.1-8B-Instruct", "8B", "bf16", 500, 40, 512, 128, 2),
@@ -73,6 +80,64 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def api_requests() -> dict[str, int]:
+    """The operator's own count of its API calls, by "VERB resource" (kopf's not included)."""
+    body = urllib.request.urlopen(f"http://127.0.0.1:{HEALTH_PORT}/healthz", timeout=10).read()
+    counts: dict[str, int] = json.loads(body)["planner"]["apiRequests"]
+    return counts
+
+
+def wait_rounds(done: float, more: int, timeout: float = 300.0) -> float:
+    """Wait until ``more`` planning rounds have finished after the count ``done``; the new count.
+    Rounds are counted when they end: a window from one end to another holds whole rounds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        count = metric_sum(PLANS)
+        if count >= done + more:
+            return count
+        time.sleep(0.1)
+    raise TimeoutError(f"fewer than {more} planning rounds in {timeout:.0f}s")
+
+
+def wait_loop_quiet(quiet_s: float = 4.0, timeout: float = 120.0) -> float:
+    """Wait until no round has finished for ``quiet_s``; the round count."""
+    deadline = time.monotonic() + timeout
+    last, since = metric_sum(PLANS), time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - since < quiet_s:
+        time.sleep(0.2)
+        count = metric_sum(PLANS)
+        if count != last:
+            last, since = count, time.monotonic()
+    return last
+
+
+def open_watches(cluster: Cluster) -> dict[str, float]:
+    """WATCH connections open on the API server right now, by resource (every client's)."""
+    text = cluster.kubectl("get", "--raw", "/metrics", timeout=60).stdout
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("apiserver_longrunning_requests{") and 'verb="WATCH"' in line:
+            labels_text, value = line.rsplit(" ", 1)
+            resource = labels_text.split('resource="', 1)[1].split('"', 1)[0]
+            out[resource] = out.get(resource, 0.0) + float(value)
+    return out
+
+
+def by_verb(before: dict[str, int], after: dict[str, int], rounds: float) -> str:
+    """ "LIST 8.0 (pods 2.0, nodes 1.0, ...), PATCH ..." per round, from two counts."""
+    delta = {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
+    verbs: dict[str, dict[str, int]] = {}
+    for key, n in delta.items():
+        verb, _, resource = key.partition(" ")
+        verbs.setdefault(verb, {})[resource] = n
+    per = max(rounds, 1.0)
+    parts = [f"total {sum(delta.values()) / per:.1f}"]
+    for verb, resources in sorted(verbs.items()):
+        inner = ", ".join(f"{r} {n / per:.1f}" for r, n in sorted(resources.items()))
+        parts.append(f"{verb} {sum(resources.values()) / per:.1f} ({inner})")
+    return "; ".join(parts)
 
 
 def settled_count(cluster: Cluster) -> tuple[int, int]:
@@ -128,17 +193,19 @@ def main() -> int:
             "powerDomains": [
                 {"name": "hall-a", "budgetKilowatts": 600},
                 {"name": "hall-b", "budgetKilowatts": 900},
-            ]
+            ],
+            "planning": {"intervalSeconds": INTERVAL_S},
         },
     }
     namespaces = 10
     for i in range(namespaces):
         cluster.kubectl("create", "namespace", f"bench-{i:02d}", check=False)
     cluster.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all([*classes, policy]))
+    watches_without = open_watches(cluster)
     pid = demo.start_operator(
         cluster,
         metrics_port=METRICS_PORT,
-        health_port=0,
+        health_port=HEALTH_PORT,
         log_name="operator-bench.log",
         extra_args=["--log-level=warning"],
     )
@@ -156,18 +223,23 @@ def main() -> int:
             )
         applied = time.monotonic() - t0
         print(f"applied {len(docs)} pools in {applied:.1f}s")
-        done, total, last_change, last_done = 0, len(docs), time.monotonic(), -1
-        while time.monotonic() - t0 < 600:
+        done, total, last_change, last_seen = 0, len(docs), time.monotonic(), (-1, -1.0)
+        while time.monotonic() - t0 < 900:
             done, total = settled_count(cluster)
             if total == len(docs) and done == total:
                 break
-            if done != last_done:
-                last_done, last_change = done, time.monotonic()
+            seen = (done, metric_sum("inferfleet_api_writes_total"))
+            if seen != last_seen:  # progress: more pools settled, or the operator still writing
+                last_seen, last_change = seen, time.monotonic()
             elif done > 0 and time.monotonic() - last_change > 30:  # plateau: report what is stuck
-                print(f"plateau: {done}/{total} settled for 30 s; pending pods: {pending_pods(cluster)}")
+                print(
+                    f"plateau: {done}/{total} settled, no writes for 30 s; "
+                    f"pending pods: {pending_pods(cluster)}"
+                )
                 break
             time.sleep(2)
-        placed_s = time.monotonic() - t0
+        settled_at = time.monotonic() if done == total else last_change  # a plateau: its start
+        placed_s = settled_at - t0
         after_apply = placed_s - applied
         deps = json.loads(
             cluster.kubectl(
@@ -191,6 +263,45 @@ def main() -> int:
         time.sleep(5)
         idle = metric_sum("inferfleet_api_writes_total") - writes_before
         print(f"idle writes over 5 s after settling: {idle:.0f}")
+        watches = {
+            r: n - watches_without.get(r, 0.0)
+            for r, n in open_watches(cluster).items()
+            if n - watches_without.get(r, 0.0)
+        }
+        print(
+            f"watch connections the operator holds: {sum(watches.values()):.0f} "
+            f"({', '.join(f'{r} {n:.0f}' for r, n in sorted(watches.items()))})"
+        )
+        # idle rounds: nothing changes, the loop plans every INTERVAL_S; the window runs from the end
+        # of one round to the end of another, so it holds IDLE_ROUNDS whole rounds
+        rounds0 = wait_rounds(metric_sum(PLANS), 1)
+        counts0, t_idle = api_requests(), time.monotonic()
+        rounds1 = wait_rounds(rounds0, IDLE_ROUNDS)
+        counts1 = api_requests()
+        print(
+            f"idle: {rounds1 - rounds0:.0f} rounds in {time.monotonic() - t_idle:.0f} s; API requests per "
+            f"idle round: {by_verb(counts0, counts1, rounds1 - rounds0)}; RSS {rss_mb(pid):.0f} MB"
+        )
+        # one pool's demand edited, right after a round: until writes and rounds have stopped
+        rounds2 = wait_rounds(rounds1, 1)
+        counts2, t2 = api_requests(), time.monotonic()
+        cluster.kubectl(
+            "patch",
+            "inferencepools.inferfleet.dev",
+            "pool-0004",  # a 70B pool of high priority: more demand takes more replicas
+            "-n",
+            "bench-04",
+            "--type=merge",
+            "-p",
+            json.dumps({"spec": {"demand": {"requestsPerSecond": 4}}}),
+        )
+        seconds, writes = wait_quiet(t2)
+        rounds3 = wait_loop_quiet()  # the rounds that the echoes of its own writes cause
+        counts3 = api_requests()
+        print(
+            f"one pool's demand 1 -> 4 req/s: applied in {seconds:.1f}s with {writes:.0f} writes over "
+            f"{rounds3 - rounds2:.0f} rounds; API requests in all: {by_verb(counts2, counts3, 1.0)}"
+        )
         # budget change
         t1 = time.monotonic()
         cluster.kubectl(

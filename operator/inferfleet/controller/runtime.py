@@ -1,8 +1,10 @@
-"""The running operator's parts and their lifecycle: API client, writer, metrics, leader election
-and the planning loop.
+"""The running operator's parts and their lifecycle: API client, watch cache, writer, metrics, leader
+election and the planning loop.
 
 Owns wiring them together from a ``Config`` and starting/stopping them in the right order (the
-lease is released on stop so a standby takes over at once).  Configured by ``inferfleet run``
+lease is released on stop so a standby takes over at once).  The watch cache feeds the loop: each
+round snapshots it (no LISTs), and every change that matters marks the loop dirty.  A standby
+replica keeps its cache warm too, so a takeover plans at once.  Configured by ``inferfleet run``
 before kopf starts; the kopf handlers reach it through ``handlers.RUNTIME``.
 """
 
@@ -32,6 +34,7 @@ class Config:
     lease_namespace: str = "default"
     identity: str = dataclasses.field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     resync_s: float = 60.0
+    relist_s: float = 600.0  # the watch cache's full relist of each source (a guard against drift)
 
 
 class Runtime:
@@ -42,6 +45,7 @@ class Runtime:
         self._elector: Any = None
         self._metrics: Any = None
         self._api: Any = None
+        self._cache: Any = None
 
     def configure(self, config: Config) -> None:
         self.config = config
@@ -51,8 +55,8 @@ class Runtime:
 
     def start(self) -> None:
         from inferfleet.kube.client import make_api_client
+        from inferfleet.kube.informer import WatchCache
         from inferfleet.kube.lease import LeaderElector
-        from inferfleet.kube.snapshot import read_snapshot
         from inferfleet.kube.writer import KubeWriter
         from inferfleet.metrics.exporter import OperatorMetrics, start_metrics_server
 
@@ -62,9 +66,10 @@ class Runtime:
         if cfg.metrics_port:
             start_metrics_server(cfg.metrics_port, registry=self._metrics.registry)
         writer = KubeWriter(self._api, is_leader=self.is_leader, metrics=self._metrics)
-        api = self._api
+        cache = WatchCache(self._api, cfg.namespace, on_change=self.mark_dirty, relist_s=cfg.relist_s)
+        self._cache = cache
         self.loop = PlanningLoop(
-            lambda: read_snapshot(api, cfg.namespace),
+            cache.snapshot,
             writer,
             self._metrics,
             is_leader=self.is_leader,
@@ -79,6 +84,7 @@ class Runtime:
                 on_started_leading=self._started_leading,
                 on_stopped_leading=self._stopped_leading,
             )
+        cache.start()  # its first sync marks the loop dirty
         self.loop.start()
         if self._elector is not None:
             self._elector.start()
@@ -104,6 +110,8 @@ class Runtime:
     def stop(self) -> None:
         if self._elector is not None:
             self._elector.stop()
+        if self._cache is not None:  # first: a round waiting for the first sync gives up at once
+            self._cache.stop()
         if self.loop is not None:
             self.loop.stop()
         if self._api is not None:
@@ -114,8 +122,12 @@ class Runtime:
             self.loop.mark_dirty(why)
 
     def health(self) -> dict[str, Any]:
+        from inferfleet.kube.client import request_counts
+
         last = self.loop.last_success if self.loop else None
         return {
             "leader": self.is_leader(),
+            "cacheSynced": self._cache is not None and bool(self._cache.synced()),
             "lastPlanAgeSeconds": None if last is None else round(time.time() - last, 1),
+            "apiRequests": request_counts(),  # by "VERB resource", since start (kopf's own not included)
         }

@@ -1,7 +1,9 @@
 """Making the Kubernetes API client, the one raw request path, and the API error vocabulary.
 
 Owns: ``make_api_client`` (kubeconfig or in-cluster, tuned connection pool and retries), ``request``
-(one HTTP call as raw JSON, no model classes: fast, and exact about content types), the error types
+(one HTTP call as raw JSON, no model classes: fast, and exact about content types), ``watch`` (one
+WATCH as a stream of raw JSON events, closable from another thread), ``request_counts`` (every call
+this process made, by verb and resource, for the probe and the benchmark), the error types
 every caller sees (``TransientAPIError``: retry next round; ``APIRejected``: the API said no, with its
 message), and the paths of our custom resources.
 """
@@ -13,7 +15,7 @@ import gc
 import json
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
@@ -32,11 +34,14 @@ __all__ = [
     "NotFound",
     "Timeout",
     "TransientAPIError",
+    "WatchStream",
     "custom_path",
     "make_api_client",
     "parse_json",
     "request",
+    "request_counts",
     "use_kubeconfig",
+    "watch",
 ]
 
 
@@ -137,6 +142,7 @@ def request(
 
     Raises ``TransientAPIError``, ``NotFound``, ``Conflict`` or ``APIRejected``.
     """
+    _count(method, path)
     headers = {"Accept": "application/json"}
     if content_type is not None:
         headers["Content-Type"] = content_type
@@ -149,6 +155,148 @@ def request(
     if not 200 <= status <= 299:
         raise _error(status, "", data)
     return parse_json(data) if data else None
+
+
+class WatchStream:
+    """One open WATCH: iterate for its events (``{"type": ..., "object": {...}}``, raw JSON), in the
+    order the API server sent them; the iteration ends when the server closes the stream
+    (``timeoutSeconds``).  ``close()`` may be called from another thread and ends a blocked read."""
+
+    def __init__(self, response: Any, what: str) -> None:
+        self._response = response
+        self._what = what
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        try:
+            yield from _events(self._response.stream(None, decode_content=True))
+        except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+            if self._closed:
+                return
+            raise TransientAPIError(f"WATCH {self._what}: {type(exc).__name__}: {exc}") from exc
+        else:
+            self._end(reuse=True)  # read to its end: the connection can serve another request
+        finally:
+            self._end(reuse=False)
+
+    def close(self) -> None:
+        self._end(reuse=False)
+
+    def _end(self, *, reuse: bool) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        with contextlib.suppress(Exception):
+            if reuse:
+                self._response.release_conn()
+                return
+            # a half-read stream: unblock a read in another thread (urllib3 >= 2.3), never pool it
+            if hasattr(self._response, "shutdown"):
+                self._response.shutdown()
+            self._response.close()
+
+    def __enter__(self) -> WatchStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _events(chunks: Iterable[bytes]) -> Iterator[dict[str, Any]]:
+    """Newline-delimited JSON events out of arbitrarily cut chunks."""
+    pending = b""
+    for chunk in chunks:
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            if line.strip():
+                yield json.loads(line)
+    if pending.strip():
+        yield json.loads(pending)
+
+
+def watch(
+    api: kubernetes.client.ApiClient,
+    path: str,
+    *,
+    query: Sequence[tuple[str, str]] = (),
+    timeout: Timeout = DEFAULT_TIMEOUT,
+) -> WatchStream:
+    """Open a WATCH of the collection at ``path`` (``watch=true`` is added to ``query``).
+
+    ``timeout``'s read part must exceed the longest quiet spell (``timeoutSeconds``, or the
+    bookmark period with ``allowWatchBookmarks``).  Raises what ``request`` raises when the API
+    server answers with an error instead of a stream (410 Gone included: an expired resourceVersion).
+    """
+    _count("WATCH", path)
+    headers = {"Accept": "application/json"}
+    params = [*query, ("watch", "true")]
+    try:
+        response = _open_stream(api, path, params, headers, timeout)
+    except ApiException as exc:
+        raise _error(exc.status, exc.reason or "", exc.body) from exc
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise TransientAPIError(f"WATCH {path}: {type(exc).__name__}: {exc}") from exc
+    status = int(response.status)
+    if not 200 <= status <= 299:
+        try:
+            data = response.read()
+        finally:
+            response.release_conn()
+        raise _error(status, "", data)
+    return WatchStream(response, path)
+
+
+def _open_stream(
+    api: Any, path: str, query: list[tuple[str, str]], headers: dict[str, str], timeout: Timeout
+) -> Any:
+    """The unread urllib3 response of a GET (both layouts of ``call_api``)."""
+    if hasattr(api, "param_serialize"):  # kubernetes >= 35: call_api never preloads the body
+        req = api.param_serialize(
+            method="GET",
+            resource_path=path,
+            query_params=query,
+            header_params=headers,
+            auth_settings=["BearerToken"],
+        )
+        return api.call_api(*req, _request_timeout=timeout).response
+    return api.call_api(
+        path,
+        "GET",
+        query_params=query,
+        header_params=headers,
+        auth_settings=["BearerToken"],
+        _preload_content=False,
+        _return_http_data_only=True,
+        _request_timeout=timeout,
+    )
+
+
+_counts_lock = threading.Lock()
+_counts: dict[str, int] = {}
+
+
+def _count(method: str, path: str) -> None:
+    """Count one call as "VERB resource[/subresource]", the API server's own words: a GET of a
+    collection is a LIST (``/api/v1/pods``), of one object a GET (``.../pods/NAME``)."""
+    parts = [p for p in path.split("?", 1)[0].split("/") if p]
+    rest = parts[2:] if parts[:1] == ["api"] else parts[3:]  # past /api/v1 or /apis/GROUP/VERSION
+    if len(rest) >= 3 and rest[0] == "namespaces":  # namespaced: namespaces/NS/RESOURCE[/NAME[/SUB]]
+        rest = rest[2:]
+    resource = "/".join(rest[0:1] + rest[2:3]) or "?"
+    verb = "LIST" if method == "GET" and len(rest) == 1 else method
+    key = f"{verb} {resource}"
+    with _counts_lock:
+        _counts[key] = _counts.get(key, 0) + 1
+
+
+def request_counts() -> dict[str, int]:
+    """Every API call this process made through ``request`` and ``watch`` so far, by
+    "VERB resource" (e.g. "LIST pods", "PATCH deployments", "WATCH nodes")."""
+    with _counts_lock:
+        return dict(sorted(_counts.items()))
 
 
 _GC_PAUSE_BYTES: Final = 256 * 1024

@@ -1,16 +1,23 @@
-"""Reading the whole fleet in one go: ``read_snapshot`` and the foreign device usage of nodes.
+"""What one plan reads from the API, and the arithmetic on it: sources, one-shot reads, snapshots.
 
-Owns the LIST calls one plan needs (pools, classes, the "default" FleetPolicy, nodes, bound pods,
-our Deployments and Services), issued in parallel as raw JSON (no model classes), and the arithmetic
-of devices that pods we do not manage hold on each node.
+Owns: ``SOURCES``/``sources`` (the seven collections a plan needs: pools, classes, the "default"
+FleetPolicy, nodes, bound unfinished pods, our Deployments and Services; their paths, selectors, the
+trimming of pods to what the arithmetic reads and the fingerprint of what in an object matters to a
+plan, e.g. not a node's heartbeat), ``list_source`` (one paginated LIST as raw JSON), ``read_snapshot``
+(every source LISTed once, in parallel: for one-shot readers; the operator reads the watch cache of
+``kube/informer.py``, which shares all of this), ``build_snapshot`` and the arithmetic of devices
+that pods we do not manage hold on each node.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import decimal
+import hashlib
+import json
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 import kubernetes.client
@@ -21,13 +28,25 @@ from inferfleet.api.kinds import BY_KIND, POLICY_NAME
 from inferfleet.kube.client import NotFound, custom_path, request
 from inferfleet.reconcile.ports import Obj, Snapshot
 
-__all__ = ["CRDsMissing", "foreign_usage", "live_replicas", "pod_requests", "read_snapshot"]
+__all__ = [
+    "CRDsMissing",
+    "Source",
+    "build_snapshot",
+    "foreign_usage",
+    "list_source",
+    "live_replicas",
+    "node_fingerprint",
+    "pod_requests",
+    "read_snapshot",
+    "sources",
+]
 
 # Pods that hold devices: bound to a node and not finished.  The API server filters; the same
 # rules are applied again client-side (cheap), so the arithmetic never depends on the selector.
 BOUND_UNFINISHED: Final = "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"
 PAGE: Final = 5000  # objects per LIST page; one page at fleet scale, bounded memory beyond it
 LIST_TIMEOUT: Final = (5.0, 60.0)
+TERMINAL: Final = ("Succeeded", "Failed")
 
 
 class CRDsMissing(RuntimeError):  # noqa: N818 - names the condition; callers match on it
@@ -43,60 +62,222 @@ class CRDsMissing(RuntimeError):  # noqa: N818 - names the condition; callers ma
         )
 
 
-def read_snapshot(api: kubernetes.client.ApiClient, namespace: str | None = None) -> Snapshot:
-    """Everything one plan needs, as the API server says it is now.
+RequestFn = Callable[..., Any]  # inferfleet.kube.client.request, or a fake of it
 
-    ``namespace`` limits pools, Deployments and Services to one namespace; nodes and the pods that
-    use them are always read cluster-wide (any pod on a node holds its devices).
-    Raises ``CRDsMissing``, ``TransientAPIError`` or ``APIRejected``.
-    """
-    lists: dict[str, Callable[[], list[Obj]]] = {
-        "InferencePool": lambda: _list_custom(api, "InferencePool", namespace),
-        "AcceleratorClass": lambda: _list_custom(api, "AcceleratorClass"),
-        "FleetPolicy": lambda: _list_custom(api, "FleetPolicy", field=f"metadata.name={POLICY_NAME}"),
-        "Node": lambda: _list(api, "/api/v1/nodes", "v1", "Node"),
-        "Pod": lambda: _list(
-            api, "/api/v1/pods", "v1", "Pod", labels=labels.NOT_OURS, fields=BOUND_UNFINISHED
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """One collection a plan reads: where it is, which of its objects, and what of them matters.
+
+    ``path`` is computed per call (the paths of our kinds come from the kinds registry).  ``crd``:
+    the CRD's name when the kind is ours (a 404 then means "not installed").  ``trim``: the part of
+    an object that is kept (default: all but managedFields).  ``fingerprint``: what of an object
+    matters to a plan; a modification that leaves it unchanged does not wake the planner (None:
+    every modification matters)."""
+
+    name: str
+    api_version: str
+    kind: str
+    path: Callable[[], str]
+    labels: str | None = None
+    fields: str | None = None
+    crd: str | None = None
+    trim: Callable[[Obj], Obj] | None = None
+    fingerprint: Callable[[Obj], str] | None = None
+
+    def query(self) -> list[tuple[str, str]]:
+        query = []
+        if self.labels:
+            query.append(("labelSelector", self.labels))
+        if self.fields:
+            query.append(("fieldSelector", self.fields))
+        return query
+
+    def prepare(self, item: Obj) -> Obj:
+        """An object as the API sent it -> as it is kept: apiVersion/kind filled in, managedFields
+        dropped (nothing downstream reads them; they are a third of the bytes), trimmed."""
+        item.setdefault("apiVersion", self.api_version)
+        item.setdefault("kind", self.kind)
+        (item.get("metadata") or {}).pop("managedFields", None)
+        return self.trim(item) if self.trim is not None else item
+
+
+def _hash(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def node_fingerprint(node: Obj) -> str:
+    """What of a node matters to placement: labels, allocatable (or capacity), Ready, cordon.  Not
+    heartbeats (``lastHeartbeatTime`` changes every few seconds on every node)."""
+    status = node.get("status") or {}
+    ready = [c.get("status") for c in status.get("conditions") or [] if c.get("type") == "Ready"]
+    return _hash(
+        [
+            dict((node.get("metadata") or {}).get("labels") or {}),
+            status.get("allocatable"),
+            status.get("capacity"),
+            ready,
+            (node.get("spec") or {}).get("unschedulable", False),
+        ]
+    )
+
+
+def custom_fingerprint(obj: Obj) -> str:
+    """Our own kinds: their spec (generation), labels, annotations, deletion.  Not their status: we
+    write it, and what a plan reads back from it never calls for another plan."""
+    meta = obj.get("metadata") or {}
+    return _hash(
+        [meta.get("generation"), meta.get("labels"), meta.get("annotations"), meta.get("deletionTimestamp")]
+    )
+
+
+def service_fingerprint(obj: Obj) -> str:
+    meta = obj.get("metadata") or {}
+    return _hash([meta.get("labels"), meta.get("annotations"), obj.get("spec")])
+
+
+def trim_node(node: Obj) -> Obj:
+    """A node less its image list (tens of kB per node on real clusters; no plan reads it)."""
+    (node.get("status") or {}).pop("images", None)
+    return node
+
+
+_POD_LABELS: Final = (labels.MANAGED_BY, labels.POOL, labels.ACCELERATOR_CLASS)
+
+
+def trim_pod(pod: Obj) -> Obj:
+    """What ``foreign_usage`` and ``live_replicas`` read of a pod, nothing else: a few percent of
+    its bytes, so holding every bound pod of the cluster in the watch cache stays cheap."""
+    meta = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    pod_labels = meta.get("labels") or {}
+
+    def resources(container: Obj, *keys: str) -> Obj:
+        kept = {"resources": container.get("resources") or {}}
+        kept.update({k: container[k] for k in keys if k in container})
+        return kept
+
+    return {
+        "apiVersion": pod.get("apiVersion", "v1"),
+        "kind": pod.get("kind", "Pod"),
+        "metadata": {
+            "name": meta.get("name"),
+            "namespace": meta.get("namespace"),
+            "labels": {k: pod_labels[k] for k in _POD_LABELS if k in pod_labels},
+        },
+        "spec": {
+            "nodeName": spec.get("nodeName"),
+            "containers": [resources(c) for c in spec.get("containers") or ()],
+            "initContainers": [resources(c, "restartPolicy") for c in spec.get("initContainers") or ()],
+            "overhead": spec.get("overhead") or {},
+        },
+        "status": {"phase": (pod.get("status") or {}).get("phase")},
+    }
+
+
+def pod_fingerprint(pod: Obj) -> str:
+    """A trimmed pod, less its phase while it runs (Pending -> Running changes no device count)."""
+    phase = (pod.get("status") or {}).get("phase")
+    return _hash([pod.get("metadata"), pod.get("spec"), phase in TERMINAL])
+
+
+def sources(namespace: str | None = None) -> tuple[Source, ...]:
+    """The collections one plan needs.  ``namespace`` limits pools, Deployments and Services to one
+    namespace; nodes and the pods that use them are always read cluster-wide (any pod on a node
+    holds its devices).  Pods are one collection, ours and others' alike, split client-side by the
+    managed-by label: the same objects as two selectors, in one LIST or WATCH instead of two."""
+
+    def ours(kind: str, **kw: Any) -> Source:
+        return Source(
+            kind,
+            API_VERSION,
+            kind,
+            lambda: custom_path(kind, namespace if BY_KIND[kind].namespaced else None),
+            crd=BY_KIND[kind].name,
+            fingerprint=custom_fingerprint,
+            **kw,
+        )
+
+    return (
+        ours("InferencePool"),
+        ours("AcceleratorClass"),
+        ours("FleetPolicy", fields=f"metadata.name={POLICY_NAME}"),
+        Source("Node", "v1", "Node", lambda: "/api/v1/nodes", trim=trim_node, fingerprint=node_fingerprint),
+        Source(
+            "Pod",
+            "v1",
+            "Pod",
+            lambda: "/api/v1/pods",
+            fields=BOUND_UNFINISHED,
+            trim=trim_pod,
+            fingerprint=pod_fingerprint,
         ),
-        "OurPod": lambda: _list(
-            api, "/api/v1/pods", "v1", "Pod", labels=labels.OURS, fields=BOUND_UNFINISHED
-        ),
-        "Deployment": lambda: _list(
-            api,
-            _ns_path("/apis/apps/v1", namespace, "deployments"),
+        Source(
+            "Deployment",
             "apps/v1",
             "Deployment",
+            lambda: _ns_path("/apis/apps/v1", namespace, "deployments"),
             labels=labels.OURS,
         ),
-        "Service": lambda: _list(
-            api, _ns_path("/api/v1", namespace, "services"), "v1", "Service", labels=labels.OURS
+        Source(
+            "Service",
+            "v1",
+            "Service",
+            lambda: _ns_path("/api/v1", namespace, "services"),
+            labels=labels.OURS,
+            fingerprint=service_fingerprint,
         ),
-    }
+    )
+
+
+def read_snapshot(
+    api: kubernetes.client.ApiClient, namespace: str | None = None, *, request_fn: RequestFn = request
+) -> Snapshot:
+    """Everything one plan needs, as the API server says it is now: one LIST per source.
+
+    For one-shot readers; the operator reads its watch cache (``kube/informer.py``) instead.
+    ``request_fn``: ``kube.client.request`` or a stand-in with its signature (tests).
+    Raises ``CRDsMissing``, ``TransientAPIError`` or ``APIRejected``.
+    """
     # in parallel: the API server encodes one LIST while we parse another.  Locally (1,000 pools,
     # 2,000 Deployments and Pods, 200 Nodes; 2 cores shared with the API server) 4 threads read in
     # ~0.3-0.4 s against ~0.45 s one after another; more threads only contend for the GIL.
+    wanted = sources(namespace)
     with concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="snapshot") as pool:
-        futures = {kind: pool.submit(fn) for kind, fn in lists.items()}
+        futures = {src: pool.submit(list_source, api, src, request_fn) for src in wanted}
         concurrent.futures.wait(futures.values())
-    missing = [
-        BY_KIND[kind].name
-        for kind, fut in futures.items()
-        if kind in BY_KIND and isinstance(fut.exception(), NotFound)
-    ]
+    missing = [src.crd for src, fut in futures.items() if src.crd and isinstance(fut.exception(), NotFound)]
     if missing:
         raise CRDsMissing(missing)
-    got = {kind: fut.result() for kind, fut in futures.items()}  # re-raises the first other error
-    policies = got["FleetPolicy"]
+    return build_snapshot({src.name: fut.result()[0] for src, fut in futures.items()})  # re-raises
+
+
+def build_snapshot(got: Mapping[str, Sequence[Obj]]) -> Snapshot:
+    """A Snapshot from each source's objects (by ``Source.name``), each list in (namespace, name)
+    order whatever order it came in, so that plans do not depend on the order of events."""
+    ordered = {name: sorted(items, key=_order) for name, items in got.items()}
+    pods = ordered["Pod"]
+    policies = ordered["FleetPolicy"]
+    ours = [
+        p
+        for p in pods
+        if (p.get("metadata", {}).get("labels") or {}).get(labels.MANAGED_BY) == labels.MANAGER
+    ]
     return Snapshot(
-        pools=got["InferencePool"],
-        classes=got["AcceleratorClass"],
+        pools=ordered["InferencePool"],
+        classes=ordered["AcceleratorClass"],
         policy=policies[0] if policies else None,
-        nodes=got["Node"],
-        foreign_used=foreign_usage(got["Pod"]),
-        deployments=got["Deployment"],
-        services=got["Service"],
-        live_replicas=live_replicas(got["OurPod"], got["Node"]),
+        nodes=ordered["Node"],
+        foreign_used=foreign_usage(pods),
+        deployments=ordered["Deployment"],
+        services=ordered["Service"],
+        live_replicas=live_replicas(ours, ordered["Node"]),
     )
+
+
+def _order(obj: Obj) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
 
 
 def live_replicas(pods: Iterable[Obj], nodes: Iterable[Obj]) -> dict[tuple[str, str], int]:
@@ -118,12 +299,7 @@ def live_replicas(pods: Iterable[Obj], nodes: Iterable[Obj]) -> dict[tuple[str, 
         pod_labels = meta.get("labels") or {}
         pool, cls = pod_labels.get(labels.POOL), pod_labels.get(labels.ACCELERATOR_CLASS)
         node = pod.get("spec", {}).get("nodeName")
-        if (
-            not pool
-            or not cls
-            or node not in ready
-            or pod.get("status", {}).get("phase") in ("Succeeded", "Failed")
-        ):
+        if not pool or not cls or node not in ready or pod.get("status", {}).get("phase") in TERMINAL:
             continue
         key = (f"{meta.get('namespace')}/{pool}", str(cls))
         out[key] = out.get(key, 0) + 1
@@ -135,7 +311,7 @@ def foreign_usage(pods: Iterable[Obj]) -> dict[str, dict[str, int]]:
     used: dict[str, dict[str, int]] = {}
     for pod in pods:
         node = pod.get("spec", {}).get("nodeName")
-        if not node or pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+        if not node or pod.get("status", {}).get("phase") in TERMINAL:
             continue
         if (pod.get("metadata", {}).get("labels") or {}).get(labels.MANAGED_BY) == labels.MANAGER:
             continue
@@ -200,39 +376,23 @@ def _ns_path(prefix: str, namespace: str | None, plural: str) -> str:
     return f"{prefix}/namespaces/{namespace}/{plural}" if namespace else f"{prefix}/{plural}"
 
 
-def _list_custom(
-    api: kubernetes.client.ApiClient, kind: str, namespace: str | None = None, field: str | None = None
-) -> list[Obj]:
-    return _list(api, custom_path(kind, namespace), API_VERSION, kind, fields=field)
-
-
-def _list(
-    api: kubernetes.client.ApiClient,
-    path: str,
-    api_version: str,
-    kind: str,
-    *,
-    labels: str | None = None,
-    fields: str | None = None,
-) -> list[Obj]:
-    """All items of a LIST (following continue tokens), with apiVersion/kind filled in and
-    managedFields dropped (nothing downstream reads them; they are a third of the bytes)."""
+def list_source(
+    api: kubernetes.client.ApiClient, source: Source, request_fn: RequestFn = request
+) -> tuple[list[Obj], str]:
+    """Every object of a source (following continue tokens), prepared (``Source.prepare``), and
+    the list's resourceVersion (to WATCH from).  Raises what ``request`` raises."""
     items: list[Obj] = []
     cont = ""
+    version = ""
+    path = source.path()
     while True:
-        query = [("limit", str(PAGE))]
-        if labels:
-            query.append(("labelSelector", labels))
-        if fields:
-            query.append(("fieldSelector", fields))
+        query = [("limit", str(PAGE)), *source.query()]
         if cont:
             query.append(("continue", cont))
-        page = request(api, "GET", path, query=query, timeout=LIST_TIMEOUT)
-        for item in page.get("items") or ():
-            item.setdefault("apiVersion", api_version)
-            item.setdefault("kind", kind)
-            item.get("metadata", {}).pop("managedFields", None)
-            items.append(item)
-        cont = (page.get("metadata") or {}).get("continue") or ""
+        page = request_fn(api, "GET", path, query=query, timeout=LIST_TIMEOUT) or {}
+        meta = page.get("metadata") or {}
+        version = version or str(meta.get("resourceVersion") or "")  # pages share the first's
+        items.extend(source.prepare(item) for item in page.get("items") or ())
+        cont = meta.get("continue") or ""
         if not cont:
-            return items
+            return items, version
