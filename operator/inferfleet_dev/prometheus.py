@@ -225,7 +225,10 @@ class Prometheus:
         self.info = procs.spawn("prometheus", self.argv(exe), self.state_dir / "prometheus.log")
         self.pid_file.write_text(json.dumps(self.info.to_json()))
         try:
-            procs.wait_healthy(self.info, f"{self.url}/-/ready", None, timeout)
+            try:
+                procs.wait_healthy(self.info, f"{self.url}/-/ready", None, timeout)
+            except procs.ComponentError as exc:
+                raise PrometheusError(str(exc)) from None
             self.log(f"  prometheus ready after {time.monotonic() - t0:.2f}s at {self.url}")
             jobs = [t.job for t in self.targets] if wait_up is None else list(wait_up)
             self.wait_up(jobs, timeout=max(1.0, timeout - (time.monotonic() - t0)))
