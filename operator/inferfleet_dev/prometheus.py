@@ -1,12 +1,12 @@
-"""A real Prometheus for the dev harness: installed from Debian's package, run on loopback.
+"""A real Prometheus for the dev harness: Debian's binaries from the cache, one server on loopback.
 
-Owns: fetching ``prometheus`` and ``promtool`` (``apt-get download prometheus`` + ``dpkg -x``, never
-installed as a system daemon) into ``~/.cache/inferfleet/bin/prometheus-<version>/`` and checking
-their ``--version``; the scrape configuration (the fleet simulator with ``honor_labels: true``, the
-operator's metrics endpoint); and ``Prometheus``, one server process on 127.0.0.1 with its own TSDB
-directory, started detached, waited on (``/-/ready``, then ``up == 1`` per target through the HTTP
-API, never a fixed sleep) and stopped by process group.  ``$INFERFLEET_ASSETS/prometheus`` and
-``promtool`` take precedence over the cache (for machines without apt).
+Owns: ``ensure`` (the verified ``prometheus`` and ``promtool`` in ``~/.cache/inferfleet/bin/
+prometheus-<version>/``, unpacked by ``prometheus_install`` through the installer); the scrape
+configuration (the fleet simulator with ``honor_labels: true``, the operator's metrics endpoint);
+and ``Prometheus``, one server process on 127.0.0.1 with its own TSDB directory, started detached,
+waited on (``/-/ready``, then ``up == 1`` per target through the HTTP API, never a fixed sleep) and
+stopped by process group.  ``$INFERFLEET_ASSETS/prometheus`` and ``promtool`` take precedence over
+the cache (for machines without apt).
 """
 
 from __future__ import annotations
@@ -14,20 +14,16 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import os
-import re
-import shutil
-import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from inferfleet_dev import install, procs
+from inferfleet_dev.prometheus_install import BINARIES, PROMETHEUS_VERSION, PrometheusError, download
 
 __all__ = [
     "DEFAULT_SIMULATOR",
@@ -46,81 +42,13 @@ __all__ = [
     "wait_scraped",
 ]
 
-PROMETHEUS_VERSION = install.PROMETHEUS_VERSION  # Debian bookworm: 2.42.0+ds-5+deb12u1
 DEFAULT_SIMULATOR = "127.0.0.1:9400"
-BINARIES = ("prometheus", "promtool")
 INSTALL_HINT = "python -m inferfleet_dev.install prometheus promtool"
-
-
-class PrometheusError(install.InstallError):
-    """Prometheus could not be installed, started or made to scrape its targets; the message says why."""
 
 
 def binary(name: str = "prometheus") -> Path:
     """Where ``prometheus`` / ``promtool`` is (user asset) or will be (cache), without installing."""
     return install.tool_path(name)
-
-
-def _candidate() -> str:
-    """Debian's candidate version of the prometheus package, checked against the pin."""
-    try:
-        out = subprocess.run(
-            ["apt-cache", "policy", "prometheus"], capture_output=True, text=True, timeout=60, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise PrometheusError(
-            f"cannot ask apt for the prometheus package ({exc}); this needs a Debian-like system, or put "
-            "prometheus and promtool (release tarball from prometheus.io) in $INFERFLEET_ASSETS"
-        ) from None
-    found = re.search(r"Candidate:\s*(\S+)", out.stdout)
-    if found is None or found.group(1) == "(none)":
-        raise PrometheusError(
-            "apt knows no candidate for 'prometheus' (run 'apt-get update' once), "
-            f"apt-cache said: {(out.stdout + out.stderr).strip()[:300]!r}"
-        )
-    version = found.group(1)
-    if not version.startswith(PROMETHEUS_VERSION + "+") and version != PROMETHEUS_VERSION:
-        raise PrometheusError(
-            f"apt offers prometheus {version}, the harness is pinned to {PROMETHEUS_VERSION}; "
-            "update PROMETHEUS_VERSION in inferfleet_dev/prometheus.py deliberately"
-        )
-    return version
-
-
-def _logged(cmd: Sequence[str], cwd: Path, logfile: Path) -> None:
-    with logfile.open("a") as log:
-        log.write(f"$ {' '.join(cmd)}\n")
-        log.flush()
-        try:
-            proc = subprocess.run(cmd, cwd=cwd, stdout=log, stderr=log, timeout=600, check=False)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise PrometheusError(f"{cmd[0]} failed: {exc}; log {logfile}") from None
-    if proc.returncode != 0:
-        tail = logfile.read_text(errors="replace").splitlines()[-10:]
-        raise PrometheusError(
-            f"{' '.join(cmd)} exited {proc.returncode}; log {logfile}:\n  " + "\n  ".join(tail)
-        )
-
-
-def download(dest: Path, logfile: Path) -> None:
-    """``apt-get download`` the pinned package and unpack its two binaries into ``dest``."""
-    version = _candidate()
-    logfile.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="inferfleet-prometheus-") as tmp:
-        work = Path(tmp)
-        os.chmod(work, 0o755)  # apt's _apt user may read it (else apt warns and runs unsandboxed)
-        _logged(["apt-get", "download", f"prometheus={version}"], work, logfile)
-        debs = sorted(work.glob("prometheus_*.deb"))
-        if not debs:
-            raise PrometheusError(f"apt-get download left no .deb in {work}; log {logfile}")
-        _logged(["dpkg", "-x", str(debs[0]), str(work / "root")], work, logfile)
-        staged = work / "stage"
-        staged.mkdir()
-        for name in BINARIES:
-            shutil.copy2(work / "root" / "usr" / "bin" / name, staged / name)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(dest, ignore_errors=True)
-        shutil.move(str(staged), str(dest))
 
 
 def ensure() -> dict[str, Path]:
@@ -366,16 +294,3 @@ def for_cluster(
     except BaseException:
         prom.stop()
         raise
-
-
-@contextlib.contextmanager
-def running(
-    state_dir: Path, port: int, targets: Sequence[ScrapeTarget], **kwargs: Any
-) -> Iterator[Prometheus]:
-    """A started Prometheus, stopped on exit."""
-    prom = Prometheus(state_dir, port, targets, **kwargs)
-    prom.start()
-    try:
-        yield prom
-    finally:
-        prom.stop()
