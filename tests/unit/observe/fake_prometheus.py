@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import http.server
 import json
+import ssl
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,7 +31,8 @@ def vector(*rows: tuple[dict[str, str], float | str], at: float = 1000.0) -> dic
 class FakePrometheus:
     vector = staticmethod(vector)
 
-    def __init__(self) -> None:
+    def __init__(self, tls: tuple[Path, Path] | None = None) -> None:
+        self.tls = tls
         self.answer: Callable[[str], Answer] = lambda _q: (200, vector(), 0.0)
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.stop_event = threading.Event()
@@ -60,12 +63,17 @@ class FakePrometheus:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        if tls is not None:  # (certificate, key): serve https
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(str(tls[0]), str(tls[1]))
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)
         self.thread.start()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
 
     def close(self) -> None:
         self.stop_event.set()

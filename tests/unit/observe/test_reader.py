@@ -14,7 +14,8 @@ import pytest
 from observe.fake_prometheus import Answer, FakePrometheus, fake_prometheus_fixture, now_fixture  # noqa: F401
 
 from inferfleet.core.observed import MetricsProblem, Observed
-from inferfleet.observe import Limits, PoolQuery, PrometheusReader, Signal
+from inferfleet.observe import Limits, PoolQuery, PrometheusReader, QueryError, Signal
+from inferfleet_dev.pki import make_pki
 
 POOL = PoolQuery("chat", "llama", ready={"h100": 2, "mi300x": 1})
 P = {"namespace": "chat", "pool": "llama"}
@@ -290,3 +291,22 @@ def test_limits_are_options(fake_prometheus: FakePrometheus) -> None:
     _script(fake_prometheus, reader)
     seen = reader.observe([POOL], 1000.0)["chat/llama"]
     assert seen.problem is MetricsProblem.STALE and not math.isnan(seen.sample_age_s or math.nan)
+
+
+def test_https_with_the_ca_file_and_without(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path / "pki")  # a CA and a serving certificate for 127.0.0.1 (openssl)
+    fake = FakePrometheus(tls=(pki.server_cert, pki.server_key))
+    try:
+        fake.answer = lambda _q: (200, fake.vector(({}, 1.0)), 0.0)
+        assert PrometheusReader(fake.url, ca_file=pki.ca_cert).query("up", 1.0)[0].value == 1.0
+        with pytest.raises(QueryError) as err:
+            PrometheusReader(fake.url, timeout=2).query("up", 1.0)
+        assert (
+            err.value.problem is MetricsProblem.UNREACHABLE
+            and "CERTIFICATE_VERIFY_FAILED" in err.value.detail
+        )
+        with pytest.raises(QueryError) as err:
+            PrometheusReader(fake.url, ca_file=tmp_path / "missing.crt").query("up", 1.0)
+        assert err.value.problem is MetricsProblem.UNREACHABLE and "CA file" in err.value.detail
+    finally:
+        fake.close()
