@@ -170,4 +170,4 @@ def test_one_thousand_pools(
     assert all(o.problem is None for o in seen.values()), next(o.detail for o in seen.values() if o.problem)
     assert seen["fleet/p3"].rps == pytest.approx(4.0, rel=0.1)
     print(f"\nreader: {n} pools in {statistics.median(times):.3f}s (median of 3; {times})")
-    assert statistics.median(times) < 5.0
+    assert statistics.median(times) < 10.0  # N queries per pool would take minutes; measured 0.7-2.8 s
