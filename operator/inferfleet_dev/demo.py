@@ -1,8 +1,10 @@
 """The README's main command: the whole local demo in one go (``./scripts/demo``).
 
 Owns the sequence: binaries, the simulated fleet (real control plane + kwok accelerator nodes), the
-CRDs, the operator as a background process, the examples, waiting until the pools are placed, and
-showing the result.  ``down`` stops the operator and the cluster; ``plan`` is the offline planner only.
+CRDs, the fleet simulator (vLLM metrics for every Ready replica) and a real Prometheus scraping it,
+the operator as a background process reading that Prometheus, the examples with autoscaling on,
+waiting until the pools are placed, and showing the result and how to step the load.  ``down``
+stops everything; ``plan`` is the offline planner only.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from inferfleet.api import labels
-from inferfleet_dev import install
+from inferfleet_dev import install, procs, prometheus
 from inferfleet_dev.cluster import Cluster, ClusterError, default_fleet_file
 
 __all__ = ["main"]
@@ -27,6 +29,11 @@ ROOT = Path(__file__).resolve().parents[2]
 NAME = "demo"
 METRICS_PORT = 18080
 HEALTH_PORT = 18081
+SIMULATOR_PORT = 19400
+PROMETHEUS_PORT = 19090
+SCRAPE_S = 5.0
+# the demo's autoscaling: follow measured load, scale down after 2 minutes of lower demand
+AUTOSCALING = {"scaleDownStabilizationSeconds": 120, "tolerancePercent": 10}
 
 
 def say(msg: str) -> None:
@@ -88,10 +95,14 @@ def start_operator(
     return proc.pid
 
 
-def stop_operator(cluster: Cluster) -> None:
-    pid = _operator_pid(cluster)
-    if pid is None:
-        return
+def _stop_recorded_pid(cluster: Cluster, name: str) -> bool:
+    pid_file = cluster.state_dir / f"{name}.pid"
+    try:
+        pid = int(pid_file.read_text())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        pid_file.unlink(missing_ok=True)
+        return False
     os.killpg(pid, signal.SIGTERM)
     for _ in range(100):
         try:
@@ -101,8 +112,48 @@ def stop_operator(cluster: Cluster) -> None:
         time.sleep(0.1)
     else:
         os.killpg(pid, signal.SIGKILL)
-    (cluster.state_dir / "operator.pid").unlink(missing_ok=True)
-    say("operator stopped")
+    pid_file.unlink(missing_ok=True)
+    return True
+
+
+def stop_operator(cluster: Cluster) -> None:
+    if _stop_recorded_pid(cluster, "operator"):
+        say("operator stopped")
+
+
+def start_simulator(cluster: Cluster, loads: dict[str, float]) -> None:
+    """The fleet simulator (``inferfleet simulate run``) in the background, offering ``loads``."""
+    if _stop_recorded_pid(cluster, "simulator"):
+        say("restarting the simulator")
+    log = (cluster.logs_dir / "simulator.log").open("ab")
+    env = {**cluster.env(), "PYTHONPATH": str(ROOT / "operator")}
+    argv = [
+        sys.executable, "-m", "inferfleet_dev", "simulate", "run", f"--kubeconfig={cluster.kubeconfig}",
+        f"--port={SIMULATOR_PORT}", "--startup-seconds=default=10",
+        *(f"--rps={key}={rps:g}" for key, rps in sorted(loads.items())),
+    ]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    (cluster.state_dir / "simulator.pid").write_text(str(proc.pid))
+    deadline = time.monotonic() + 30
+    while not procs.port_in_use(SIMULATOR_PORT):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise ClusterError(f"the simulator did not start; log: {cluster.logs_dir / 'simulator.log'}")
+        time.sleep(0.2)
+    say(f"fleet simulator serving vLLM metrics on 127.0.0.1:{SIMULATOR_PORT} (pid {proc.pid})")
+
+
+def start_prometheus(cluster: Cluster) -> str:
+    """A real Prometheus on loopback scraping the simulator every SCRAPE_S seconds."""
+    prometheus.stop_recorded(cluster.state_dir / "prometheus")
+    prom = prometheus.Prometheus(
+        cluster.state_dir / "prometheus",
+        PROMETHEUS_PORT,
+        [prometheus.simulator_target(f"127.0.0.1:{SIMULATOR_PORT}")],
+        scrape_interval_s=SCRAPE_S,
+    )
+    took = prom.start(timeout=60)
+    say(f"prometheus at {prom.url}, scraping the simulator (up after {took:.1f}s)")
+    return prom.url
 
 
 def _pools(cluster: Cluster) -> list[dict[str, Any]]:
@@ -124,12 +175,16 @@ def up(timeout: float = 180.0) -> int:
     install.ensure_all(
         ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "etcd", "kwok"]
     )
+    prometheus.ensure()
     cluster = Cluster(NAME)
     cluster.up(default_fleet_file())
     install_crds(cluster)
-    start_operator(cluster)
     cluster.kubectl("apply", "-f", str(ROOT / "examples"))
-    say("applied examples/; waiting for the operator to place the pools ...")
+    loads = _autoscale_examples(cluster)
+    start_simulator(cluster, loads)
+    url = start_prometheus(cluster)
+    start_operator(cluster, extra_args=[f"--prometheus-url={url}", "--prometheus-window=1m"])
+    say("applied examples/ with autoscaling on; waiting for the operator to place the pools ...")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         pools = _pools(cluster)
@@ -150,13 +205,38 @@ def up(timeout: float = 180.0) -> int:
         '{"name":"hall-b","budgetKilowatts":60}]}}\''
     )
     say(f"  curl -s localhost:{METRICS_PORT}/metrics | grep ^inferfleet_")
+    say("  step the load 3x and watch the operator answer (a scale-up within about a minute):")
+    say(f"  ./scripts/inferfleet simulate set-load chat/chat-70b=120 --url http://127.0.0.1:{SIMULATOR_PORT}")
+    say(f"  {cluster.kubectl_path} get inferencepools.inferfleet.dev -A -w")
+    say(f"  ./scripts/inferfleet simulate state --url http://127.0.0.1:{SIMULATOR_PORT}   # ground truth")
     say("  ./scripts/demo down    # stop everything")
     return 0
+
+
+def _autoscale_examples(cluster: Cluster) -> dict[str, float]:
+    """Turn autoscaling on for every example pool; the simulator offers each its static demand
+    (the embeddings pool a tenth of it: thousands of tiny requests a second cost the simulator more
+    CPU than this machine spares)."""
+    loads = {}
+    for pool in _pools(cluster):
+        meta, demand = pool["metadata"], pool["spec"]["demand"]
+        patch = {"spec": {"demand": {"autoscaling": AUTOSCALING}}}
+        cluster.kubectl(
+            "patch", "inferencepools.inferfleet.dev", "-n", meta["namespace"], meta["name"],
+            "--type=merge", "-p", json.dumps(patch),
+        )  # fmt: skip
+        rps = float(demand["requestsPerSecond"])
+        loads[f"{meta['namespace']}/{meta['name']}"] = rps / 10 if rps > 500 else rps
+    return loads
 
 
 def down() -> int:
     cluster = Cluster(NAME)
     stop_operator(cluster)
+    if _stop_recorded_pid(cluster, "simulator"):
+        say("simulator stopped")
+    if prometheus.stop_recorded(cluster.state_dir / "prometheus"):
+        say("prometheus stopped")
     cluster.down()
     return 0
 
@@ -179,7 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return down()
         if action == "plan":
             return plan()
-    except (ClusterError, install.InstallError) as exc:
+    except (ClusterError, install.InstallError, prometheus.PrometheusError) as exc:
         say(f"error: {exc}")
         return 1
     say(f"usage: demo [up|down|plan], got {action!r}")

@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
@@ -49,8 +50,10 @@ class OperatorProcess:
         *,
         leader_elect: bool = False,
         lease_namespace: str = "default",
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.kubeconfig = kubeconfig
+        self.extra_args = list(extra_args)
         self.log_path = log_path
         self.identity = identity
         self.leader_elect = leader_elect
@@ -81,6 +84,7 @@ class OperatorProcess:
             f"--identity={self.identity}",
             f"--lease-namespace={self.lease_namespace}",
             "--leader-elect" if self.leader_elect else "--no-leader-elect",
+            *self.extra_args,
         ]
         self._log = self.log_path.open("ab")
         banner = f"\n==== {time.strftime('%H:%M:%S')} start {self.identity}: {' '.join(cmd)}\n"
@@ -172,7 +176,12 @@ class Operators:
         self.started: list[OperatorProcess] = []
 
     def new(
-        self, identity: str, *, leader_elect: bool = False, lease_namespace: str = "default"
+        self,
+        identity: str,
+        *,
+        leader_elect: bool = False,
+        lease_namespace: str = "default",
+        extra_args: Sequence[str] = (),
     ) -> OperatorProcess:
         op = OperatorProcess(
             self.kubeconfig,
@@ -180,6 +189,7 @@ class Operators:
             identity,
             leader_elect=leader_elect,
             lease_namespace=lease_namespace,
+            extra_args=extra_args,
         )
         self.started.append(op)
         return op

@@ -31,6 +31,10 @@ def _run(args: argparse.Namespace) -> int:
         leader_elect=args.leader_elect,
         lease_namespace=args.lease_namespace,
         identity=args.identity or Config().identity,
+        prometheus_url=args.prometheus_url,
+        prometheus_token_file=args.prometheus_token_file,
+        prometheus_ca_file=args.prometheus_ca_file,
+        prometheus_window=args.prometheus_window,
     )
     serve(config, args.health_port)
     return 0
@@ -52,5 +56,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--lease-namespace", default=os.environ.get("POD_NAMESPACE", "default"))
     p.add_argument("--identity", default=os.environ.get("POD_NAME"), help="leader election identity")
+    p.add_argument(
+        "--prometheus-url",
+        default=os.environ.get("INFERFLEET_PROMETHEUS_URL"),
+        help="Prometheus to read SLO metrics from for autoscaled pools (default: none)",
+    )
+    p.add_argument("--prometheus-token-file", default=None, help="bearer token file for Prometheus")
+    p.add_argument("--prometheus-ca-file", default=None, help="CA bundle for Prometheus's TLS")
+    p.add_argument(
+        "--prometheus-window", default="2m", help="rate and quantile window of the default queries"
+    )
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     p.set_defaults(func=_run)

@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 from inferfleet.controller.loop import PlanningLoop
@@ -35,6 +36,10 @@ class Config:
     identity: str = dataclasses.field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     resync_s: float = 60.0
     relist_s: float = 600.0  # the watch cache's full relist of each source (a guard against drift)
+    prometheus_url: str | None = None  # the metrics source of autoscaled pools (None: none)
+    prometheus_token_file: str | None = None
+    prometheus_ca_file: str | None = None
+    prometheus_window: str = "2m"  # the rate/quantile window of the default queries
 
 
 class Runtime:
@@ -72,6 +77,7 @@ class Runtime:
             cache.snapshot,
             writer,
             self._metrics,
+            observe=self._observer(),
             is_leader=self.is_leader,
             resync_s=cfg.resync_s,
         )
@@ -95,6 +101,23 @@ class Runtime:
             cfg.identity,
             "on" if cfg.leader_elect else "off",
         )
+
+    def _observer(self) -> Callable[[Any], Any]:
+        """The loop's metrics source: Prometheus when configured, else none (autoscaled pools then
+        report MetricsAvailable=False, NoMetricsSource)."""
+        cfg = self.config
+        if not cfg.prometheus_url:
+            return lambda _snapshot: None
+        from inferfleet.controller.observing import Observer
+        from inferfleet.observe import PrometheusReader
+
+        reader = PrometheusReader(
+            cfg.prometheus_url,
+            window=cfg.prometheus_window,
+            token_file=cfg.prometheus_token_file,
+            ca_file=cfg.prometheus_ca_file,
+        )
+        return Observer(reader)
 
     def _started_leading(self) -> None:
         log.info("%s became the leader", self.config.identity)

@@ -25,7 +25,18 @@ from inferfleet.core.units import MILLI
 from inferfleet.reconcile import status
 from inferfleet.reconcile.validate import Objects
 
-__all__ = ["Scaling", "conditions", "evaluate", "events", "seconds", "status_block", "timestamp"]
+__all__ = [
+    "EVALUATION_S",
+    "Scaling",
+    "conditions",
+    "evaluate",
+    "events",
+    "seconds",
+    "status_block",
+    "timestamp",
+]
+
+EVALUATION_S = 15.0  # while any pool autoscales, rounds run at least this often (HPA's default period)
 
 
 def seconds(stamp: str) -> float:

@@ -70,10 +70,19 @@ def decide(
         problems=objects.problems,
         deferred=deferred,
         ready=existing.ready,
-        resync_s=float(objects.policy.spec.planning.interval_seconds) if objects.policy else None,
+        resync_s=_resync(objects, scalings),
     )
     _report(out, snapshot, objects, existing, nodes, plan, now, scalings, observed or {})  # 6
     return out
+
+
+def _resync(objects: Objects, scalings: Mapping[str, autoscaling.Scaling]) -> float | None:
+    """The period of rounds without changes: the policy's, and at most EVALUATION_S while any pool
+    autoscales (measurements change without any object changing)."""
+    interval = float(objects.policy.spec.planning.interval_seconds) if objects.policy else None
+    if scalings:
+        return min(interval or autoscaling.EVALUATION_S, autoscaling.EVALUATION_S)
+    return interval
 
 
 def _paused(snapshot: Snapshot, problem: str, now: str) -> Decision:

@@ -392,6 +392,41 @@ def test_monitoring_is_rendered_only_when_enabled(helm: Path) -> None:
     assert "ServiceMonitor" in kinds(only) and "PrometheusRule" not in kinds(only)
 
 
+def test_model_servers_are_scraped_with_the_labels_the_default_queries_use(helm: Path) -> None:
+    from inferfleet.api import labels
+    from inferfleet.reconcile.children import build_deployment
+
+    assert "PodMonitor" not in kinds(render(helm))
+    objs = render(
+        helm,
+        "autoscaling.podMonitor.enabled=true",
+        "autoscaling.prometheus.url=http://prometheus.monitoring:9090",
+    )
+    monitor = one(objs, "PodMonitor")
+    assert "--prometheus-url=http://prometheus.monitoring:9090" in container(objs)["args"]
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    targets = {r["targetLabel"]: r["sourceLabels"][0] for r in endpoint["relabelings"]}
+    assert targets == {
+        "namespace": "__meta_kubernetes_namespace",
+        "pod": "__meta_kubernetes_pod_name",
+        "pool": "__meta_kubernetes_pod_label_inferfleet_dev_pool",
+        "accelerator_class": "__meta_kubernetes_pod_label_inferfleet_dev_accelerator_class",
+    }
+    # the selector and the port match the pods the operator really creates
+    from examples import example
+
+    from inferfleet.api.acceleratorclass import AcceleratorClass
+    from inferfleet.api.inferencepool import InferencePool
+
+    pool = InferencePool.model_validate(example("InferencePool", "chat-70b"))
+    cls = AcceleratorClass.model_validate(example("AcceleratorClass", "h100"))
+    pod = build_deployment(pool, cls, 1, 2)["spec"]["template"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    assert endpoint["port"] in {p["name"] for p in pod["spec"]["containers"][0]["ports"]}
+    assert {labels.POOL, labels.ACCELERATOR_CLASS} <= pod["metadata"]["labels"].keys()
+    assert monitor["spec"]["namespaceSelector"] == {"any": True}
+
+
 def test_alerts_cover_planning_power_and_errors_of_this_release(helm: Path) -> None:
     rule = one(
         render(helm, "prometheusRule.enabled=true", "prometheusRule.noSuccessfulPlanSeconds=900"),
@@ -480,6 +515,7 @@ MAPS = {
     "nodeSelector",
     "metrics.service.annotations",
     "metrics.serviceMonitor.labels",
+    "autoscaling.podMonitor.labels",
     "prometheusRule.labels",
 }
 

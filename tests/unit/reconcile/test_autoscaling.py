@@ -161,3 +161,15 @@ def test_a_class_measured_slower_than_modelled_is_planned_slower() -> None:
     decide(_snapshot(forgotten, deps), t, spy, None)
     corrected, plain = ({o.accelerator_class: o.rps / o.devices for o in p.options[KEY]} for p in problems)
     assert all(corrected[c] < plain[c] for c in learnt if c in plain), (corrected, plain)
+
+
+def test_rounds_run_at_least_every_evaluation_period_while_a_pool_autoscales() -> None:
+    from inferfleet.reconcile.autoscaling import EVALUATION_S
+
+    d, _, _ = _round(_docs(), "2026-12-01T10:00:00Z", seen(10.0, "2026-12-01T10:00:00Z"), [])
+    assert d.resync_s == EVALUATION_S  # the example policy's interval is 60 s
+    plain = [
+        doc for doc in _docs() if doc["kind"] != "InferencePool" or doc["metadata"]["name"] != "chat-70b"
+    ]
+    static = decide(_snapshot(plain), "2026-12-01T10:00:00Z", planner.solve, {})
+    assert static.resync_s == 60.0
