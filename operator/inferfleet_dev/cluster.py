@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from inferfleet.api.simulatedfleet import load_fleet, node_manifests
-from inferfleet_dev import install, nodes, procs
+from inferfleet_dev import install, nodes, procs, prometheus
 from inferfleet_dev.components import (
     COMPONENTS,
     DEFAULT_PORT_BASE,
@@ -394,6 +394,8 @@ class Cluster:
                     procs.stop(p)
                     stopped.append(p.name)
             stopped += self._kill_orphans()
+            if prometheus.stop_recorded(self.state_dir / "prometheus"):  # dev-cluster up --prometheus, demo
+                stopped.append("prometheus")
             for entry in self.state_dir.iterdir() if self.state_dir.is_dir() else []:
                 if entry.name in ("logs", ".lock"):
                     continue

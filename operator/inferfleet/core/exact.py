@@ -29,7 +29,7 @@ def solve_exact(comp: Compiled, time_limit: float, start: Outcome, *, mip_rel_ga
     # HiGHS 1.15's MIP presolve, given a start (an objective cutoff), can prune the optimum of these
     # models and still report Optimal (found by the brute-force property test); without presolve the
     # answer is right and these models stay fast.
-    model.highs.setOptionValue("presolve", "off")
+    model.highs.set_option("presolve", "off")
     lay = model.layout
     x = model.full_vector(start.n)
     levels = lay.level_values(x)

@@ -175,7 +175,6 @@ class Solver:
         self._h.setOptionValue(name, value)
 
     # highspy's spelling, for callers that set options as they would on a highspy.Highs
-    setOptionValue = set_option  # noqa: N815
 
     def pass_model(self, model: SparseModel) -> None:
         self._h.passModel(model._to_highs())

@@ -119,7 +119,7 @@ def nodes_from_documents(docs: Sequence[dict[str, Any]]) -> list[NodeInfo] | Non
             fleet = simulatedfleet.parse_fleet(doc, source=simulatedfleet.KIND)
             nodes.extend(simulatedfleet.node_manifests(fleet))
         except simulatedfleet.FleetError as exc:
-            raise ManifestError([str(exc)]) from exc
+            raise ManifestError(exc.problems) from exc
     if not nodes:
         return None
     return [node_info_from_manifest(n) for n in nodes]
