@@ -4,7 +4,8 @@ learnt from measured p95 latency (pure).
 Owns ``Factor`` (TTFT and TPOT multipliers, persisted in the pool's status) and ``update``: an
 exponentially weighted mean of observed p95 / predicted p95, learnt only from evidence that means
 something — enough requests in the window, every planned replica serving (none still loading its
-model), and the class loaded to at least half of its planned capacity.  Factors are clamped to
+model), and the pool loaded to 50-90% of its planned capacity (below, latency says little; above,
+queueing past the knee would be learnt as slowness).  Factors are clamped to
 ``[1, MAX]``: a class measured faster than predicted is not learnt, because below the planned load
 a fast class and a lightly loaded one look the same, and an SLO is the product.  The planner plans
 each (pool, class) against SLO / factor (``core.problem``), so a class 1.5x slower than modelled is
@@ -18,12 +19,13 @@ import math
 
 from inferfleet.core.observed import ClassSample
 
-__all__ = ["ALPHA", "MAX", "MIN_REQUESTS", "MIN_UTILISATION", "Factor", "update"]
+__all__ = ["ALPHA", "MAX", "MAX_UTILISATION", "MIN_REQUESTS", "MIN_UTILISATION", "Factor", "update"]
 
 ALPHA = 0.5  # weight of a new observation
 MAX = 4.0
 MIN_REQUESTS = 20.0  # fewer requests in the window: no latency sample
 MIN_UTILISATION = 0.5
+MAX_UTILISATION = 0.9  # above: queueing past the latency knee, not the class's speed, drives p95
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +51,11 @@ def update(
     all_serving: bool,
 ) -> Factor:
     """The factor after one evaluation; unchanged unless the sample is evidence (see module)."""
-    if not all_serving or sample.requests < MIN_REQUESTS or utilisation < MIN_UTILISATION:
+    if (
+        not all_serving
+        or sample.requests < MIN_REQUESTS
+        or not MIN_UTILISATION <= utilisation <= MAX_UTILISATION
+    ):
         return factor
     ttft = (
         sample.ttft_p95_s / predicted_ttft_s

@@ -25,6 +25,7 @@ def test_no_evidence_teaches_nothing() -> None:
     f = Factor(1.2, 1.3, 4)
     assert update(f, SAMPLE, 0.2, 0.03, utilisation=0.8, all_serving=False) == f  # a replica is loading
     assert update(f, SAMPLE, 0.2, 0.03, utilisation=0.2, all_serving=True) == f  # lightly loaded
+    assert update(f, SAMPLE, 0.2, 0.03, utilisation=0.97, all_serving=True) == f  # queueing past the knee
     few = dataclasses.replace(SAMPLE, requests=5)
     assert update(f, few, 0.2, 0.03, utilisation=0.8, all_serving=True) == f
     none = dataclasses.replace(SAMPLE, ttft_p95_s=None, tpot_p95_s=None)
