@@ -9,7 +9,7 @@ Owns ``decide``, a short orchestrator over named phases, each a function with it
    through the one bridge (``translate.problem.problem_from``), solved;
 4. diff the plan's children against what exists (``children.diff``): nothing changed, no write;
 5. order the writes so power never goes over a budget in between (``gate``);
-6. statuses and events (``status`` and ``_report`` here).
+6. statuses and events (``report``, through ``status`` and ``autoscaling``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from inferfleet.api.conditions import ConditionType, EventReason, Reason
 from inferfleet.api.kinds import POLICY_NAME
 from inferfleet.core import types as core
 from inferfleet.core.observed import Observed
-from inferfleet.reconcile import autoscaling, children, gate, status
+from inferfleet.reconcile import autoscaling, children, gate, report, status
 from inferfleet.reconcile.decision import Decision, Event, StatusWrite
 from inferfleet.reconcile.ports import Snapshot
 from inferfleet.reconcile.validate import Objects, meta, validate
@@ -72,7 +72,7 @@ def decide(
         ready=existing.ready,
         resync_s=_resync(objects, scalings),
     )
-    _report(out, snapshot, objects, existing, nodes, plan, now, scalings, observed or {})  # 6
+    report.report(out, snapshot, objects, existing, nodes, plan, now, scalings, observed or {})  # 6
     return out
 
 
@@ -97,92 +97,7 @@ def _paused(snapshot: Snapshot, problem: str, now: str) -> Decision:
         "observedGeneration": gen,
         "conditions": status.merge_conditions(prev.get("conditions"), [cond], now),
     }
-    if _differs(prev, new):
+    if report.differs(prev, new):
         out.statuses.append(StatusWrite("FleetPolicy", None, POLICY_NAME, new))
         out.events.append(Event(snapshot.policy, "Warning", EventReason.INVALID_SPEC, problem))
     return out
-
-
-def _differs(
-    old: Mapping[str, object] | None, new: Mapping[str, object], ignore: tuple[str, ...] = ()
-) -> bool:
-    a = {k: v for k, v in (old or {}).items() if k not in ignore}
-    b = {k: v for k, v in new.items() if k not in ignore and v is not None}
-    return a != b
-
-
-def _report(
-    out: Decision,
-    snapshot: Snapshot,
-    objects: Objects,
-    existing: children.Existing,
-    nodes: list[inventory.NodeInfo],
-    plan: core.Plan,
-    now: str,
-    scalings: Mapping[str, autoscaling.Scaling],
-    observed: Mapping[str, Observed],
-) -> None:
-    """Phase 6: statuses (written only when they differ) and events for every kind."""
-    for pp in plan.pools:
-        raw = objects.pool_raw[pp.key]
-        m = meta(raw)
-        new_counts = {p.accelerator_class: p.replicas for p in pp.placements if p.replicas > 0}
-        old_counts = {c: n for c, n in existing.current.get(pp.key, {}).items() if n > 0}
-        change = status.change_of(old_counts, new_counts)
-        sentence = status.describe(change, pp) if change else None
-        ready = {c: existing.ready.get((pp.key, c), 0) for c in new_counts}
-        prev = raw.get("status") or {}
-        gen = m.get("generation")
-        scaling = scalings.get(pp.key)
-        block, conds = None, []
-        if scaling is not None:
-            block = autoscaling.status_block(scaling, autoscaling.seconds(now))
-            conds = autoscaling.conditions(scaling, observed.get(pp.key), gen)
-            risk = next(
-                (c.get("status") for c in prev.get("conditions", []) if c.get("type") == "SLOAtRisk"), None
-            )
-            for type_, reason, message in autoscaling.events(scaling, observed.get(pp.key), risk):
-                out.events.append(Event(raw, "Normal" if type_ == "Normal" else "Warning", reason, message))
-        new = status.pool_status(pp, ready, prev, gen, str(m.get("name")), now, sentence, block, conds)
-        if _differs(prev, new):
-            out.statuses.append(StatusWrite("InferencePool", m.get("namespace"), str(m.get("name")), new))
-        if change is not None and sentence is not None:
-            out.events.append(Event(raw, "Normal", change.kind.event_reason, sentence))
-        prev_placed = next(
-            (c.get("reason") for c in prev.get("conditions", []) if c.get("type") == ConditionType.PLACED),
-            None,
-        )
-        if pp.status is not core.PlanStatus.PLACED and pp.status != prev_placed:
-            out.events.append(Event(raw, "Warning", EventReason(pp.status), pp.reason or pp.status))
-    for key, msg in objects.pool_problems.items():
-        raw = objects.pool_raw[key]
-        prev = raw.get("status") or {}
-        new = status.pool_status_invalid(msg, prev, meta(raw).get("generation"), now)
-        if _differs(prev, new):
-            out.statuses.append(
-                StatusWrite("InferencePool", meta(raw).get("namespace"), str(meta(raw).get("name")), new)
-            )
-            out.events.append(Event(raw, "Warning", EventReason.INVALID_SPEC, msg))
-    uses = {c.name: c for c in plan.classes}
-    for raw in snapshot.classes:
-        name = str(meta(raw).get("name"))
-        valid = objects.classes.get(name)
-        matching = [
-            n for n in nodes if valid is not None and inventory.matches(valid.spec.node_selector, n.labels)
-        ]
-        ready_nodes = sum(1 for n in matching if n.ready and n.schedulable)
-        prev = raw.get("status") or {}
-        gen = meta(raw).get("generation")
-        problem = objects.class_problems.get(name)
-        new = status.class_status(uses.get(name), len(matching), ready_nodes, prev, gen, now, problem)
-        if _differs(prev, new):
-            out.statuses.append(StatusWrite("AcceleratorClass", None, name, new))
-            if problem is not None:
-                out.events.append(Event(raw, "Warning", EventReason.INVALID_SPEC, problem))
-    if snapshot.policy is not None:
-        prev = snapshot.policy.get("status") or {}
-        new = status.policy_status(
-            plan, prev, meta(snapshot.policy).get("generation"), now, plan.solver.seconds
-        )
-        if _differs(prev, new, ignore=("lastPlan",)):
-            out.statuses.append(StatusWrite("FleetPolicy", None, str(meta(snapshot.policy).get("name")), new))
