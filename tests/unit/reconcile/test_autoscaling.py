@@ -11,6 +11,7 @@ from examples import ROOT, example_docs
 from inferfleet.api.inferencepool import InferencePoolStatus
 from inferfleet.api.simulatedfleet import load_fleet, node_manifests
 from inferfleet.core import planner
+from inferfleet.core import types as core
 from inferfleet.core.observed import ClassSample, MetricsProblem, Observed
 from inferfleet.reconcile.autoscaling import seconds
 from inferfleet.reconcile.decide import Decision, decide
@@ -173,3 +174,28 @@ def test_rounds_run_at_least_every_evaluation_period_while_a_pool_autoscales() -
     ]
     static = decide(_snapshot(plain), "2026-12-01T10:00:00Z", planner.solve, {})
     assert static.resync_s == 60.0
+
+
+def test_measured_growth_under_a_binding_budget_sheds_the_lowest_priority_first() -> None:
+    docs = example_docs()  # the example budgets bind: hall-a 10 kW, hall-b 30 kW
+    for d in docs:
+        if d["kind"] == "InferencePool" and d["metadata"]["name"] == "chat-70b":  # priority 100
+            d["spec"]["demand"]["autoscaling"] = {}
+    t0, t1 = "2026-12-01T10:00:00Z", "2026-12-01T10:00:15Z"
+    before, docs, deps = _round(docs, t0, seen(40.0, t0), [])
+    after, docs, deps = _round(docs, t1, seen(80.0, t1), deps)
+    assert before.plan is not None and after.plan is not None
+    plans = {
+        name: {pp.key: pp for pp in d.plan.pools}
+        for name, d in (("before", before), ("after", after))
+        if d.plan
+    }
+    chat, batch = "chat/chat-70b", "batch/summarise-batch"  # batch: priority 10, the lowest
+    assert plans["after"][chat].status is core.PlanStatus.PLACED  # the higher priority is served
+    assert plans["after"][chat].served_rps >= 80.0 * 1.2 - 1e-6  # demand x headroom
+    assert plans["after"][batch].served_rps < plans["before"][batch].served_rps  # the lowest gives way
+    assert core.BindingKind.POWER in {b.kind for b in plans["after"][batch].binding}
+    for d in after.plan.domains:  # never over a budget
+        assert d.budget_watts is None or d.used_watts <= d.budget_watts + 1e-6
+    shed = next(s for s in after.statuses if s.name == "summarise-batch")
+    assert "power budget" in _cond(shed.status, "Placed")["message"]
