@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from inferfleet.api import labels
 from inferfleet.core.observed import MetricsProblem, Observed
 from inferfleet.observe import PoolQuery, PrometheusReader
+from inferfleet.reconcile.children import pool_and_class
 from inferfleet.reconcile.ports import Snapshot
 
 __all__ = ["Observer", "pool_queries"]
@@ -35,12 +35,11 @@ def pool_queries(snapshot: Snapshot) -> list[PoolQuery]:
     """A query per autoscaled pool, with its Ready replicas per class."""
     ready: dict[tuple[str, str], dict[str, int]] = {}
     for dep in snapshot.deployments:
-        meta = dep.get("metadata") or {}
-        dep_labels = meta.get("labels") or {}
-        pool, cls = dep_labels.get(labels.POOL), dep_labels.get(labels.ACCELERATOR_CLASS)
-        if pool and cls:
+        owner = pool_and_class(dep)
+        if owner is not None and owner[1]:
+            namespace, _, name = owner[0].partition("/")
             count = int((dep.get("status") or {}).get("readyReplicas") or 0)
-            ready.setdefault((str(meta.get("namespace")), str(pool)), {})[str(cls)] = count
+            ready.setdefault((namespace, name), {})[owner[1]] = count
     out = []
     for pool in snapshot.pools:
         on, query = _autoscaled(pool)

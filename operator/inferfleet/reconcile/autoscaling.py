@@ -192,9 +192,7 @@ def status_block(s: Scaling, now: float) -> dict[str, Any]:
             "metricsProblem": str(Reason.NO_METRICS_SOURCE),
             "classes": classes,
         }
-        return AutoscalingStatus.model_validate(block).model_dump(
-            by_alias=True, exclude_none=True, mode="json"
-        )
+        return status.checked(AutoscalingStatus, block)
     o, st = s.outcome, s.outcome.state
     block = {
         "observedRequestsPerSecond": None if o.measured_rps is None else round(o.measured_rps, 3),
@@ -209,7 +207,7 @@ def status_block(s: Scaling, now: float) -> dict[str, Any]:
         ],
         "classes": classes,
     }
-    return AutoscalingStatus.model_validate(block).model_dump(by_alias=True, exclude_none=True, mode="json")
+    return status.checked(AutoscalingStatus, block)
 
 
 def conditions(s: Scaling, observed: Observed | None, generation: int | None) -> list[dict[str, Any]]:

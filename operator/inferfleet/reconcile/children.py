@@ -31,6 +31,7 @@ __all__ = [
     "devices_per_replica",
     "diff",
     "index",
+    "pool_and_class",
     "spec_hash",
 ]
 
@@ -173,7 +174,8 @@ class Existing:
     frozen_devices: dict[str, int]
 
 
-def _pool_and_class(dep: Obj) -> tuple[str, str] | None:
+def pool_and_class(dep: Obj) -> tuple[str, str] | None:
+    """("namespace/pool", class) of one of our children, from its labels; None if it has no pool."""
     dep_labels = meta(dep).get("labels") or {}
     pool = dep_labels.get(labels.POOL)
     if pool is None:
@@ -187,7 +189,7 @@ def index(deployments: Sequence[Obj], objects: Objects) -> Existing:
     ready: dict[tuple[str, str], int] = {}
     frozen: dict[str, int] = defaultdict(int)
     for dep in deployments:
-        owner = _pool_and_class(dep)
+        owner = pool_and_class(dep)
         if owner is None:
             continue
         pool_key, cls = owner

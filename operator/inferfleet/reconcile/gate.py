@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from inferfleet.api import labels
 from inferfleet.core import types as core
-from inferfleet.reconcile.children import ChildWrites, devices_per_replica
-from inferfleet.reconcile.validate import meta
+from inferfleet.reconcile.children import ChildWrites, devices_per_replica, pool_and_class
 
 __all__ = ["gate"]
 
@@ -41,9 +39,8 @@ def gate(
     domain_of = {c.name: c.power_domain for c in problem.classes}
     keep = []
     for obj in writes.increases:
-        obj_labels = meta(obj).get("labels") or {}
-        cls = str(obj_labels.get(labels.ACCELERATOR_CLASS))
-        key = (f"{meta(obj).get('namespace')}/{obj_labels.get(labels.POOL)}", cls)
+        key = pool_and_class(obj) or ("", "")
+        cls = key[1]
         adds_pods = obj["kind"] == "Deployment" and obj["spec"]["replicas"] > live.get(key, 0)
         if adds_pods and domain_of.get(cls) in deferred:
             continue

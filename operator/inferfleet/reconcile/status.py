@@ -15,9 +15,8 @@ import enum
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pydantic import BaseModel
-
 from inferfleet.api.acceleratorclass import AcceleratorClassStatus
+from inferfleet.api.common import Spec
 from inferfleet.api.conditions import ConditionType, EventReason, Reason
 from inferfleet.api.fleetpolicy import FleetPolicyStatus
 from inferfleet.api.inferencepool import InferencePoolStatus
@@ -28,6 +27,7 @@ __all__ = [
     "Change",
     "ChangeKind",
     "change_of",
+    "checked",
     "class_status",
     "condition",
     "describe",
@@ -42,12 +42,9 @@ __all__ = [
 MAX_CHANGE = 4096  # status.lastChange.reason
 
 
-def _checked(model: type[BaseModel], status: dict[str, Any]) -> dict[str, Any]:
+def checked(model: type[Spec], status: Mapping[str, Any]) -> dict[str, Any]:
     """The status as its API model accepts and serialises it."""
-    out: dict[str, Any] = model.model_validate(status).model_dump(
-        by_alias=True, exclude_none=True, mode="json"
-    )
-    return out
+    return model.model_validate(status).to_api()
 
 
 def condition(
@@ -245,7 +242,7 @@ def pool_status(
     }
     if autoscaling is not None:
         status["autoscaling"] = dict(autoscaling)
-    return _checked(InferencePoolStatus, status)
+    return checked(InferencePoolStatus, status)
 
 
 def pool_status_invalid(
@@ -259,7 +256,7 @@ def pool_status_invalid(
     status = dict(previous or {})
     status["observedGeneration"] = generation
     status["conditions"] = merge_conditions((previous or {}).get("conditions"), conds, now)
-    return _checked(InferencePoolStatus, status)
+    return checked(InferencePoolStatus, status)
 
 
 def class_status(
@@ -290,7 +287,7 @@ def class_status(
             f"{ready_nodes} of {nodes} matching nodes ready",
             generation,
         )
-    return _checked(
+    return checked(
         AcceleratorClassStatus,
         {
             "observedGeneration": generation,
@@ -332,7 +329,7 @@ def policy_status(
             generation,
         )
     )
-    return _checked(
+    return checked(
         FleetPolicyStatus,
         {
             "observedGeneration": generation,
