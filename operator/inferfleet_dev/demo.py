@@ -205,8 +205,9 @@ def up(timeout: float = 180.0) -> int:
         '{"name":"hall-b","budgetKilowatts":60}]}}\''
     )
     say(f"  curl -s localhost:{METRICS_PORT}/metrics | grep ^inferfleet_")
-    say("  step the load 3x and watch the operator answer (a scale-up within about a minute):")
-    say(f"  ./scripts/inferfleet simulate set-load chat/chat-70b=120 --url http://127.0.0.1:{SIMULATOR_PORT}")
+    say("  step the load and watch the operator answer within about a minute (the example's power")
+    say("  budgets bind: past about 2x the plan sheds, lowest priority first; the patch above raises them):")
+    say(f"  ./scripts/inferfleet simulate set-load chat/chat-70b=80 --url http://127.0.0.1:{SIMULATOR_PORT}")
     say(f"  {cluster.kubectl_path} get inferencepools.inferfleet.dev -A -w")
     say(f"  ./scripts/inferfleet simulate state --url http://127.0.0.1:{SIMULATOR_PORT}   # ground truth")
     say("  ./scripts/demo down    # stop everything")
