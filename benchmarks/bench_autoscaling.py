@@ -139,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval-seconds", type=float, default=15.0)
     ap.add_argument("--scrape-seconds", type=float, default=5.0)
     ap.add_argument("--window-seconds", type=float, default=60.0, help="the rate() window")
+    ap.add_argument(
+        "--burst-seconds", type=float, default=None, help="the burst window (default: window / 4; 0: off)"
+    )
     ap.add_argument("--lag-seconds", type=float, default=5.0, help="age of the newest usable scrape")
     ap.add_argument("--startup-seconds", type=float, default=10.0, help="model start-up per new replica")
     ap.add_argument("--stabilization-seconds", type=int, default=300)
@@ -170,7 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     timing = Timing(
-        args.eval_seconds, args.scrape_seconds, args.window_seconds, args.lag_seconds, args.startup_seconds
+        args.eval_seconds,
+        args.scrape_seconds,
+        args.window_seconds,
+        args.lag_seconds,
+        args.startup_seconds,
+        burst_s=args.window_seconds / 4 if args.burst_seconds is None else args.burst_seconds,
     )
     opt = Options(
         pools=tuple(p.strip() for p in args.pools.split(",") if p.strip()),
@@ -185,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         f"pools {', '.join(opt.pools)}; nominal req/s "
         f"{', '.join(f'{k}={v:g}' for k, v in opt.nominal().items())}; "
         f"loop: decide() every {timing.eval_s:g} s (rate window {timing.window_s:g} s, "
-        f"lag {timing.lag_s:g} s); routing {args.routing}"
+        f"burst window {timing.burst_s:g} s, lag {timing.lag_s:g} s); routing {args.routing}"
     )
     for name in scenarios:
         wall = time.perf_counter()

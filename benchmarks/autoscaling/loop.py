@@ -17,6 +17,7 @@ The ground truth (every finished request, per pool, against its SLO; a sliding p
 from __future__ import annotations
 
 import bisect
+import collections
 import dataclasses
 import math
 from collections.abc import Callable, Mapping
@@ -32,7 +33,7 @@ from inferfleet.reconcile.decide import Decision, decide
 from inferfleet.translate.objects import to_core_class, to_core_pool
 from inferfleet_dev.simulate.engine import RealClock, Request
 from inferfleet_dev.simulate.load import Profile
-from inferfleet_dev.simulate.record import Done, Recorder, quantile
+from inferfleet_dev.simulate.record import Done, Recorder, Tap, quantile
 from inferfleet_dev.simulate.sim import Pod, Simulation
 
 T0 = 1_796_083_200.0  # 2026-12-01T00:00:00Z: virtual time 0 as the operator's clock reads it
@@ -47,16 +48,37 @@ class Timing:
     startup_s: float = 10.0
     truth_window_s: float = 30.0  # the sliding p95 of the ground truth
     sample_s: float = 1.0  # how often that p95 is sampled
+    burst_s: float = 15.0  # the burst window (the operator's default: a quarter of the window); 0: off
+
+
+class _FirstTokens(Tap):
+    """The recorder's tap, also noting each first token when it happens."""
+
+    def __init__(self, truth: _Truth, pod: str, accelerator_class: str) -> None:
+        super().__init__(truth, pod, accelerator_class)
+        self.truth = truth
+
+    def first_token(self, req: Request) -> None:
+        assert req.first_token is not None
+        firsts = self.truth.first_tokens.setdefault(req.pool, collections.deque())
+        firsts.append((req.first_token, req.first_token - req.arrival))
+        while firsts and firsts[0][0] < req.first_token - self.truth.keep_seconds:
+            firsts.popleft()
 
 
 class _Truth(Recorder):
-    """The recorder, plus a count of every finished request within its pool's SLO."""
+    """The recorder, plus a count of every finished request within its pool's SLO, and every first
+    token when it happens (the TTFT users see now, not when their request finishes)."""
 
     def __init__(self, slos: Mapping[str, tuple[float, float | None]], keep_s: float) -> None:
         super().__init__(keep_seconds=keep_s)
         self.slos = slos
         self.finished: dict[str, int] = {k: 0 for k in slos}
         self.within: dict[str, int] = {k: 0 for k in slos}
+        self.first_tokens: dict[str, collections.deque[tuple[float, float]]] = {}
+
+    def observer(self, pod: str, accelerator_class: str) -> Tap:
+        return _FirstTokens(self, pod, accelerator_class)
 
     def add(self, d: Done) -> None:
         super().add(d)
@@ -184,14 +206,14 @@ class Loop:
         self.samples: list[Sample] = []
 
     # -- what Prometheus would say -------------------------------------------------------------
-    def _rate(self, key: str, t: float) -> float | None:
+    def _rate(self, key: str, t: float, window_s: float | None = None) -> float | None:
         tm = self.timing
         times = [s[0] for s in self.scrapes]
         i = bisect.bisect_right(times, t - tm.lag_s + 1e-9) - 1
         if i < 1:
             return None
         last_t, last = self.scrapes[i]
-        j = bisect.bisect_left(times, last_t - tm.window_s - 1e-9)
+        j = bisect.bisect_left(times, last_t - (window_s or tm.window_s) - 1e-9)
         first_t, first = self.scrapes[j]
         if last_t <= first_t:
             return None
@@ -204,9 +226,11 @@ class Loop:
             classes = []
             for cls in sorted({c for (k, c) in self.pods if k == key and self.pods[(k, c)]}):
                 done = self.truth.window(t - tm.lag_s, tm.window_s, pool=key, accelerator_class=cls)
-                serving = sum(1 for p in self.pods[(key, cls)] if self._serving(p, t))
+                live = [p for p in self.pods[(key, cls)] if self._serving(p, t)]
+                serving = len(live)
                 if not serving:
                     continue
+                engines = [r.engine for p in live if (r := self.sim.replicas.get(p.key)) is not None]
                 classes.append(
                     ClassSample(
                         cls,
@@ -216,12 +240,17 @@ class Loop:
                         else None,
                         float(len(done)),
                         serving,
+                        waiting=float(sum(e.waiting for e in engines)),
+                        kv_usage=max((e.kv_usage for e in engines), default=0.0),
                     )
                 )
             rps = self._rate(key, t)
             out[key] = Observed(
                 at=T0 + t,
                 rps=rps,
+                burst_rps=self._rate(key, t, tm.burst_s) if tm.burst_s else None,
+                window_s=tm.window_s,
+                burst_window_s=tm.burst_s,
                 problem=None if rps is not None else MetricsProblem.EMPTY,
                 classes=tuple(classes),
                 input_tokens=float(pool.workload.input_tokens),
@@ -359,9 +388,21 @@ class Loop:
 
     def _sample(self, t: float) -> None:
         ttft, tpot = {}, {}
+        span = self.timing.truth_window_s
         for key in self.pools:
-            done = self.truth.window(t, self.timing.truth_window_s, pool=key)
-            ttft[key] = quantile((d.ttft for d in done), 0.95)
+            # TTFT: first tokens of the window, plus requests still without one past the SLO (they
+            # are breaches already); TPOT: requests finished in the window
+            firsts = [x for at, x in self.truth.first_tokens.get(key, ()) if at >= t - span]
+            slo = self.slos[key][0]
+            late = [
+                t - a
+                for r in self.sim.replicas.values()
+                if r.pod.pool_key == key
+                for a in r.engine.unanswered()
+                if t - a > slo
+            ]
+            ttft[key] = quantile(firsts + late, 0.95)
+            done = self.truth.window(t, span, pool=key)
             tpot[key] = quantile((x for d in done if (x := d.tpot) is not None), 0.95)
         serving = {k: sum(1 for p in v if self._serving(p, t)) for k, v in self.pods.items() if v}
         self.samples.append(Sample(t, {k: p.rate(t) for k, p in self.profiles.items()}, ttft, tpot, serving))

@@ -56,6 +56,12 @@ class Electricity(Spec):
 class Planning(Spec):
     interval_seconds: int = Field(60, ge=5, le=3600, description="Periodic re-plan even without changes.")
     solver_time_limit_seconds: int = Field(5, ge=1, le=300, description="MILP time limit per plan.")
+    autoscaling_interval_seconds: int = Field(
+        15,
+        ge=1,
+        le=300,
+        description="While any pool autoscales, rounds (read metrics, re-plan) run at least this often.",
+    )
 
 
 class FleetPolicySpec(Spec):

@@ -243,6 +243,8 @@ class ClassMeasurement(Spec):
     )
     tpot_p95_milliseconds: float | None = Field(None, ge=0, description="Measured p95 TPOT.")
     requests: float = Field(0, ge=0, description="Requests completed on the class in the window.")
+    waiting: float | None = Field(None, ge=0, description="Requests queued on the class's replicas.")
+    kv_cache_usage: float | None = Field(None, ge=0, description="The fullest replica's KV cache, 0-1.")
     ttft_correction: float = Field(1.0, ge=1, le=4, description="Measured / predicted p95 TTFT, learnt.")
     tpot_correction: float = Field(1.0, ge=1, le=4, description="Measured / predicted p95 TPOT, learnt.")
     updates: int = Field(0, ge=0, description="Evaluations the correction factors learnt from.")
@@ -259,6 +261,12 @@ class AutoscalingStatus(Spec):
     last_evaluation_time: str | None = Field(None, max_length=64)
     last_scale_time: str | None = Field(None, max_length=64)
     missing_since: str | None = Field(None, max_length=64, description="Since when metrics are unusable.")
+    burst_requests_per_second: float | None = Field(
+        None, ge=0, description="Measured offered load over the short window (scale-up only)."
+    )
+    consecutive_breaches: int = Field(
+        0, ge=0, description="Settled evaluations in a row with a measured p95 above the SLO."
+    )
     recommendations: list[Recommendation] = Field(default_factory=list, max_length=64)
     classes: list[ClassMeasurement] = Field(default_factory=list, max_length=64)
 

@@ -35,9 +35,20 @@ def _run(args: argparse.Namespace) -> int:
         prometheus_token_file=args.prometheus_token_file,
         prometheus_ca_file=args.prometheus_ca_file,
         prometheus_window=args.prometheus_window,
+        prometheus_burst_window=args.prometheus_burst_window,
     )
     serve(config, args.health_port)
     return 0
+
+
+def _duration(text: str) -> str:
+    from inferfleet.observe.queries import duration_seconds
+
+    try:
+        duration_seconds(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -64,7 +75,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--prometheus-token-file", default=None, help="bearer token file for Prometheus")
     p.add_argument("--prometheus-ca-file", default=None, help="CA bundle for Prometheus's TLS")
     p.add_argument(
-        "--prometheus-window", default="2m", help="rate and quantile window of the default queries"
+        "--prometheus-window",
+        default="2m",
+        type=_duration,
+        help="rate and quantile window of the default queries (scale-down and learning read it)",
+    )
+    p.add_argument(
+        "--prometheus-burst-window",
+        default=None,
+        type=_duration,
+        help="short window that lets a load step scale up within a few scrapes (default: window / 4)",
     )
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     p.set_defaults(func=_run)

@@ -40,6 +40,7 @@ class Config:
     prometheus_token_file: str | None = None
     prometheus_ca_file: str | None = None
     prometheus_window: str = "2m"  # the rate/quantile window of the default queries
+    prometheus_burst_window: str | None = None  # the short window for scaling up (None: window / 4)
 
 
 class Runtime:
@@ -110,10 +111,12 @@ class Runtime:
             return lambda _snapshot: None
         from inferfleet.controller.observing import Observer
         from inferfleet.observe import PrometheusReader
+        from inferfleet.observe.queries import burst_window
 
         reader = PrometheusReader(
             cfg.prometheus_url,
             window=cfg.prometheus_window,
+            burst_window=cfg.prometheus_burst_window or burst_window(cfg.prometheus_window),
             token_file=cfg.prometheus_token_file,
             ca_file=cfg.prometheus_ca_file,
         )

@@ -7,18 +7,31 @@ Its state (``State``) lives in the pool's status, so a restart or a new leader c
 last one stopped.  The rules:
 
 - **Missing data is never zero.** No reading (Prometheus down, bad query, empty, stale, NaN): the
-  demand is held at the last planned value (never lowered), with the problem reported.  Partial
-  coverage (fewer series than Ready pods) may raise demand but never lowers it.
+  demand is held at max(last planned demand, the static floor) — never lowered — with the problem
+  reported.  Partial coverage (fewer series than Ready pods) may raise demand but never lowers it.
 - **The static demand is a floor**: ``spec.demand.requestsPerSecond``.
-- **Up at once** when the measured load exceeds the planned demand by more than the tolerance.
-- **Down slowly**: only to the highest recommendation of the stabilisation window (HPA's rule), and
-  at most halving per evaluation.
+- **Up at once** when the measured load over the long window exceeds the planned demand by more
+  than the tolerance, or when the load over the short *burst* window (a step is seen within a few
+  scrapes) exceeds it by the tolerance plus ``burst_sigmas`` standard deviations of a Poisson
+  arrival count over that window (``sqrt(demand / window)`` req/s): a short window is noisy, and
+  acting on its noise would ratchet the demand up and hold it for a stabilisation window.  The burst
+  window is never used to scale down.
+- **Up on latency**: a measured p95 above the SLO on every class that has a latency sample, on
+  ``breaches_to_scale`` settled evaluations in a row (nothing pending, the last scaling older than
+  the latency window), raises the demand by ``breach_step``: what the load alone does not explain
+  (a backlog, a model error not learnt yet) still gets capacity.  A breach on some classes only is
+  those classes' problem — slower than planned (the correction factors' job) or sent more than
+  their share by a capacity-blind router — and more demand would mostly buy more of them; it is
+  reported (``SLOAtRisk``) and blocks scaling down, but raises nothing.
+- **Down slowly**: only to the highest recommendation of the stabilisation window (HPA's rule; a
+  scale-up's own demand is a recommendation too), at most halving per evaluation, and only after
+  the consolidation check: no class breaching, saturated (a standing queue, a full KV cache) or
+  still loading its model.
 - **Within the tolerance** nothing changes.
 
-Pending replicas need no special case here: demand is measured arrivals, not latency, so replicas
-still loading the model do not make the policy ask for more (no cascade).  Latency above the model's
-prediction is handled by the correction factors (``core.correction``), which make the planner plan
-each class as slow as it is.
+Pending replicas count as capacity on the way: demand is measured arrivals, not latency, so
+replicas still loading do not make the load rule ask for more, and the latency rule waits for them
+(no cascade).  Steady model error is the correction factors' job (``core.correction``).
 """
 
 from __future__ import annotations
@@ -29,7 +42,7 @@ import math
 
 from inferfleet.core.observed import MetricsProblem, Observed
 
-__all__ = ["MAX_RECOMMENDATIONS", "Outcome", "Settings", "Signal", "State", "recommend"]
+__all__ = ["MAX_RECOMMENDATIONS", "Driver", "Outcome", "Pressure", "Settings", "Signal", "State", "recommend"]
 
 MAX_RECOMMENDATIONS = 64  # the stabilisation window's memory, bounded (status size)
 
@@ -42,7 +55,16 @@ class Signal(enum.StrEnum):
     SCALE_DOWN = "ScaleDown"
     STEADY = "Steady"  # within the tolerance
     STABILISING = "Stabilising"  # lower load, held by the stabilisation window
+    CONSOLIDATION_BLOCKED = "ConsolidationBlocked"  # lower load, but a class breaches or saturates
     HELD = "Held"  # no usable reading: demand held
+
+
+class Driver(enum.StrEnum):
+    """What moved the demand (named in the event)."""
+
+    LOAD = "load"  # the long-window load
+    BURST = "burst"  # the short-window load
+    LATENCY = "latency"  # p95 above the SLO on consecutive evaluations
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +73,19 @@ class Settings:
     tolerance: float = 0.10
     stabilization_s: float = 300.0
     max_step_down: float = 0.5  # at most this fraction of the demand is removed per evaluation
+    breaches_to_scale: int = 2  # settled evaluations in a row with a p95 breach before the latency rule
+    breach_step: float = 1.25  # the latency rule's demand multiplier
+    burst_sigmas: float = 2.0  # how far above the tolerance a burst reading must be to count
+
+
+@dataclasses.dataclass(frozen=True)
+class Pressure:
+    """What the measurements say besides the load: the latency rule and the consolidation check."""
+
+    breached: bool = False  # every class with a latency sample measures a p95 above the SLO
+    at_risk: bool = False  # some class does
+    saturated: bool = False  # some class has a standing queue or a nearly full KV cache
+    pending: int = 0  # planned replicas not serving yet (loading the model)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +96,7 @@ class State:
     recommendations: tuple[tuple[float, float], ...] = ()  # (unix seconds, req/s), oldest first
     missing_since: float | None = None
     last_scale: float | None = None
+    breaches: int = 0  # settled evaluations in a row with a p95 breach
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +106,7 @@ class Outcome:
     signal: Signal
     measured_rps: float | None
     problem: MetricsProblem | None
+    driver: Driver | None = None  # set when the demand went up or down
 
 
 def _window(
@@ -85,42 +122,68 @@ def _window(
     return tuple(kept)
 
 
-def recommend(settings: Settings, state: State, observed: Observed | None, now: float) -> Outcome:
+def _usable(x: float | None) -> bool:
+    return x is not None and math.isfinite(x) and x >= 0
+
+
+def recommend(
+    settings: Settings,
+    state: State,
+    observed: Observed | None,
+    now: float,
+    pressure: Pressure | None = None,
+) -> Outcome:
     """The demand to plan for now, and the state to persist."""
+    pressure = pressure or Pressure()
     floor = max(settings.floor_rps, 0.0)
     last = state.demand_rps
     rps = None if observed is None else observed.rps
     problem = MetricsProblem.EMPTY if observed is None else observed.problem
-    if rps is None or not math.isfinite(rps) or rps < 0:  # no usable reading
+    if rps is None or not _usable(rps):  # no usable reading
         held = max(last if last is not None else floor, floor)
         missing = state.missing_since if state.missing_since is not None else now
-        kept = dataclasses.replace(state, demand_rps=held, missing_since=missing)
+        kept = dataclasses.replace(state, demand_rps=held, missing_since=missing, breaches=0)
         return Outcome(held, kept, Signal.HELD, None, problem or MetricsProblem.EMPTY)
+    assert observed is not None
     desired = max(rps, floor)
-    recs = _window(state.recommendations, now, settings.stabilization_s, desired)
-    base = dataclasses.replace(state, recommendations=recs, missing_since=None)
-    if last is None:
-        return Outcome(
-            desired,
-            dataclasses.replace(base, demand_rps=desired, last_scale=now),
-            Signal.INITIAL,
-            rps,
-            problem,
+    burst = observed.burst_rps
+    up = desired
+    if burst is not None and _usable(burst) and last is not None and observed.burst_window_s > 0:
+        noise = settings.burst_sigmas * math.sqrt(max(last, 1.0) / observed.burst_window_s)
+        if burst > last * (1 + settings.tolerance) + noise:
+            up = max(desired, burst)
+    window_s = observed.window_s
+    settled = pressure.pending == 0 and (state.last_scale is None or now - state.last_scale >= window_s)
+    breaches = state.breaches + 1 if pressure.breached and settled else 0
+
+    def outcome(demand: float, signal: Signal, driver: Driver | None = None, scaled: bool = False) -> Outcome:
+        # a scale-up's demand is a recommendation too (the window then holds it); a scale-down's not
+        went_up = scaled and signal is not Signal.SCALE_DOWN
+        recs = _window(state.recommendations, now, settings.stabilization_s, max(desired, demand * went_up))
+        st = dataclasses.replace(
+            state,
+            demand_rps=demand,
+            recommendations=recs,
+            missing_since=None,
+            last_scale=now if scaled else state.last_scale,
+            breaches=0 if scaled else breaches,
         )
-    if desired > last * (1 + settings.tolerance) or (last == 0 and desired > 0):
-        return Outcome(
-            desired,
-            dataclasses.replace(base, demand_rps=desired, last_scale=now),
-            Signal.SCALE_UP,
-            rps,
-            problem,
+        return Outcome(demand, st, signal, rps, problem, driver)
+
+    if last is None:
+        return outcome(up, Signal.INITIAL, Driver.BURST if up > desired else Driver.LOAD, scaled=True)
+    if up > last * (1 + settings.tolerance) or (last == 0 and up > 0):
+        return outcome(up, Signal.SCALE_UP, Driver.BURST if up > desired else Driver.LOAD, scaled=True)
+    if breaches >= settings.breaches_to_scale:
+        return outcome(
+            max(last, desired) * settings.breach_step, Signal.SCALE_UP, Driver.LATENCY, scaled=True
         )
     if desired >= last * (1 - settings.tolerance) or problem is MetricsProblem.PARTIAL:
-        return Outcome(last, dataclasses.replace(base, demand_rps=last), Signal.STEADY, rps, problem)
-    stable = max(r for _, r in recs)  # the highest recommendation of the window
+        return outcome(last, Signal.STEADY)
+    if pressure.breached or pressure.at_risk or pressure.saturated or pressure.pending:
+        return outcome(last, Signal.CONSOLIDATION_BLOCKED)
+    stable = max(r for _, r in _window(state.recommendations, now, settings.stabilization_s, desired))
     target = max(stable, last * (1 - settings.max_step_down), floor)
     if target >= last * (1 - settings.tolerance):
-        return Outcome(last, dataclasses.replace(base, demand_rps=last), Signal.STABILISING, rps, problem)
-    return Outcome(
-        target, dataclasses.replace(base, demand_rps=target, last_scale=now), Signal.SCALE_DOWN, rps, problem
-    )
+        return outcome(last, Signal.STABILISING)
+    return outcome(target, Signal.SCALE_DOWN, Driver.LOAD, scaled=True)

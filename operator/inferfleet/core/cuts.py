@@ -10,7 +10,19 @@ MIR inequality (``a_j = rps_j / r_k``, ``b = need / r_k``, ``f0 = frac(b)``)::
 valid for integer ``n`` and continuous ``f >= 0``; a coefficient above ``ceil(b)`` is lowered to it (one
 such replica meets the row alone).  With the reference chosen per pool as the most
 violated one these cuts give the pool's integer hull in the common one-big-replica case, and a few
-rounds close most of the LP gap.  This module owns their separation; the planner adds them as rows.
+rounds close most of the LP gap.
+
+The drop credit ``d`` of a running pool (:mod:`inferfleet.core.churn`: ``max(0, N - planned)``, with
+the grow binary ``g``) has a weak relaxation on its own: a sliver of ``g`` "grows" the pool to the
+most replicas it could have and so claims credit for replicas it keeps.  For any ``beta >= 0``::
+
+    d <= N - beta + (beta - N) g + beta f + sum_j max(beta c_j - 1, 0) n_j
+
+(``c_j`` the demand-row coefficient ``min(rps_j / need, 1)``, ``f`` the shed fraction) is valid: with
+``g = 1``, ``d = 0`` and the right-hand side is >= 0; with ``g = 0`` it reads ``beta (1 - f) <= sum_j
+max(1, beta c_j) n_j``, which the demand row implies.  ``beta = 1 / c_k`` of the option the pool
+runs on says a pool that keeps exactly the replicas it needs earns no credit.  This module owns the
+separation of both families; the planner adds them as rows.
 """
 
 from __future__ import annotations
@@ -23,7 +35,7 @@ import numpy.typing as npt
 from inferfleet.core.formulation import Compiled
 from inferfleet.core.milp import Layout
 
-__all__ = ["CutRows", "separate_mir"]
+__all__ = ["CutRows", "joined", "separate_drop", "separate_mir"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -42,28 +54,63 @@ class CutRows:
         return len(self.lower)
 
 
+def _empty() -> CutRows:
+    return CutRows(np.zeros(0), np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0))
+
+
+def joined(a: CutRows, b: CutRows) -> CutRows:
+    """The rows of ``a`` then those of ``b``."""
+    return CutRows(
+        np.concatenate([a.lower, b.lower]),
+        np.concatenate([a.start, b.start[1:] + a.start[-1]]),
+        np.concatenate([a.index, b.index]),
+        np.concatenate([a.value, b.value]),
+    )
+
+
+def _pairs(comp: Compiled, refs: IntArray) -> tuple[IntArray, IntArray]:
+    """Every (reference ``refs[g]``, column of the same pool) pair, as ``(g, column)``."""
+    pool_start = np.searchsorted(comp.col_pool, np.arange(comp.n_pools + 1)).astype(np.int64)
+    lens = np.diff(pool_start)[comp.col_pool[refs]]
+    group = np.repeat(np.arange(len(refs)), lens)
+    first = np.repeat(np.cumsum(lens) - lens, lens)
+    cols = pool_start[comp.col_pool[refs]][group] + (np.arange(int(lens.sum())) - first)
+    return group, cols
+
+
+def _most_violated(pools: IntArray, refs: IntArray, viol: FloatArray, min_violation: float) -> IntArray:
+    """Per pool the reference with the largest violation, kept when above ``min_violation``."""
+    order = np.lexsort((refs, -viol, pools))
+    _, first_of_pool = np.unique(pools[order], return_index=True)
+    pick = order[first_of_pool]
+    return pick[viol[pick] > min_violation]
+
+
+def _csr(row: IntArray, idx: IntArray, val: FloatArray, lower: FloatArray) -> CutRows:
+    """Rows ``lower <= A x`` from coordinate triplets (row numbers ``0 .. len(lower) - 1``)."""
+    order = np.lexsort((idx, row))
+    start = np.zeros(len(lower) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(row, minlength=len(lower)), out=start[1:])
+    return CutRows(
+        lower.astype(np.float64), start, idx[order].astype(np.int64), val[order].astype(np.float64)
+    )
+
+
 def separate_mir(comp: Compiled, lay: Layout, x: FloatArray, min_violation: float = 1e-3) -> CutRows:
     """The most violated MIR cut of each pool's demand row at ``x`` (at most one per pool)."""
-    empty = CutRows(np.zeros(0), np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0))
     shed_of = np.full(comp.n_pools, -1, dtype=np.int64)
     shed_of[lay.shed_pools] = lay.shed_start + np.arange(len(lay.shed_pools))
     live = comp.ub > 0
     refs = np.flatnonzero(live & (shed_of[comp.col_pool] >= 0))
     if len(refs) == 0:
-        return empty
-    pool_start = np.searchsorted(comp.col_pool, np.arange(comp.n_pools + 1)).astype(np.int64)
-    pool_len = np.diff(pool_start)
+        return _empty()
     b = comp.need[comp.col_pool[refs]] / comp.rps[refs]
     f0 = b - np.floor(b)
     ok = (f0 > 1e-6) & (f0 < 1.0 - 1e-6) & (b < 1e6)
     refs, b, f0 = refs[ok], b[ok], f0[ok]
     if len(refs) == 0:
-        return empty
-    # every (reference k, column j of the same pool) pair
-    lens = pool_len[comp.col_pool[refs]]
-    group = np.repeat(np.arange(len(refs)), lens)
-    first = np.repeat(np.cumsum(lens) - lens, lens)
-    cols = pool_start[comp.col_pool[refs]][group] + (np.arange(int(lens.sum())) - first)
+        return _empty()
+    group, cols = _pairs(comp, refs)
     a = comp.rps[cols] / comp.rps[refs][group]
     fa = a - np.floor(a)
     coef = np.floor(a) + np.minimum(fa, f0[group]) / f0[group]
@@ -73,25 +120,65 @@ def separate_mir(comp: Compiled, lay: Layout, x: FloatArray, min_violation: floa
     shed_coef = b / f0
     rhs = np.ceil(b)
     lhs = np.bincount(group, weights=coef * x[cols], minlength=len(refs)) + shed_coef * x[shed_col]
-    viol = (rhs - lhs) / rhs
-    # keep the most violated reference per pool
-    pools = comp.col_pool[refs]
-    order = np.lexsort((refs, -viol, pools))
-    _, first_of_pool = np.unique(pools[order], return_index=True)
-    pick = order[first_of_pool]
-    pick = pick[viol[pick] > min_violation]
+    pick = _most_violated(comp.col_pool[refs], refs, (rhs - lhs) / rhs, min_violation)
     if len(pick) == 0:
-        return empty
-    in_pick = np.isin(group, pick) & (coef != 0.0)
+        return _empty()
     # rows in the order of ``pick``: columns of each chosen group, then its shed column
     rank = np.full(len(refs), -1, dtype=np.int64)
     rank[pick] = np.arange(len(pick))
-    g_rank = rank[group[in_pick]]
-    idx = np.concatenate([cols[in_pick], shed_col[pick]])
-    val = np.concatenate([coef[in_pick], shed_coef[pick]])
-    row = np.concatenate([g_rank, np.arange(len(pick))])
-    order2 = np.lexsort((idx, row))
-    counts = np.bincount(row, minlength=len(pick))
-    start = np.zeros(len(pick) + 1, dtype=np.int64)
-    np.cumsum(counts, out=start[1:])
-    return CutRows(rhs[pick].astype(np.float64), start, idx[order2].astype(np.int64), val[order2])
+    in_pick = (rank[group] >= 0) & (coef != 0.0)
+    return _csr(
+        np.concatenate([rank[group[in_pick]], np.arange(len(pick))]),
+        np.concatenate([cols[in_pick], shed_col[pick]]),
+        np.concatenate([coef[in_pick], shed_coef[pick]]),
+        rhs[pick],
+    )
+
+
+def separate_drop(comp: Compiled, lay: Layout, x: FloatArray, min_violation: float = 1e-3) -> CutRows:
+    """The most violated drop-credit cut (module notes) of each running pool with demand at ``x``.
+
+    ``beta`` is tried at ``1 / c_k`` for every live option ``k`` of the pool; the row is written
+    ``sum_j max(beta c_j - 1, 0) n_j + (beta - N) g + beta f - d >= beta - N``.
+    """
+
+    def column_of(pools: IntArray, first: int) -> IntArray:
+        out = np.full(comp.n_pools, -1, dtype=np.int64)
+        out[pools] = first + np.arange(len(pools))
+        return out
+
+    shed_of = column_of(lay.shed_pools, lay.shed_start)
+    drop_of = column_of(lay.drop_pools, lay.drop_start)
+    grow_of = column_of(lay.grow_pools, lay.n_rep)
+    live = comp.ub > 0
+    refs = np.flatnonzero(live & (shed_of[comp.col_pool] >= 0) & (drop_of[comp.col_pool] >= 0))
+    if len(refs) == 0:
+        return _empty()
+    c = np.minimum(comp.rps / np.maximum(comp.need[comp.col_pool], 1e-12), 1.0)
+    pools = comp.col_pool[refs]
+    beta = 1.0 / c[refs]
+    running = comp.running[pools]
+    group, cols = _pairs(comp, refs)
+    w = np.where(live[cols], np.maximum(beta[group] * c[cols] - 1.0, 0.0), 0.0)
+    g = np.where(grow_of[pools] >= 0, x[np.maximum(grow_of[pools], 0)], 0.0)
+    rhs = (
+        running
+        - beta
+        + (beta - running) * g
+        + beta * x[shed_of[pools]]
+        + np.bincount(group, weights=w * x[cols], minlength=len(refs))
+    )
+    pick = _most_violated(pools, refs, x[drop_of[pools]] - rhs, min_violation)
+    if len(pick) == 0:
+        return _empty()
+    rank = np.full(len(refs), -1, dtype=np.int64)
+    rank[pick] = np.arange(len(pick))
+    in_pick = (rank[group] >= 0) & (w != 0.0)
+    k = np.arange(len(pick))
+    grows = pick[grow_of[pools[pick]] >= 0]
+    return _csr(
+        np.concatenate([rank[group[in_pick]], k, k, rank[grows]]),
+        np.concatenate([cols[in_pick], shed_of[pools[pick]], drop_of[pools[pick]], grow_of[pools[grows]]]),
+        np.concatenate([w[in_pick], beta[pick], -np.ones(len(pick)), beta[grows] - running[grows]]),
+        beta[pick] - running[pick],
+    )

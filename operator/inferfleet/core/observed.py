@@ -37,6 +37,8 @@ class ClassSample:
     tpot_p95_s: float | None
     requests: float  # requests completed in the window: what the percentiles rest on
     series: int  # replicas (pods) reporting
+    waiting: float | None = None  # requests queued on the class's replicas now (None: not read)
+    kv_usage: float | None = None  # the fullest replica's KV cache, 0..1 (None: not read)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +47,7 @@ class Observed:
 
     at: float  # unix seconds of the evaluation
     rps: float | None  # offered load (arrivals) in req/s; None when it could not be read
+    burst_rps: float | None = None  # the same over the short (burst) window: for scaling up only
     problem: MetricsProblem | None = None  # set whenever something is missing or wrong
     detail: str = ""  # the failing query and what the server said, for status and events
     classes: tuple[ClassSample, ...] = ()
@@ -52,3 +55,5 @@ class Observed:
     output_tokens: float | None = None  # mean generated tokens per request in the window
     sample_age_s: float | None = None  # age of the newest sample behind ``rps``
     series: int = 0  # pods reporting the load
+    window_s: float = 120.0  # the range of rate() and the percentiles: what a sample spans
+    burst_window_s: float = 30.0  # the range behind ``burst_rps``

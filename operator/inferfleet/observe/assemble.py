@@ -5,7 +5,9 @@ replicas per class), ``Limits`` (sample age, minimum requests behind a percentil
 and the rules that turn samples into values: the load is the first-token rate plus the queue's
 growth (or the pool's own query); a failed, empty, stale, NaN or absurd load is ``rps=None`` with
 the problem; fewer reporting pods than Ready ones keeps the value and says ``PartialCoverage``; a
-NaN percentile or one resting on too few requests is "no sample", never 0 and never a breach.
+NaN percentile or one resting on too few requests is "no sample", never 0 and never a breach.  The
+burst load (the same over the short window) and the per-class queue and KV cache are extras: when
+they cannot be read they are ``None`` with a detail, and the long-window reading still stands.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ __all__ = ["Limits", "PoolQuery", "Result", "assemble"]
 
 Result = list[Sample] | QueryError
 Key = tuple[str, str]
+_GUARDS = (Signal.WAITING, Signal.KV_USAGE)  # their failure is a detail, not a problem
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,13 +62,15 @@ class _Notes:
             self.problem = problem
         self.details.append(detail)
 
-    def error(self, err: QueryError, prefix: str = "") -> None:
-        """A failed query; one like it already noted (same server message) is not repeated."""
+    def error(self, err: QueryError, prefix: str = "", *, fatal: bool = True) -> None:
+        """A failed query; one like it already noted (same server message) is not repeated.  Not
+        ``fatal``: a detail only (an extra signal; the reading still stands)."""
+        problem = err.problem if fatal else None
         if any(err.message in d for d in self.details):
             if self.problem is None:
-                self.problem = err.problem
+                self.problem = problem
             return
-        self.add(err.problem, prefix + err.detail)
+        self.add(problem, prefix + err.detail)
 
     @property
     def detail(self) -> str:
@@ -178,6 +183,39 @@ def _load(
     return rps, age
 
 
+def _burst(
+    pool: PoolQuery, idx: _Index, override: tuple[str, Result] | None, limits: Limits, notes: _Notes
+) -> float | None:
+    """The load over the short window, or None (a detail noted, never a problem: it only speeds
+    up scaling up, and the long window still decides)."""
+    key = (pool.namespace, pool.name)
+    if override is not None:
+        query, result = override
+        if isinstance(result, QueryError) or len(result) != 1 or not result[0].finite:
+            notes.add(None, f"requestRateQuery over the burst window gave no single number (query: {query})")
+            return None
+        return result[0].value if 0 <= result[0].value <= limits.max_rps else None
+    first = idx.get(Signal.BURST_FIRST_TOKENS, key)
+    if isinstance(first, QueryError):
+        notes.error(first, "burst window: ", fatal=False)
+        return None
+    if first is None or not first.finite or not 0 <= first.value <= limits.max_rps:
+        return None
+    growth = idx.get(Signal.BURST_QUEUE_GROWTH, key)
+    extra = growth.value if isinstance(growth, Sample) and growth.finite else 0.0
+    return max(0.0, first.value + extra)
+
+
+def _gauge(found: Mapping[str, Sample] | QueryError, cls: str, bound: float) -> float | None:
+    """A saturation gauge of one class, or None when it was not read or makes no sense."""
+    if isinstance(found, QueryError):
+        return None
+    sample = found.get(cls)
+    if sample is None or not sample.finite or not 0 <= sample.value <= bound:
+        return None
+    return sample.value
+
+
 def _mean_tokens(idx: _Index, signal: Signal, key: Key, limits: Limits, notes: _Notes) -> float | None:
     sample = idx.get(signal, key)
     if isinstance(sample, QueryError):
@@ -203,9 +241,12 @@ def _classes(pool: PoolQuery, idx: _Index, limits: Limits, notes: _Notes) -> tup
     key = (pool.namespace, pool.name)
     found = {s: idx.classes(s, key) for s in CLASS_SIGNALS}
     names = set(pool.ready)
-    for by_class in found.values():
+    for signal, by_class in found.items():
         if isinstance(by_class, QueryError):
-            notes.error(by_class)
+            if signal in _GUARDS:
+                notes.error(by_class, "saturation guard unknown: ", fatal=False)
+            else:
+                notes.error(by_class)
         else:
             names.update(c for c in by_class if c)
     out = []
@@ -223,6 +264,8 @@ def _classes(pool: PoolQuery, idx: _Index, limits: Limits, notes: _Notes) -> tup
                 tpot_p95_s=_latency(found[Signal.TPOT_P95], cls, enough, limits, notes),
                 requests=requests,
                 series=int(n.value) if n is not None and n.finite else 0,
+                waiting=_gauge(found[Signal.WAITING], cls, limits.max_rps * 3600),
+                kv_usage=_gauge(found[Signal.KV_USAGE], cls, 1.5),
             )
         )
     return tuple(out)
@@ -255,8 +298,13 @@ def assemble(
     overrides: Mapping[str, tuple[str, Result]],
     now: float,
     limits: Limits | None = None,
+    *,
+    burst_overrides: Mapping[str, tuple[str, Result]] | None = None,
+    window_s: float = 120.0,
+    burst_window_s: float = 30.0,
 ) -> dict[str, Observed]:
-    """``Observed`` per pool key from the batch ``results`` (and the pools' own rate queries)."""
+    """``Observed`` per pool key from the batch ``results`` (and the pools' own rate queries, over
+    the long window and, in ``burst_overrides``, the short one)."""
     limits = limits or Limits()
     idx = _Index(results, queries)
     out: dict[str, Observed] = {}
@@ -264,6 +312,10 @@ def assemble(
         key = (pool.namespace, pool.name)
         notes = _Notes()
         rps, age = _load(pool, idx, overrides.get(pool.key), limits, notes)
+        own_burst = (burst_overrides or {}).get(pool.key)
+        burst = None
+        if rps is not None and (pool.key not in overrides or own_burst is not None):
+            burst = _burst(pool, idx, own_burst, limits, notes)
         input_tokens = _mean_tokens(idx, Signal.INPUT_TOKENS, key, limits, notes)
         output_tokens = _mean_tokens(idx, Signal.OUTPUT_TOKENS, key, limits, notes)
         series = _series(idx, key, notes)
@@ -272,6 +324,7 @@ def assemble(
         out[pool.key] = Observed(
             at=now,
             rps=rps,
+            burst_rps=burst,
             problem=notes.problem,
             detail=notes.detail,
             classes=classes,
@@ -279,5 +332,7 @@ def assemble(
             output_tokens=output_tokens,
             sample_age_s=age,
             series=series,
+            window_s=window_s,
+            burst_window_s=burst_window_s,
         )
     return out

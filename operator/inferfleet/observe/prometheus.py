@@ -22,10 +22,14 @@ from pathlib import Path
 from inferfleet.core.observed import MetricsProblem, Observed
 from inferfleet.observe.assemble import Limits, PoolQuery, Result, assemble
 from inferfleet.observe.parse import QueryError, Sample, parse_answer
-from inferfleet.observe.queries import DEFAULT_QUERIES, Signal, render, render_override
+from inferfleet.observe.queries import DEFAULT_QUERIES, Signal, duration_seconds, render, render_override
 
 __all__ = ["PrometheusReader"]
 
+_BURST_OF = {
+    Signal.FIRST_TOKENS: Signal.BURST_FIRST_TOKENS,
+    Signal.QUEUE_GROWTH: Signal.BURST_QUEUE_GROWTH,
+}
 _MAX_BODY = 64 * 1024 * 1024  # 1,000 pools x 10 signals is ~1 MB; anything near this is not an answer
 
 
@@ -59,6 +63,7 @@ class PrometheusReader:
         *,
         engine: str = "vllm",
         window: str = "2m",
+        burst_window: str = "30s",
         queries: Mapping[str, str] | None = None,
         token_file: Path | str | None = None,
         ca_file: Path | str | None = None,
@@ -76,9 +81,18 @@ class PrometheusReader:
             if name not in Signal.__members__.values():
                 raise ValueError(f"unknown signal {name!r} in queries; known: {', '.join(Signal)}")
             templates[Signal(name)] = template
+        for long, short in _BURST_OF.items():  # an overridden load signal: its burst twin follows
+            if long in (queries or {}) and short not in (queries or {}):
+                if "{window}" in templates[long]:
+                    templates[short] = templates[long].replace("{window}", "{burst}")
+                else:  # a fixed range: no burst reading (the long one still decides)
+                    del templates[short]
         self.url = url.rstrip("/")
         self.templates: Mapping[Signal, str] = templates
         self.window = window
+        self.burst_window = burst_window
+        self.window_s = duration_seconds(window)
+        self.burst_window_s = duration_seconds(burst_window)
         self.timeout = timeout
         self.limits = limits or Limits()
         self.parallel = max(1, parallel)
@@ -136,19 +150,33 @@ class PrometheusReader:
     # -- one evaluation ---------------------------------------------------------------------
     def batch_queries(self) -> dict[Signal, str]:
         """The query of every signal for all pools at once."""
-        return {s: render(t, window=self.window) for s, t in self.templates.items()}
+        return {s: render(t, window=self.window, burst=self.burst_window) for s, t in self.templates.items()}
 
     def observe(self, pools: Sequence[PoolQuery], now: float) -> dict[str, Observed]:
         """``Observed`` per pool key; never raises for what Prometheus answers (or does not)."""
         batch = self.batch_queries()
-        own = {
-            p.key: render_override(p.rate_query, namespace=p.namespace, pool=p.name, window=self.window)
-            for p in pools
-            if p.rate_query
-        }
+        own, own_burst = {}, {}
+        for p in pools:
+            if p.rate_query:
+                args = {"namespace": p.namespace, "pool": p.name}
+                own[p.key] = render_override(p.rate_query, window=self.window, **args)
+                if "{window}" in p.rate_query:
+                    own_burst[p.key] = render_override(p.rate_query, window=self.burst_window, **args)
         with concurrent.futures.ThreadPoolExecutor(self.parallel, thread_name_prefix="prometheus") as pool:
             batch_futures = {s: pool.submit(self._run, q, now) for s, q in batch.items()}
             own_futures = {k: (q, pool.submit(self._run, q, now, True)) for k, q in own.items()}
+            burst_futures = {k: (q, pool.submit(self._run, q, now, True)) for k, q in own_burst.items()}
             results = {s: f.result() for s, f in batch_futures.items()}
             overrides = {k: (q, f.result()) for k, (q, f) in own_futures.items()}
-        return assemble(pools, results, batch, overrides, now, self.limits)
+            bursts = {k: (q, f.result()) for k, (q, f) in burst_futures.items()}
+        return assemble(
+            pools,
+            results,
+            batch,
+            overrides,
+            now,
+            self.limits,
+            burst_overrides=bursts,
+            window_s=self.window_s,
+            burst_window_s=self.burst_window_s,
+        )

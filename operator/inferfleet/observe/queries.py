@@ -4,8 +4,9 @@ Owns ``Signal`` (what is read), ``DEFAULT_QUERIES`` and ``render``.  Every templ
 ``namespace=~"{namespace}",pool=~"{pool}"`` and aggregates ``by (namespace, pool)`` (pool signals) or
 ``by (namespace, pool, accelerator_class)`` (class signals), so one query answers for every pool:
 ``render`` substitutes ``.+`` for a batch, or one pool's regex-escaped names; ``{window}`` is the
-range of ``rate``/``increase``/``deriv``.  Substitution is textual (PromQL is full of braces, so no
-``str.format``).
+range of ``rate``/``increase``/``deriv`` and ``{burst}`` the short one the burst signals read (a
+load step is seen within a few scrapes, not after the long window fills).  Substitution is
+textual (PromQL is full of braces, so no ``str.format``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,16 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final
 
-__all__ = ["CLASS_SIGNALS", "DEFAULT_QUERIES", "POOL_SIGNALS", "Signal", "render", "render_override"]
+__all__ = [
+    "CLASS_SIGNALS",
+    "DEFAULT_QUERIES",
+    "POOL_SIGNALS",
+    "Signal",
+    "burst_window",
+    "duration_seconds",
+    "render",
+    "render_override",
+]
 
 
 class Signal(enum.StrEnum):
@@ -24,6 +34,8 @@ class Signal(enum.StrEnum):
 
     FIRST_TOKENS = "first_tokens"  # req/s reaching their first token (admitted arrivals)
     QUEUE_GROWTH = "queue_growth"  # d(waiting requests)/dt: arrivals not admitted yet
+    BURST_FIRST_TOKENS = "burst_first_tokens"  # the same two over the short window
+    BURST_QUEUE_GROWTH = "burst_queue_growth"
     INPUT_TOKENS = "input_tokens"  # mean prompt tokens per request
     OUTPUT_TOKENS = "output_tokens"  # mean generated tokens per request
     PODS = "pods"  # pods reporting the load
@@ -32,17 +44,28 @@ class Signal(enum.StrEnum):
     TPOT_P95 = "tpot_p95"  # per class, seconds
     REQUESTS = "requests"  # per class, requests in the window (what the percentiles rest on)
     CLASS_PODS = "class_pods"  # per class, pods reporting
+    WAITING = "waiting"  # per class, requests queued now (a saturation guard)
+    KV_USAGE = "kv_usage"  # per class, the fullest replica's KV cache 0..1 (a saturation guard)
 
 
 POOL_SIGNALS: Final = (
     Signal.FIRST_TOKENS,
     Signal.QUEUE_GROWTH,
+    Signal.BURST_FIRST_TOKENS,
+    Signal.BURST_QUEUE_GROWTH,
     Signal.INPUT_TOKENS,
     Signal.OUTPUT_TOKENS,
     Signal.PODS,
     Signal.SAMPLE_AGE,
 )
-CLASS_SIGNALS: Final = (Signal.TTFT_P95, Signal.TPOT_P95, Signal.REQUESTS, Signal.CLASS_PODS)
+CLASS_SIGNALS: Final = (
+    Signal.TTFT_P95,
+    Signal.TPOT_P95,
+    Signal.REQUESTS,
+    Signal.CLASS_PODS,
+    Signal.WAITING,
+    Signal.KV_USAGE,
+)
 
 _S = 'namespace=~"{namespace}",pool=~"{pool}"'
 _POOL = "namespace, pool"
@@ -58,9 +81,14 @@ def _pods(series: str, by: str) -> str:
 
 
 def _engine(
-    *, ttft: str, tpot: tuple[str, ...], waiting: str, tokens: tuple[tuple[str, str], tuple[str, str]]
+    *,
+    ttft: str,
+    tpot: tuple[str, ...],
+    waiting: str,
+    kv: str,
+    tokens: tuple[tuple[str, str], tuple[str, str]],
 ) -> Mapping[Signal, str]:
-    """The ten templates of an engine from its metric names (``tokens``: (sum, count) of prompt and
+    """The templates of an engine from its metric names (``tokens``: (sum, count) of prompt and
     generated tokens per request; ``tpot``: histograms tried in order, per class, with ``or``)."""
     count = f"{ttft}_count"
     (in_sum, in_count), (out_sum, out_count) = tokens
@@ -75,6 +103,8 @@ def _engine(
         {
             Signal.FIRST_TOKENS: f"sum by ({_POOL}) (rate({count}{{{_S}}}[{{window}}]))",
             Signal.QUEUE_GROWTH: f"sum by ({_POOL}) (deriv({waiting}{{{_S}}}[{{window}}]))",
+            Signal.BURST_FIRST_TOKENS: f"sum by ({_POOL}) (rate({count}{{{_S}}}[{{burst}}]))",
+            Signal.BURST_QUEUE_GROWTH: f"sum by ({_POOL}) (deriv({waiting}{{{_S}}}[{{burst}}]))",
             Signal.INPUT_TOKENS: mean(in_sum, in_count),
             Signal.OUTPUT_TOKENS: mean(out_sum, out_count),
             Signal.PODS: _pods(count, _POOL),
@@ -83,6 +113,8 @@ def _engine(
             Signal.TPOT_P95: " or ".join(_p95(h) for h in tpot),
             Signal.REQUESTS: f"sum by ({_CLASS}) (increase({count}{{{_S}}}[{{window}}]))",
             Signal.CLASS_PODS: _pods(count, _CLASS),
+            Signal.WAITING: f"sum by ({_CLASS}) ({waiting}{{{_S}}})",
+            Signal.KV_USAGE: f"max by ({_CLASS}) ({kv}{{{_S}}})",
         }
     )
 
@@ -99,6 +131,7 @@ DEFAULT_QUERIES: Final[Mapping[str, Mapping[Signal, str]]] = MappingProxyType(
                 "vllm:time_per_output_token_seconds",
             ),
             waiting="vllm:num_requests_waiting",
+            kv="vllm:kv_cache_usage_perc",
             tokens=(
                 ("vllm:request_prompt_tokens_sum", "vllm:request_prompt_tokens_count"),
                 ("vllm:request_generation_tokens_sum", "vllm:request_generation_tokens_count"),
@@ -110,6 +143,7 @@ DEFAULT_QUERIES: Final[Mapping[str, Mapping[Signal, str]]] = MappingProxyType(
             ttft="sglang:time_to_first_token_seconds",
             tpot=("sglang:time_per_output_token_seconds", "sglang:inter_token_latency_seconds"),
             waiting="sglang:num_queue_reqs",
+            kv="sglang:token_usage",
             tokens=(
                 ("sglang:prompt_tokens_total", "sglang:num_requests_total"),
                 ("sglang:generation_tokens_total", "sglang:num_requests_total"),
@@ -118,16 +152,37 @@ DEFAULT_QUERIES: Final[Mapping[str, Mapping[Signal, str]]] = MappingProxyType(
     }
 )
 
+_DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, "y": 31536000.0}
+
+
+def duration_seconds(text: str) -> float:
+    """A PromQL duration (``2m``, ``1m30s``, ``500ms``) in seconds; ValueError if it is not one."""
+    parts = _DURATION.findall(text)
+    if not text or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"not a Prometheus duration: {text!r} (e.g. 30s, 2m, 1m30s)")
+    return sum(int(n) * _UNIT_S[u] for n, u in parts)
+
+
+def burst_window(window: str) -> str:
+    """The default burst window: a quarter of the long one, at least a second."""
+    return f"{max(1, round(duration_seconds(window) / 4))}s"
+
+
 BATCH = ".+"  # every pool: matches any non-empty label
 
 
-def render(template: str, *, window: str, namespace: str | None = None, pool: str | None = None) -> str:
+def render(
+    template: str, *, window: str, burst: str = "", namespace: str | None = None, pool: str | None = None
+) -> str:
     """A default or fleet-wide template for every pool (names None) or for one pool (regex-escaped)."""
     ns = BATCH if namespace is None else re.escape(namespace)
     name = BATCH if pool is None else re.escape(pool)
-    return template.replace("{namespace}", ns).replace("{pool}", name).replace("{window}", window)
+    text = template.replace("{namespace}", ns).replace("{pool}", name).replace("{window}", window)
+    return text.replace("{burst}", burst or window)
 
 
 def render_override(template: str, *, namespace: str, pool: str, window: str) -> str:
-    """A pool's own ``requestRateQuery``: its names substituted as they are (it may use ``=``)."""
+    """A pool's own ``requestRateQuery``: its names substituted as they are (it may use ``=``).
+    Rendered with the long window, and again with the burst window when it uses ``{window}``."""
     return template.replace("{namespace}", namespace).replace("{pool}", pool).replace("{window}", window)

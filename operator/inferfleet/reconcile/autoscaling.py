@@ -37,6 +37,8 @@ __all__ = [
 ]
 
 EVALUATION_S = 15.0  # while any pool autoscales, rounds run at least this often (HPA's default period)
+SATURATED_QUEUE = 1.0  # requests waiting per replica of a class: a standing queue
+SATURATED_KV = 0.9  # the fullest replica's KV cache: admission is about to stall
 
 
 def seconds(stamp: str) -> float:
@@ -59,6 +61,9 @@ class Scaling:
     previous_demand: float | None
     previous_problem: str | None
     breaches: tuple[tuple[str, str, float, float], ...]  # (class, "TTFT"|"TPOT", measured s, SLO s)
+    pressure: autoscale.Pressure = dataclasses.field(default_factory=autoscale.Pressure)
+    sample_age_s: float | None = None
+    burst_rps: float | None = None
 
     @property
     def demand_rps(self) -> float | None:
@@ -87,11 +92,57 @@ def _state(prev: AutoscalingStatus | None) -> autoscale.State:
         recommendations=tuple((seconds(r.time), r.requests_per_second) for r in prev.recommendations),
         missing_since=seconds(prev.missing_since) if prev.missing_since else None,
         last_scale=seconds(prev.last_scale_time) if prev.last_scale_time else None,
+        breaches=prev.consecutive_breaches,
+    )
+
+
+def _placed(raw_status: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
+    """(planned, Ready) replicas per class, as the last round wrote them."""
+    out: dict[str, tuple[int, int]] = {}
+    for p in raw_status.get("placements") or []:
+        if isinstance(p, dict) and p.get("acceleratorClass"):
+            out[str(p["acceleratorClass"])] = (int(p.get("replicas") or 0), int(p.get("readyReplicas") or 0))
+    return out
+
+
+def _per_replica(sample: ClassSample | None, replicas: int) -> float | None:
+    if sample is None or sample.waiting is None:
+        return None
+    return sample.waiting / max(replicas, sample.series, 1)
+
+
+def _pressure(
+    placed: Mapping[str, tuple[int, int]],
+    samples: Mapping[str, ClassSample],
+    breaches: tuple[tuple[str, str, float, float], ...],
+) -> autoscale.Pressure:
+    """Breach, saturation (a standing queue, a full KV cache) and replicas still loading: planned
+    but not Ready, or (when the pool's metrics say which pods report) Ready but not reporting yet."""
+    per_class = any(s.series for s in samples.values())
+    pending = 0
+    for cls, (planned, ready) in placed.items():
+        serving = min(ready, samples[cls].series if cls in samples else 0) if per_class else ready
+        pending += max(0, planned - serving)
+    queues = [_per_replica(s, placed.get(c, (0, 0))[0]) for c, s in samples.items()]
+    saturated = any(q is not None and q >= SATURATED_QUEUE for q in queues) or any(
+        s.kv_usage is not None and s.kv_usage >= SATURATED_KV for s in samples.values()
+    )
+    measured = {c for c, x in samples.items() if x.ttft_p95_s is not None or x.tpot_p95_s is not None}
+    breaching = {b[0] for b in breaches}
+    return autoscale.Pressure(
+        breached=bool(measured) and measured <= breaching,
+        at_risk=bool(breaching),
+        saturated=saturated,
+        pending=pending,
     )
 
 
 def _learn(
-    prev: AutoscalingStatus | None, raw_status: Mapping[str, Any], observed: Observed | None
+    pool: InferencePool,
+    prev: AutoscalingStatus | None,
+    raw_status: Mapping[str, Any],
+    observed: Observed | None,
+    now: float,
 ) -> tuple[dict[str, correction.Factor], dict[str, ClassSample]]:
     factors = {
         c.accelerator_class: correction.Factor(c.ttft_correction, c.tpot_correction, c.updates)
@@ -103,6 +154,11 @@ def _learn(
     placements = {p.get("acceleratorClass"): p for p in raw_status.get("placements") or []}
     capacity = sum(float(p.get("requestsPerSecond") or 0.0) for p in placements.values())
     utilisation = observed.rps / capacity if capacity > 0 else 0.0
+    last_scale = seconds(prev.last_scale_time) if prev and prev.last_scale_time else None
+    settled = last_scale is None or now - last_scale >= observed.window_s
+    slo = pool.spec.slo
+    ttft_ms, tpot_ms = slo.ttft_p95_milliseconds, slo.tpot_p95_milliseconds
+    slo_s = (None if ttft_ms is None else ttft_ms * MILLI, None if tpot_ms is None else tpot_ms * MILLI)
     for cls, sample in samples.items():
         placed = placements.get(cls)
         if placed is None:
@@ -115,6 +171,9 @@ def _learn(
             float(placed.get("tpotP95Milliseconds") or 0.0) * MILLI,
             utilisation=utilisation,
             all_serving=replicas > 0 and sample.series >= replicas,
+            settled=settled,
+            queue_per_replica=_per_replica(sample, replicas),
+            slo_s=slo_s,
         )
     return factors, samples
 
@@ -153,8 +212,12 @@ def evaluate(objects: Objects, observed: Mapping[str, Observed] | None, now_stam
             stabilization_s=float(auto.scale_down_stabilization_seconds),
         )
         reading = None if observed is None else observed.get(key)
-        outcome = None if observed is None else autoscale.recommend(settings, _state(prev), reading, now)
-        factors, samples = _learn(prev, raw_status, reading)
+        factors, samples = _learn(pool, prev, raw_status, reading, now)
+        breaches = _breaches(pool, samples)
+        pressure = _pressure(_placed(raw_status), samples, breaches)
+        outcome = (
+            None if observed is None else autoscale.recommend(settings, _state(prev), reading, now, pressure)
+        )
         out[key] = Scaling(
             key,
             outcome,
@@ -162,7 +225,10 @@ def evaluate(objects: Objects, observed: Mapping[str, Observed] | None, now_stam
             samples,
             prev.demand_requests_per_second if prev and prev.last_evaluation_time else None,
             prev.metrics_problem if prev else None,
-            _breaches(pool, samples),
+            breaches,
+            pressure,
+            None if reading is None else reading.sample_age_s,
+            None if reading is None or reading.rps is None else reading.burst_rps,
         )
     return out
 
@@ -179,6 +245,8 @@ def status_block(s: Scaling, now: float) -> dict[str, Any]:
             "ttftP95Milliseconds": _ms(sample.ttft_p95_s) if sample else None,
             "tpotP95Milliseconds": _ms(sample.tpot_p95_s) if sample else None,
             "requests": round(sample.requests, 1) if sample else 0.0,
+            "waiting": None if sample is None or sample.waiting is None else round(sample.waiting, 1),
+            "kvCacheUsage": None if sample is None or sample.kv_usage is None else round(sample.kv_usage, 3),
             "ttftCorrection": round(f.ttft, 4),
             "tpotCorrection": round(f.tpot, 4),
             "updates": f.updates,
@@ -196,6 +264,9 @@ def status_block(s: Scaling, now: float) -> dict[str, Any]:
     o, st = s.outcome, s.outcome.state
     block = {
         "observedRequestsPerSecond": None if o.measured_rps is None else round(o.measured_rps, 3),
+        "burstRequestsPerSecond": None if s.burst_rps is None else round(s.burst_rps, 3),
+        "sampleAgeSeconds": None if s.sample_age_s is None else round(s.sample_age_s, 1),
+        "consecutiveBreaches": st.breaches,
         "demandRequestsPerSecond": round(o.demand_rps, 3),
         "signal": str(o.signal),
         "metricsProblem": None if o.problem is None else str(o.problem),
@@ -256,6 +327,20 @@ def conditions(s: Scaling, observed: Observed | None, generation: int | None) ->
     return [metrics, risk]
 
 
+def _why(s: Scaling) -> str:
+    """The signal behind a demand change, as words."""
+    o = s.outcome
+    assert o is not None
+    measured = f"measured {o.measured_rps or 0.0:.3g} req/s"
+    if o.driver is autoscale.Driver.BURST:
+        return f"burst window {s.burst_rps or 0.0:.3g} req/s; {measured}"
+    if o.driver is autoscale.Driver.LATENCY and s.breaches:
+        cls, what, got, target = s.breaches[0]
+        breach = f"p95 {what} on {cls} {got / MILLI:.0f} ms > SLO {target / MILLI:.0f} ms"
+        return f"{breach} on consecutive evaluations; {measured}"
+    return measured
+
+
 def events(
     s: Scaling, observed: Observed | None, previous_risk: str | None
 ) -> list[tuple[str, EventReason, str]]:
@@ -270,8 +355,7 @@ def events(
             (
                 "Normal",
                 EventReason.DEMAND_CHANGED,
-                f"{o.signal}: demand {before} -> {o.demand_rps:g} req/s "
-                f"(measured {o.measured_rps or 0.0:.3g} req/s)",
+                f"{o.signal}: demand {before} -> {o.demand_rps:g} req/s ({_why(s)})",
             )
         )
     if o.problem is not None and str(o.problem) != s.previous_problem:

@@ -77,11 +77,14 @@ def decide(
 
 
 def _resync(objects: Objects, scalings: Mapping[str, autoscaling.Scaling]) -> float | None:
-    """The period of rounds without changes: the policy's, and at most EVALUATION_S while any pool
-    autoscales (measurements change without any object changing)."""
-    interval = float(objects.policy.spec.planning.interval_seconds) if objects.policy else None
+    """The period of rounds without changes: the policy's, and at most its autoscaling interval
+    (EVALUATION_S without a policy) while any pool autoscales (measurements change without any
+    object changing)."""
+    planning = objects.policy.spec.planning if objects.policy else None
+    interval = float(planning.interval_seconds) if planning else None
     if scalings:
-        return min(interval or autoscaling.EVALUATION_S, autoscaling.EVALUATION_S)
+        every = float(planning.autoscaling_interval_seconds) if planning else autoscaling.EVALUATION_S
+        return min(interval or every, every)
     return interval
 
 

@@ -145,6 +145,11 @@ class Replica:
     def outstanding(self) -> int:
         return self.waiting + self.running
 
+    def unanswered(self) -> list[float]:
+        """Arrival times of the requests without a first token yet (queued or prefilling): what a
+        ground truth of TTFT "now" must count before they finish."""
+        return [r.arrival for r in self._waiting] + [q.req.arrival for q in self._prefilling]
+
     @property
     def kv_usage(self) -> float:
         if math.isinf(self.kv_capacity_tokens) or self.kv_capacity_tokens <= 0:

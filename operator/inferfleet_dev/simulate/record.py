@@ -17,7 +17,7 @@ from typing import IO
 
 from inferfleet_dev.simulate.engine import Request
 
-__all__ = ["Done", "Recorder", "quantile"]
+__all__ = ["Done", "Recorder", "Tap", "quantile"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -48,7 +48,7 @@ def quantile(values: Iterable[float], q: float) -> float | None:
     return xs[min(len(xs) - 1, max(0, math.ceil(q * len(xs)) - 1))]
 
 
-class _Tap:
+class Tap:
     """An engine observer that hands finished requests of one replica to the recorder."""
 
     def __init__(self, recorder: Recorder, pod: str, accelerator_class: str) -> None:
@@ -76,8 +76,8 @@ class Recorder:
         self.done: deque[Done] = deque()
         self.total = 0
 
-    def observer(self, pod: str, accelerator_class: str) -> _Tap:
-        return _Tap(self, pod, accelerator_class)
+    def observer(self, pod: str, accelerator_class: str) -> Tap:
+        return Tap(self, pod, accelerator_class)
 
     def add(self, d: Done) -> None:
         self.done.append(d)

@@ -5,10 +5,19 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inferfleet.core.autoscale import MAX_RECOMMENDATIONS, Settings, Signal, State, recommend
+from inferfleet.core.autoscale import (
+    MAX_RECOMMENDATIONS,
+    Driver,
+    Pressure,
+    Settings,
+    Signal,
+    State,
+    recommend,
+)
 from inferfleet.core.observed import MetricsProblem, Observed
 
 S = Settings(floor_rps=2.0, tolerance=0.1, stabilization_s=300.0)
@@ -101,3 +110,85 @@ def test_the_window_stays_bounded_and_keeps_its_peak() -> None:
         state = recommend(s, state, seen(100.0 if i == 3 else 1.0, float(i)), float(i)).state
     assert len(state.recommendations) <= MAX_RECOMMENDATIONS
     assert max(r for _, r in state.recommendations) == 100.0
+
+
+# -- the burst window, the latency rule and the consolidation check ------------------------------
+def burst(rps: float, short: float, at: float = 0.0) -> Observed:
+    return Observed(at=at, rps=rps, burst_rps=short, window_s=120.0)
+
+
+UP = State(demand_rps=10.0, recommendations=((0.0, 10.0),), last_scale=0.0)
+
+
+def test_the_burst_window_scales_up_before_the_long_window_fills() -> None:
+    o = recommend(S, UP, burst(11.0, 30.0, 15.0), 15.0)  # long window +10%, burst window 3x
+    assert (o.signal, o.driver, o.demand_rps) == (Signal.SCALE_UP, Driver.BURST, 30.0)
+    assert max(r for _, r in o.state.recommendations) == 30.0  # held by the window like any scale-up
+
+
+@given(long=rates, short=rates, now=st.floats(min_value=1.0, max_value=1e5))
+def test_the_burst_window_never_lowers_demand(long: float, short: float, now: float) -> None:
+    with_burst = recommend(S, UP, burst(long, short, now), now)
+    without = recommend(S, UP, seen(long, now), now)
+    assert with_burst.demand_rps >= without.demand_rps
+
+
+def _breach(state: State, now: float, pending: int = 0, rps: float = 10.0) -> tuple[float, State, Signal]:
+    o = recommend(S, state, burst(rps, rps, now), now, Pressure(breached=True, pending=pending))
+    return o.demand_rps, o.state, o.signal
+
+
+def test_a_breach_on_two_settled_evaluations_raises_demand_by_the_step() -> None:
+    d1, st1, sig1 = _breach(UP, 200.0)
+    assert (d1, sig1, st1.breaches) == (10.0, Signal.STEADY, 1)
+    d2, st2, sig2 = _breach(st1, 215.0)
+    assert (d2, sig2, st2.breaches) == (10.0 * S.breach_step, Signal.SCALE_UP, 0)
+    assert st2.last_scale == 215.0
+    d3, st3, _ = _breach(st2, 230.0)  # the window still holds the time before: not counted yet
+    assert (d3, st3.breaches) == (d2, 0)
+
+
+def test_breaches_while_replicas_load_or_inside_the_window_are_not_counted() -> None:
+    state = UP
+    for t in (15.0, 30.0, 45.0, 60.0):  # within 120 s of the last scaling
+        _, state, sig = _breach(state, t)
+        assert sig is Signal.STEADY and state.breaches == 0
+    for t in (200.0, 215.0, 230.0):  # settled, but a replica is still loading: no cascade
+        _, state, sig = _breach(state, t, pending=1)
+        assert sig is Signal.STEADY and state.breaches == 0
+
+
+def test_a_breach_between_evaluations_resets_the_count() -> None:
+    _, st1, _ = _breach(UP, 200.0)
+    calm = recommend(S, st1, burst(10.0, 10.0, 215.0), 215.0, Pressure())
+    assert calm.state.breaches == 0
+    _, st3, sig = _breach(calm.state, 230.0)
+    assert sig is Signal.STEADY and st3.breaches == 1
+
+
+@pytest.mark.parametrize(
+    "pressure",
+    [Pressure(breached=True), Pressure(at_risk=True), Pressure(saturated=True), Pressure(pending=2)],
+    ids=str,
+)
+def test_the_consolidation_check_blocks_a_scale_down(pressure: Pressure) -> None:
+    old = State(demand_rps=20.0, recommendations=((0.0, 20.0),), last_scale=0.0)
+    o = recommend(S, old, burst(2.0, 2.0, 1000.0), 1000.0, pressure)  # window long passed
+    assert (o.signal, o.demand_rps) == (Signal.CONSOLIDATION_BLOCKED, 20.0)
+    free = recommend(S, old, burst(2.0, 2.0, 1000.0), 1000.0, Pressure())
+    assert (free.signal, free.demand_rps) == (Signal.SCALE_DOWN, 10.0)
+
+
+def test_the_latency_rule_s_demand_is_held_by_the_stabilisation_window() -> None:
+    _, st1, _ = _breach(UP, 200.0)
+    raised, st2, _ = _breach(st1, 215.0)
+    after = recommend(S, st2, burst(10.0, 10.0, 230.0), 230.0, Pressure())  # the breach is over
+    assert (after.signal, after.demand_rps) == (Signal.STABILISING, raised)
+
+
+def test_a_breach_on_some_classes_only_raises_nothing() -> None:
+    state = UP
+    for t in (200.0, 215.0, 230.0, 245.0):
+        o = recommend(S, state, burst(10.0, 10.0, t), t, Pressure(at_risk=True))
+        state = o.state
+        assert (o.signal, o.demand_rps, state.breaches) == (Signal.STEADY, 10.0, 0)

@@ -30,6 +30,16 @@ def test_no_evidence_teaches_nothing() -> None:
     assert update(f, few, 0.2, 0.03, utilisation=0.8, all_serving=True) == f
     none = dataclasses.replace(SAMPLE, ttft_p95_s=None, tpot_p95_s=None)
     assert update(f, none, 0.2, 0.03, utilisation=0.8, all_serving=True) == f
+    # the window still holds the time before the last scaling: a transient, not a speed
+    assert update(f, SAMPLE, 0.2, 0.03, utilisation=0.8, all_serving=True, settled=False) == f
+
+
+def test_ttft_is_not_learnt_while_requests_stand_queued() -> None:
+    f = Factor(1.2, 1.3, 4)
+    queued = update(f, SAMPLE, 0.2, 0.03, utilisation=0.8, all_serving=True, queue_per_replica=3.0)
+    assert queued.ttft == 1.2 and queued.tpot > 1.3 and queued.updates == 5  # TPOT still is
+    drained = update(f, SAMPLE, 0.2, 0.03, utilisation=0.8, all_serving=True, queue_per_replica=0.1)
+    assert drained.ttft > 1.2
 
 
 def test_factors_are_clamped_to_one_and_max() -> None:

@@ -1,9 +1,10 @@
 """Every default query, as a recording rule, through ``promtool test rules`` on synthetic series.
 
-The rules file is rendered from ``DEFAULT_QUERIES`` for one pool (chat/llama, window 1m), so the test
-data in testdata/vllm_rules_test.yml checks the queries the reader really sends: the values of a
-three-pod, two-class pool, the idle case (NaN percentile and mean), an empty vector, a counter reset
-and a stale series.  With ``CI=true`` promtool is installed if missing and the test never skips.
+The rules file is rendered from ``DEFAULT_QUERIES`` for one pool (chat/llama, window 1m, burst
+window 30s), so the test data in testdata/vllm_rules_test.yml checks the queries the reader really
+sends: the values of a three-pod, two-class pool, the idle case (NaN percentile and mean), an
+empty vector, a counter reset and a stale series.  With ``CI=true`` promtool is installed if
+missing and the test never skips.
 """
 
 from __future__ import annotations
@@ -42,7 +43,10 @@ def promtool() -> Path:
 
 def _rules(engine: str, path: Path) -> Path:
     rules = [
-        {"record": f"inferfleet:{signal}", "expr": render(t, window="1m", namespace="chat", pool="llama")}
+        {
+            "record": f"inferfleet:{signal}",
+            "expr": render(t, window="1m", burst="30s", namespace="chat", pool="llama"),
+        }
         for signal, t in DEFAULT_QUERIES[engine].items()
     ]
     path.write_text(json.dumps({"groups": [{"name": f"inferfleet-{engine}", "rules": rules}]}, indent=1))

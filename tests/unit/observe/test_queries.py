@@ -9,6 +9,8 @@ from inferfleet.observe.queries import (
     DEFAULT_QUERIES,
     POOL_SIGNALS,
     Signal,
+    burst_window,
+    duration_seconds,
     render,
     render_override,
 )
@@ -50,3 +52,27 @@ def test_override_substitutes_names_as_they_are() -> None:
     assert (
         render_override(own, namespace="a.b", pool="p", window="1m") == 'sum(rate(x{ns="a.b",svc="p"}[1m]))'
     )
+
+
+def test_the_burst_signals_read_the_short_window() -> None:
+    table = DEFAULT_QUERIES["vllm"]
+    burst = render(table[Signal.BURST_FIRST_TOKENS], window="2m", burst="30s")
+    assert "[30s]" in burst and "[2m]" not in burst
+    assert render(table[Signal.BURST_FIRST_TOKENS], window="2m").endswith("[2m]))")  # no burst given
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("2m", 120.0), ("1m30s", 90.0), ("500ms", 0.5), ("1h", 3600.0)]
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert duration_seconds(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "2", "m", "2 m", "1.5m", "-1s"])
+def test_bad_durations_are_refused_by_name(text: str) -> None:
+    with pytest.raises(ValueError, match="not a Prometheus duration"):
+        duration_seconds(text)
+
+
+def test_the_default_burst_window_is_a_quarter_of_the_window() -> None:
+    assert (burst_window("2m"), burst_window("15s"), burst_window("2s")) == ("30s", "4s", "1s")

@@ -28,6 +28,8 @@ def _cls(c: str) -> dict[str, str]:
 HEALTHY: dict[Signal, list[tuple[dict[str, str], float | str]]] = {
     Signal.FIRST_TOKENS: [(P, 8.0), ({"namespace": "other", "pool": "x"}, 99.0)],
     Signal.QUEUE_GROWTH: [(P, 1.5)],
+    Signal.BURST_FIRST_TOKENS: [(P, 20.0)],
+    Signal.BURST_QUEUE_GROWTH: [(P, 4.0)],
     Signal.INPUT_TOKENS: [(P, 500.0)],
     Signal.OUTPUT_TOKENS: [(P, 200.0)],
     Signal.PODS: [(P, 3)],
@@ -36,6 +38,8 @@ HEALTHY: dict[Signal, list[tuple[dict[str, str], float | str]]] = {
     Signal.TPOT_P95: [(_cls("h100"), 0.05), (_cls("mi300x"), "NaN")],
     Signal.REQUESTS: [(_cls("h100"), 90.0), (_cls("mi300x"), 0.0)],
     Signal.CLASS_PODS: [(_cls("h100"), 2), (_cls("mi300x"), 1)],
+    Signal.WAITING: [(_cls("h100"), 3.0), (_cls("mi300x"), 0.0)],
+    Signal.KV_USAGE: [(_cls("h100"), 0.92), (_cls("mi300x"), "NaN")],
 }
 
 
@@ -67,6 +71,7 @@ def test_healthy_pool(fake_prometheus: FakePrometheus) -> None:
     seen = _observe(fake_prometheus)
     assert seen.problem is None and seen.detail == ""
     assert seen.rps == 9.5  # first tokens + queue growth
+    assert seen.burst_rps == 24.0  # the same over the burst window
     assert (seen.input_tokens, seen.output_tokens, seen.sample_age_s, seen.series) == (500, 200, 2, 3)
     h100, mi = seen.classes
     assert (h100.accelerator_class, h100.ttft_p95_s, h100.tpot_p95_s, h100.requests, h100.series) == (
@@ -78,6 +83,7 @@ def test_healthy_pool(fake_prometheus: FakePrometheus) -> None:
     )
     # idle class: histogram_quantile gave NaN; that is no sample, not 0 and not a breach
     assert (mi.ttft_p95_s, mi.tpot_p95_s, mi.requests, mi.series) == (None, None, 0, 1)
+    assert (h100.waiting, h100.kv_usage, mi.waiting, mi.kv_usage) == (3.0, 0.92, 0.0, None)
 
 
 def test_one_query_per_signal_for_all_pools(fake_prometheus: FakePrometheus) -> None:
@@ -226,6 +232,11 @@ def test_a_pools_own_rate_query(fake_prometheus: FakePrometheus) -> None:
             fake_prometheus.vector(({}, 4.0)),
             0.0,
         ),
+        'sum(rate(gateway_requests_total{ns="chat",svc="llama"}[30s]))': (  # the burst window
+            200,
+            fake_prometheus.vector(({}, 7.0)),
+            0.0,
+        ),
         "scalar(vector(2))": (
             200,
             {"status": "success", "data": {"resultType": "scalar", "result": [1, "2"]}},
@@ -241,7 +252,9 @@ def test_a_pools_own_rate_query(fake_prometheus: FakePrometheus) -> None:
         for q in (own, "scalar(vector(2))", "two", "none", "broken")
     }
     assert observed[own].rps == 4.0 and observed[own].problem is None  # no queue term added
+    assert observed[own].burst_rps == 7.0 and observed[own].detail == ""
     assert observed["scalar(vector(2))"].rps == 2.0
+    assert observed["scalar(vector(2))"].burst_rps is None  # no {window}: no burst reading
     assert observed["two"].problem is MetricsProblem.WRONG_SHAPE and "2 series" in observed["two"].detail
     assert observed["none"].problem is MetricsProblem.EMPTY and observed["none"].rps is None
     assert (
@@ -310,3 +323,34 @@ def test_https_with_the_ca_file_and_without(tmp_path: Path) -> None:
         assert err.value.problem is MetricsProblem.UNREACHABLE and "CA file" in err.value.detail
     finally:
         fake.close()
+
+
+def test_a_failed_burst_or_guard_query_is_a_detail_and_the_reading_stands(
+    fake_prometheus: FakePrometheus,
+) -> None:
+    seen = _observe(
+        fake_prometheus, burst_first_tokens=(400, BAD_DATA, 0.0), waiting=(503, {"status": "error"}, 0.0)
+    )
+    assert seen.problem is None and seen.rps == 9.5 and seen.burst_rps is None
+    assert "burst window" in seen.detail and "saturation guard unknown" in seen.detail
+    assert all(c.waiting is None for c in seen.classes)
+
+
+def test_the_burst_load_adds_its_queue_growth_and_never_goes_negative(
+    fake_prometheus: FakePrometheus,
+) -> None:
+    assert _observe(fake_prometheus, burst_queue_growth=[(P, -50.0)]).burst_rps == 0.0
+    assert _observe(fake_prometheus, burst_queue_growth=[]).burst_rps == 20.0  # no queue gauge
+
+
+def test_absurd_guards_are_not_read(fake_prometheus: FakePrometheus) -> None:
+    seen = _observe(fake_prometheus, kv_usage=[(_cls("h100"), 7.0)], waiting=[(_cls("h100"), -1.0)])
+    h100 = seen.classes[0]
+    assert (h100.kv_usage, h100.waiting, seen.problem) == (None, None, None)
+
+
+def test_a_fleet_wide_load_query_takes_its_burst_twin_along(fake_prometheus: FakePrometheus) -> None:
+    with_window = PrometheusReader(fake_prometheus.url, queries={"first_tokens": "sum(rate(x[{window}]))"})
+    assert with_window.batch_queries()[Signal.BURST_FIRST_TOKENS] == "sum(rate(x[30s]))"
+    fixed = PrometheusReader(fake_prometheus.url, queries={"first_tokens": "sum(rate(x[1m]))"})
+    assert Signal.BURST_FIRST_TOKENS not in fixed.batch_queries()

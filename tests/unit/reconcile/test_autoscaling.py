@@ -4,8 +4,10 @@ survives in status, and a class measured slower than modelled is planned as such
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
+import pytest
 from examples import ROOT, example_docs
 
 from inferfleet.api.inferencepool import InferencePoolStatus
@@ -174,6 +176,12 @@ def test_rounds_run_at_least_every_evaluation_period_while_a_pool_autoscales() -
     ]
     static = decide(_snapshot(plain), "2026-12-01T10:00:00Z", planner.solve, {})
     assert static.resync_s == 60.0
+    quick = _docs()
+    next(x for x in quick if x["kind"] == "FleetPolicy")["spec"].setdefault("planning", {})[
+        "autoscalingIntervalSeconds"
+    ] = 5
+    fast, _, _ = _round(quick, "2026-12-01T10:00:00Z", seen(10.0, "2026-12-01T10:00:00Z"), [])
+    assert fast.resync_s == 5.0
 
 
 def test_measured_growth_under_a_binding_budget_sheds_the_lowest_priority_first() -> None:
@@ -199,3 +207,67 @@ def test_measured_growth_under_a_binding_budget_sheds_the_lowest_priority_first(
         assert d.budget_watts is None or d.used_watts <= d.budget_watts + 1e-6
     shed = next(s for s in after.statuses if s.name == "summarise-batch")
     assert "power budget" in _cond(shed.status, "Placed")["message"]
+
+
+def test_a_burst_scales_up_and_the_event_names_the_burst_window() -> None:
+    t0, t1 = "2026-12-01T10:00:00Z", "2026-12-01T10:00:15Z"
+    _, docs, deps = _round(_docs(), t0, seen(10.0, t0, sample_age_s=1.5), [])
+    d, docs, deps = _round(docs, t1, seen(11.0, t1, burst_rps=30.0, sample_age_s=2.0), deps)
+    auto = _pool_status(docs)["autoscaling"]
+    assert (auto["signal"], auto["demandRequestsPerSecond"], auto["burstRequestsPerSecond"]) == (
+        "ScaleUp",
+        30.0,
+        30.0,
+    )
+    assert auto["sampleAgeSeconds"] == 2.0
+    assert any("10 -> 30 req/s (burst window 30 req/s" in e.message for e in d.events), d.events
+
+
+def _measured(docs: list[dict[str, Any]], factor: float, load: float | None = None) -> tuple[float, Any]:
+    """Every placed class at ``factor`` x its predicted p95, every replica reporting."""
+    placed = _pool_status(docs)["placements"]
+    samples = tuple(
+        ClassSample(
+            p["acceleratorClass"],
+            ttft_p95_s=factor * p["ttftP95Milliseconds"] / 1000,
+            tpot_p95_s=factor * p["tpotP95Milliseconds"] / 1000,
+            requests=1000,
+            series=p["replicas"],
+            waiting=0.0,
+        )
+        for p in placed
+    )
+    return (load if load is not None else 0.7 * sum(p["requestsPerSecond"] for p in placed)), samples
+
+
+def test_a_breach_on_two_settled_evaluations_scales_up_and_says_why() -> None:
+    t0 = "2026-12-01T10:00:00Z"
+    _, docs, deps = _round(_docs(), t0, seen(12.0, t0), [])
+    demand = _pool_status(docs)["autoscaling"]["demandRequestsPerSecond"]
+    slo_ms = next(d for d in docs if d["metadata"]["name"] == "chat-70b")["spec"]["slo"][
+        "ttftP95Milliseconds"
+    ]
+    events = []
+    counted = []
+    # the first status still says 0 Ready (the replica was loading): that breach is not counted
+    for t in ("2026-12-01T10:05:00Z", "2026-12-01T10:05:15Z", "2026-12-01T10:05:30Z"):
+        _, samples = _measured(docs, 1.0)
+        breaching = tuple(dataclasses.replace(s, ttft_p95_s=2 * slo_ms / 1000) for s in samples)
+        d, docs, deps = _round(docs, t, seen(12.0, t, classes=breaching), deps)
+        events += d.events
+        counted.append(_pool_status(docs)["autoscaling"]["consecutiveBreaches"])
+    assert counted == [0, 1, 0]  # reset by the scale-up
+    auto = _pool_status(docs)["autoscaling"]
+    assert auto["signal"] == "ScaleUp" and auto["demandRequestsPerSecond"] == pytest.approx(demand * 1.25)
+    assert any("on consecutive evaluations" in e.message for e in events), events
+
+
+def test_a_standing_queue_blocks_a_scale_down() -> None:
+    t0, t1 = "2026-12-01T10:00:00Z", "2026-12-01T10:10:00Z"
+    _, docs, deps = _round(_docs(stabilization=60), t0, seen(20.0, t0), [])
+    _, samples = _measured(docs, 1.0)
+    queued = tuple(dataclasses.replace(s, waiting=5.0 * s.series) for s in samples)
+    _, docs, deps = _round(docs, t1, seen(4.0, t1, classes=queued), deps)
+    auto = _pool_status(docs)["autoscaling"]
+    assert (auto["signal"], auto["demandRequestsPerSecond"]) == ("ConsolidationBlocked", 20.0)
+    assert {c["waiting"] for c in auto["classes"] if c["requests"]} == {5.0 * s.series for s in samples}
