@@ -248,6 +248,16 @@ class ClassMeasurement(Spec):
     ttft_correction: float = Field(1.0, ge=1, le=4, description="Measured / predicted p95 TTFT, learnt.")
     tpot_correction: float = Field(1.0, ge=1, le=4, description="Measured / predicted p95 TPOT, learnt.")
     updates: int = Field(0, ge=0, description="Evaluations the correction factors learnt from.")
+    startup_seconds: float | None = Field(
+        None, ge=0, description="Learnt time from a replica being planned to serving (model start-up)."
+    )
+    startup_samples: int = Field(0, ge=0, description="Start-ups the learnt time rests on.")
+    starting_since: str | None = Field(
+        None, max_length=64, description="Replicas planned but not serving since (a start-up being measured)."
+    )
+    planned_replicas: int = Field(
+        0, ge=0, description="Replicas planned on the class at the last evaluation."
+    )
 
 
 class AutoscalingStatus(Spec):

@@ -1,11 +1,11 @@
 """The autoscaling phase of a round (pure): measurements and each pool's last state -> the demand
-and correction factors it is planned with, and what status and events say about it.
+and correction factors it is planned with.
 
 Owns reading the policy's state back from ``status.autoscaling`` (level-based: a restart or a new
-leader continues), running ``core.autoscale.recommend`` and ``core.correction.update`` per pool,
-and rendering the result as the ``status.autoscaling`` block, the conditions ``MetricsAvailable``
-and ``SLOAtRisk``, and events that name the signal.  Pools without ``spec.demand.autoscaling`` (or
-with it disabled, or pinned by ``spec.replicas``) are left out.
+leader continues), the pressure the policy reads (breaches, saturation, replicas still loading),
+and running ``core.autoscale.recommend``, ``core.correction.update`` and ``core.startup.observe``
+per pool; ``reconcile.scaling_status`` renders the result for status and events.  Pools without
+``spec.demand.autoscaling`` (or with it disabled, or pinned by ``spec.replicas``) are left out.
 """
 
 from __future__ import annotations
@@ -17,22 +17,17 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from inferfleet.api.conditions import ConditionType, EventReason, Reason
 from inferfleet.api.inferencepool import AutoscalingStatus, InferencePool
-from inferfleet.core import autoscale, correction
+from inferfleet.core import autoscale, correction, startup
 from inferfleet.core.observed import ClassSample, Observed
 from inferfleet.core.units import MILLI
-from inferfleet.reconcile import status
 from inferfleet.reconcile.validate import Objects
 
 __all__ = [
     "EVALUATION_S",
     "Scaling",
-    "conditions",
     "evaluate",
-    "events",
     "seconds",
-    "status_block",
     "timestamp",
 ]
 
@@ -64,6 +59,7 @@ class Scaling:
     pressure: autoscale.Pressure = dataclasses.field(default_factory=autoscale.Pressure)
     sample_age_s: float | None = None
     burst_rps: float | None = None
+    startups: dict[str, startup.Startup] = dataclasses.field(default_factory=dict)
 
     @property
     def demand_rps(self) -> float | None:
@@ -111,18 +107,25 @@ def _per_replica(sample: ClassSample | None, replicas: int) -> float | None:
     return sample.waiting / max(replicas, sample.series, 1)
 
 
+def _serving(
+    placed: Mapping[str, tuple[int, int]], samples: Mapping[str, ClassSample]
+) -> dict[str, tuple[int, int]]:
+    """(planned, serving) per class: serving is Ready, and (when the pool's metrics say which pods
+    report) reporting too — a Ready model server may still be loading its weights."""
+    per_class = any(s.series for s in samples.values())
+    return {
+        cls: (planned, min(ready, samples[cls].series if cls in samples else 0) if per_class else ready)
+        for cls, (planned, ready) in placed.items()
+    }
+
+
 def _pressure(
     placed: Mapping[str, tuple[int, int]],
     samples: Mapping[str, ClassSample],
     breaches: tuple[tuple[str, str, float, float], ...],
 ) -> autoscale.Pressure:
-    """Breach, saturation (a standing queue, a full KV cache) and replicas still loading: planned
-    but not Ready, or (when the pool's metrics say which pods report) Ready but not reporting yet."""
-    per_class = any(s.series for s in samples.values())
-    pending = 0
-    for cls, (planned, ready) in placed.items():
-        serving = min(ready, samples[cls].series if cls in samples else 0) if per_class else ready
-        pending += max(0, planned - serving)
+    """Breach, saturation (a standing queue, a full KV cache) and replicas still loading."""
+    pending = sum(max(0, planned - serving) for planned, serving in _serving(placed, samples).values())
     queues = [_per_replica(s, placed.get(c, (0, 0))[0]) for c, s in samples.items()]
     saturated = any(q is not None and q >= SATURATED_QUEUE for q in queues) or any(
         s.kv_usage is not None and s.kv_usage >= SATURATED_KV for s in samples.values()
@@ -135,6 +138,31 @@ def _pressure(
         saturated=saturated,
         pending=pending,
     )
+
+
+def _startups(
+    prev: AutoscalingStatus | None,
+    placed: Mapping[str, tuple[int, int]],
+    samples: Mapping[str, ClassSample],
+    observed: Observed | None,
+    now: float,
+) -> dict[str, startup.Startup]:
+    """Each class's learnt start-up time, advanced by this evaluation when the reading is usable."""
+    out = {
+        c.accelerator_class: startup.Startup(
+            c.startup_seconds,
+            c.startup_samples,
+            seconds(c.starting_since) if c.starting_since else None,
+            c.planned_replicas,
+        )
+        for c in (prev.classes if prev else [])
+    }
+    if observed is None or observed.rps is None:
+        return out  # who serves is not known: nothing learnt, nothing lost
+    previous_eval = seconds(prev.last_evaluation_time) if prev and prev.last_evaluation_time else None
+    for cls, (planned, serving) in _serving(placed, samples).items():
+        out[cls] = startup.observe(out.get(cls, startup.Startup()), planned, serving, previous_eval, now)
+    return out
 
 
 def _learn(
@@ -214,7 +242,8 @@ def evaluate(objects: Objects, observed: Mapping[str, Observed] | None, now_stam
         reading = None if observed is None else observed.get(key)
         factors, samples = _learn(pool, prev, raw_status, reading, now)
         breaches = _breaches(pool, samples)
-        pressure = _pressure(_placed(raw_status), samples, breaches)
+        placed = _placed(raw_status)
+        pressure = _pressure(placed, samples, breaches)
         outcome = (
             None if observed is None else autoscale.recommend(settings, _state(prev), reading, now, pressure)
         )
@@ -229,151 +258,6 @@ def evaluate(objects: Objects, observed: Mapping[str, Observed] | None, now_stam
             pressure,
             None if reading is None else reading.sample_age_s,
             None if reading is None or reading.rps is None else reading.burst_rps,
-        )
-    return out
-
-
-def _ms(value: float | None) -> float | None:
-    return None if value is None else round(value / MILLI, 2)
-
-
-def status_block(s: Scaling, now: float) -> dict[str, Any]:
-    """``status.autoscaling`` (camelCase, as the API model serialises it)."""
-    classes = [
-        {
-            "acceleratorClass": cls,
-            "ttftP95Milliseconds": _ms(sample.ttft_p95_s) if sample else None,
-            "tpotP95Milliseconds": _ms(sample.tpot_p95_s) if sample else None,
-            "requests": round(sample.requests, 1) if sample else 0.0,
-            "waiting": None if sample is None or sample.waiting is None else round(sample.waiting, 1),
-            "kvCacheUsage": None if sample is None or sample.kv_usage is None else round(sample.kv_usage, 3),
-            "ttftCorrection": round(f.ttft, 4),
-            "tpotCorrection": round(f.tpot, 4),
-            "updates": f.updates,
-        }
-        for cls in sorted(set(s.factors) | set(s.samples))
-        for f, sample in [(s.factors.get(cls, correction.Factor()), s.samples.get(cls))]
-    ]
-    if s.outcome is None:
-        block: dict[str, Any] = {
-            "signal": "",
-            "metricsProblem": str(Reason.NO_METRICS_SOURCE),
-            "classes": classes,
-        }
-        return status.checked(AutoscalingStatus, block)
-    o, st = s.outcome, s.outcome.state
-    block = {
-        "observedRequestsPerSecond": None if o.measured_rps is None else round(o.measured_rps, 3),
-        "burstRequestsPerSecond": None if s.burst_rps is None else round(s.burst_rps, 3),
-        "sampleAgeSeconds": None if s.sample_age_s is None else round(s.sample_age_s, 1),
-        "consecutiveBreaches": st.breaches,
-        "demandRequestsPerSecond": round(o.demand_rps, 3),
-        "signal": str(o.signal),
-        "metricsProblem": None if o.problem is None else str(o.problem),
-        "lastEvaluationTime": timestamp(now),
-        "lastScaleTime": timestamp(st.last_scale) if st.last_scale is not None else None,
-        "missingSince": timestamp(st.missing_since) if st.missing_since is not None else None,
-        "recommendations": [
-            {"time": timestamp(t), "requestsPerSecond": round(r, 3)} for t, r in st.recommendations
-        ],
-        "classes": classes,
-    }
-    return status.checked(AutoscalingStatus, block)
-
-
-def conditions(s: Scaling, observed: Observed | None, generation: int | None) -> list[dict[str, Any]]:
-    """``MetricsAvailable`` and ``SLOAtRisk`` for an autoscaled pool."""
-    if s.outcome is None:
-        metrics = status.condition(
-            ConditionType.METRICS_AVAILABLE,
-            False,
-            Reason.NO_METRICS_SOURCE,
-            "autoscaling is on but the operator has no metrics source (--prometheus-url); "
-            "the static demand is planned",
-            generation,
-        )
-    elif s.outcome.problem is not None:
-        held = f"demand held at {s.outcome.demand_rps:g} req/s"
-        detail = observed.detail if observed is not None and observed.detail else "no usable reading"
-        metrics = status.condition(
-            ConditionType.METRICS_AVAILABLE, False, str(s.outcome.problem), f"{detail}; {held}", generation
-        )
-    else:
-        metrics = status.condition(
-            ConditionType.METRICS_AVAILABLE,
-            True,
-            Reason.METRICS_READ,
-            f"measured {s.outcome.measured_rps or 0.0:.3g} req/s",
-            generation,
-        )
-    if s.breaches:
-        words = ", ".join(
-            f"p95 {what} on {cls} {got / MILLI:.0f} ms > SLO {target / MILLI:.0f} ms"
-            for cls, what, got, target in s.breaches
-        )
-        risk = status.condition(ConditionType.SLO_AT_RISK, True, Reason.SLO_BREACHED, words, generation)
-    elif any(x.requests >= correction.MIN_REQUESTS for x in s.samples.values()):
-        risk = status.condition(
-            ConditionType.SLO_AT_RISK, False, Reason.WITHIN_SLO, "measured p95 within the SLO", generation
-        )
-    else:
-        risk = status.condition(
-            ConditionType.SLO_AT_RISK,
-            False,
-            Reason.NO_LATENCY_SAMPLE,
-            "too few requests to measure p95",
-            generation,
-        )
-    return [metrics, risk]
-
-
-def _why(s: Scaling) -> str:
-    """The signal behind a demand change, as words."""
-    o = s.outcome
-    assert o is not None
-    measured = f"measured {o.measured_rps or 0.0:.3g} req/s"
-    if o.driver is autoscale.Driver.BURST:
-        return f"burst window {s.burst_rps or 0.0:.3g} req/s; {measured}"
-    if o.driver is autoscale.Driver.LATENCY and s.breaches:
-        cls, what, got, target = s.breaches[0]
-        breach = f"p95 {what} on {cls} {got / MILLI:.0f} ms > SLO {target / MILLI:.0f} ms"
-        return f"{breach} on consecutive evaluations; {measured}"
-    return measured
-
-
-def events(
-    s: Scaling, observed: Observed | None, previous_risk: str | None
-) -> list[tuple[str, EventReason, str]]:
-    """(type, reason, message) of the events this evaluation deserves."""
-    out: list[tuple[str, EventReason, str]] = []
-    o = s.outcome
-    if o is None:
-        return out
-    if o.signal in (autoscale.Signal.INITIAL, autoscale.Signal.SCALE_UP, autoscale.Signal.SCALE_DOWN):
-        before = "unset" if s.previous_demand is None else f"{s.previous_demand:g}"
-        out.append(
-            (
-                "Normal",
-                EventReason.DEMAND_CHANGED,
-                f"{o.signal}: demand {before} -> {o.demand_rps:g} req/s ({_why(s)})",
-            )
-        )
-    if o.problem is not None and str(o.problem) != s.previous_problem:
-        detail = observed.detail if observed is not None and observed.detail else "no usable reading"
-        out.append(
-            (
-                "Warning",
-                EventReason.METRICS_UNAVAILABLE,
-                f"{o.problem}: {detail}; demand held at {o.demand_rps:g} req/s",
-            )
-        )
-    if s.breaches and previous_risk != "True":
-        cls, what, got, target = s.breaches[0]
-        out.append(
-            (
-                "Warning",
-                EventReason.SLO_AT_RISK,
-                f"p95 {what} on {cls} {got / MILLI:.0f} ms exceeds the {target / MILLI:.0f} ms SLO",
-            )
+            _startups(prev, placed, samples, reading if observed is not None else None, now),
         )
     return out

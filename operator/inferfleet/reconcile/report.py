@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from inferfleet.api.conditions import ConditionType, EventReason
 from inferfleet.core import types as core
 from inferfleet.core.observed import Observed
-from inferfleet.reconcile import autoscaling, children, status
+from inferfleet.reconcile import autoscaling, children, scaling_status, status
 from inferfleet.reconcile.decision import Decision, Event, StatusWrite
 from inferfleet.reconcile.ports import Snapshot
 from inferfleet.reconcile.validate import Objects, meta
@@ -69,8 +69,8 @@ def _pool(
     gen = m.get("generation")
     block, conds = None, []
     if scaling is not None:
-        block = autoscaling.status_block(scaling, autoscaling.seconds(now))
-        conds = autoscaling.conditions(scaling, observed, gen)
+        block = scaling_status.status_block(scaling, autoscaling.seconds(now))
+        conds = scaling_status.conditions(scaling, observed, gen)
         risk = next(
             (
                 c.get("status")
@@ -79,7 +79,7 @@ def _pool(
             ),
             None,
         )
-        for type_, reason, message in autoscaling.events(scaling, observed, risk):
+        for type_, reason, message in scaling_status.events(scaling, observed, risk):
             out.events.append(Event(raw, "Normal" if type_ == "Normal" else "Warning", reason, message))
     new = status.pool_status(pp, ready, prev, gen, str(m.get("name")), now, sentence, block, conds)
     if differs(prev, new):

@@ -271,3 +271,34 @@ def test_a_standing_queue_blocks_a_scale_down() -> None:
     auto = _pool_status(docs)["autoscaling"]
     assert (auto["signal"], auto["demandRequestsPerSecond"]) == ("ConsolidationBlocked", 20.0)
     assert {c["waiting"] for c in auto["classes"] if c["requests"]} == {5.0 * s.series for s in samples}
+
+
+def test_the_start_up_time_of_new_replicas_is_learnt_and_kept_in_status() -> None:
+    t = [f"2026-12-01T10:0{m}:{s:02d}Z" for m, s in ((0, 0), (1, 0), (1, 15), (1, 30), (1, 45), (2, 0))]
+
+    def reporting(docs: list[dict[str, Any]], old: dict[str, int] | None) -> tuple[ClassSample, ...]:
+        """Every planned replica reports (``old`` None), or only those planned before the step."""
+        return tuple(
+            ClassSample(c, None, None, 0.0, p["replicas"] if old is None else old.get(c, 0))
+            for p in _pool_status(docs)["placements"]
+            for c in [p["acceleratorClass"]]
+        )
+
+    _, docs, deps = _round(_docs(), t[0], seen(10.0, t[0]), [])
+    _, docs, deps = _round(docs, t[1], seen(10.0, t[1], classes=reporting(docs, None)), deps)
+    before = {p["acceleratorClass"]: p["replicas"] for p in _pool_status(docs)["placements"]}
+    _, docs, deps = _round(docs, t[2], seen(30.0, t[2], classes=reporting(docs, None)), deps)  # step
+    assert sum(p["replicas"] for p in _pool_status(docs)["placements"]) > sum(before.values())
+    for now in t[3:5]:  # the new replicas load their model
+        _, docs, deps = _round(docs, now, seen(30.0, now, classes=reporting(docs, before)), deps)
+        loading = [c for c in _pool_status(docs)["autoscaling"]["classes"] if c.get("startingSince")]
+        assert loading and {c["startingSince"] for c in loading} == {t[2]}
+    _, docs, deps = _round(docs, t[5], seen(30.0, t[5], classes=reporting(docs, None)), deps)  # serving
+    learnt = {c["acceleratorClass"]: c for c in _pool_status(docs)["autoscaling"]["classes"]}
+    assert all(c.get("startingSince") is None for c in learnt.values())
+    # the first deployment: Ready (the harness makes pods Ready a round later) 60-75 s after t0;
+    # the step's new replicas: first seen serving 30-45 s after the plan; a class with both blends
+    first, step = 67.5, 37.5
+    for cls in {c["acceleratorClass"] for c in loading}:
+        want = (first + step) / 2 if cls in before else step
+        assert learnt[cls]["startupSeconds"] == want, learnt[cls]
