@@ -139,7 +139,11 @@ def separate_drop(comp: Compiled, lay: Layout, x: FloatArray, min_violation: flo
     """The most violated drop-credit cut (module notes) of each running pool with demand at ``x``.
 
     ``beta`` is tried at ``1 / c_k`` for every live option ``k`` of the pool; the row is written
-    ``sum_j max(beta c_j - 1, 0) n_j + (beta - N) g + beta f - d >= beta - N``.
+    ``sum_j max(beta c_j - 1, 0) n_j + (beta - N) g + beta f - d >= beta - N``, strengthened by
+    rounding where ``beta`` is fractional: the MIR of ``sum_j max(1, beta c_j) n_j + beta f >= beta``
+    (as in :func:`separate_mir`, ``f0 = frac(beta)``) is ``sum_j a_j n_j + beta / f0 f >=
+    ceil(beta)``, so ``sum_j (a_j - 1) n_j + (ceil(beta) - N) g + beta / f0 f - d >= ceil(beta) -
+    N`` (valid the same way: ``g = 0`` is the MIR, ``g = 1`` leaves a right-hand side >= 0).
     """
 
     def column_of(pools: IntArray, first: int) -> IntArray:
@@ -159,13 +163,23 @@ def separate_drop(comp: Compiled, lay: Layout, x: FloatArray, min_violation: flo
     beta = 1.0 / c[refs]
     running = comp.running[pools]
     group, cols = _pairs(comp, refs)
-    w = np.where(live[cols], np.maximum(beta[group] * c[cols] - 1.0, 0.0), 0.0)
+    # MIR of sum_j a_j n_j + beta f >= beta (a_j = max(1, beta c_j)) where frac(beta) allows it
+    f0 = beta - np.floor(beta)
+    rounded = (f0 > 1e-6) & (f0 < 1.0 - 1e-6)
+    f0 = np.where(rounded, f0, 1.0)
+    need = np.where(rounded, np.ceil(beta), beta)  # replicas' worth the pool needs unshed
+    f_coef = np.where(rounded, beta / f0, beta)
+    a = np.maximum(beta[group] * c[cols], 1.0)
+    fa = a - np.floor(a)
+    mir = np.floor(a) + np.minimum(fa, f0[group]) / f0[group]
+    a = np.where(rounded[group], np.minimum(mir, need[group]), a)
+    w = np.where(live[cols], a - 1.0, 0.0)
     g = np.where(grow_of[pools] >= 0, x[np.maximum(grow_of[pools], 0)], 0.0)
     rhs = (
         running
-        - beta
-        + (beta - running) * g
-        + beta * x[shed_of[pools]]
+        - need
+        + (need - running) * g
+        + f_coef * x[shed_of[pools]]
         + np.bincount(group, weights=w * x[cols], minlength=len(refs))
     )
     pick = _most_violated(pools, refs, x[drop_of[pools]] - rhs, min_violation)
@@ -179,6 +193,6 @@ def separate_drop(comp: Compiled, lay: Layout, x: FloatArray, min_violation: flo
     return _csr(
         np.concatenate([rank[group[in_pick]], k, k, rank[grows]]),
         np.concatenate([cols[in_pick], shed_of[pools[pick]], drop_of[pools[pick]], grow_of[pools[grows]]]),
-        np.concatenate([w[in_pick], beta[pick], -np.ones(len(pick)), beta[grows] - running[grows]]),
-        beta[pick] - running[pick],
+        np.concatenate([w[in_pick], f_coef[pick], -np.ones(len(pick)), need[grows] - running[grows]]),
+        need[pick] - running[pick],
     )

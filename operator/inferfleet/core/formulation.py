@@ -11,8 +11,12 @@ every solver path (exact MILP, LP relaxation, greedy) shares, and the node-capac
 * per pool with ``min_replicas > 0``: ``sum_j n_j + u_p >= min`` (``u_p`` = missing minimum replicas,
   a slack so that a budget below the minimum gives a report, not an infeasible model);
 * per pool whose ``max_replicas`` can bind: ``sum_j n_j <= max``;
-* per (pool, class) it runs on now: ``sum_{j on class} n_j + m >= current`` (``m`` = replicas moved
-  away, charged ``churn_dollars_per_replica``);
+* per (pool, class) it runs on now: ``sum_{j on class} n_j + m >= current`` (``m`` = replicas taken
+  off that class);
+* per pool running replicas now: a drop credit ``d`` (what scaling down removes) with its rows and,
+  where the pool could grow, one binary, so that ``sum m - d`` is the replicas the plan *moves*
+  between classes, ``min(added, removed)``, each charged ``churn_dollars_per_replica``
+  (:mod:`inferfleet.core.churn`);
 * per (class, replica size ``s``): ``sum_{j on class, devices_j >= s} devices_j * n_j
   <= sum_nodes floor(free_i / s) * s``.  A replica must fit on one node; when every size used on a
   class divides the next larger one (powers of two) these threshold rows are exactly the condition
@@ -74,6 +78,7 @@ class Compiled:
     churn_pair: IntArray  # pair of each churn row, -1 when the pool has no column on that class
     pair_of_col: IntArray  # (pool, class) pair of each column
     n_pairs: int
+    running: FloatArray  # replicas each pool runs now, on any class (known or not)
     # classes and domains
     class_names: tuple[str, ...]
     class_domain: IntArray  # -1: not in a budgeted domain
@@ -149,6 +154,7 @@ def compile_problem(problem: Problem) -> Compiled:
     if len(pair_keys):
         found &= pair_keys[pos] == churn_key
     churn_pair = np.where(found, pos, -1).astype(np.int64)
+    running = np.bincount(churn_pool, weights=churn_current, minlength=len(pools)).astype(np.float64)
 
     # Upper bounds: more than ceil(need/rps) replicas of one option is never better unless the
     # minimum or the current placement asks for more.
@@ -193,6 +199,7 @@ def compile_problem(problem: Problem) -> Compiled:
         churn_pair=churn_pair,
         pair_of_col=pair_of_col.astype(np.int64),
         n_pairs=len(pair_keys),
+        running=running,
         class_names=class_names,
         class_domain=class_domain,
         domain_names=domain_names,

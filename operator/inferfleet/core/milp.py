@@ -1,8 +1,9 @@
 """The placement model for HiGHS: sparse rows built with numpy, one model passed, phases by costs.
 
-Owns the column layout (replicas, shed fractions, missing-minimum slacks, moved replicas), the
-sparse matrix of every row :mod:`inferfleet.core.formulation` describes plus one row per priority
-level (the normalised shed of that level, used to fix a level once it is optimised), the solver
+Owns the column layout (replicas, grow binaries, shed fractions, missing-minimum slacks, replicas
+taken off a class, drop credits), the sparse matrix of every row :mod:`inferfleet.core.formulation`
+describes (the churn rows come from :mod:`inferfleet.core.churn`) plus one row per priority level
+(the normalised shed of that level, used to fix a level once it is optimised), the solver
 options that make runs reproducible (one thread, fixed seed), MIP starts, and the dual bound and
 status a phase reports.  The same class holds the MILP and its LP relaxation.  The solver itself is
 reached only through :mod:`inferfleet.core.highs`.
@@ -15,6 +16,7 @@ import dataclasses
 import numpy as np
 import numpy.typing as npt
 
+from inferfleet.core.churn import ChurnColumns, drop_rows, most_replicas
 from inferfleet.core.formulation import Compiled
 from inferfleet.core.highs import INF, OptionValue, Solver, SparseModel
 
@@ -30,29 +32,41 @@ class Layout:
     """Where each kind of variable and row lives."""
 
     n_rep: int  # replica columns [0, n_rep)
+    grow_pools: IntArray  # running pools that can grow past what runs: binary column n_rep + i
     shed_pools: IntArray  # pools with demand and a column: shed fraction column shed_start + i
     min_pools: IntArray  # pools with a minimum and a column: missing-minimum column min_start + i
-    churn_pairs: IntArray  # churn pairs with columns: moved-replica column churn_start + i
+    churn_pairs: IntArray  # churn pairs with columns: taken-off column churn_start + i
+    drop_pools: IntArray  # running pools: drop credit column drop_start + i
+    pool_of: IntArray  # the pool of every column
     level_cols: tuple[IntArray, ...]  # per level: its shed and missing-minimum columns
     level_vals: tuple[FloatArray, ...]  # 1 for shed fractions, 1/min for missing minimum replicas
     level_row0: int  # row of level 0; level k is row level_row0 + k
     demand_row0: int  # demand row of shed_pools[i] is demand_row0 + i
 
     @property
+    def n_int(self) -> int:
+        """The integer columns come first: replicas and grow binaries."""
+        return self.n_rep + len(self.grow_pools)
+
+    @property
     def shed_start(self) -> int:
-        return self.n_rep
+        return self.n_int
 
     @property
     def min_start(self) -> int:
-        return self.n_rep + len(self.shed_pools)
+        return self.shed_start + len(self.shed_pools)
 
     @property
     def churn_start(self) -> int:
         return self.min_start + len(self.min_pools)
 
     @property
-    def n_cols(self) -> int:
+    def drop_start(self) -> int:
         return self.churn_start + len(self.churn_pairs)
+
+    @property
+    def n_cols(self) -> int:
+        return self.drop_start + len(self.drop_pools)
 
     def level_values(self, x: FloatArray) -> FloatArray:
         return np.array([float(x[c] @ v) for c, v in zip(self.level_cols, self.level_vals, strict=True)])
@@ -97,16 +111,18 @@ class HighsModel:
         self.highs.add_rows(lower, upper, start, index, value)
 
     def full_vector(self, n: FloatArray) -> FloatArray:
-        """Replica counts plus the shed, missing-minimum and churn columns they imply."""
+        """Replica counts plus the grow, shed, missing-minimum and churn columns they imply."""
         return self.implied(self.comp, self.layout, n)
 
     @staticmethod
     def implied(comp: Compiled, lay: Layout, n: FloatArray) -> FloatArray:
-        """Replica counts plus the shed, missing-minimum and churn columns they imply."""
+        """Replica counts plus the grow, shed, missing-minimum and churn columns they imply."""
         x = np.zeros(lay.n_cols, dtype=np.float64)
         x[: lay.n_rep] = n
         served = np.bincount(comp.col_pool, weights=n * comp.rps, minlength=comp.n_pools)
         count = np.bincount(comp.col_pool, weights=n, minlength=comp.n_pools)
+        gp = lay.grow_pools
+        x[lay.n_rep : lay.shed_start] = count[gp] > comp.running[gp] + 1e-9
         sp = lay.shed_pools
         x[lay.shed_start : lay.min_start] = np.clip(1.0 - served[sp] / comp.need[sp], 0.0, 1.0)
         mp = lay.min_pools
@@ -114,7 +130,11 @@ class HighsModel:
         if len(lay.churn_pairs):
             on = np.bincount(comp.pair_of_col, weights=n, minlength=comp.n_pairs)
             cp = lay.churn_pairs
-            x[lay.churn_start :] = np.maximum(comp.churn_current[cp] - on[comp.churn_pair[cp]], 0.0)
+            x[lay.churn_start : lay.drop_start] = np.maximum(
+                comp.churn_current[cp] - on[comp.churn_pair[cp]], 0.0
+            )
+        dp = lay.drop_pools
+        x[lay.drop_start :] = np.maximum(comp.running[dp] - count[dp], 0.0)
         return x
 
     def run(self, time_limit: float, start: FloatArray | None = None) -> SolveResult:
@@ -189,9 +209,16 @@ def build_model(comp: Compiled, *, integer: bool) -> tuple[Layout, SparseModel]:
     shed_pools = np.flatnonzero((comp.need > 0) & placeable)
     min_pools = np.flatnonzero((comp.min_r > 0) & placeable)
     churn_pairs = np.flatnonzero(comp.churn_pair >= 0)
-    shed0 = n_rep
+    # a running pool that can usefully get more replicas than it runs needs a grow binary
+    ub_sum = np.bincount(comp.col_pool, weights=comp.ub, minlength=comp.n_pools)
+    most = most_replicas(comp)
+    drop_pools = np.flatnonzero(comp.running > 0)
+    grow_pools = np.flatnonzero((comp.running > 0) & (most > comp.running))
+    grow0 = n_rep
+    shed0 = grow0 + len(grow_pools)
     min0 = shed0 + len(shed_pools)
     churn0 = min0 + len(min_pools)
+    drop0 = churn0 + len(churn_pairs)
     rows = _Rows()
     ones = np.ones(n_rep)
     inf_k = np.full(len(shed_pools), INF)
@@ -204,7 +231,6 @@ def build_model(comp: Compiled, *, integer: bool) -> tuple[Layout, SparseModel]:
         np.minimum(comp.rps / np.maximum(comp.need[comp.col_pool], 1e-12), 1.0),
     )
     rows.per_pool(comp, min_pools, min0, comp.min_r[min_pools], np.full(len(min_pools), INF), ones)
-    ub_sum = np.bincount(comp.col_pool, weights=comp.ub, minlength=comp.n_pools)
     max_pools = np.flatnonzero(ub_sum > comp.max_r)
     rows.per_pool(comp, max_pools, None, np.full(len(max_pools), -INF), comp.max_r[max_pools], ones)
     if len(churn_pairs):
@@ -220,6 +246,20 @@ def build_model(comp: Compiled, *, integer: bool) -> tuple[Layout, SparseModel]:
             comp.churn_current[churn_pairs],
             np.full(k, INF),
         )
+    churn_cols = ChurnColumns(
+        drop_pools=drop_pools,
+        drop0=drop0,
+        grow_pools=grow_pools,
+        grow0=grow0,
+        churn_pairs=churn_pairs,
+        churn0=churn0,
+        shed_pools=shed_pools,
+        shed0=shed0,
+        min_pools=min_pools,
+        min0=min0,
+    )
+    for block in drop_rows(comp, churn_cols, most):
+        rows.add(block.rows, block.cols, block.vals, block.lower, block.upper)
     for cap in comp.capacity_rows:
         sel = np.flatnonzero((comp.col_class == cap.cls) & (comp.devices >= cap.size) & (comp.ub > 0))
         rows.single(sel, comp.devices[sel], -INF, cap.rhs)
@@ -238,8 +278,21 @@ def build_model(comp: Compiled, *, integer: bool) -> tuple[Layout, SparseModel]:
         level_cols.append(cols)
         level_vals.append(vals)
         rows.single(cols, vals, -INF, INF)
+    pool_of = np.concatenate(
+        [comp.col_pool, grow_pools, shed_pools, min_pools, comp.churn_pool[churn_pairs], drop_pools]
+    ).astype(np.int64)
     lay = Layout(
-        n_rep, shed_pools, min_pools, churn_pairs, tuple(level_cols), tuple(level_vals), level_row0, demand0
+        n_rep=n_rep,
+        grow_pools=grow_pools,
+        shed_pools=shed_pools,
+        min_pools=min_pools,
+        churn_pairs=churn_pairs,
+        drop_pools=drop_pools,
+        pool_of=pool_of,
+        level_cols=tuple(level_cols),
+        level_vals=tuple(level_vals),
+        level_row0=level_row0,
+        demand_row0=demand0,
     )
 
     start, index, value = _coo_to_csc(
@@ -249,13 +302,20 @@ def build_model(comp: Compiled, *, integer: bool) -> tuple[Layout, SparseModel]:
         col_cost=np.zeros(lay.n_cols),
         col_lower=np.zeros(lay.n_cols),
         col_upper=np.concatenate(
-            [comp.ub, np.ones(len(shed_pools)), comp.min_r[min_pools], comp.churn_current[churn_pairs]]
+            [
+                comp.ub,
+                np.ones(len(grow_pools)),
+                np.ones(len(shed_pools)),
+                comp.min_r[min_pools],
+                comp.churn_current[churn_pairs],
+                comp.running[drop_pools],
+            ]
         ).astype(np.float64),
         row_lower=np.concatenate(rows.lower),
         row_upper=np.concatenate(rows.upper),
         start=start,
         index=index,
         value=value,
-        n_int=n_rep if integer else None,
+        n_int=lay.n_int if integer else None,
     )
     return lay, lp

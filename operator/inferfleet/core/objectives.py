@@ -1,8 +1,9 @@
 """The objectives every phase optimises, as cost vectors over the model's columns.
 
-Owns the cost objective ($/h of replicas, preferred options a hair cheaper, churn), the normalised
-shed of one priority level (what the exact path minimises level by level), and the weighted sum the
-relaxation uses to steer shed levels lexicographically in a single LP.
+Owns the cost objective ($/h of replicas, preferred options a hair cheaper, churn on the replicas a
+plan moves between classes), the normalised shed of one priority level (what the exact path
+minimises level by level), and the weighted sum the relaxation uses to steer shed levels
+lexicographically in a single LP.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from inferfleet.core.churn import pool_moves
 from inferfleet.core.formulation import Compiled
 from inferfleet.core.milp import Layout
 
@@ -26,10 +28,17 @@ MAX_WEIGHT = 1e9
 
 
 def cost_vector(comp: Compiled, lay: Layout) -> FloatArray:
-    """The cost objective: $/h of replicas (preferred ones a hair cheaper) plus churn."""
+    """The cost objective: $/h of replicas (preferred ones a hair cheaper) plus churn.
+
+    Churn is charged on replicas taken off a class less the pool's drop credit (what scaling down
+    removes), i.e. on ``min(added, removed)``; replicas on classes without a column are a constant
+    left out (the planner adds it back).
+    """
+    churn = comp.problem.policy.churn_dollars_per_replica
     c = np.zeros(lay.n_cols, dtype=np.float64)
     c[: lay.n_rep] = comp.cost * np.where(comp.preferred, 1.0 - PREFERENCE_DISCOUNT, 1.0)
-    c[lay.churn_start :] = comp.problem.policy.churn_dollars_per_replica
+    c[lay.churn_start : lay.drop_start] = churn
+    c[lay.drop_start :] = -churn
     return c
 
 
@@ -65,9 +74,7 @@ def weighted_vector(comp: Compiled, lay: Layout) -> FloatArray:
 
 
 def plan_cost(comp: Compiled, n: FloatArray) -> float:
-    """The cost objective of integral counts ``n``, forced moves included (no model needed)."""
+    """The cost objective of integral counts ``n``, every move charged (no model needed)."""
     cost = float(n @ (comp.cost * np.where(comp.preferred, 1.0 - PREFERENCE_DISCOUNT, 1.0)))
-    on = np.append(np.bincount(comp.pair_of_col, weights=n, minlength=comp.n_pairs), 0.0)
-    kept = on[comp.churn_pair]  # -1 (a class without a column) reads the 0 at the end
-    moved = float(np.maximum(comp.churn_current - kept, 0.0).sum())
+    moved = float(pool_moves(comp, n).sum())
     return cost + comp.problem.policy.churn_dollars_per_replica * moved

@@ -4,12 +4,13 @@ Owns the sequence and its time budget:
 
 1. the LP relaxation with the weighted objective (shed levels dominate cost, see
    :func:`~inferfleet.core.objectives.weighted_vector`);
-2. rounds of pool MIR cuts (:mod:`inferfleet.core.cuts`) while they are violated;
+2. rounds of pool MIR and drop-credit cuts (:mod:`inferfleet.core.cuts`) while they are violated;
 3. rounding: whole replicas first-fit-decreasing, fractions rounded up by priority, greedy top-up
    (:func:`~inferfleet.core.heuristic.repair`);
-4. a MILP over the pools the LP left fractional, every other pool fixed at its LP counts (relaxation
-   induced neighbourhood search), seeded with the rounded plan: first the weighted objective, then
-   cost with the shed levels it reached capped;
+4. a MILP over the pools the LP left fractional (replicas or shed, or a drop credit above what its
+   counts earn), every other pool fixed at its LP counts (relaxation induced neighbourhood search),
+   with the cuts of step 2 and seeded with the rounded plan: first the weighted objective, then cost
+   with the shed levels it reached capped;
 5. the bound: the cut LP with the cost objective and each pool's shed (and missing minimum) capped
    at the plan's.  Its optimum is a proven lower bound on the cost of any plan that serves every
    pool at least as well, so ``gap`` measures cost at this plan's service, not whether less shed
@@ -26,7 +27,7 @@ import time
 import numpy as np
 import numpy.typing as npt
 
-from inferfleet.core.cuts import CutRows, separate_mir
+from inferfleet.core.cuts import CutRows, joined, separate_drop, separate_mir
 from inferfleet.core.formulation import Compiled
 from inferfleet.core.heuristic import greedy, repair
 from inferfleet.core.highs import SparseModel
@@ -82,7 +83,9 @@ def evaluate(model: HighsModel, n: FloatArray, method: str) -> Outcome:
     return Outcome(n, model.layout.level_values(x), cost, 0.0, "Heuristic", method)
 
 
-def _fix_and_solve(comp: Compiled, x: FloatArray, start: FloatArray, time_limit: float) -> FloatArray | None:
+def _fix_and_solve(
+    comp: Compiled, x: FloatArray, start: FloatArray, time_limit: float, cuts: list[CutRows]
+) -> FloatArray | None:
     """Keep the pools the LP placed integrally; solve the MILP over the others (RINS).
 
     ``x`` is the LP solution, ``start`` an integral plan used as the MIP start.  Two short solves
@@ -93,24 +96,22 @@ def _fix_and_solve(comp: Compiled, x: FloatArray, start: FloatArray, time_limit:
     """
     t0 = time.perf_counter()
     lay, lp = build_model(comp, integer=True)
+    lp = with_cuts(lp, cuts)
     n = x[: comp.n_cols]
     loose = np.zeros(comp.n_pools, dtype=np.bool_)
     loose[comp.col_pool[np.abs(n - np.round(n)) > 1e-6]] = True
     shed = x[lay.shed_start : lay.min_start]
     loose[lay.shed_pools[(shed > 1e-6) & (shed < 1.0 - 1e-6)]] = True
+    full = _implied(comp, lay, np.round(n))
+    # whole replicas but a fractional grow binary that bought more drop credit than they earn: the
+    # LP priced the pool's churn too low
+    credit = lay.drop_start + np.arange(len(lay.drop_pools))
+    loose[lay.drop_pools[x[credit] > full[credit] + 1e-6]] = True
     if not loose.any():
         return None
-    keep = np.concatenate(
-        [
-            loose[comp.col_pool],
-            loose[lay.shed_pools],
-            loose[lay.min_pools],
-            loose[comp.churn_pool[lay.churn_pairs]],
-        ]
-    )
-    full = _implied(comp, lay, np.round(n))
+    keep = loose[lay.pool_of]
     full[keep] = _implied(comp, lay, start)[keep]
-    sub, row_map, activity = fix_columns(lp, keep, full, comp.n_cols)
+    sub, row_map, activity = fix_columns(lp, keep, full, lay.n_int)
     h = new_highs(RINS_SHED_GAP, presolve=RINS_PRESOLVE, mip_max_nodes=RINS_MAX_NODES)
     h.pass_model(sub)
     idx = np.arange(int(keep.sum()), dtype=np.int64)
@@ -161,11 +162,8 @@ def _mend(
         cols = first + np.arange(len(pools))
         pool_same[pools] &= np.abs(x[cols] - start[cols]) <= LEVEL_SLACK
     mixed = x.copy()
-    back = np.flatnonzero(pool_same[comp.col_pool])
+    back = pool_same[lay.pool_of]  # every column of those pools: replicas, grow, churn, drop
     mixed[back] = start[back]
-    pairs = lay.churn_start + np.arange(len(lay.churn_pairs))
-    back_pairs = pool_same[comp.churn_pool[lay.churn_pairs]]
-    mixed[pairs[back_pairs]] = start[pairs[back_pairs]]
     y = mixed[keep]
     act = np.bincount(sub.index, weights=sub.value * y[sub.col_of_entry()], minlength=sub.n_rows)
     if np.all(act >= sub.row_lower - 1e-6) and np.all(act <= sub.row_upper + 1e-6):
@@ -197,7 +195,7 @@ def solve_relaxation(comp: Compiled, time_limit: float, *, max_rounds: int = 8) 
     for rounds in range(max_rounds):
         if left() - reserve < (0.15 if rounds < 2 else 0.3) * time_limit:
             break
-        cuts = separate_mir(comp, lay, res.values)
+        cuts = joined(separate_mir(comp, lay, res.values), separate_drop(comp, lay, res.values))
         if len(cuts) <= MIN_CUTS * comp.n_pools:
             break
         model.add_rows(cuts.lower, np.full(len(cuts), INF), cuts.start, cuts.index, cuts.value)
@@ -215,7 +213,9 @@ def solve_relaxation(comp: Compiled, time_limit: float, *, max_rounds: int = 8) 
         # HiGHS overshoots its limit by up to half on these sub-MILPs (root cuts and heuristics check
         # the clock rarely); repairing and scoring the answer takes ~25 us a pool
         spare = left() - reserve - 0.02 - 3e-5 * comp.n_pools
-        fixed = _fix_and_solve(comp, res.values, best.n, 0.8 * min(spare, 1.0) + 0.65 * max(spare - 1.0, 0.0))
+        fixed = _fix_and_solve(
+            comp, res.values, best.n, 0.8 * min(spare, 1.0) + 0.65 * max(spare - 1.0, 0.0), added
+        )
         if fixed is not None:
             best = better(evaluate(model, fixed, "lp-rounding"), best)
         log.debug("rins %.6g %s %.3fs", best.objective, best.levels, time.perf_counter() - t0)
@@ -236,6 +236,37 @@ def solve_relaxation(comp: Compiled, time_limit: float, *, max_rounds: int = 8) 
     bound = res.objective if res.status == "Optimal" else 0.0
     log.debug("bound %s %.6g %.3fs", res.status, bound, time.perf_counter() - t0)
     return dataclasses.replace(best, bound=min(bound, best.objective))
+
+
+def with_cuts(lp: SparseModel, cuts: list[CutRows]) -> SparseModel:
+    """``lp`` with the rows ``lower <= A x`` of ``cuts`` after its own (so row numbers stay)."""
+    if not cuts:
+        return lp
+    rows = [np.asarray(lp.index, dtype=np.int64)]
+    cols = [lp.col_of_entry()]
+    vals = [np.asarray(lp.value, dtype=np.float64)]
+    lower = [np.asarray(lp.row_lower, dtype=np.float64)]
+    first = lp.n_rows
+    for c in cuts:
+        rows.append(first + np.repeat(np.arange(len(c), dtype=np.int64), np.diff(c.start)))
+        cols.append(c.index)
+        vals.append(c.value)
+        lower.append(c.lower)
+        first += len(c)
+    row, col, val = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+    order = np.lexsort((row, col))
+    start = np.zeros(lp.n_cols + 1, dtype=np.int64)
+    np.cumsum(np.bincount(col, minlength=lp.n_cols), out=start[1:])
+    return dataclasses.replace(
+        lp,
+        row_lower=np.concatenate(lower),
+        row_upper=np.concatenate(
+            [np.asarray(lp.row_upper, dtype=np.float64), np.full(first - lp.n_rows, INF)]
+        ),
+        start=start,
+        index=row[order],
+        value=val[order],
+    )
 
 
 def fix_columns(

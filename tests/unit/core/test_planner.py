@@ -272,6 +272,115 @@ def _churn_moves_when_savings_are_large() -> Case:
     return Case(p, check)
 
 
+def _scale_down_is_not_a_move(dearer_class: bool) -> Callable[[], Case]:
+    """summarise-batch: 8 mi300x running, demand down to 2 req/s (2 replicas).  Removing 6 moves
+    nothing: the plan is the 2 the planner would place from scratch, charged no churn.  With a
+    dearer second class offered the pool could grow, so its drop credit needs the binary."""
+
+    def make() -> Case:
+        opts = [opt("mi300x", rps=1.0, cost=1.7775)] + (
+            [opt("h100", rps=1.0, cost=3.0)] if dearer_class else []
+        )
+        p = problem(
+            [(pool("batch/summarise-batch", 2, current={"mi300x": 8}), opts)],
+            [klass("mi300x"), klass("h100")],
+            churn=2.0,
+        )
+
+        def check(plan: Plan) -> None:
+            assert replicas(plan, "batch/summarise-batch") == {"mi300x": 2}
+            assert plan.solver.objective == pytest.approx(2 * 1.7775)
+
+        return Case(p, check)
+
+    return make
+
+
+def _scale_down_of_a_class_no_longer_offered_is_not_a_move() -> Case:
+    # 4 replicas on a class the pool can no longer use and no demand: removing them moves nothing
+    p = problem([(pool("a/p", 0, current={"gone": 4}), [opt("l4")])], [klass("l4")], churn=1.0)
+
+    def check(plan: Plan) -> None:
+        assert replicas(plan, "a/p") == {}
+        assert plan.solver.objective == pytest.approx(0.0)
+        assert plan.solver.bound <= plan.solver.objective + 1e-9
+
+    return Case(p, check)
+
+
+def _replicas_off_a_class_no_longer_offered_move_when_replaced() -> Case:
+    # {gone: 2} -> {l4: 2}: two moves, whatever the plan does (the constant the models leave out)
+    p = problem([(pool("a/p", 20, current={"gone": 2}), [opt("l4")])], [klass("l4")], churn=1.5)
+
+    def check(plan: Plan) -> None:
+        assert replicas(plan, "a/p") == {"l4": 2}
+        assert plan.solver.objective == pytest.approx(2 * 1.0 + 2 * 1.5)
+        assert plan.solver.bound == pytest.approx(plan.solver.objective, rel=1e-4)
+
+    return Case(p, check)
+
+
+def _a_real_move_is_charged_per_replica() -> Case:
+    # {a100: 3} -> {l4: 3} saves $3/h and costs 3 x $0.50 once
+    p = problem(
+        [(pool("a/p", 30, current={"a100": 3}), [opt("l4", cost=1.0), opt("a100", cost=2.0)])],
+        [klass("l4"), klass("a100")],
+        churn=0.5,
+    )
+
+    def check(plan: Plan) -> None:
+        assert replicas(plan, "a/p") == {"l4": 3}
+        assert plan.solver.objective == pytest.approx(3 * 1.0 + 3 * 0.5)
+
+    return Case(p, check)
+
+
+def _a_move_saving_less_than_its_churn_stays() -> Case:
+    # moving saves $0.50/h a replica, a move costs $0.60: the 3 a100 replicas stay
+    p = problem(
+        [(pool("a/p", 30, current={"a100": 3}), [opt("l4", cost=1.5), opt("a100", cost=2.0)])],
+        [klass("l4"), klass("a100")],
+        churn=0.6,
+    )
+
+    def check(plan: Plan) -> None:
+        assert replicas(plan, "a/p") == {"a100": 3}
+        assert plan.solver.objective == pytest.approx(3 * 2.0)
+
+    return Case(p, check)
+
+
+def _scale_down_and_move_charges_only_the_moves() -> Case:
+    # {a100: 8} -> {l4: 2}: eight removed, two added, so two moves
+    p = problem(
+        [(pool("a/p", 20, current={"a100": 8}), [opt("l4", cost=1.0), opt("a100", cost=2.0)])],
+        [klass("l4"), klass("a100")],
+        churn=0.5,
+    )
+
+    def check(plan: Plan) -> None:
+        assert replicas(plan, "a/p") == {"l4": 2}
+        assert plan.solver.objective == pytest.approx(2 * 1.0 + 2 * 0.5)
+
+    return Case(p, check)
+
+
+def _growth_beside_a_move_is_not_charged() -> Case:
+    # {a100: 3} -> {a100: 1, l4: 4}: demand grows to 5 replicas, l4 is cheaper but its nodes hold 4;
+    # two leave a100 (moves) and the other two l4 replicas are growth
+    p = problem(
+        [(pool("a/p", 50, current={"a100": 3}), [opt("l4", cost=1.0), opt("a100", cost=2.0)])],
+        [klass("l4", nodes=(4,)), klass("a100")],
+        churn=0.5,
+    )
+
+    def check(plan: Plan) -> None:
+        assert replicas(plan, "a/p") == {"a100": 1, "l4": 4}
+        assert plan.solver.objective == pytest.approx(1 * 2.0 + 4 * 1.0 + 2 * 0.5)
+
+    return Case(p, check)
+
+
 def _empty_problem() -> Case:
     def check(plan: Plan) -> None:
         assert plan.pools == () and plan.dollars_per_hour == 0 and plan.solver.status == "Empty"
@@ -383,6 +492,18 @@ CASES = {
     "allowed classes respected via options": _allowed_classes_respected_via_options,
     "churn keeps current placement when savings are small": _churn_keeps_current_when_savings_are_small,
     "churn moves when savings are large": _churn_moves_when_savings_are_large,
+    "scale-down is not a move": _scale_down_is_not_a_move(dearer_class=False),
+    "scale-down is not a move, pool could grow elsewhere": _scale_down_is_not_a_move(dearer_class=True),
+    "scale-down of a class no longer offered is not a move": (
+        _scale_down_of_a_class_no_longer_offered_is_not_a_move
+    ),
+    "replicas off a class no longer offered move when replaced": (
+        _replicas_off_a_class_no_longer_offered_move_when_replaced
+    ),
+    "a real move is charged per replica": _a_real_move_is_charged_per_replica,
+    "a move saving less than its churn stays": _a_move_saving_less_than_its_churn_stays,
+    "scale-down and move charges only the moves": _scale_down_and_move_charges_only_the_moves,
+    "growth beside a move is not charged": _growth_beside_a_move_is_not_charged,
     "empty problem": _empty_problem,
     "zero demand with min 0 places nothing": _zero_demand_with_min_zero_places_nothing,
     "unplaceable pool says why": _unplaceable_pool_says_why,

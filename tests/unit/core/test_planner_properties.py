@@ -7,10 +7,17 @@ import itertools
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from inferfleet.core.churn import pool_moves
+from inferfleet.core.cost import moved_replicas
+from inferfleet.core.cuts import joined, separate_drop, separate_mir
+from inferfleet.core.formulation import compile_problem
+from inferfleet.core.milp import HighsModel
+from inferfleet.core.objectives import weighted_vector
 from inferfleet.core.planner import Method, solve
 from inferfleet.core.types import (
     SLO,
@@ -68,12 +75,19 @@ def packs(sizes: Sequence[int], free: Sequence[int]) -> bool:
 
 @st.composite
 def fleets(
-    draw: st.DrawFn, *, max_pools: int = 3, one_shape: bool = False, odd_sizes: bool = False
+    draw: st.DrawFn,
+    *,
+    max_pools: int = 3,
+    one_shape: bool = False,
+    odd_sizes: bool = False,
+    churny: bool = False,
 ) -> Problem:
     """1-2 classes (two domains), 1-3 pools with up to one option per class, small replica bounds.
 
     ``one_shape``: every replica 2 devices and 100 W, no minimum, no churn; ``odd_sizes``: replicas
-    of 3 devices too (sizes that do not divide each other, where the threshold rows are not exact).
+    of 3 devices too (sizes that do not divide each other, where the threshold rows are not exact);
+    ``churny``: up to 4 replicas running per class, up to 6 planned and churn of $0.3-3 a move, so
+    that pools scale, move and grow beside their current placement.
     """
     sizes = (1, 2, 3, 4) if odd_sizes else (1, 2, 4)
     n_classes = draw(st.integers(1, 2))
@@ -107,7 +121,7 @@ def fleets(
                     )
                 )
         key = f"ns/p{k}"
-        current = {c.name: draw(st.integers(0, 2)) for c in classes if draw(st.booleans())}
+        current = {c.name: draw(st.integers(0, 4 if churny else 2)) for c in classes if draw(st.booleans())}
         pools.append(
             Pool(
                 key=key,
@@ -116,7 +130,7 @@ def fleets(
                 workload=Workload(256, 64),
                 demand_rps=draw(st.integers(0, 30)) * 0.5,
                 min_replicas=0 if one_shape else draw(st.integers(0, 2)),
-                max_replicas=100 if one_shape else draw(st.integers(1, 3)),
+                max_replicas=100 if one_shape else draw(st.integers(1, 6 if churny else 3)),
                 priority=draw(st.integers(0, 2)),
                 current={} if one_shape else current,
             )
@@ -130,7 +144,7 @@ def fleets(
         policy=Policy(
             domain_budgets_watts=budgets,
             headroom=draw(st.sampled_from((1.0, 1.2))),
-            churn_dollars_per_replica=draw(st.sampled_from((0.0, 1.0))),
+            churn_dollars_per_replica=draw(st.sampled_from((0.3, 1.0, 3.0) if churny else (0.0, 1.0))),
             time_limit_s=5.0,
         ),
     )
@@ -176,8 +190,7 @@ def score(problem: Problem, n: Sequence[Sequence[int]]) -> tuple[tuple[float, ..
         for o, k in zip(opts, row, strict=True):
             cost += k * o.dollars_per_hour * (1 - PREFERENCE if o.preferred else 1.0)
         on = {o.accelerator_class: k for o, k in zip(opts, row, strict=True)}
-        moved = sum(max(0, cur - on.get(c, 0)) for c, cur in pool.current.items())
-        cost += problem.policy.churn_dollars_per_replica * moved
+        cost += problem.policy.churn_dollars_per_replica * moved_replicas(pool.current, on)
     return tuple(shed[lv] for lv in levels), cost
 
 
@@ -232,7 +245,7 @@ def test_demand_met_whenever_brute_force_says_it_can_be(problem: Problem) -> Non
 
 
 @SETTINGS
-@given(fleets())
+@given(st.one_of(fleets(), fleets(max_pools=2, churny=True)))
 def test_milp_optimum_equals_brute_force(problem: Problem) -> None:
     plan = solve(problem, method="milp")
     assert plan.solver.status == "Optimal"
@@ -240,6 +253,59 @@ def test_milp_optimum_equals_brute_force(problem: Problem) -> None:
     best = min(brute_force(problem), key=lambda t: (tuple(round(v, 9) for v in t[0]), t[1]))
     assert lex_close(got, (best[0], best[1])), (got, best)
     assert plan.solver.objective == pytest.approx(got[1], rel=1e-6, abs=1e-6)
+
+
+@SETTINGS
+@given(st.one_of(fleets(), fleets(churny=True)), st.data())
+def test_pool_moves_are_cost_moved_replicas(problem: Problem, data: st.DataObject) -> None:
+    """The vectorised move count the solvers share is the cost model's definition, replica counts
+    anywhere (within or beyond the current placement, on classes with or without a column)."""
+    comp = compile_problem(problem)
+    n = np.array(
+        data.draw(st.lists(st.integers(0, 4), min_size=comp.n_cols, max_size=comp.n_cols)), dtype=float
+    )
+    got = pool_moves(comp, n)
+    for p, pool in enumerate(problem.pools):
+        planned: dict[str, int] = {}
+        for j in np.flatnonzero(comp.col_pool == p).tolist():
+            name = comp.options[j].accelerator_class
+            planned[name] = planned.get(name, 0) + int(n[j])
+        assert got[p] == moved_replicas(pool.current, planned)
+
+
+@SETTINGS
+@given(st.one_of(fleets(), fleets(max_pools=2, churny=True)), st.sampled_from(("milp", "heuristic")))
+def test_plan_objective_charges_churn_on_moved_replicas(problem: Problem, method: Method) -> None:
+    """$/h plus churn x ``cost.moved_replicas`` per pool, whichever path made the plan."""
+    plan = solve(problem, method=method)
+    assert plan.solver.objective == pytest.approx(
+        score(problem, counts(plan, problem))[1], rel=1e-9, abs=1e-9
+    )
+    assert plan.solver.bound <= plan.solver.objective + 1e-9
+
+
+@SETTINGS
+@given(st.one_of(fleets(), fleets(max_pools=2, churny=True)))
+def test_cuts_never_cut_off_a_plan(problem: Problem) -> None:
+    """Every MIR and drop-credit cut (one per pool, violated or not, at the LP optimum) holds for
+    every plan that fits, whatever it costs."""
+    comp = compile_problem(problem)
+    if comp.n_cols == 0:
+        return
+    model = HighsModel(comp, integer=False)
+    model.set_costs(weighted_vector(comp, model.layout))
+    res = model.run(5.0)
+    assert res.ok
+    lay = model.layout
+    cuts = joined(
+        separate_mir(comp, lay, res.values, min_violation=-math.inf),
+        separate_drop(comp, lay, res.values, min_violation=-math.inf),
+    )
+    row = np.repeat(np.arange(len(cuts)), np.diff(cuts.start))
+    for _, _, plan in brute_force(problem):
+        x = HighsModel.implied(comp, lay, np.array([k for r in plan for k in r], dtype=float))
+        activity = np.bincount(row, weights=cuts.value * x[cuts.index], minlength=len(cuts))
+        assert np.all(activity >= cuts.lower - 1e-6), plan
 
 
 @SETTINGS
