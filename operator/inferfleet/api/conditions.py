@@ -65,6 +65,10 @@ class Reason(enum.StrEnum):
     SLO_BREACHED = "SLOBreached"
     WITHIN_SLO = "WithinSLO"
     NO_LATENCY_SAMPLE = "NoLatencySample"
+    # Placed/Ready False: the API server refused a child (Deployment, Service) of the pool
+    APPLY_FAILED = "ApplyFailed"
+    # Ready False: replicas the scheduler cannot place, for a reason the plan did not model
+    UNSCHEDULABLE = "Unschedulable"
 
 
 class EventReason(enum.StrEnum):
@@ -80,6 +84,9 @@ class EventReason(enum.StrEnum):
     DEMAND_CHANGED = "DemandChanged"  # the autoscaler changed the demand a pool is planned for
     METRICS_UNAVAILABLE = "MetricsUnavailable"
     SLO_AT_RISK = "SLOAtRisk"
+    APPLY_FAILED = "ApplyFailed"  # the API server refused a child of the object
+    STATUS_REFUSED = "StatusRefused"  # the API server refused the object's status
+    UNSCHEDULABLE = "Unschedulable"  # replicas Pending with the scheduler's message
 
 
 def condition_schema() -> dict[str, Any]:

@@ -2,26 +2,32 @@
 
 Owns the timing (debounce, periodic resync, back-off after errors), leader gating (only the leader
 plans and writes) and executing a ``Decision`` in a budget-safe order: reductions, then deletions,
-then increases, then statuses and events.  Runs in its own thread because the Kubernetes client is
+then increases, then statuses and events.  A child write that fails becomes a ``Refusal`` the next
+round (planned at once) says in the pool's status and events; a refused status becomes an event
+(once per message).  Runs in its own thread because the Kubernetes client is
 synchronous; kopf handlers only call ``mark_dirty``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
+from inferfleet.api import API_VERSION, labels
+from inferfleet.api.conditions import EventReason
 from inferfleet.core import planner
 from inferfleet.core import types as core
 from inferfleet.core.observed import Observed
+from inferfleet.kube.writer import NotLeader
 from inferfleet.reconcile.decide import decide
-from inferfleet.reconcile.decision import Decision
-from inferfleet.reconcile.ports import Snapshot, Writer
+from inferfleet.reconcile.decision import Decision, StatusWrite
+from inferfleet.reconcile.ports import Obj, Refusal, Snapshot, Writer
 
 __all__ = ["LoopMetrics", "PlanningLoop"]
 
@@ -73,6 +79,8 @@ class PlanningLoop:
         self._thread: threading.Thread | None = None
         self.last_decision: Decision | None = None
         self.last_success: float | None = None
+        self.refused: tuple[Refusal, ...] = ()  # the child writes of the last round that failed
+        self._status_refused: dict[tuple[str, str | None, str], str] = {}  # said once per message
 
     # --- called from kopf handlers (any thread) ---
     def mark_dirty(self, why: str = "") -> None:
@@ -132,7 +140,7 @@ class PlanningLoop:
         observed = self._observe(snapshot)
         if observed is not None and self._metrics:
             self._metrics.record_observed(observed)
-        decision = decide(snapshot, _now(), self._solve, observed)
+        decision = decide(snapshot, _now(), self._solve, observed, self.refused)
         if decision.resync_s:
             self.resync_s = decision.resync_s
         for problem in decision.problems:
@@ -142,7 +150,13 @@ class PlanningLoop:
                 "increases in %s wait until removed pods are gone (power budget)",
                 ", ".join(decision.deferred),
             )
-        self._execute(decision)
+        refused: list[Refusal] = []
+        try:
+            self._execute(decision, snapshot, refused)
+        finally:
+            if set(refused) != set(self.refused):  # news: the next round says it in status and events
+                self.mark_dirty("a child write failed" if refused else "refused writes went through")
+            self.refused = tuple(sorted(refused, key=lambda r: (r.pool, r.kind, r.name)))
         self.last_decision = decision
         self.last_success = time.time()
         if decision.plan is not None and self._metrics:
@@ -159,10 +173,16 @@ class PlanningLoop:
             )
         return decision
 
-    def _phase(self, fn: Callable[[Any], None], items: list[Any], stage: str) -> None:
+    def _phase(
+        self,
+        fn: Callable[[Any], None],
+        items: list[Any],
+        stage: str,
+        failed: Callable[[Any, Exception], None] | None = None,
+    ) -> None:
         """Run one phase's writes in parallel; the phase completes before the next begins."""
         failures = 0
-        for fut in [self._pool.submit(fn, item) for item in items]:
+        for item, fut in [(item, self._pool.submit(fn, item)) for item in items]:
             try:
                 fut.result()
             except Exception as exc:
@@ -170,14 +190,87 @@ class PlanningLoop:
                 log.warning("%s failed: %s", stage, exc)
                 if self._metrics:
                     self._metrics.record_error(stage)
+                if failed is not None and not isinstance(exc, NotLeader):
+                    failed(item, exc)
         if failures and stage in ("reduce", "delete"):
             # Increases wait for every reduction: never risk going over a budget in between.
             raise RuntimeError(f"{failures} {stage} write(s) failed; increases deferred to the next round")
 
-    def _execute(self, d: Decision) -> None:
+    def _execute(self, d: Decision, snapshot: Snapshot, refused: list[Refusal]) -> None:
         w = self._writer
-        self._phase(w.apply, d.reductions, "reduce")
-        self._phase(lambda item: w.delete(*item), d.deletes, "delete")
-        self._phase(w.apply, d.increases, "apply")  # already in order: biggest replicas first
-        self._phase(lambda s: w.patch_status(s.kind, s.namespace, s.name, s.status), d.statuses, "status")
-        self._phase(lambda e: w.event(e.obj, e.type, e.reason, e.message), d.events, "event")
+        owners = _owners(snapshot)
+
+        def child(verb: Literal["apply", "delete"]) -> Callable[[Any, Exception], None]:
+            def note(item: Any, exc: Exception) -> None:
+                kind, namespace, name = (
+                    item
+                    if verb == "delete"
+                    else (item["kind"], item["metadata"].get("namespace"), item["metadata"]["name"])
+                )
+                pool = _pool_of(item) if verb == "apply" else owners.get((kind, namespace, name))
+                if pool is not None:
+                    refused.append(Refusal(pool, kind, name, verb, _words(exc)))
+
+            return note
+
+        def status_refused(s: StatusWrite, exc: Exception) -> None:
+            key, words = (s.kind, s.namespace, s.name), _words(exc)
+            if self._status_refused.get(key) == words:
+                return  # said already
+            self._status_refused[key] = words
+            ref = {
+                "apiVersion": API_VERSION,
+                "kind": s.kind,
+                "metadata": {"name": s.name, "namespace": s.namespace},
+            }
+            with contextlib.suppress(Exception):  # the event is the only place left to say it
+                w.event(
+                    ref, "Warning", EventReason.STATUS_REFUSED, f"the API server refused the status: {words}"
+                )
+
+        self._phase(w.apply, d.reductions, "reduce", child("apply"))
+        self._phase(lambda item: w.delete(*item), d.deletes, "delete", child("delete"))
+        self._phase(w.apply, d.increases, "apply", child("apply"))  # already in order: biggest first
+
+        def write_status(s: StatusWrite) -> None:
+            w.patch_status(s.kind, s.namespace, s.name, s.status)
+            self._status_refused.pop((s.kind, s.namespace, s.name), None)  # a later refusal is news
+
+        self._phase(write_status, d.statuses, "status", status_refused)
+        # a placement change whose child writes were refused did not happen: not said
+        failed_pools = {r.pool for r in refused}
+        events = [e for e in d.events if not (e.reason in _CHANGES and _key(e.obj) in failed_pools)]
+        self._phase(lambda e: w.event(e.obj, e.type, e.reason, e.message), events, "event")
+
+
+def _words(exc: Exception) -> str:
+    """What the server said (status code first), bounded."""
+    code = getattr(exc, "status", None)
+    text = str(exc) or type(exc).__name__
+    return (f"HTTP {code}: {text}" if code and str(code) not in text[:12] else text)[:1024]
+
+
+_CHANGES = (EventReason.PLACED, EventReason.MOVED, EventReason.RESCALED)
+
+
+def _key(obj: Obj) -> str:
+    meta = obj.get("metadata") or {}
+    return f"{meta.get('namespace', 'default')}/{meta.get('name')}"
+
+
+def _pool_of(obj: Obj) -> str | None:
+    meta = obj.get("metadata") or {}
+    name = (meta.get("labels") or {}).get(labels.POOL)
+    return f"{meta.get('namespace', 'default')}/{name}" if name else None
+
+
+def _owners(snapshot: Snapshot) -> dict[tuple[str, str | None, str], str]:
+    """(kind, namespace, name) of our children -> their pool key."""
+    out = {}
+    for kind, objs in (("Deployment", snapshot.deployments), ("Service", snapshot.services)):
+        for obj in objs:
+            meta = obj.get("metadata") or {}
+            pool = _pool_of(obj)
+            if pool is not None:
+                out[(kind, meta.get("namespace"), str(meta.get("name")))] = pool
+    return out

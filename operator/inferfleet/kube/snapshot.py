@@ -44,6 +44,8 @@ __all__ = [
 # Pods that hold devices: bound to a node and not finished.  The API server filters; the same
 # rules are applied again client-side (cheap), so the arithmetic never depends on the selector.
 BOUND_UNFINISHED: Final = "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"
+# Our pods the scheduler has not bound: why they wait is what the plan did not model.
+UNBOUND_PENDING: Final = "spec.nodeName=,status.phase=Pending"
 PAGE: Final = 5000  # objects per LIST page; one page at fleet scale, bounded memory beyond it
 LIST_TIMEOUT: Final = (5.0, 60.0)
 TERMINAL: Final = ("Succeeded", "Failed")
@@ -175,6 +177,52 @@ def trim_pod(pod: Obj) -> Obj:
     }
 
 
+def trim_pending_pod(pod: Obj) -> Obj:
+    """An unbound pod of ours: who it belongs to and the scheduler's PodScheduled condition."""
+    meta = pod.get("metadata") or {}
+    pod_labels = meta.get("labels") or {}
+    scheduled = [
+        {k: c.get(k) for k in ("type", "status", "reason", "message")}
+        for c in (pod.get("status") or {}).get("conditions") or ()
+        if c.get("type") == "PodScheduled"
+    ]
+    return {
+        "apiVersion": pod.get("apiVersion", "v1"),
+        "kind": pod.get("kind", "Pod"),
+        "metadata": {
+            "name": meta.get("name"),
+            "namespace": meta.get("namespace"),
+            "labels": {k: pod_labels[k] for k in _POD_LABELS if k in pod_labels},
+        },
+        "status": {"phase": (pod.get("status") or {}).get("phase"), "conditions": scheduled},
+    }
+
+
+def unschedulable(pods: Iterable[Obj]) -> dict[tuple[str, str], tuple[int, str]]:
+    """("namespace/pool", class) -> (our pods the scheduler marked Unschedulable, its message)."""
+    out: dict[tuple[str, str], tuple[int, str]] = {}
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        pod_labels = meta.get("labels") or {}
+        pool, cls = pod_labels.get(labels.POOL), pod_labels.get(labels.ACCELERATOR_CLASS)
+        why = next(
+            (
+                str(c.get("message") or c.get("reason") or "")
+                for c in (pod.get("status") or {}).get("conditions") or ()
+                if c.get("type") == "PodScheduled"
+                and c.get("status") == "False"
+                and c.get("reason") == "Unschedulable"
+            ),
+            None,
+        )
+        if not pool or not cls or why is None:
+            continue
+        key = (f"{meta.get('namespace')}/{pool}", str(cls))
+        n, first = out.get(key, (0, why))
+        out[key] = (n + 1, first)
+    return out
+
+
 def pod_fingerprint(pod: Obj) -> str:
     """A trimmed pod, less its phase while it runs (Pending -> Running changes no device count)."""
     phase = (pod.get("status") or {}).get("phase")
@@ -211,6 +259,15 @@ def sources(namespace: str | None = None) -> tuple[Source, ...]:
             fields=BOUND_UNFINISHED,
             trim=trim_pod,
             fingerprint=pod_fingerprint,
+        ),
+        Source(
+            "PendingPod",
+            "v1",
+            "Pod",
+            lambda: _ns_path("/api/v1", namespace, "pods"),
+            labels=labels.OURS,
+            fields=UNBOUND_PENDING,
+            trim=trim_pending_pod,
         ),
         Source(
             "Deployment",
@@ -272,6 +329,7 @@ def build_snapshot(got: Mapping[str, Sequence[Obj]]) -> Snapshot:
         deployments=ordered["Deployment"],
         services=ordered["Service"],
         live_replicas=live_replicas(ours, ordered["Node"]),
+        unschedulable=unschedulable(ordered.get("PendingPod", ())),
     )
 
 

@@ -14,7 +14,7 @@ Owns ``decide``, a short orchestrator over named phases, each a function with it
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from inferfleet.api.conditions import ConditionType, EventReason, Reason
 from inferfleet.api.kinds import POLICY_NAME
@@ -22,7 +22,7 @@ from inferfleet.core import types as core
 from inferfleet.core.observed import Observed
 from inferfleet.reconcile import autoscaling, children, gate, report, status
 from inferfleet.reconcile.decision import Decision, Event, StatusWrite
-from inferfleet.reconcile.ports import Snapshot
+from inferfleet.reconcile.ports import Refusal, Snapshot
 from inferfleet.reconcile.validate import Objects, meta, validate
 from inferfleet.translate import inventory
 from inferfleet.translate.problem import Fleet, Overrides, Running, problem_from
@@ -33,10 +33,15 @@ Solver = Callable[[core.Problem], core.Plan]
 
 
 def decide(
-    snapshot: Snapshot, now: str, solve: Solver, observed: Mapping[str, Observed] | None = None
+    snapshot: Snapshot,
+    now: str,
+    solve: Solver,
+    observed: Mapping[str, Observed] | None = None,
+    refused: Sequence[Refusal] = (),
 ) -> Decision:
     """The writes that bring the cluster to a fresh plan.  ``observed``: the metrics of autoscaled
-    pools by key (None: the operator has no metrics source)."""
+    pools by key (None: the operator has no metrics source); ``refused``: the child writes of the
+    last round that failed (said in the pools' status and events)."""
     objects = validate(snapshot)  # 1
     if objects.policy_problem is not None:
         return _paused(snapshot, objects.policy_problem, now)
@@ -72,7 +77,7 @@ def decide(
         ready=existing.ready,
         resync_s=_resync(objects, scalings),
     )
-    report.report(out, snapshot, objects, existing, nodes, plan, now, scalings, observed or {})  # 6
+    report.report(out, snapshot, objects, existing, nodes, plan, now, scalings, observed or {}, refused)  # 6
     return out
 
 

@@ -1,7 +1,9 @@
 """The ports of the pure reconcile layer: what it reads and what it writes (adapters implement them).
 
-Owns two shapes only: ``Snapshot`` (everything one plan needs, read in one go, as plain dicts in the
-API's camelCase JSON form) and ``Writer`` (every write the loop may make, counted).  The loop and the
+Owns three shapes only: ``Snapshot`` (everything one plan needs, read in one go, as plain dicts in
+the API's camelCase JSON form), ``Writer`` (every write the loop may make, counted) and ``Refusal``
+(a child write of the last round that failed, as the loop saw it: the next round says so in the
+pool's status and events).  The loop and the
 pure reconcile code depend on these, never on the Kubernetes client.
 """
 
@@ -11,7 +13,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Literal, Protocol
 
-__all__ = ["Obj", "Snapshot", "Writer"]
+__all__ = ["Obj", "Refusal", "Snapshot", "Writer"]
 
 Obj = dict[str, Any]  # a Kubernetes object as JSON (camelCase), e.g. from the API or a manifest
 
@@ -32,6 +34,19 @@ class Snapshot:
     # ("namespace/pool", class) -> our pods that exist on Ready nodes (bound, unfinished, terminating
     # ones included): what draws power now, whatever the Deployments say they want.
     live_replicas: Mapping[tuple[str, str], int] = dataclasses.field(default_factory=dict)
+    # ("namespace/pool", class) -> (our pods the scheduler marked Unschedulable, its message)
+    unschedulable: Mapping[tuple[str, str], tuple[int, str]] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Refusal:
+    """A write of a pool's child that failed (refused by the API server, or not answered)."""
+
+    pool: str  # "namespace/name" of the pool the child belongs to
+    kind: str  # Deployment | Service
+    name: str
+    verb: Literal["apply", "delete"]
+    message: str  # the server's words (status code and message), or the transport failure
 
 
 class Writer(Protocol):

@@ -7,14 +7,15 @@ pool's placement change, a plan status other than Placed, the autoscaler's signa
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from inferfleet.api.conditions import ConditionType, EventReason
+from inferfleet.api.conditions import ConditionType, EventReason, Reason
 from inferfleet.core import types as core
 from inferfleet.core.observed import Observed
 from inferfleet.reconcile import autoscaling, children, scaling_status, status
 from inferfleet.reconcile.decision import Decision, Event, StatusWrite
-from inferfleet.reconcile.ports import Snapshot
+from inferfleet.reconcile.ports import Refusal, Snapshot
 from inferfleet.reconcile.validate import Objects, meta
 from inferfleet.translate import inventory
 
@@ -39,10 +40,25 @@ def report(
     now: str,
     scalings: Mapping[str, autoscaling.Scaling],
     observed: Mapping[str, Observed],
+    refused: Sequence[Refusal] = (),
 ) -> None:
     """Phase 6: statuses (written only when they differ) and events for every kind."""
+    by_pool: dict[str, list[Refusal]] = {}
+    for r in refused:
+        by_pool.setdefault(r.pool, []).append(r)
     for pp in plan.pools:
-        _pool(out, objects, existing, pp, now, scalings.get(pp.key), observed.get(pp.key))
+        waiting = {c: v for (k, c), v in snapshot.unschedulable.items() if k == pp.key}
+        _pool(
+            out,
+            objects,
+            existing,
+            pp,
+            now,
+            scalings.get(pp.key),
+            observed.get(pp.key),
+            by_pool.get(pp.key, []),
+            status.unschedulable_words(waiting),
+        )
     _invalid_pools(out, objects, now)
     _classes(out, snapshot, objects, nodes, plan, now)
     _policy(out, snapshot, plan, now)
@@ -56,8 +72,12 @@ def _pool(
     now: str,
     scaling: autoscaling.Scaling | None,
     observed: Observed | None,
+    refused: Sequence[Refusal] = (),
+    unschedulable: str | None = None,
 ) -> None:
-    """A planned pool: its status, the placement change and the autoscaler's say as events."""
+    """A planned pool: its status, the placement change and the autoscaler's say as events; a
+    child the API server refused makes it Placed=False (ApplyFailed) with the server's words, and
+    replicas the scheduler cannot place make it Ready=False (Unschedulable) with the scheduler's."""
     raw = objects.pool_raw[pp.key]
     m = meta(raw)
     new_counts = {p.accelerator_class: p.replicas for p in pp.placements if p.replicas > 0}
@@ -81,10 +101,33 @@ def _pool(
         )
         for type_, reason, message in scaling_status.events(scaling, observed, risk):
             out.events.append(Event(raw, "Normal" if type_ == "Normal" else "Warning", reason, message))
-    new = status.pool_status(pp, ready, prev, gen, str(m.get("name")), now, sentence, block, conds)
+    failure = status.refusal_words(refused)
+    new = status.pool_status(
+        pp,
+        ready,
+        prev,
+        gen,
+        str(m.get("name")),
+        now,
+        sentence,
+        block,
+        conds,
+        refused=failure,
+        unschedulable=unschedulable,
+    )
     if differs(prev, new):
         out.statuses.append(StatusWrite("InferencePool", m.get("namespace"), str(m.get("name")), new))
-    if change is not None and sentence is not None:
+    if failure is not None:
+        before: dict[str, Any] = next(
+            (c for c in prev.get("conditions", []) if c.get("type") == ConditionType.PLACED), {}
+        )
+        if (before.get("reason"), before.get("message")) != (Reason.APPLY_FAILED, failure):
+            out.events.append(Event(raw, "Warning", EventReason.APPLY_FAILED, failure))
+    if unschedulable is not None and failure is None:
+        before = next((c for c in prev.get("conditions", []) if c.get("type") == ConditionType.READY), {})
+        if (before.get("reason"), before.get("message")) != (Reason.UNSCHEDULABLE, _ready_message(new)):
+            out.events.append(Event(raw, "Warning", EventReason.UNSCHEDULABLE, unschedulable))
+    if failure is None and change is not None and sentence is not None:  # a refused change did not happen
         out.events.append(Event(raw, "Normal", change.kind.event_reason, sentence))
     prev_placed = next(
         (c.get("reason") for c in prev.get("conditions", []) if c.get("type") == ConditionType.PLACED),
@@ -92,6 +135,13 @@ def _pool(
     )
     if pp.status is not core.PlanStatus.PLACED and pp.status != prev_placed:
         out.events.append(Event(raw, "Warning", EventReason(pp.status), pp.reason or pp.status))
+
+
+def _ready_message(pool_status: Mapping[str, Any]) -> str | None:
+    return next(
+        (c.get("message") for c in pool_status.get("conditions", []) if c.get("type") == ConditionType.READY),
+        None,
+    )
 
 
 def _invalid_pools(out: Decision, objects: Objects, now: str) -> None:

@@ -22,6 +22,7 @@ from inferfleet.api.fleetpolicy import FleetPolicyStatus
 from inferfleet.api.inferencepool import InferencePoolStatus
 from inferfleet.api.labels import pool_selector
 from inferfleet.core import types as core
+from inferfleet.reconcile.ports import Refusal
 
 __all__ = [
     "Change",
@@ -40,6 +41,7 @@ __all__ = [
 
 
 MAX_CHANGE = 4096  # status.lastChange.reason
+MAX_REFUSAL = 2048  # the refused writes in a condition message (the API allows 32 KiB)
 
 
 def checked(model: type[Spec], status: Mapping[str, Any]) -> dict[str, Any]:
@@ -158,6 +160,25 @@ def describe_change(old: Mapping[str, int], new: Mapping[str, int], plan: core.P
     return None if change is None else describe(change, plan)
 
 
+def refusal_words(refused: Sequence[Refusal]) -> str | None:
+    """The pool's refused child writes as one sentence (None: none), bounded for a condition."""
+    if not refused:
+        return None
+    words = "; ".join(f"the API server refused to {r.verb} {r.kind} {r.name}: {r.message}" for r in refused)
+    return words[:MAX_REFUSAL]
+
+
+def unschedulable_words(pending: Mapping[str, tuple[int, str]]) -> str | None:
+    """Replicas the scheduler cannot place, per class, with its message (None: none)."""
+    if not pending:
+        return None
+    words = "; ".join(
+        f"{n} replica{'s' if n != 1 else ''} on {cls} cannot be scheduled: {why}"
+        for cls, (n, why) in sorted(pending.items())
+    )
+    return words[:MAX_REFUSAL]
+
+
 def pool_status(
     plan: core.PoolPlan,
     ready: Mapping[str, int],
@@ -168,9 +189,13 @@ def pool_status(
     change: str | None,
     autoscaling: Mapping[str, Any] | None = None,
     extra_conditions: Sequence[dict[str, Any]] = (),
+    *,
+    refused: str | None = None,
+    unschedulable: str | None = None,
 ) -> dict[str, Any]:
     """The InferencePool status for a plan; ``ready`` is ready replicas per class now;
-    ``autoscaling`` and ``extra_conditions`` come from the autoscaling phase."""
+    ``autoscaling`` and ``extra_conditions`` come from the autoscaling phase; ``refused`` says
+    which of its children the API server refused (then Placed and Ready are False, ApplyFailed)."""
     placements: list[dict[str, Any]] = [
         {
             "acceleratorClass": p.accelerator_class,
@@ -191,24 +216,34 @@ def pool_status(
     placed = plan.status is core.PlanStatus.PLACED
     power = [b.subject for b in plan.binding if b.kind is core.BindingKind.POWER]
     capacity = [b.subject for b in plan.binding if b.kind is core.BindingKind.CAPACITY]
-    all_ready = placed and ready_total >= replicas
+    all_ready = placed and ready_total >= replicas and refused is None
+    if refused is not None:
+        ready_reason, ready_words = (
+            Reason.APPLY_FAILED,
+            f"{ready_total} of {replicas} replicas ready; {refused}",
+        )
+    elif all_ready:
+        ready_reason, ready_words = Reason.ALL_REPLICAS_READY, f"{ready_total} of {replicas} replicas ready"
+    elif unschedulable is not None:
+        ready_reason, ready_words = (
+            Reason.UNSCHEDULABLE,
+            f"{ready_total} of {replicas} replicas ready; {unschedulable}",
+        )
+    elif placed:
+        ready_reason, ready_words = Reason.REPLICAS_NOT_READY, f"{ready_total} of {replicas} replicas ready"
+    else:
+        ready_reason, ready_words = Reason.NOT_PLACED, plan.reason or plan.status
     conds = [
-        condition(
-            ConditionType.READY,
-            all_ready,
-            Reason.ALL_REPLICAS_READY
-            if all_ready
-            else (Reason.REPLICAS_NOT_READY if placed else Reason.NOT_PLACED),
-            f"{ready_total} of {replicas} replicas ready" if placed else (plan.reason or plan.status),
-            generation,
-        ),
+        condition(ConditionType.READY, all_ready, ready_reason, ready_words, generation),
         condition(
             ConditionType.PLACED,
             placed,
             Reason(plan.status),
             plan.reason or "demand is met at the SLO",
             generation,
-        ),
+        )
+        if refused is None
+        else condition(ConditionType.PLACED, False, Reason.APPLY_FAILED, refused, generation),
         condition(
             ConditionType.POWER_LIMITED,
             bool(power),

@@ -14,6 +14,7 @@ from examples import ROOT, example_docs
 from inferfleet.api.simulatedfleet import load_fleet, node_manifests
 from inferfleet.controller.loop import PlanningLoop
 from inferfleet.core import types as core
+from inferfleet.kube.client import APIRejected
 from inferfleet.reconcile.ports import Obj, Snapshot
 
 
@@ -176,3 +177,73 @@ def test_a_failing_round_is_counted_and_retried() -> None:
     _run_briefly(PlanningLoop(read, FakeWriter(), metrics, debounce_s=0.01, max_delay_s=0.05), 1.6)
     assert metrics.errors and set(metrics.errors) == {"plan"}
     assert len(attempts) >= 2  # retried after the 1 s back-off
+
+
+class RefusingWriter(FakeWriter):
+    """The API server refuses every Deployment of one pool (as for an env name it rejects)."""
+
+    def __init__(self, pool: str, refuse_status: bool = False) -> None:
+        super().__init__()
+        self.pool, self.refuse_status = pool, refuse_status
+        self.statuses: dict[str, Obj] = {}
+        self.events: list[tuple[str, str]] = []
+
+    def apply(self, obj: Obj) -> None:
+        if obj["kind"] == "Deployment" and obj["metadata"]["labels"]["inferfleet.dev/pool"] == self.pool:
+            raise APIRejected(
+                'Deployment.apps "x" is invalid: spec.template.spec.containers[0].env[1].name: '
+                'Duplicate value: "A"',
+                status=422,
+            )
+        super().apply(obj)
+
+    def patch_status(self, kind: str, namespace: str | None, name: str, status: Obj) -> None:
+        if self.refuse_status and kind == "InferencePool":
+            raise APIRejected("status.placements[0].acceleratorClass: Too long", status=422)
+        with self.lock:
+            self.statuses[f"{kind}/{name}"] = status
+
+    def event(self, obj: Obj, type_: str, reason: str, message: str) -> None:
+        with self.lock:
+            self.events.append((f"{obj['kind']}/{obj['metadata']['name']}", f"{reason}: {message}"))
+
+
+def test_a_refused_child_is_said_in_the_pool_status_and_one_event() -> None:
+    writer = RefusingWriter("chat-70b")
+    state: dict[str, Any] = {"snap": _snapshot()}
+
+    def read() -> Snapshot:  # the statuses the loop wrote, read back like the API server would
+        s: Snapshot = state["snap"]
+        pools = [
+            dict(p, status=writer.statuses.get(f"InferencePool/{p['metadata']['name']}", {})) for p in s.pools
+        ]
+        return Snapshot(pools, s.classes, s.policy, s.nodes, {}, [], [])
+
+    loop = PlanningLoop(read, writer)
+    loop.reconcile_once()
+    assert {(r.pool, r.kind, r.verb) for r in loop.refused} == {("chat/chat-70b", "Deployment", "apply")}
+    assert "Duplicate value" in loop.refused[0].message and "422" in loop.refused[0].message
+    for _ in range(3):  # the next rounds say it, once
+        loop.reconcile_once()
+    loop.stop()
+    placed = next(c for c in writer.statuses["InferencePool/chat-70b"]["conditions"] if c["type"] == "Placed")
+    assert (placed["status"], placed["reason"]) == ("False", "ApplyFailed")
+    assert "refused to apply Deployment" in placed["message"] and "Duplicate value" in placed["message"]
+    refusals = [m for o, m in writer.events if o == "InferencePool/chat-70b" and m.startswith("ApplyFailed")]
+    assert len(refusals) == 1
+    assert not [m for o, m in writer.events if o == "InferencePool/chat-70b" and m.startswith("Placed")]
+    others = [
+        c for c in writer.statuses["InferencePool/summarise-batch"]["conditions"] if c["type"] == "Placed"
+    ]
+    assert others[0]["reason"] != "ApplyFailed"  # one pool's refusal is not another's
+
+
+def test_a_refused_status_becomes_one_event() -> None:
+    writer = RefusingWriter("nobody", refuse_status=True)
+    loop = PlanningLoop(_snapshot, writer)
+    loop.reconcile_once()
+    loop.reconcile_once()
+    loop.stop()
+    said = [m for _, m in writer.events if m.startswith("StatusRefused")]
+    pools = {p["metadata"]["name"] for p in _snapshot().pools}
+    assert len(said) == len(pools) and all("Too long" in m for m in said)

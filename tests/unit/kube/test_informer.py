@@ -153,8 +153,11 @@ def test_list_then_watch_from_the_lists_version_with_bookmarks_and_the_same_sele
     cache, _ = synced(fake)
     listed_at = str(fake.rv)
     by_kind = {src.name: src for src in sources()}
-    for name, path in PATHS.items():
-        (list_verb, _, list_q), (watch_verb, _, watch_q) = [c for c in fake.calls if c[1] == path]
+    for name, path in PATHS.items():  # two sources read pods: told apart by their field selectors
+        fields = by_kind[name].fields
+        (list_verb, _, list_q), (watch_verb, _, watch_q) = [
+            c for c in fake.calls if c[1] == path and c[2].get("fieldSelector") == fields
+        ]
         assert (list_verb, watch_verb) == ("LIST", "WATCH")
         assert watch_q["resourceVersion"] == listed_at
         assert watch_q["allowWatchBookmarks"] == "true"
@@ -162,7 +165,11 @@ def test_list_then_watch_from_the_lists_version_with_bookmarks_and_the_same_sele
         for q in (list_q, watch_q):
             assert q.get("labelSelector") == by_kind[name].labels
             assert q.get("fieldSelector") == by_kind[name].fields
-    pods_q = fake.calls[[c[1] for c in fake.calls].index(PATHS["Pod"])][2]
+    pods_q = next(
+        c[2]
+        for c in fake.calls
+        if c[1] == PATHS["Pod"] and c[2].get("fieldSelector") == by_kind["Pod"].fields
+    )
     assert pods_q["fieldSelector"] == "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"
     assert "labelSelector" not in pods_q, "one WATCH of every bound pod, split by label client-side"
     deps_q = fake.calls[[c[1] for c in fake.calls].index(PATHS["Deployment"])][2]

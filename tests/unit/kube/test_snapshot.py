@@ -253,3 +253,39 @@ def test_a_built_snapshot_is_ordered_and_splits_pods_into_ours_and_foreign() -> 
     assert snap.foreign_used == {"n2": {GPU: 2}}
     assert snap.live_replicas == {("ns/chat", "h100"): 1}
     assert snap.policy is None
+
+
+def test_unbound_pods_of_ours_carry_the_scheduler_s_words() -> None:
+    from inferfleet.kube.snapshot import trim_pending_pod, unschedulable
+
+    def pending(name: str, pool: str, cls: str, reason: str, message: str) -> dict[str, Any]:
+        return {
+            "metadata": {
+                "name": name,
+                "namespace": "chat",
+                "labels": {
+                    "app.kubernetes.io/managed-by": "inferfleet",
+                    "inferfleet.dev/pool": pool,
+                    "inferfleet.dev/accelerator-class": cls,
+                    "pod-template-hash": "x",
+                },
+            },
+            "spec": {
+                "containers": [{"name": "c", "image": "i", "env": [{"name": "A", "value": "b" * 1000}]}]
+            },
+            "status": {
+                "phase": "Pending",
+                "conditions": [
+                    {"type": "PodScheduled", "status": "False", "reason": reason, "message": message},
+                ],
+            },
+        }
+
+    why = "0/12 nodes are available: 12 Insufficient cpu."
+    pods = [
+        trim_pending_pod(pending("a", "llama", "h100", "Unschedulable", why)),
+        trim_pending_pod(pending("b", "llama", "h100", "Unschedulable", why)),
+        trim_pending_pod(pending("c", "llama", "l4", "SchedulingGated", "gated")),  # not the scheduler's no
+    ]
+    assert "spec" not in pods[0] and "pod-template-hash" not in pods[0]["metadata"]["labels"]
+    assert unschedulable(pods) == {("chat/llama", "h100"): (2, why)}

@@ -217,3 +217,24 @@ def test_increases_wait_until_removed_pods_are_gone() -> None:
     third = decide(pods_gone, "T3", solve)
     assert third.deferred == []
     assert any(o["kind"] == "Deployment" for o in third.increases)
+
+
+def test_replicas_the_scheduler_cannot_place_are_said_with_its_words_once() -> None:
+    import dataclasses
+
+    first = decide(snapshot(), "2026-12-01T10:00:00Z", solve)
+    docs, deps = with_statuses(example_docs(), first), applied(first, ready=False)
+    placed = next(s for s in first.statuses if s.name == "chat-70b").status["placements"]
+    cls = placed[0]["acceleratorClass"]
+    why = "0/12 nodes are available: 12 Insufficient memory."
+    events = []
+    for now in ("2026-12-01T10:00:15Z", "2026-12-01T10:00:30Z"):
+        snap = dataclasses.replace(snapshot(docs, deps), unschedulable={("chat/chat-70b", cls): (1, why)})
+        d = decide(snap, now, solve)
+        docs = with_statuses(docs, d)
+        events += [e for e in d.events if e.reason == "Unschedulable"]
+    pool = next(x for x in docs if x["metadata"]["name"] == "chat-70b")
+    ready = next(c for c in pool["status"]["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "Unschedulable")
+    assert f"1 replica on {cls} cannot be scheduled: {why}" in ready["message"]
+    assert len(events) == 1 and why in events[0].message  # said once, not every round
