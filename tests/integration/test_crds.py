@@ -1,16 +1,28 @@
 """The CRDs on the real API server: they install, accept the examples, reject bad objects with our
-messages (OpenAPI bounds and CEL rules), and show what kubectl users expect."""
+messages (OpenAPI bounds and CEL rules), and show what kubectl users expect.  The admission rules
+(env, tolerations, node selector keys, names) are checked three ways: the API server and
+``inferfleet plan`` agree on each, and the children the operator would build of the object are
+refused by the API server exactly when the object is."""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from pydantic import BaseModel
 
+from inferfleet.api import crdgen
+from inferfleet.api.acceleratorclass import AcceleratorClass, AcceleratorClassSpec, Toleration
+from inferfleet.api.inferencepool import InferencePool, ServerTemplate
+from inferfleet.api.kinds import BY_KIND
+from inferfleet.api.validation import ManifestError, validate_object
+from inferfleet.reconcile import children
 from inferfleet_dev.cluster import Cluster
 
 pytestmark = pytest.mark.integration
@@ -121,3 +133,315 @@ def test_server_side_defaults(cluster: Cluster, crds: list[Path]) -> None:
     assert rc == 0, out
     applied = json.loads(out)
     assert applied["spec"]["sloHeadroomPercent"] == 20
+
+
+# --- Admission: what the CRDs can refuse of objects whose children could never be created --------
+
+SUBDOMAIN_253 = ".".join(["a" * 63] * 3) + "." + "a" * 61  # the longest key prefix allowed
+KEY = "inferfleet.dev/accelerator"
+UNIQUE = "env names must be unique"
+RESERVED = "env must not set INFERFLEET_POOL or INFERFLEET_ACCELERATOR_CLASS"
+POOL_NAME = "metadata.name must be at most 63 lower-case letters, digits and '-', beginning with a letter"
+CLASS_NAME = "metadata.name must be at most 63 lower-case letters, digits and '-', beginning and ending"
+EXISTS_VALUE = "value must be empty when operator is Exists"
+NO_KEY = "key may be unset only with operator Exists"
+SECONDS = "tolerationSeconds needs effect NoExecute"
+PREFIX = "key's prefix (before '/') must be at most 253 characters"
+SELECTOR = "nodeSelector keys must be label keys"
+OURS = (UNIQUE, RESERVED, POOL_NAME, CLASS_NAME, EXISTS_VALUE, NO_KEY, SECONDS, PREFIX, SELECTOR)
+MODELS: dict[str, type[BaseModel]] = {"InferencePool": InferencePool, "AcceleratorClass": AcceleratorClass}
+
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    """One change to the first example of a kind, and what the API server says of it.
+
+    ``refused_at``: the field the server names (None: accepted); ``message`` is in its answer and,
+    for our CEL rules, in ``inferfleet plan``'s.  ``children``: the object's Deployment and Service,
+    as the operator builds them, are refused exactly when the object is; False where offline
+    validation stops before the rules (a pattern), or where the rule is consistency (said there)."""
+
+    kind: str
+    changes: dict[str, Any]
+    refused_at: str | None = None
+    message: str = ""
+    children: bool = True
+
+
+def pool(changes: dict[str, Any], refused_at: str | None = None, message: str = "") -> Change:
+    return Change("InferencePool", changes, refused_at, message, message in ("", *OURS))
+
+
+def accelerator_class(
+    changes: dict[str, Any], refused_at: str | None = None, message: str = "", *, children: bool = True
+) -> Change:
+    return Change("AcceleratorClass", changes, refused_at, message, children and message in ("", *OURS))
+
+
+def tolerating(*items: dict[str, Any], refused_at: str | None = None, message: str = "") -> Change:
+    return accelerator_class({"spec.tolerations": list(items)}, refused_at, message)
+
+
+def env(*names: str) -> dict[str, Any]:
+    return {"spec.server.env": [{"name": n, "value": str(i)} for i, n in enumerate(names)]}
+
+
+CHANGES = [
+    # env: server-side apply keys a container's env by name, so a duplicate fails every apply
+    pytest.param(pool(env("A", "A"), "spec.server.env", UNIQUE), id="env-name-twice"),
+    pytest.param(pool(env("A", "a")), id="env-names-differ-in-case"),
+    pytest.param(pool(env("INFERFLEET_POOL"), "spec.server.env", RESERVED), id="env-sets-the-pool"),
+    pytest.param(
+        pool(env("X", "INFERFLEET_ACCELERATOR_CLASS"), "spec.server.env", RESERVED), id="env-sets-the-class"
+    ),
+    pytest.param(pool(env("INFERFLEET_POOL_ID")), id="env-near-a-reserved-name"),
+    # pool names: the Service's name (a DNS-1035 label) and a label value
+    pytest.param(pool({"metadata.name": "p" * 64}, "metadata.name", POOL_NAME), id="pool-name-64-long"),
+    pytest.param(pool({"metadata.name": "p" * 63}), id="pool-name-63-long"),
+    pytest.param(pool({"metadata.name": "chat.70b"}, "metadata.name", POOL_NAME), id="pool-name-dotted"),
+    pytest.param(
+        # Service names are DNS-1035 labels before Kubernetes 1.35 (RelaxedServiceNameValidation);
+        # the chart supports 1.30 and later
+        Change("InferencePool", {"metadata.name": "70b-chat"}, "metadata.name", POOL_NAME, children=False),
+        id="pool-name-digit-first",
+    ),
+    pytest.param(pool({"metadata.name": "chat-70b-v2"}), id="pool-name-a-dns-1035-label"),
+    # class names: a label value, and the tail of "<pool>-<class>" Deployment names (hashed past 63)
+    pytest.param(
+        accelerator_class({"metadata.name": "c" * 64}, "metadata.name", CLASS_NAME), id="class-name-64-long"
+    ),
+    pytest.param(accelerator_class({"metadata.name": "c" * 63}), id="class-name-63-long"),
+    pytest.param(accelerator_class({"metadata.name": "4090"}), id="class-name-digit-first"),
+    pytest.param(
+        # a '.' where "chat-70b-<class>" is cut to 54 characters: the Deployment is named "….-<hash>"
+        accelerator_class({"metadata.name": "c" * 44 + "." + "d" * 10}, "metadata.name", CLASS_NAME),
+        id="class-name-dot-at-the-cut",
+    ),
+    pytest.param(
+        # its children could be made, but no placement.allowedClasses (DNS-1123 labels) could name it
+        accelerator_class({"metadata.name": "h100.sxm"}, "metadata.name", CLASS_NAME, children=False),
+        id="class-name-dotted",
+    ),
+    # tolerations, as a Pod checks them
+    pytest.param(
+        tolerating(
+            {"key": KEY, "operator": "Exists", "value": "h100"},
+            refused_at="spec.tolerations[0].value",
+            message=EXISTS_VALUE,
+        ),
+        id="toleration-exists-with-a-value",
+    ),
+    pytest.param(tolerating({"key": KEY, "operator": "Exists"}), id="toleration-exists"),
+    pytest.param(
+        tolerating({"value": "h100"}, refused_at="spec.tolerations[0].key", message=NO_KEY),
+        id="toleration-no-key-equal",
+    ),
+    pytest.param(
+        tolerating({"key": KEY, "value": "h100"}, {"operator": "Exists"}), id="toleration-no-key-exists"
+    ),
+    pytest.param(
+        tolerating(
+            {"key": KEY, "operator": "Exists", "effect": "NoSchedule", "tolerationSeconds": 30},
+            refused_at="spec.tolerations[0].tolerationSeconds",
+            message=SECONDS,
+        ),
+        id="toleration-seconds-with-no-schedule",
+    ),
+    pytest.param(
+        tolerating(
+            {"key": KEY, "operator": "Exists", "tolerationSeconds": 30},
+            refused_at="spec.tolerations[0].tolerationSeconds",
+            message=SECONDS,
+        ),
+        id="toleration-seconds-with-every-effect",
+    ),
+    pytest.param(
+        tolerating({"key": KEY, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 30}),
+        id="toleration-seconds-with-no-execute",
+    ),
+    pytest.param(
+        tolerating(
+            {"key": KEY, "operator": "Exists", "effect": "NoEvict"},
+            refused_at="spec.tolerations[0].effect",
+            message="Unsupported value",
+        ),
+        id="toleration-unknown-effect",
+    ),
+    pytest.param(
+        tolerating(
+            {"key": KEY, "operator": "In", "value": "h100"},
+            refused_at="spec.tolerations[0].operator",
+            message="Unsupported value",
+        ),
+        id="toleration-unknown-operator",
+    ),
+    pytest.param(
+        tolerating(
+            {"key": "-accelerator", "operator": "Exists"},
+            refused_at="spec.tolerations[0].key",
+            message="should match",
+        ),
+        id="toleration-key-starts-with-a-dash",
+    ),
+    pytest.param(
+        tolerating(
+            {"key": "inferfleet..dev/accelerator", "operator": "Exists"},
+            refused_at="spec.tolerations[0].key",
+            message="should match",
+        ),
+        id="toleration-key-prefix-not-a-subdomain",
+    ),
+    pytest.param(
+        tolerating(
+            {"key": "k" * 64, "operator": "Exists"},
+            refused_at="spec.tolerations[0].key",
+            message="should match",
+        ),
+        id="toleration-key-name-64-long",
+    ),
+    pytest.param(tolerating({"key": "k" * 63, "operator": "Exists"}), id="toleration-key-name-63-long"),
+    pytest.param(
+        tolerating(
+            {"key": f"{SUBDOMAIN_253}a/k", "operator": "Exists"},
+            refused_at="spec.tolerations[0].key",
+            message=PREFIX,
+        ),
+        id="toleration-key-prefix-254-long",
+    ),
+    pytest.param(
+        tolerating({"key": f"{SUBDOMAIN_253}/k", "operator": "Exists"}), id="toleration-key-prefix-253-long"
+    ),
+    # nodeSelector keys: copied onto every replica, where they must be label keys
+    pytest.param(
+        accelerator_class(
+            {"spec.nodeSelector": {f"{SUBDOMAIN_253}a/k": "h100"}}, "spec.nodeSelector", SELECTOR
+        ),
+        id="selector-key-prefix-254-long",
+    ),
+    pytest.param(
+        accelerator_class({"spec.nodeSelector": {"-class": "h100"}}, "spec.nodeSelector", SELECTOR),
+        id="selector-key-starts-with-a-dash",
+    ),
+    pytest.param(
+        accelerator_class({"spec.nodeSelector": {f"{SUBDOMAIN_253}/k": "h100"}}),
+        id="selector-key-prefix-253-long",
+    ),
+]
+
+
+def changed(change: Change) -> dict[str, Any]:
+    """The first example of the change's kind (a pool in namespace default), changed."""
+    obj = copy.deepcopy(docs(change.kind)[0])
+    if change.kind == "InferencePool":
+        obj["metadata"]["namespace"] = "default"
+    for path, value in change.changes.items():
+        *parents, last = path.split(".")
+        node = obj
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    return obj
+
+
+def offline(kind: str, obj: dict[str, Any]) -> str | None:
+    """What ``inferfleet plan`` says of the object: None when valid."""
+    try:
+        validate_object(MODELS[kind], obj, "x.yaml")
+    except ManifestError as exc:
+        return str(exc)
+    return None
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_the_api_server_and_plan_agree_on_each_admission_rule(
+    cluster: Cluster, crds: list[Path], change: Change
+) -> None:
+    obj = changed(change)
+    rc, out = apply(cluster, obj)
+    said = offline(change.kind, obj)
+    if change.refused_at is None:
+        assert rc == 0, out
+        assert said is None, said
+        return
+    assert rc != 0, f"the API server accepted {obj}"
+    assert f"{change.refused_at}: " in out and change.message in out, out
+    assert said is not None, "inferfleet plan accepted what the API server refuses"
+    if change.message in OURS:
+        assert change.message in said, said
+
+
+def build_children(change: Change) -> list[dict[str, Any]]:
+    """The Deployment (one replica on the example class) and Service the operator would apply."""
+    docs_by_kind = {k: changed(change) if k == change.kind else changed(Change(k, {})) for k in MODELS}
+    docs_by_kind["InferencePool"]["metadata"]["uid"] = "00000000-0000-4000-8000-000000000001"
+    pool_obj = InferencePool.model_validate(docs_by_kind["InferencePool"])
+    cls_obj = AcceleratorClass.model_validate(docs_by_kind["AcceleratorClass"])
+    return [children.build_deployment(pool_obj, cls_obj, 1, 1), children.build_service(pool_obj)]
+
+
+RULED: tuple[type[BaseModel], ...] = (
+    InferencePool,
+    ServerTemplate,
+    AcceleratorClass,
+    AcceleratorClassSpec,
+    Toleration,
+)
+
+
+@pytest.mark.parametrize("change", [c for c in CHANGES if c.values[0].children])
+def test_children_are_refused_exactly_when_the_object_is(
+    cluster: Cluster, crds: list[Path], change: Change, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With our rules switched off offline, the operator builds the children of the object; the API
+    server (server-side apply, as the operator writes) refuses them exactly when it refuses the object:
+    each rule refuses only what could never run, and everything that could never run is refused."""
+    for model in RULED:
+        monkeypatch.setattr(model, "cel_rules", ())
+    manifests = build_children(change)
+    proc = cluster.kubectl(
+        "apply",
+        "--server-side",
+        "--dry-run=server",
+        "--field-manager=inferfleet",
+        "-f",
+        "-",
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": manifests}),
+        check=False,
+    )
+    refused = proc.returncode != 0
+    assert refused == (change.refused_at is not None), proc.stdout + proc.stderr
+
+
+def test_a_pool_named_before_the_rule_keeps_a_writable_status(
+    cluster: Cluster, crds: list[Path], namespace: str, wait_for: Callable[..., Any]
+) -> None:
+    """Name rules run when an object is created (names are immutable): a pool made under a CRD
+    without them can still have its status, labels and spec written, so the operator can report
+    it invalid, while a new pool with such a name is refused."""
+    crd = crdgen.crd(BY_KIND["InferencePool"])
+    before = copy.deepcopy(crd)
+    del before["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["x-kubernetes-validations"]
+    old = copy.deepcopy(docs("InferencePool")[0])
+    old["metadata"] = {"name": "70b-chat", "namespace": namespace}
+    new = copy.deepcopy(old)
+    new["metadata"]["name"] = "8b-chat"
+
+    def ssa(obj: dict[str, Any]) -> None:
+        cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=json.dumps(obj))
+
+    try:
+        ssa(before)
+        wait_for(lambda: apply(cluster, old)[0] == 0, timeout=30, what="the CRD without name rules")
+        cluster.kubectl("create", "-f", "-", input=json.dumps(old))
+    finally:
+        ssa(crd)
+        wait_for(lambda: apply(cluster, new)[0] != 0, timeout=30, what="the CRD with name rules again")
+    rc, out = apply(cluster, new)
+    assert rc != 0 and POOL_NAME in out, out
+    target = ("inferencepools.inferfleet.dev", "70b-chat", "-n", namespace)
+    cluster.kubectl(
+        "patch", *target, "--subresource=status", "--type=merge", "-p", '{"status": {"replicas": 0}}'
+    )
+    cluster.kubectl("label", *target, "team=chat")
+    cluster.kubectl("patch", *target, "--type=merge", "-p", '{"spec": {"minReplicas": 2}}')
+    assert offline("InferencePool", old) is not None  # and the operator finds it invalid

@@ -7,12 +7,13 @@ capital cost amortised), the power domain, an optional capacity override and mea
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 
 from inferfleet.api import API_VERSION
-from inferfleet.api.common import CelRule, Decimal, Name, Size, Spec
+from inferfleet.api.common import DNS1123_LABEL, CelRule, Decimal, Name, Size, Spec, name_rule
 from inferfleet.api.conditions import Conditions
 
 __all__ = [
@@ -24,6 +25,8 @@ __all__ = [
     "PriceSpec",
     "ProfileBucket",
     "ProfileSpec",
+    "QualifiedName",
+    "is_qualified_name",
     "Toleration",
 ]
 
@@ -31,15 +34,68 @@ LabelKey = Annotated[
     str, Field(min_length=1, max_length=317, pattern=r"^([a-z0-9.-]{1,253}/)?[-A-Za-z0-9_.]{1,63}$")
 ]
 LabelValue = Annotated[str, Field(max_length=63, pattern=r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")]
+# A label or taint key as the API server checks it: an optional DNS-subdomain prefix and '/', then at
+# most 63 letters, digits, '-', '_' and '.', beginning and ending alphanumeric.  "[.]", not a backslash,
+# so the same text is a CEL string literal; the prefix's limit of 253 characters needs CEL (a pattern
+# cannot bound it): see the rules of Toleration and AcceleratorClassSpec.
+QUALIFIED_NAME = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+PREFIX_MAX = 253
+_QUALIFIED = re.compile(QUALIFIED_NAME)
+QualifiedName = Annotated[str, Field(min_length=1, max_length=317, pattern=QUALIFIED_NAME)]
+
+
+def is_qualified_name(key: str) -> bool:
+    """``key`` is a valid label or taint key (the Python side of the CEL checks of one)."""
+    return _QUALIFIED.fullmatch(key) is not None and key.find("/") <= PREFIX_MAX
 
 
 class Toleration(Spec):
-    """A Kubernetes toleration copied onto every replica placed on this class."""
+    """A Kubernetes toleration copied onto every replica placed on this class; the rules are the Pod's."""
 
-    key: LabelKey | None = None
+    key: QualifiedName | None = Field(
+        None, description="Taint key tolerated; unset (with operator Exists) tolerates every taint."
+    )
     operator: Literal["Equal", "Exists"] = "Equal"
-    value: LabelValue | None = None
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    value: LabelValue | None = Field(None, description="Taint value matched by Equal; empty with Exists.")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        None, description="Taint effect tolerated; unset: every effect."
+    )
+    toleration_seconds: int | None = Field(
+        None,
+        ge=0,
+        le=2**31 - 1,
+        description="How long a NoExecute taint is tolerated before eviction; unset: forever.",
+    )
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            f"!has(self.key) || self.key.indexOf('/') <= {PREFIX_MAX}",
+            f"key's prefix (before '/') must be at most {PREFIX_MAX} characters",
+            lambda t: t.key is None or t.key.find("/") <= PREFIX_MAX,
+            ".key",
+        ),
+        CelRule(
+            "has(self.key) || self.operator == 'Exists'",
+            "key may be unset only with operator Exists (which tolerates every taint)",
+            lambda t: t.key is not None or t.operator == "Exists",
+            ".key",
+        ),
+        CelRule(
+            "self.operator != 'Exists' || !has(self.value) || self.value == ''",
+            "value must be empty when operator is Exists",
+            lambda t: t.operator != "Exists" or not t.value,
+            ".value",
+        ),
+        CelRule(
+            "!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+            "tolerationSeconds needs effect NoExecute",
+            lambda t: t.toleration_seconds is None or t.effect == "NoExecute",
+            ".tolerationSeconds",
+        ),
+    )
 
 
 class HardwareSpec(Spec):
@@ -122,7 +178,9 @@ class ProfileSpec(Spec):
 class AcceleratorClassSpec(Spec):
     """Desired state of an AcceleratorClass."""
 
-    node_selector: dict[LabelKey, LabelValue] = Field(
+    # keys: a rule below, not a pattern (a structural schema has none for map keys), so plan says
+    # what the API server says
+    node_selector: dict[Annotated[str, Field(max_length=317)], LabelValue] = Field(
         max_length=16, description="Labels selecting the class's nodes; copied onto every replica."
     )
     tolerations: list[Toleration] = Field(default_factory=list, max_length=16)
@@ -148,6 +206,14 @@ class AcceleratorClassSpec(Spec):
             lambda s: len(s.node_selector) > 0,
             ".nodeSelector",
         ),
+        # A structural schema cannot constrain map keys; the Pod's nodeSelector must be valid labels.
+        CelRule(
+            f"self.nodeSelector.all(k, k.matches('{QUALIFIED_NAME}') && k.indexOf('/') <= {PREFIX_MAX})",
+            "nodeSelector keys must be label keys: [prefix/]name, the prefix a DNS subdomain of at most "
+            "253 characters, the name at most 63 letters, digits, '-', '_' or '.', alphanumeric at both ends",
+            lambda s: all(is_qualified_name(k) for k in s.node_selector),
+            ".nodeSelector",
+        ),
     )
 
 
@@ -160,11 +226,28 @@ class AcceleratorClassStatus(Spec):
     devices_total: int = Field(0, ge=0)
     devices_used: int = Field(0, ge=0)
     watts: int = Field(0, ge=0)
+    power_budget_watts: int | None = Field(
+        None,
+        ge=0,
+        description="The budget of the class's power domain the last plan honoured; kept so that a "
+        "deleted FleetPolicy cannot silently lift it.",
+    )
     conditions: Conditions = Field(default_factory=list)
 
 
 class AcceleratorClass(Spec):
     """One kind of accelerator node pool, its figures, price and power domain."""
+
+    # The class's name is a label value on replicas (inferfleet.dev/accelerator-class), is what pools'
+    # placement.allowedClasses name (a DNS-1123 label) and the tail of "<pool>-<class>" Deployments.
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        name_rule(
+            DNS1123_LABEL,
+            "metadata.name must be at most 63 lower-case letters, digits and '-', beginning and ending "
+            "with a letter or digit (no '.'): it is a label value on replicas and part of their "
+            "Deployment's name",
+        ),
+    )
 
     api_version: Literal["inferfleet.dev/v1alpha1"] = API_VERSION
     kind: Literal["AcceleratorClass"] = "AcceleratorClass"

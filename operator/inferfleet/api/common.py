@@ -4,7 +4,8 @@ Owns: the strict camelCase base model (unknown fields are errors, as with kubect
 validation), the decimal and size quantity types (Kubernetes avoids floats in specs, so numbers with
 fractions travel as int-or-string), and CEL rules declared once and enforced twice: by the API server
 (``x-kubernetes-validations`` in the generated CRD) and by the same check in Python, so ``inferfleet
-plan`` rejects what ``kubectl apply`` would.
+plan`` rejects what ``kubectl apply`` would; ``name_rule`` makes such a rule of an object's
+``metadata.name`` (at the schema root, checked on create).
 """
 
 from __future__ import annotations
@@ -26,11 +27,14 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 __all__ = [
+    "DNS1035_LABEL",
+    "DNS1123_LABEL",
     "CelRule",
     "Decimal",
     "Name",
     "Size",
     "Spec",
+    "name_rule",
     "parse_decimal",
     "parse_size",
 ]
@@ -119,6 +123,12 @@ Size = Annotated[
 ]
 """Bytes, as a Kubernetes quantity string (``80Gi``) or an integer."""
 
+DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+"""A DNS-1123 label: at most 63 lower-case letters, digits and '-', beginning and ending
+alphanumeric (also always a valid label value)."""
+DNS1035_LABEL = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
+"""A DNS-1123 label that begins with a letter (Service names)."""
+
 Name = Annotated[
     str,
     Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
@@ -134,12 +144,43 @@ class CelRule:
     message: str
     check: Callable[[Any], bool]
     field_path: str | None = None  # e.g. ".maxReplicas": where the API server reports the error
+    optional_old_self: bool = False  # the rule sees oldSelf as an optional (none on create)
 
-    def schema(self) -> dict[str, str]:
-        out = {"rule": self.rule, "message": self.message}
+    def schema(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"rule": self.rule, "message": self.message}
         if self.field_path:
             out["fieldPath"] = self.field_path
+        if self.optional_old_self:
+            out["optionalOldSelf"] = True
         return out
+
+
+def name_rule(pattern: str, message: str) -> CelRule:
+    """A rule on the object's ``metadata.name``, for the schema root (the one place the API server
+    lets CEL read ``metadata.name``).
+
+    The API server checks it when an object is created (``optionalOldSelf``: no old object yet):
+    names are immutable, so that is checking every name, and an object created before the rule
+    existed keeps a writable status and labels (a rule at the root is re-run on every write,
+    status included), so the operator can still say why it is invalid.  The Python check runs on
+    every object, which is how the operator finds those.  ``pattern`` must hold no quote or backslash
+    (it is pasted into a CEL string literal); an object without a name passes offline
+    (``validate_object`` reports the missing name itself)."""
+    if "'" in pattern or "\\" in pattern:
+        raise ValueError(f"pattern {pattern!r} cannot be written as a plain CEL string literal")
+    compiled = re.compile(pattern)
+
+    def check(obj: Any) -> bool:
+        name = obj.metadata.get("name")
+        return not isinstance(name, str) or compiled.fullmatch(name) is not None
+
+    return CelRule(
+        f"oldSelf.hasValue() || self.metadata.name.matches('{pattern}')",
+        message,
+        check,
+        ".metadata.name",
+        optional_old_self=True,
+    )
 
 
 class Spec(BaseModel):

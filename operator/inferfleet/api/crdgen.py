@@ -16,7 +16,7 @@ import yaml
 
 from inferfleet.api import GROUP, VERSION
 from inferfleet.api.kinds import CATEGORY, KINDS, Kind
-from inferfleet.api.schema import structural_schema
+from inferfleet.api.schema import root_rules, structural_schema
 
 __all__ = ["REPO_ROOT", "crd", "render_all", "render_chart", "render_chart_crd", "write_all"]
 
@@ -28,18 +28,21 @@ def crd(kind: Kind) -> dict[str, Any]:
     """The CustomResourceDefinition of one kind."""
     spec_schema = structural_schema(kind.spec)
     status_schema = structural_schema(kind.status)
-    schema = {
+    schema: dict[str, Any] = {
         "type": "object",
         "description": kind.description,
         "required": ["spec"],
         "properties": {
             "apiVersion": {"type": "string", "description": "APIVersion of this representation."},
             "kind": {"type": "string", "description": "Kind of this object."},
-            "metadata": {"type": "object"},
+            # name declared so CEL rules at the root can report at fieldPath .metadata.name
+            "metadata": {"type": "object", "properties": {"name": {"type": "string"}}},
             "spec": spec_schema,
             "status": status_schema,
         },
     }
+    if rules := root_rules(kind.model):  # rules on metadata.name can live only at the root
+        schema["x-kubernetes-validations"] = rules
     subresources: dict[str, Any] = {"status": {}}
     if kind.scale:
         subresources["scale"] = {

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from inferfleet.api.kinds import KINDS, Kind
-from inferfleet.api.schema import structural_schema
+from inferfleet.api.schema import root_rules, structural_schema
 
 __all__ = ["render", "write"]
 
@@ -65,6 +65,8 @@ def _rows(
     for name, child in props.items():
         _rows(child, f"{path}.{name}" if path else name, name in req_set, out, rules)
     items = node.get("items")
+    for rule in items.get("x-kubernetes-validations", []) if isinstance(items, dict) else []:
+        rules.append((f"{path}[]", rule["message"], rule["rule"]))
     if isinstance(items, dict) and items.get("properties"):
         for name, child in items["properties"].items():
             _rows(child, f"{path}[].{name}", name in set(items.get("required", [])), out, rules)
@@ -79,6 +81,10 @@ def _section(kind: Kind) -> str:
         + f". {kind.description}",
         "",
     ]
+    if on_object := root_rules(kind.model):
+        lines += ["Rules on the object checked by the API server (CEL) and by `inferfleet plan`:", ""]
+        lines += [f"- {r['message']} (`{r['rule']}`)" for r in on_object]  # the message names the field
+        lines.append("")
     for part, model in (("spec", kind.spec), ("status", kind.status)):
         rows: list[str] = []
         rules: list[tuple[str, str, str]] = []

@@ -1,7 +1,8 @@
 """The InferencePool kind (namespaced): one model served under latency SLOs.
 
 Owns the spec users write (model, server pod template, SLO, demand, placement, priority, replica
-bounds) and the status the operator reports (conditions, per-class placement, totals, selector).
+bounds), the env names the operator sets on every replica (``RESERVED_ENV``: a pool may not set them)
+and the status the operator reports (conditions, per-class placement, totals, selector).
 Fully qualified name ``inferencepools.inferfleet.dev``; the Gateway API Inference Extension has its
 own InferencePool kind, so scripts should always use the qualified name.
 """
@@ -9,15 +10,18 @@ own InferencePool kind, so scripts should always use the qualified name.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import BeforeValidator, Field, PlainSerializer, WithJsonSchema
 
 from inferfleet.api import API_VERSION
-from inferfleet.api.common import CelRule, Decimal, Name, Spec
+from inferfleet.api.common import DNS1035_LABEL, CelRule, Decimal, Name, Spec, name_rule
 from inferfleet.api.conditions import Conditions
 
 __all__ = [
+    "ACCELERATOR_CLASS_ENV",
+    "POOL_ENV",
+    "RESERVED_ENV",
     "Autoscaling",
     "Demand",
     "EnvVar",
@@ -31,6 +35,12 @@ __all__ = [
     "ServerTemplate",
     "SLOSpec",
 ]
+
+# The environment the operator sets on every replica's server container (reconcile/children.py);
+# a pool's own env may not set these names.
+POOL_ENV: Final = "INFERFLEET_POOL"  # value: the InferencePool's name
+ACCELERATOR_CLASS_ENV: Final = "INFERFLEET_ACCELERATOR_CLASS"  # value: the replica's AcceleratorClass
+RESERVED_ENV: Final = (POOL_ENV, ACCELERATOR_CLASS_ENV)
 
 _PARAMS = re.compile(r"^([0-9]{1,5}(?:\.[0-9]{1,3})?)([MBT])$")
 _PARAM_FACTOR = {"M": 1e-3, "B": 1.0, "T": 1e3}
@@ -102,6 +112,24 @@ class ServerTemplate(Spec):
         max_length=16,
         pattern=r"^[0-9]{1,7}(Ki|Mi|Gi|Ti)?$",
         description="Memory request per replica.",
+    )
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        # Server-side apply keys a container's env by name: a duplicate fails every apply.
+        CelRule(
+            "!has(self.env) || self.env.all(e, self.env.exists_one(f, f.name == e.name))",
+            "env names must be unique",
+            lambda s: len({e.name for e in s.env}) == len(s.env),
+            ".env",
+        ),
+        CelRule(
+            "!has(self.env) || self.env.all(e, !(e.name in [{}]))".format(
+                ", ".join(f"'{n}'" for n in RESERVED_ENV)
+            ),
+            f"env must not set {' or '.join(RESERVED_ENV)}: the operator sets them on every replica",
+            lambda s: not any(e.name in RESERVED_ENV for e in s.env),
+            ".env",
+        ),
     )
 
 
@@ -305,6 +333,17 @@ class InferencePoolStatus(Spec):
 
 class InferencePool(Spec):
     """One model served under latency SLOs, placed by inferfleet across accelerator classes."""
+
+    # The pool's name is its Service's name and the value of its replicas' labels (app.kubernetes.io/
+    # instance, inferfleet.dev/pool); its Deployments are "<pool>-<class>", shortened with a hash
+    # past 63 characters (reconcile/children.py), so they need nothing more of the name.
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        name_rule(
+            DNS1035_LABEL,
+            "metadata.name must be at most 63 lower-case letters, digits and '-', beginning with a "
+            "letter and ending with a letter or digit: it names the pool's Service and labels its replicas",
+        ),
+    )
 
     api_version: Literal["inferfleet.dev/v1alpha1"] = API_VERSION
     kind: Literal["InferencePool"] = "InferencePool"

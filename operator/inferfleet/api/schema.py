@@ -16,12 +16,12 @@ from pydantic import BaseModel
 
 from inferfleet.api.common import Spec
 
-__all__ = ["structural_schema"]
+__all__ = ["root_rules", "structural_schema"]
 
 _DROP = {"title", "propertyNames", "discriminator"}
 
 
-def _cel_by_title(model: type[BaseModel], out: dict[str, list[dict[str, str]]]) -> None:
+def _cel_by_title(model: type[BaseModel], out: dict[str, list[dict[str, Any]]]) -> None:
     """Collect CEL rules of a model and of every nested model, keyed by the model's schema title."""
     if issubclass(model, Spec) and model.cel_rules:
         out[model.__name__] = [r.schema() for r in model.cel_rules]
@@ -40,7 +40,7 @@ def _nested_models(annotation: Any) -> list[type[BaseModel]]:
     return found
 
 
-def _fix(node: Any, defs: dict[str, Any], rules: dict[str, list[dict[str, str]]]) -> Any:
+def _fix(node: Any, defs: dict[str, Any], rules: dict[str, list[dict[str, Any]]]) -> Any:
     if isinstance(node, list):
         return [_fix(n, defs, rules) for n in node]
     if not isinstance(node, dict):
@@ -93,11 +93,16 @@ def _fix(node: Any, defs: dict[str, Any], rules: dict[str, list[dict[str, str]]]
     return out
 
 
+def root_rules(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """The CEL rules of an object's own model (not of its spec or status), for the schema root."""
+    return [r.schema() for r in model.cel_rules] if issubclass(model, Spec) else []
+
+
 def structural_schema(model: type[BaseModel]) -> dict[str, Any]:
     """The structural schema of a pydantic model, ready for a CRD's openAPIV3Schema."""
     raw = model.model_json_schema(by_alias=True, mode="validation")
     defs = raw.pop("$defs", {})
-    rules: dict[str, list[dict[str, str]]] = {}
+    rules: dict[str, list[dict[str, Any]]] = {}
     _cel_by_title(model, rules)
     fixed: dict[str, Any] = _fix(raw, defs, rules)
     return fixed
