@@ -35,6 +35,7 @@ class ConditionType(enum.StrEnum):
     VALID = "Valid"
     METRICS_AVAILABLE = "MetricsAvailable"
     SLO_AT_RISK = "SLOAtRisk"
+    POWER_BUDGET = "PowerBudget"  # AcceleratorClass: its power domain's budget is known
 
 
 class Reason(enum.StrEnum):
@@ -69,6 +70,11 @@ class Reason(enum.StrEnum):
     APPLY_FAILED = "ApplyFailed"
     # Ready False: replicas the scheduler cannot place, for a reason the plan did not model
     UNSCHEDULABLE = "Unschedulable"
+    # PowerBudget (AcceleratorClass)
+    BUDGET_KNOWN = "BudgetKnown"
+    UNBUDGETED = "Unbudgeted"  # no FleetPolicy lists budgets, or the policy lists none
+    UNKNOWN_POWER_DOMAIN = "UnknownPowerDomain"  # the class names a domain the policy does not list
+    POLICY_MISSING = "PolicyMissing"  # the FleetPolicy was deleted: the last budgets hold
 
 
 class EventReason(enum.StrEnum):
@@ -87,6 +93,8 @@ class EventReason(enum.StrEnum):
     APPLY_FAILED = "ApplyFailed"  # the API server refused a child of the object
     STATUS_REFUSED = "StatusRefused"  # the API server refused the object's status
     UNSCHEDULABLE = "Unschedulable"  # replicas Pending with the scheduler's message
+    UNKNOWN_POWER_DOMAIN = "UnknownPowerDomain"
+    POLICY_MISSING = "PolicyMissing"
 
 
 def condition_schema() -> dict[str, Any]:

@@ -2,7 +2,7 @@
 replicas per class, handed to the Prometheus reader.
 
 Owns ``Observer``, the ``observe`` callable the planning loop takes: it selects the pools whose
-``spec.demand.autoscaling`` is on (and not pinned by ``spec.replicas``), counts their Ready
+``spec.demand.autoscaling`` is on (pinned ones too: their autoscaling reports), counts their Ready
 replicas per class from our Deployments (the coverage a reading is checked against), passes each
 pool's own ``requestRateQuery``, and returns the reader's ``Observed`` per pool.  A reader that
 fails as a whole still yields a typed problem per pool, never an exception that stops planning.
@@ -25,7 +25,7 @@ __all__ = ["Observer", "pool_queries"]
 def _autoscaled(pool: Mapping[str, Any]) -> tuple[bool, str | None]:
     spec = pool.get("spec") or {}
     auto = (spec.get("demand") or {}).get("autoscaling")
-    if not isinstance(auto, dict) or auto.get("enabled") is False or spec.get("replicas") is not None:
+    if not isinstance(auto, dict) or auto.get("enabled") is False:
         return False, None
     query = auto.get("requestRateQuery")
     return True, query if isinstance(query, str) else None

@@ -84,7 +84,11 @@ class PrometheusReader:
         for long, short in _BURST_OF.items():  # an overridden load signal: its burst twin follows
             if long in (queries or {}) and short not in (queries or {}):
                 if "{window}" in templates[long]:
-                    templates[short] = templates[long].replace("{window}", "{burst}")
+                    templates[short] = (
+                        templates[long]
+                        .replace("{window}", "{burst}")
+                        .replace("{window_seconds}", "{burst_seconds}")
+                    )
                 else:  # a fixed range: no burst reading (the long one still decides)
                     del templates[short]
         self.url = url.rstrip("/")

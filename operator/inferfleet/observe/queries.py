@@ -4,7 +4,8 @@ Owns ``Signal`` (what is read), ``DEFAULT_QUERIES`` and ``render``.  Every templ
 ``namespace=~"{namespace}",pool=~"{pool}"`` and aggregates ``by (namespace, pool)`` (pool signals) or
 ``by (namespace, pool, accelerator_class)`` (class signals), so one query answers for every pool:
 ``render`` substitutes ``.+`` for a batch, or one pool's regex-escaped names; ``{window}`` is the
-range of ``rate``/``increase``/``deriv`` and ``{burst}`` the short one the burst signals read (a
+range of ``rate``/``increase``/``delta`` (``{window_seconds}`` it in seconds) and ``{burst}``
+(``{burst_seconds}``) the short one the burst signals read (a
 load step is seen within a few scrapes, not after the long window fills).  Substitution is
 textual (PromQL is full of braces, so no ``str.format``).
 """
@@ -33,7 +34,7 @@ class Signal(enum.StrEnum):
     """One thing read per pool (or per pool and accelerator class)."""
 
     FIRST_TOKENS = "first_tokens"  # req/s reaching their first token (admitted arrivals)
-    QUEUE_GROWTH = "queue_growth"  # d(waiting requests)/dt: arrivals not admitted yet
+    QUEUE_GROWTH = "queue_growth"  # change of waiting requests over the window / its seconds
     BURST_FIRST_TOKENS = "burst_first_tokens"  # the same two over the short window
     BURST_QUEUE_GROWTH = "burst_queue_growth"
     INPUT_TOKENS = "input_tokens"  # mean prompt tokens per request
@@ -93,6 +94,9 @@ def _engine(
     count = f"{ttft}_count"
     (in_sum, in_count), (out_sum, out_count) = tokens
 
+    def change(window: str, seconds: str) -> str:
+        return f"sum by ({_POOL}) (delta({waiting}{{{_S}}}[{window}])) / {seconds}"
+
     def mean(total: str, n: str) -> str:
         return (
             f"sum by ({_POOL}) (rate({total}{{{_S}}}[{{window}}]))"
@@ -102,9 +106,12 @@ def _engine(
     return MappingProxyType(
         {
             Signal.FIRST_TOKENS: f"sum by ({_POOL}) (rate({count}{{{_S}}}[{{window}}]))",
-            Signal.QUEUE_GROWTH: f"sum by ({_POOL}) (deriv({waiting}{{{_S}}}[{{window}}]))",
+            # arrivals = first tokens + the queue's change over the same window: delta (end minus
+            # start) is what makes the identity exact; a regression slope (deriv) does not cancel
+            # a draining backlog's first tokens and overshot by 20-60% after a scale-up
+            Signal.QUEUE_GROWTH: change("{window}", "{window_seconds}"),
             Signal.BURST_FIRST_TOKENS: f"sum by ({_POOL}) (rate({count}{{{_S}}}[{{burst}}]))",
-            Signal.BURST_QUEUE_GROWTH: f"sum by ({_POOL}) (deriv({waiting}{{{_S}}}[{{burst}}]))",
+            Signal.BURST_QUEUE_GROWTH: change("{burst}", "{burst_seconds}"),
             Signal.INPUT_TOKENS: mean(in_sum, in_count),
             Signal.OUTPUT_TOKENS: mean(out_sum, out_count),
             Signal.PODS: _pods(count, _POOL),
@@ -165,8 +172,10 @@ def duration_seconds(text: str) -> float:
 
 
 def burst_window(window: str) -> str:
-    """The default burst window: a quarter of the long one, at least a second."""
-    return f"{max(1, round(duration_seconds(window) / 4))}s"
+    """The default burst window: a quarter of the long one, but at least 10 s (or half the long
+    one, if shorter): over a few 1 s scrapes rate() and the queue's change are mostly noise."""
+    long = duration_seconds(window)
+    return f"{max(1, round(max(long / 4, min(10.0, long / 2))))}s"
 
 
 BATCH = ".+"  # every pool: matches any non-empty label
@@ -178,8 +187,10 @@ def render(
     """A default or fleet-wide template for every pool (names None) or for one pool (regex-escaped)."""
     ns = BATCH if namespace is None else re.escape(namespace)
     name = BATCH if pool is None else re.escape(pool)
+    burst = burst or window
     text = template.replace("{namespace}", ns).replace("{pool}", name).replace("{window}", window)
-    return text.replace("{burst}", burst or window)
+    text = text.replace("{window_seconds}", f"{duration_seconds(window):g}")
+    return text.replace("{burst_seconds}", f"{duration_seconds(burst):g}").replace("{burst}", burst)
 
 
 def render_override(template: str, *, namespace: str, pool: str, window: str) -> str:

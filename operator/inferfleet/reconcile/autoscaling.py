@@ -5,7 +5,8 @@ Owns reading the policy's state back from ``status.autoscaling`` (level-based: a
 leader continues), the pressure the policy reads (breaches, saturation, replicas still loading),
 and running ``core.autoscale.recommend``, ``core.correction.update`` and ``core.startup.observe``
 per pool; ``reconcile.scaling_status`` renders the result for status and events.  Pools without
-``spec.demand.autoscaling`` (or with it disabled, or pinned by ``spec.replicas``) are left out.
+``spec.demand.autoscaling`` (or with it disabled) are left out; a pool pinned by ``spec.replicas``
+(``kubectl scale``, an HPA) is evaluated and reported, but its demand is not planned.
 """
 
 from __future__ import annotations
@@ -60,6 +61,12 @@ class Scaling:
     sample_age_s: float | None = None
     burst_rps: float | None = None
     startups: dict[str, startup.Startup] = dataclasses.field(default_factory=dict)
+    pinned: bool = False  # spec.replicas pins the total: measured and reported, not planned
+
+    @property
+    def planned_demand_rps(self) -> float | None:
+        """The demand the planner is given (None: the pool's own, static or pinned)."""
+        return None if self.pinned else self.demand_rps
 
     @property
     def demand_rps(self) -> float | None:
@@ -229,7 +236,7 @@ def evaluate(objects: Objects, observed: Mapping[str, Observed] | None, now_stam
     now = 0.0
     for key, pool in sorted(objects.pools.items()):
         auto = pool.spec.demand.autoscaling
-        if auto is None or not auto.enabled or pool.spec.replicas is not None:
+        if auto is None or not auto.enabled:
             continue
         now = now or seconds(now_stamp)
         raw_status = objects.pool_raw[key].get("status") or {}
@@ -258,6 +265,7 @@ def evaluate(objects: Objects, observed: Mapping[str, Observed] | None, now_stam
             pressure,
             None if reading is None else reading.sample_age_s,
             None if reading is None or reading.rps is None else reading.burst_rps,
-            _startups(prev, placed, samples, reading if observed is not None else None, now),
+            _startups(prev, placed, samples, reading, now),
+            pool.spec.replicas is not None,
         )
     return out

@@ -17,7 +17,7 @@ from typing import Any
 
 from inferfleet.api import API_VERSION, labels
 from inferfleet.api.acceleratorclass import AcceleratorClass
-from inferfleet.api.inferencepool import InferencePool
+from inferfleet.api.inferencepool import ACCELERATOR_CLASS_ENV, POOL_ENV, InferencePool
 from inferfleet.core import types as core
 from inferfleet.reconcile.ports import Obj
 from inferfleet.reconcile.validate import Objects, key_of, meta
@@ -98,8 +98,8 @@ def build_deployment(
         "ports": [{"name": "http", "containerPort": server.port, "protocol": "TCP"}],
         "env": [{"name": e.name, "value": e.value} for e in server.env]
         + [
-            {"name": "INFERFLEET_POOL", "value": name},
-            {"name": "INFERFLEET_ACCELERATOR_CLASS", "value": class_name},
+            {"name": POOL_ENV, "value": name},
+            {"name": ACCELERATOR_CLASS_ENV, "value": class_name},
         ],
         "resources": {"requests": dict(resources), "limits": {cls.spec.resource_name: str(devices)}},
         "readinessProbe": {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 10},

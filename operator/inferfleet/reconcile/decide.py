@@ -45,6 +45,8 @@ def decide(
     objects = validate(snapshot)  # 1
     if objects.policy_problem is not None:
         return _paused(snapshot, objects.policy_problem, now)
+    if snapshot.policy is None and _recorded_budgets(snapshot):
+        return _policy_missing(snapshot, objects, now)
     existing = children.index(snapshot.deployments, objects)  # 2
     nodes = [
         inventory.node_info_from_manifest(n, snapshot.foreign_used.get(str(meta(n).get("name")), {}))
@@ -60,7 +62,9 @@ def decide(
         ),
         Running(existing.current, existing.frozen_devices),
         Overrides(
-            demand_rps={k: s.demand_rps for k, s in scalings.items() if s.demand_rps is not None},
+            demand_rps={
+                k: demand for k, s in scalings.items() if (demand := s.planned_demand_rps) is not None
+            },
             slo_factors={k: s.slo_factors for k, s in scalings.items() if s.slo_factors},
         ),
     )
@@ -91,6 +95,42 @@ def _resync(objects: Objects, scalings: Mapping[str, autoscaling.Scaling]) -> fl
         every = float(planning.autoscaling_interval_seconds) if planning else autoscaling.EVALUATION_S
         return min(interval or every, every)
     return interval
+
+
+def _recorded_budgets(snapshot: Snapshot) -> dict[str, int]:
+    """Power domain -> the budget the classes' statuses recorded (the tightest, if they differ)."""
+    out: dict[str, int] = {}
+    for raw in snapshot.classes:
+        watts = (raw.get("status") or {}).get("powerBudgetWatts")
+        domain = (raw.get("spec") or {}).get("powerDomain")
+        if isinstance(watts, int) and isinstance(domain, str):
+            out[domain] = min(watts, out.get(domain, watts))
+    return out
+
+
+def _policy_missing(snapshot: Snapshot, objects: Objects, now: str) -> Decision:
+    """Budgets fail closed: the FleetPolicy that set them is gone, so nothing is added, moved or
+    removed until it is back (planning without it would lift every budget); every class says so."""
+    recorded = _recorded_budgets(snapshot)
+    out = Decision(
+        problems=[f"FleetPolicy {POLICY_NAME} is missing; planning is paused (budgets fail closed)"]
+    )
+    for raw in snapshot.classes:
+        domain = (raw.get("spec") or {}).get("powerDomain")
+        if not isinstance(domain, str):
+            continue
+        budget = status.ClassBudget(domain, Reason.POLICY_MISSING, recorded.get(domain))
+        prev = raw.get("status") or {}
+        gen = meta(raw).get("generation")
+        new = {
+            **prev,
+            "conditions": status.merge_conditions(prev.get("conditions"), [budget.condition(gen)], now),
+        }
+        if report.differs(prev, new):
+            name = str(meta(raw).get("name"))
+            out.statuses.append(StatusWrite("AcceleratorClass", None, name, new))
+            out.events.append(Event(raw, "Warning", EventReason.POLICY_MISSING, budget.message()))
+    return out
 
 
 def _paused(snapshot: Snapshot, problem: str, now: str) -> Decision:

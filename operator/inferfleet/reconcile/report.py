@@ -18,6 +18,7 @@ from inferfleet.reconcile.decision import Decision, Event, StatusWrite
 from inferfleet.reconcile.ports import Refusal, Snapshot
 from inferfleet.reconcile.validate import Objects, meta
 from inferfleet.translate import inventory
+from inferfleet.translate.objects import watts as objects_watts
 
 __all__ = ["differs", "report"]
 
@@ -176,11 +177,36 @@ def _classes(
         prev = raw.get("status") or {}
         gen = meta(raw).get("generation")
         problem = objects.class_problems.get(name)
-        new = status.class_status(uses.get(name), len(matching), ready_nodes, prev, gen, now, problem)
+        budget = class_budget(raw, objects)
+        new = status.class_status(uses.get(name), len(matching), ready_nodes, prev, gen, now, problem, budget)
         if differs(prev, new):
             out.statuses.append(StatusWrite("AcceleratorClass", None, name, new))
             if problem is not None:
                 out.events.append(Event(raw, "Warning", EventReason.INVALID_SPEC, problem))
+        if (
+            budget is not None
+            and budget.reason is Reason.UNKNOWN_POWER_DOMAIN
+            and _reason_of(prev, ConditionType.POWER_BUDGET) != str(budget.reason)
+        ):
+            out.events.append(Event(raw, "Warning", EventReason.UNKNOWN_POWER_DOMAIN, budget.message()))
+
+
+def _reason_of(prev: Mapping[str, Any], type_: ConditionType) -> str | None:
+    return next((c.get("reason") for c in prev.get("conditions", []) if c.get("type") == type_), None)
+
+
+def class_budget(raw: Mapping[str, Any], objects: Objects) -> status.ClassBudget | None:
+    """What the validated policy says of the class's power domain (None: the class is invalid)."""
+    domain = (raw.get("spec") or {}).get("powerDomain")
+    if not isinstance(domain, str):
+        return None
+    listed = {d.name: d for d in objects.policy.spec.power_domains} if objects.policy else {}
+    if domain in listed:
+        watts = round(objects_watts(float(listed[domain].budget_kilowatts)))
+        return status.ClassBudget(domain, Reason.BUDGET_KNOWN, watts)
+    if listed:
+        return status.ClassBudget(domain, Reason.UNKNOWN_POWER_DOMAIN, listed=tuple(sorted(listed)))
+    return status.ClassBudget(domain, Reason.UNBUDGETED)
 
 
 def _policy(out: Decision, snapshot: Snapshot, plan: core.Plan, now: str) -> None:

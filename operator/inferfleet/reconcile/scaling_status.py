@@ -56,12 +56,12 @@ def status_block(s: Scaling, now: float) -> dict[str, Any]:
         return status.checked(AutoscalingStatus, block)
     o, st = s.outcome, s.outcome.state
     block = {
+        "signal": "Pinned" if s.pinned else str(o.signal),
         "observedRequestsPerSecond": None if o.measured_rps is None else round(o.measured_rps, 3),
         "burstRequestsPerSecond": None if s.burst_rps is None else round(s.burst_rps, 3),
         "sampleAgeSeconds": None if s.sample_age_s is None else round(s.sample_age_s, 1),
         "consecutiveBreaches": st.breaches,
         "demandRequestsPerSecond": round(o.demand_rps, 3),
-        "signal": str(o.signal),
         "metricsProblem": None if o.problem is None else str(o.problem),
         "lastEvaluationTime": timestamp(now),
         "lastScaleTime": timestamp(st.last_scale) if st.last_scale is not None else None,
@@ -142,7 +142,11 @@ def events(
     o = s.outcome
     if o is None:
         return out
-    if o.signal in (autoscale.Signal.INITIAL, autoscale.Signal.SCALE_UP, autoscale.Signal.SCALE_DOWN):
+    if not s.pinned and o.signal in (
+        autoscale.Signal.INITIAL,
+        autoscale.Signal.SCALE_UP,
+        autoscale.Signal.SCALE_DOWN,
+    ):
         before = "unset" if s.previous_demand is None else f"{s.previous_demand:g}"
         out.append(
             (

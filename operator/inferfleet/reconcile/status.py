@@ -26,6 +26,7 @@ from inferfleet.reconcile.ports import Refusal
 
 __all__ = [
     "Change",
+    "ClassBudget",
     "ChangeKind",
     "change_of",
     "checked",
@@ -37,6 +38,8 @@ __all__ = [
     "policy_status",
     "pool_status",
     "pool_status_invalid",
+    "refusal_words",
+    "unschedulable_words",
 ]
 
 
@@ -277,7 +280,10 @@ def pool_status(
     }
     if autoscaling is not None:
         status["autoscaling"] = dict(autoscaling)
-    return checked(InferencePoolStatus, status)
+    out = checked(InferencePoolStatus, status)
+    if autoscaling is None and (previous or {}).get("autoscaling") is not None:
+        out["autoscaling"] = None  # autoscaling was turned off: the merge patch removes the old block
+    return out
 
 
 def pool_status_invalid(
@@ -302,7 +308,10 @@ def class_status(
     generation: int | None,
     now: str,
     problem: str | None = None,
+    budget: ClassBudget | None = None,
 ) -> dict[str, Any]:
+    """The AcceleratorClass status: nodes, devices, watts, Ready, and (``budget``) what its power
+    domain's budget is, recorded so that a deleted FleetPolicy cannot silently lift it."""
     devices_total = use.devices_total if use else 0
     if problem:
         cond = condition(ConditionType.READY, False, Reason.INVALID_SPEC, problem, generation)
@@ -322,6 +331,12 @@ def class_status(
             f"{ready_nodes} of {nodes} matching nodes ready",
             generation,
         )
+    conds = [cond]
+    recorded = (previous or {}).get("powerBudgetWatts")
+    if budget is not None:
+        conds.append(budget.condition(generation))
+        if budget.reason is not Reason.POLICY_MISSING:  # the policy says: record what it says
+            recorded = budget.watts if budget.reason is Reason.BUDGET_KNOWN else None
     return checked(
         AcceleratorClassStatus,
         {
@@ -331,9 +346,42 @@ def class_status(
             "devicesTotal": devices_total,
             "devicesUsed": use.devices_used if use else 0,
             "watts": round(use.watts) if use else 0,
-            "conditions": merge_conditions((previous or {}).get("conditions"), [cond], now),
+            "powerBudgetWatts": recorded,
+            "conditions": merge_conditions((previous or {}).get("conditions"), conds, now),
         },
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassBudget:
+    """What the plan knows of a class's power budget, as a fact (the sentence is made here)."""
+
+    domain: str
+    reason: Reason  # BUDGET_KNOWN, UNBUDGETED, UNKNOWN_POWER_DOMAIN or POLICY_MISSING
+    watts: int | None = None
+    listed: tuple[str, ...] = ()  # the domains the policy lists
+
+    def message(self) -> str:
+        if self.reason is Reason.BUDGET_KNOWN:
+            return f"power domain {self.domain}: budget {(self.watts or 0) / 1000:g} kW"
+        if self.reason is Reason.UNKNOWN_POWER_DOMAIN:
+            return (
+                f"power domain {self.domain!r} is not listed in FleetPolicy default "
+                f"({', '.join(self.listed)}): the class is planned without a power budget; "
+                "check spec.powerDomain for a typo or add the domain to the policy"
+            )
+        if self.reason is Reason.POLICY_MISSING:
+            kw = "unknown" if self.watts is None else f"{self.watts / 1000:g} kW"
+            return (
+                f"FleetPolicy default is gone; the last accepted budget of {self.domain} ({kw}) holds and "
+                "planning is paused (nothing is added, moved or removed) until it is restored; to plan "
+                "without budgets, create it with powerDomains: []"
+            )
+        return f"power domain {self.domain} has no budget (no FleetPolicy lists one)"
+
+    def condition(self, generation: int | None) -> dict[str, Any]:
+        ok = self.reason in (Reason.BUDGET_KNOWN, Reason.UNBUDGETED)
+        return condition(ConditionType.POWER_BUDGET, ok, self.reason, self.message(), generation)
 
 
 def policy_status(

@@ -42,9 +42,9 @@ SNAP = Snapshot(
 )
 
 
-def test_only_autoscaled_unpinned_pools_are_read_with_their_ready_replicas() -> None:
+def test_autoscaled_pools_are_read_with_their_ready_replicas_pinned_ones_too() -> None:
     queries = {q.key: q for q in pool_queries(SNAP)}
-    assert set(queries) == {"ns/on", "ns/custom"}
+    assert set(queries) == {"ns/on", "ns/custom", "ns/pinned"}  # a pinned pool's autoscaling reports
     assert queries["ns/on"].ready == {"h100": 2, "l4": 1}
     assert queries["ns/custom"].rate_query == "sum(rate(x{pool='{pool}'}[1m]))"
 
@@ -56,7 +56,7 @@ class Broken:
 
 def test_a_failing_reader_gives_every_pool_a_problem_not_an_exception() -> None:
     got = Observer(Broken(), clock=lambda: 42.0)(SNAP)  # type: ignore[arg-type]
-    assert set(got) == {"ns/on", "ns/custom"}
+    assert set(got) == {"ns/on", "ns/custom", "ns/pinned"}
     assert all(
         o.rps is None and o.problem is MetricsProblem.UNREACHABLE and o.at == 42.0 for o in got.values()
     )

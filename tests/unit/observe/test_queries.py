@@ -74,5 +74,18 @@ def test_bad_durations_are_refused_by_name(text: str) -> None:
         duration_seconds(text)
 
 
-def test_the_default_burst_window_is_a_quarter_of_the_window() -> None:
-    assert (burst_window("2m"), burst_window("15s"), burst_window("2s")) == ("30s", "4s", "1s")
+def test_the_default_burst_window_is_a_quarter_of_the_window_but_not_a_few_scrapes() -> None:
+    assert (burst_window("2m"), burst_window("30s"), burst_window("15s"), burst_window("2s")) == (
+        "30s",
+        "10s",
+        "8s",
+        "1s",
+    )
+
+
+def test_the_queue_term_is_the_change_over_the_window_in_seconds() -> None:
+    table = DEFAULT_QUERIES["vllm"]
+    long = render(table[Signal.QUEUE_GROWTH], window="2m", burst="30s")
+    short = render(table[Signal.BURST_QUEUE_GROWTH], window="2m", burst="30s")
+    assert "delta(vllm:num_requests_waiting" in long and long.endswith("[2m])) / 120")
+    assert short.endswith("[30s])) / 30")

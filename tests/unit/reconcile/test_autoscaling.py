@@ -302,3 +302,27 @@ def test_the_start_up_time_of_new_replicas_is_learnt_and_kept_in_status() -> Non
     for cls in {c["acceleratorClass"] for c in loading}:
         want = (first + step) / 2 if cls in before else step
         assert learnt[cls]["startupSeconds"] == want, learnt[cls]
+
+
+def test_a_pinned_pool_reports_but_its_demand_is_not_planned_and_turning_off_clears_the_block() -> None:
+    t = ["2026-12-01T10:00:00Z", "2026-12-01T10:00:15Z", "2026-12-01T10:00:30Z", "2026-12-01T10:00:45Z"]
+    _, docs, deps = _round(_docs(), t[0], seen(10.0, t[0]), [])
+    pool = next(d for d in docs if d["metadata"]["name"] == "chat-70b")
+    pool["spec"]["replicas"] = 2
+    d, docs, deps = _round(docs, t[1], seen(60.0, t[1]), deps)
+    st = _pool_status(docs)
+    assert st["autoscaling"]["signal"] == "Pinned" and st["autoscaling"]["observedRequestsPerSecond"] == 60.0
+    assert st["demandRequestsPerSecond"] < 60.0  # the measured load is not planned (the pin is)
+    assert _replicas(d) == 2 and not [e for e in d.events if e.reason == "DemandChanged"]
+    assert _cond(st, "MetricsAvailable")["status"] == "True"
+    # autoscaling removed: the old block goes (a merge patch with null), then nothing more is written
+    pool = next(x for x in docs if x["metadata"]["name"] == "chat-70b")
+    pool["spec"]["demand"].pop("autoscaling")
+    d, docs, deps = _round(docs, t[2], None, deps)
+    write = next(s for s in d.statuses if s.name == "chat-70b")
+    assert "autoscaling" in write.status and write.status["autoscaling"] is None
+    for doc in docs:  # the API server applies the null: the key is gone
+        if doc["metadata"]["name"] == "chat-70b":
+            doc["status"].pop("autoscaling", None)
+    d, docs, deps = _round(docs, t[3], None, deps)
+    assert not [s for s in d.statuses if s.name == "chat-70b"]

@@ -238,3 +238,56 @@ def test_replicas_the_scheduler_cannot_place_are_said_with_its_words_once() -> N
     assert (ready["status"], ready["reason"]) == ("False", "Unschedulable")
     assert f"1 replica on {cls} cannot be scheduled: {why}" in ready["message"]
     assert len(events) == 1 and why in events[0].message  # said once, not every round
+
+
+def test_a_deleted_policy_cannot_lift_the_budgets_planning_pauses_and_every_class_says_why() -> None:
+    docs = example_docs()
+    first = decide(snapshot(docs), "2026-12-01T10:00:00Z", solve)
+    docs = with_statuses(docs, first)
+    classes = {d["metadata"]["name"]: d for d in docs if d["kind"] == "AcceleratorClass"}
+    h100 = classes["h100"]["status"]
+    assert h100["powerBudgetWatts"] == 10_000  # hall-a's 10 kW, recorded
+    budget = next(c for c in h100["conditions"] if c["type"] == "PowerBudget")
+    assert (budget["status"], budget["reason"]) == ("True", "BudgetKnown")
+
+    gone = [d for d in docs if d["kind"] != "FleetPolicy"]
+    deps = applied(first)
+    paused = decide(snapshot(gone, deps), "2026-12-01T10:01:00Z", solve)
+    assert not (paused.reductions or paused.increases or paused.deletes)  # nothing added or removed
+    assert {s.kind for s in paused.statuses} == {"AcceleratorClass"}
+    said = {e.obj["metadata"]["name"]: e.message for e in paused.events if e.reason == "PolicyMissing"}
+    assert set(said) == set(classes) and "10 kW" in said["h100"] and "powerDomains: []" in said["h100"]
+    again = decide(snapshot(with_statuses(gone, paused), deps), "2026-12-01T10:02:00Z", solve)
+    assert again.writes == 0  # said once
+
+    restored = decide(snapshot(with_statuses(docs, paused), deps), "2026-12-01T10:03:00Z", solve)
+    cond = next(
+        c
+        for s in restored.statuses
+        if s.kind == "AcceleratorClass" and s.name == "h100"
+        for c in s.status["conditions"]
+        if c["type"] == "PowerBudget"
+    )
+    assert cond["reason"] == "BudgetKnown"
+
+
+def test_a_fleet_never_budgeted_plans_without_a_policy() -> None:
+    docs = [d for d in example_docs() if d["kind"] != "FleetPolicy"]
+    d = decide(snapshot(docs), "2026-12-01T10:00:00Z", solve)
+    assert d.increases  # nothing was ever recorded: a fresh install plans
+    h100 = next(s for s in d.statuses if s.name == "h100").status
+    assert next(c for c in h100["conditions"] if c["type"] == "PowerBudget")["reason"] == "Unbudgeted"
+
+
+def test_a_misspelt_power_domain_is_said_on_the_class_once() -> None:
+    docs = example_docs()
+    cls = next(d for d in docs if d["kind"] == "AcceleratorClass" and d["metadata"]["name"] == "h100")
+    cls["spec"]["powerDomain"] = "hal-a"
+    d = decide(snapshot(docs), "2026-12-01T10:00:00Z", solve)
+    status = next(s for s in d.statuses if s.name == "h100").status
+    cond = next(c for c in status["conditions"] if c["type"] == "PowerBudget")
+    assert (cond["status"], cond["reason"]) == ("False", "UnknownPowerDomain")
+    assert "'hal-a' is not listed" in cond["message"] and "hall-a" in cond["message"]
+    assert [e.obj["metadata"]["name"] for e in d.events if e.reason == "UnknownPowerDomain"] == ["h100"]
+    d2 = decide(snapshot(with_statuses(docs, d)), "2026-12-01T10:01:00Z", solve)
+    assert not [e for e in d2.events if e.reason == "UnknownPowerDomain"]
