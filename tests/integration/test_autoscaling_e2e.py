@@ -37,12 +37,12 @@ SLO_TTFT_MS, SLO_TPOT_MS = 2000, 100
 class Simulator:
     """``python -m inferfleet_dev simulate run`` as a user runs it, on a free loopback port."""
 
-    def __init__(self, kubeconfig: Path, log: Path) -> None:
+    def __init__(self, kubeconfig: Path, log: Path, *, startup: str = "default=2", seed: int = 7) -> None:
         self.port = free_port()
         env = dict(os.environ, PYTHONPATH=str(SOURCE_ROOT))
         argv = [
             sys.executable, "-m", "inferfleet_dev", "simulate", "run", f"--kubeconfig={kubeconfig}",
-            f"--port={self.port}", "--startup-seconds=default=2", "--poll-seconds=0.5", "--seed=7",
+            f"--port={self.port}", f"--startup-seconds={startup}", "--poll-seconds=0.5", f"--seed={seed}",
         ]  # fmt: skip
         self.log = log.open("ab")
         self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)

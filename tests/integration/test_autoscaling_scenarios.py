@@ -25,10 +25,7 @@ import datetime
 import itertools
 import json
 import math
-import os
 import random
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
@@ -36,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from operator_proc import ROOT, SOURCE_ROOT, OperatorProcess, Operators, free_port
+from operator_proc import OperatorProcess, Operators, free_port
 from prometheus_fixture import prometheus_binary_fixture  # noqa: F401
 from test_autoscaling_e2e import SLO_TPOT_MS, SLO_TTFT_MS, Simulator
 from test_operator import (  # noqa: F401
@@ -75,24 +72,7 @@ class ScenarioSimulator(Simulator):
     ``set-load`` subprocess per change costs a second of CPU on a shared 2-core machine)."""
 
     def __init__(self, kubeconfig: Path, log: Path) -> None:
-        self.port = free_port()
-        env = dict(os.environ, PYTHONPATH=str(SOURCE_ROOT))
-        argv = [
-            sys.executable, "-m", "inferfleet_dev", "simulate", "run", f"--kubeconfig={kubeconfig}",
-            f"--port={self.port}", f"--startup-seconds=default=2,{COLD_CLASS}={COLD_START_S}",
-            "--poll-seconds=0.5", "--seed=11",
-        ]  # fmt: skip
-        self.log = log.open("ab")
-        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                self.state()
-                return
-            except OSError:
-                assert self.proc.poll() is None, f"simulator exited: {log.read_text()[-2000:]}"
-                time.sleep(0.2)
-        raise AssertionError("simulator did not answer within 30 s")
+        super().__init__(kubeconfig, log, startup=f"default=2,{COLD_CLASS}={COLD_START_S}", seed=11)
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         req = urllib.request.Request(

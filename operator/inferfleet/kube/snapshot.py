@@ -147,18 +147,10 @@ def trim_node(node: Obj) -> Obj:
 _POD_LABELS: Final = (labels.MANAGED_BY, labels.POOL, labels.ACCELERATOR_CLASS)
 
 
-def trim_pod(pod: Obj) -> Obj:
-    """What ``foreign_usage`` and ``live_replicas`` read of a pod, nothing else: a few percent of
-    its bytes, so holding every bound pod of the cluster in the watch cache stays cheap."""
+def _pod_identity(pod: Obj) -> Obj:
+    """A pod's kind, name, namespace and the labels that say whose it is."""
     meta = pod.get("metadata") or {}
-    spec = pod.get("spec") or {}
     pod_labels = meta.get("labels") or {}
-
-    def resources(container: Obj, *keys: str) -> Obj:
-        kept = {"resources": container.get("resources") or {}}
-        kept.update({k: container[k] for k in keys if k in container})
-        return kept
-
     return {
         "apiVersion": pod.get("apiVersion", "v1"),
         "kind": pod.get("kind", "Pod"),
@@ -167,6 +159,21 @@ def trim_pod(pod: Obj) -> Obj:
             "namespace": meta.get("namespace"),
             "labels": {k: pod_labels[k] for k in _POD_LABELS if k in pod_labels},
         },
+    }
+
+
+def trim_pod(pod: Obj) -> Obj:
+    """What ``foreign_usage`` and ``live_replicas`` read of a pod, nothing else: a few percent of
+    its bytes, so holding every bound pod of the cluster in the watch cache stays cheap."""
+    spec = pod.get("spec") or {}
+
+    def resources(container: Obj, *keys: str) -> Obj:
+        kept = {"resources": container.get("resources") or {}}
+        kept.update({k: container[k] for k in keys if k in container})
+        return kept
+
+    return {
+        **_pod_identity(pod),
         "spec": {
             "nodeName": spec.get("nodeName"),
             "containers": [resources(c) for c in spec.get("containers") or ()],
@@ -179,21 +186,13 @@ def trim_pod(pod: Obj) -> Obj:
 
 def trim_pending_pod(pod: Obj) -> Obj:
     """An unbound pod of ours: who it belongs to and the scheduler's PodScheduled condition."""
-    meta = pod.get("metadata") or {}
-    pod_labels = meta.get("labels") or {}
     scheduled = [
         {k: c.get(k) for k in ("type", "status", "reason", "message")}
         for c in (pod.get("status") or {}).get("conditions") or ()
         if c.get("type") == "PodScheduled"
     ]
     return {
-        "apiVersion": pod.get("apiVersion", "v1"),
-        "kind": pod.get("kind", "Pod"),
-        "metadata": {
-            "name": meta.get("name"),
-            "namespace": meta.get("namespace"),
-            "labels": {k: pod_labels[k] for k in _POD_LABELS if k in pod_labels},
-        },
+        **_pod_identity(pod),
         "status": {"phase": (pod.get("status") or {}).get("phase"), "conditions": scheduled},
     }
 
