@@ -36,6 +36,10 @@ def _run(args: argparse.Namespace) -> int:
         prometheus_ca_file=args.prometheus_ca_file,
         prometheus_window=args.prometheus_window,
         prometheus_burst_window=args.prometheus_burst_window,
+        probe_s=args.api_probe_seconds,
+        api_unreachable_s=args.api_unreachable_seconds,
+        watch_silence_s=args.watch_silence_seconds,
+        plan_stale_s=args.plan_stale_seconds,
     )
     serve(config, args.health_port)
     return 0
@@ -58,7 +62,38 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--namespace", default=None, help="watch one namespace (default: all)")
     p.add_argument("--metrics-port", type=int, default=8080, help="Prometheus metrics port (0: off)")
-    p.add_argument("--health-port", type=int, default=8081, help="liveness endpoint /healthz port (0: off)")
+    p.add_argument(
+        "--health-port",
+        type=int,
+        default=8081,
+        help="port of /healthz (liveness) and /readyz (readiness) (0: off)",
+    )
+    p.add_argument(
+        "--api-probe-seconds",
+        type=float,
+        default=10.0,
+        help="period of the API server probe (a LIST of one node) that liveness reads (0: no probe)",
+    )
+    p.add_argument(
+        "--api-unreachable-seconds",
+        type=float,
+        default=120.0,
+        help="/healthz fails once the API server has not answered the probe for this long",
+    )
+    p.add_argument(
+        "--watch-silence-seconds",
+        type=float,
+        default=360.0,
+        help="/healthz fails once a watch has heard nothing (no event, bookmark or reconnect) for this long "
+        "while the API server answers and has moved on (watches reconnect every 300 s)",
+    )
+    p.add_argument(
+        "--plan-stale-seconds",
+        type=float,
+        default=None,
+        help="/healthz fails once the leader has completed no planning round for this long "
+        "(default: 3 x the resync period or 120 s, whichever is larger)",
+    )
     p.add_argument(
         "--leader-elect",
         action=argparse.BooleanOptionalAction,

@@ -1,7 +1,9 @@
-"""Running the operator: configure the runtime and hand the process to kopf.
+"""Running the operator: configure the runtime, serve its health port, hand the process to kopf.
 
 Owns the one call of ``kopf.run`` (standalone: leadership is our own Lease election, not kopf's
-peering) and the liveness endpoint's address; ``inferfleet run`` parses flags and calls ``serve``.
+peering) and the health port (``/healthz`` liveness, ``/readyz`` readiness: ``controller/health.py``),
+served from launch so a probe never sees a closed port while kopf starts; ``inferfleet run``
+parses flags and calls ``serve``.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import kopf
 
 from inferfleet.controller import handlers
+from inferfleet.controller.health import HealthServer
 from inferfleet.controller.runtime import Config
 
 __all__ = ["serve"]
@@ -17,9 +20,13 @@ __all__ = ["serve"]
 def serve(config: Config, health_port: int | None) -> None:
     """Run the operator until it is stopped."""
     handlers.RUNTIME.configure(config)
-    kopf.run(
-        clusterwide=config.namespace is None,
-        namespaces=[config.namespace] if config.namespace else (),
-        standalone=True,  # our own Lease-based leader election, not kopf peering
-        liveness_endpoint=f"http://0.0.0.0:{health_port}/healthz" if health_port else None,
-    )
+    server = HealthServer(health_port, handlers.RUNTIME.check).start() if health_port else None
+    try:
+        kopf.run(
+            clusterwide=config.namespace is None,
+            namespaces=[config.namespace] if config.namespace else (),
+            standalone=True,  # our own Lease-based leader election, not kopf peering
+        )
+    finally:
+        if server is not None:
+            server.stop()

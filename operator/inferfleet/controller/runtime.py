@@ -5,7 +5,8 @@ Owns wiring them together from a ``Config`` and starting/stopping them in the ri
 lease is released on stop so a standby takes over at once).  The watch cache feeds the loop: each
 round snapshots it (no LISTs), and every change that matters marks the loop dirty.  A standby
 replica keeps its cache warm too, so a takeover plans at once.  Configured by ``inferfleet run``
-before kopf starts; the kopf handlers reach it through ``handlers.RUNTIME``.
+before kopf starts; the kopf handlers reach it through ``handlers.RUNTIME``, and the health port
+through ``check`` (the facts gathered here, judged by ``controller/health.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from inferfleet.controller.health import Bounds, Facts, Verdict, assess
 from inferfleet.controller.loop import PlanningLoop
 
 __all__ = ["Config", "Runtime"]
@@ -41,6 +43,19 @@ class Config:
     prometheus_ca_file: str | None = None
     prometheus_window: str = "2m"  # the rate/quantile window of the default queries
     prometheus_burst_window: str | None = None  # the short window for scaling up (None: window / 4)
+    probe_s: float = 10.0  # period of the API probe that liveness reads (0: no probe)
+    api_unreachable_s: float = 120.0  # liveness fails once the API has not answered the probe this long
+    watch_silence_s: float = 360.0  # ... or a watch heard nothing this long while the API moved on
+    plan_stale_s: float | None = (
+        None  # ... or the leader planned nothing this long (None: max(3 x resync, 120))
+    )
+
+    def bounds(self) -> Bounds:
+        return Bounds(
+            api_unreachable_s=self.api_unreachable_s,
+            watch_silence_s=self.watch_silence_s,
+            plan_stale_s=self.plan_stale_s,
+        )
 
 
 class Runtime:
@@ -52,6 +67,8 @@ class Runtime:
         self._metrics: Any = None
         self._api: Any = None
         self._cache: Any = None
+        self._launched_at = time.monotonic()
+        self._leader_since: float | None = None  # monotonic
 
     def configure(self, config: Config) -> None:
         self.config = config
@@ -72,7 +89,9 @@ class Runtime:
         if cfg.metrics_port:
             start_metrics_server(cfg.metrics_port, registry=self._metrics.registry)
         writer = KubeWriter(self._api, is_leader=self.is_leader, metrics=self._metrics)
-        cache = WatchCache(self._api, cfg.namespace, on_change=self.mark_dirty, relist_s=cfg.relist_s)
+        cache = WatchCache(
+            self._api, cfg.namespace, on_change=self.mark_dirty, relist_s=cfg.relist_s, probe_s=cfg.probe_s
+        )
         self._cache = cache
         self.loop = PlanningLoop(
             cache.snapshot,
@@ -96,6 +115,7 @@ class Runtime:
         if self._elector is not None:
             self._elector.start()
         else:
+            self._leader_since = time.monotonic()
             self._metrics.set_leader(True)
         log.info(
             "inferfleet operator started as %s (leader election %s)",
@@ -124,6 +144,7 @@ class Runtime:
 
     def _started_leading(self) -> None:
         log.info("%s became the leader", self.config.identity)
+        self._leader_since = time.monotonic()
         if self._metrics is not None:
             self._metrics.set_leader(True)
         self.mark_dirty("became leader")
@@ -146,6 +167,44 @@ class Runtime:
     def mark_dirty(self, why: str) -> None:
         if self.loop is not None:
             self.loop.mark_dirty(why)
+
+    def facts(self) -> Facts:
+        """What liveness and readiness are decided from, every time on the monotonic clock."""
+        now = time.monotonic()
+        cache, loop = self._cache, self.loop
+        if cache is None or loop is None:
+            return Facts(now=now, started_at=self._launched_at, started=False)
+        ch = cache.health()
+        last = loop.last_success  # wall clock: moved onto the monotonic one
+        leader = self.is_leader()
+        return Facts(
+            now=now,
+            started_at=ch.started_at,
+            probing=self.config.probe_s > 0,
+            synced=ch.synced,
+            leader=leader,
+            leader_since=self._leader_since if leader else None,
+            last_round=None if last is None else now - (time.time() - last),
+            resync_s=loop.resync_s,
+            quiet_store=ch.quiet_store,
+            quiet_since=ch.quiet_since,
+            moved_on=ch.moved_on,
+            probe_ok_at=ch.probe_ok_at,
+            probe_error=ch.probe_error,
+        )
+
+    def check(self) -> tuple[Verdict, dict[str, Any]]:
+        """The verdict of the health port, and the details it shows with it."""
+        facts = self.facts()
+        details = self.health()
+        details["apiLastAnsweredSecondsAgo"] = (
+            None if facts.probe_ok_at is None else round(facts.now - facts.probe_ok_at, 1)
+        )
+        details["quietestWatch"] = facts.quiet_store
+        details["quietestWatchSilentSeconds"] = (
+            None if facts.quiet_since is None else round(facts.now - facts.quiet_since, 1)
+        )
+        return assess(facts, self.config.bounds()), details
 
     def health(self) -> dict[str, Any]:
         from inferfleet.kube.client import request_counts

@@ -6,8 +6,11 @@ node heartbeats and a pod going Pending -> Running do not wake the planner) and 
 thread per source: LIST, then WATCH from the list's resourceVersion with bookmarks; a relist on 410
 Gone, a reconnect with back-off on other errors, a full relist every ``relist_s`` as a guard against
 drift; ``snapshot()`` builds a ``Snapshot`` from one consistent copy of every store, taken under one
-lock).  What to read, the selectors and the arithmetic come from ``kube/snapshot.py``, which
-``read_snapshot`` uses for one-shot reads: the two cannot disagree on what a plan sees.
+lock) and the facts a liveness check needs (``health()``: when each store last heard from the API
+server, and a cheap periodic probe of the API server itself, a LIST with ``limit=1`` of nodes, whose
+resourceVersion says whether the cluster has moved on since a quiet store's last event). What to
+read, the selectors and the arithmetic come from ``kube/snapshot.py``, which ``read_snapshot`` uses
+for one-shot reads: the two cannot disagree on what a plan sees.
 
 Threads, not asyncio: the Kubernetes client is synchronous, and kopf's event loop must never block.
 Objects in a snapshot are shared with the cache (each event replaces an object whole, never edits
@@ -17,6 +20,7 @@ it): readers must treat them as read-only, as the pure reconcile layer does.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
 import time
@@ -29,7 +33,7 @@ from inferfleet.kube.client import APIError, NotFound, TransientAPIError, WatchS
 from inferfleet.kube.snapshot import CRDsMissing, RequestFn, Source, build_snapshot, list_source, sources
 from inferfleet.reconcile.ports import Obj, Snapshot
 
-__all__ = ["CacheNotSynced", "Expired", "Store", "WatchCache"]
+__all__ = ["CacheHealth", "CacheNotSynced", "Expired", "Store", "WatchCache"]
 
 log = logging.getLogger("inferfleet.informer")
 
@@ -37,6 +41,8 @@ RELIST_S: Final = 600.0  # full relist of each source: a guard against drift, no
 WATCH_S: Final = 300  # timeoutSeconds of one WATCH; the API server ends it, we reconnect from there
 SYNC_TIMEOUT_S: Final = 60.0  # how long snapshot() waits for the first sync of every store
 BACKOFF_S: Final = (0.5, 30.0)  # reconnect delay after an error: first, most (doubling)
+PROBE_S: Final = 10.0  # period of the API probe (0: no probe)
+PROBE_TIMEOUT: Final = (5.0, 10.0)  # (connect, read) of one probe: a frozen API server fails it fast
 WatchFn = Callable[..., Iterable[Obj]]  # inferfleet.kube.client.watch, or a fake of it
 ChangeFn = Callable[[str], None]
 
@@ -72,6 +78,7 @@ class Store:
         self.attempted = False  # a LIST has been answered (items, or a 404)
         self.missing = False  # our CRD is not installed (the last LIST was a 404)
         self.listed_at = 0.0  # monotonic time of the last successful LIST
+        self.heard_at: float | None = None  # when the API server last answered: a LIST, WATCH or event
         self._fingerprint = source.fingerprint or _resource_version  # None: every change matters
 
     def replace(self, items: Iterable[Obj], version: str) -> str | None:
@@ -112,6 +119,25 @@ class Store:
         return f"{self.source.name} {key} changed" if before != fp else None
 
 
+@dataclasses.dataclass(frozen=True)
+class CacheHealth:
+    """What the cache knows of its own liveness, times on the cache's clock (None: never).
+
+    ``quiet_store`` is the store that has heard from the API server least recently and
+    ``quiet_since`` when it last did; ``moved_on`` says whether the last probe's resourceVersion
+    differs from that store's (resourceVersions are compared for equality only: a LIST's is the
+    cluster-wide revision, so a difference means something was written since the store's last
+    event or bookmark)."""
+
+    synced: bool
+    started_at: float
+    quiet_store: str | None
+    quiet_since: float | None
+    moved_on: bool
+    probe_ok_at: float | None
+    probe_error: str | None
+
+
 class WatchCache:
     """The sources of one operator (``namespace``: None for all), watched from ``start()`` to
     ``stop()``.  ``on_change(why)`` is called (from a cache thread) for every change that matters
@@ -127,6 +153,7 @@ class WatchCache:
         watch_s: int = WATCH_S,
         sync_timeout_s: float = SYNC_TIMEOUT_S,
         backoff_s: tuple[float, float] = BACKOFF_S,
+        probe_s: float = PROBE_S,
         request_fn: RequestFn = request,
         watch_fn: WatchFn = watch,
         clock: Callable[[], float] = time.monotonic,
@@ -141,6 +168,11 @@ class WatchCache:
         self._request = request_fn
         self._watch = watch_fn
         self._clock = clock
+        self._probe_s = probe_s
+        self._started_at = clock()
+        self._probe_ok_at: float | None = None
+        self._probe_version = ""
+        self._probe_error: str | None = None
         self._cond = threading.Condition()  # guards every store and the fields below
         self._stop = threading.Event()
         self._streams: dict[str, Any] = {}
@@ -149,10 +181,15 @@ class WatchCache:
 
     # --- lifecycle ---
     def start(self) -> None:
+        self._started_at = self._clock()
         for store in self.stores.values():
             thread = threading.Thread(
                 target=self._run, args=(store,), name=f"inferfleet-watch-{store.source.name}", daemon=True
             )
+            self._threads.append(thread)
+            thread.start()
+        if self._probe_s > 0:
+            thread = threading.Thread(target=self._probe_loop, name="inferfleet-api-probe", daemon=True)
             self._threads.append(thread)
             thread.start()
 
@@ -173,6 +210,53 @@ class WatchCache:
     def synced(self) -> bool:
         with self._cond:
             return self._all_synced
+
+    def health(self) -> CacheHealth:
+        with self._cond:
+            heard = [(s.heard_at, name) for name, s in self.stores.items()]
+            never = [name for at, name in heard if at is None]
+            quiet_store = never[0] if never else min(heard)[1] if heard else None
+            quiet = self.stores[quiet_store] if quiet_store is not None else None
+            return CacheHealth(
+                synced=self._all_synced,
+                started_at=self._started_at,
+                quiet_store=quiet_store,
+                quiet_since=quiet.heard_at if quiet is not None else None,
+                moved_on=quiet is not None
+                and bool(self._probe_version)
+                and self._probe_version != quiet.version,
+                probe_ok_at=self._probe_ok_at,
+                probe_error=self._probe_error,
+            )
+
+    def probe(self) -> None:
+        """One cheap request to the API server through the operator's own client: a LIST of one
+        node.  Any answer from the server (even a refusal) shows it reachable; a timeout, a
+        connection error or a 5xx does not."""
+        src = self.stores["Node"].source if "Node" in self.stores else next(iter(self.stores.values())).source
+        try:
+            page = self._request(self._api, "GET", src.path(), query=[("limit", "1")], timeout=PROBE_TIMEOUT)
+        except TransientAPIError as exc:
+            with self._cond:
+                self._probe_error = str(exc)
+            log.warning("API probe failed: %s", exc)
+            return
+        except APIError as exc:  # the server answered: reachable, the answer is not ours to judge
+            page = None
+            log.debug("API probe refused: %s", exc)
+        version = str(((page or {}).get("metadata") or {}).get("resourceVersion") or "")
+        with self._cond:
+            self._probe_ok_at = self._clock()
+            self._probe_version = version or self._probe_version
+            self._probe_error = None
+
+    def _probe_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.probe()
+            except Exception:  # keep probing whatever one attempt did
+                log.exception("API probe crashed")
+            self._stop.wait(self._probe_s)
 
     def snapshot(self, timeout: float | None = None) -> Snapshot:
         """The fleet as the cache has it now.  Waits (``timeout``, default ``sync_timeout_s``) until
@@ -243,6 +327,7 @@ class WatchCache:
             raise
         with self._cond:
             self._streams[src.name] = stream
+            store.heard_at = self._clock()
         try:
             if self._stop.is_set():
                 return
@@ -250,6 +335,7 @@ class WatchCache:
                 if event.get("type") == "ERROR":
                     self._error_event(store, event.get("object") or {})
                 with self._cond:
+                    store.heard_at = self._clock()
                     why = store.apply(event)
                     notify = why is not None and self._all_synced
                 if notify and why is not None:
@@ -269,12 +355,13 @@ class WatchCache:
         except NotFound:
             if src.crd:
                 with self._cond:
+                    store.heard_at = self._clock()  # an answer: the watch is not stuck, the CRD is absent
                     store.missing = store.attempted = True
                     self._cond.notify_all()
             raise
         with self._cond:
             why = store.replace(items, version)
-            store.listed_at = self._clock()
+            store.listed_at = store.heard_at = self._clock()
             store.missing = False
             store.synced = store.attempted = True
             first = not self._all_synced and all(s.synced for s in self.stores.values())

@@ -196,7 +196,7 @@ def test_container_resources_probes_env_and_image(helm: Path) -> None:
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
     assert ports == {"http-metrics": 8080, "http-health": 8081}
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http-health"}
-    assert c["readinessProbe"]["tcpSocket"] == {"port": "http-metrics"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http-health"}
     assert {"--metrics-port=8080", "--health-port=8081", "--log-level=info"} <= set(c["args"])
     env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in c["env"]}
     assert env == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
@@ -554,6 +554,39 @@ def _documented_keys(text: str) -> Iterator[tuple[str, bool, list[str]]]:
         stack.append((indent, key))
         yield ".".join(k for _, k in stack), rest != "", comments
         comments = []
+
+
+def test_probes_are_liveness_on_healthz_and_readiness_on_readyz_with_the_operators_bounds(helm: Path) -> None:
+    c = container(render(helm))
+    assert c["livenessProbe"] == {
+        "httpGet": {"path": "/healthz", "port": "http-health"},
+        "initialDelaySeconds": 15,
+        "periodSeconds": 20,
+        "timeoutSeconds": 5,
+        "failureThreshold": 3,
+    }
+    assert c["readinessProbe"] == {
+        "httpGet": {"path": "/readyz", "port": "http-health"},
+        "initialDelaySeconds": 5,
+        "periodSeconds": 10,
+        "timeoutSeconds": 3,
+        "failureThreshold": 3,
+    }
+    bounds = [a for a in c["args"] if a.split("=")[0].endswith("-seconds")]
+    assert bounds == [
+        "--api-probe-seconds=10",
+        "--api-unreachable-seconds=120",
+        "--watch-silence-seconds=360",
+    ]
+    c = container(
+        render(
+            helm,
+            "health.apiUnreachableSeconds=30,health.planStaleSeconds=240,livenessProbe.failureThreshold=5",
+            "readinessProbe.periodSeconds=4",
+        )
+    )
+    assert {"--api-unreachable-seconds=30", "--plan-stale-seconds=240"} <= set(c["args"])
+    assert c["livenessProbe"]["failureThreshold"] == 5 and c["readinessProbe"]["periodSeconds"] == 4
 
 
 def test_every_value_is_documented_by_a_comment_starting_with_its_key() -> None:

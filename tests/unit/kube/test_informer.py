@@ -1,7 +1,9 @@
 """The watch cache's store logic against a fake API (no cluster): LIST then WATCH from the list's
 resourceVersion, events applied, bookmarks, relists on 410 (as an ERROR event or as the answer to
 the WATCH), the periodic relist, which changes wake the planner (not heartbeats, not Pending ->
-Running), snapshots as copies, waiting for the first sync, missing CRDs, and the threads' lifecycle.
+Running), snapshots as copies, waiting for the first sync, missing CRDs, the threads' lifecycle, and
+what liveness reads: when each store last heard from the API server, and the API probe (reachable or
+not, moved on or not).
 """
 
 from __future__ import annotations
@@ -515,7 +517,7 @@ def test_the_threads_retry_after_errors_sync_follow_events_and_stop_promptly() -
             woke.set()
 
     cache = WatchCache(
-        API, on_change=on_change, request_fn=fake.request, watch_fn=watch, backoff_s=(0.01, 0.05)
+        API, on_change=on_change, request_fn=fake.request, watch_fn=watch, backoff_s=(0.01, 0.05), probe_s=0
     )
     cache.start()
     try:
@@ -531,3 +533,83 @@ def test_the_threads_retry_after_errors_sync_follow_events_and_stop_promptly() -
     assert not any(t.is_alive() for t in cache._threads)
     assert changes[0] == "watch cache synced"
     assert fake.verbs(PATHS["Node"]).count("LIST") == 1, "errors resume the watch; they do not relist"
+
+
+# ---- what liveness reads -------------------------------------------------------------------------
+def test_each_store_hears_from_the_server_on_list_watch_and_event_and_the_quietest_is_named() -> None:
+    fake, clock = FakeAPI(), Clock()
+    cache, _ = make_cache(fake, clock)
+    assert cache.health().quiet_store is not None and cache.health().quiet_since is None, "none heard yet"
+    for store in cache.stores.values():
+        clock.now += 1
+        cache.run_once(store)
+    health = cache.health()
+    first = next(iter(cache.stores))
+    assert (health.synced, health.quiet_store, health.quiet_since) == (True, first, 1001.0)
+    clock.now = 2000.0
+    bookmark = {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "900"}}}
+    fake.scripts[PATHS[first]].append([bookmark])
+    cache.run_once(cache.stores[first])
+    health = cache.health()
+    assert health.quiet_store != first, "a bookmark is hearing from the server"
+    assert cache.stores[first].heard_at == 2000.0
+
+
+def test_the_probe_lists_one_node_and_says_whether_the_cluster_moved_past_the_quietest_store() -> None:
+    fake, clock = FakeAPI(), Clock()
+    cache, _ = synced(fake, clock)
+    clock.now = 1050.0
+    cache.probe()
+    health = cache.health()
+    assert fake.calls[-1] == ("LIST", PATHS["Node"], {"limit": "1"})
+    assert (health.probe_ok_at, health.probe_error, health.moved_on) == (1050.0, None, False)
+    fake.put("InferencePool", ipool("a"))  # a write the watches have not delivered
+    cache.probe()
+    assert cache.health().moved_on
+
+
+def test_a_probe_that_times_out_is_a_failure_and_a_refusal_is_an_answer() -> None:
+    fake, clock = FakeAPI(), Clock()
+    cache, _ = synced(fake, clock)
+    cache.probe()
+    answered_at = clock.now
+
+    def timeout(*_a: Any, **_k: Any) -> Obj:
+        raise TransientAPIError("GET /api/v1/nodes: ReadTimeoutError: read timed out")
+
+    cache._request = timeout
+    clock.now += 30
+    cache.probe()
+    health = cache.health()
+    assert health.probe_ok_at == answered_at
+    assert health.probe_error is not None and "read timed out" in health.probe_error
+
+    def forbidden(*_a: Any, **_k: Any) -> Obj:
+        raise APIRejected("HTTP 403: forbidden", status=403)
+
+    cache._request = forbidden
+    clock.now += 5
+    cache.probe()
+    assert (cache.health().probe_ok_at, cache.health().probe_error) == (clock.now, None)
+
+
+def test_the_probe_thread_probes_at_once_and_every_period_until_stopped() -> None:
+    fake = FakeAPI()
+    probes = threading.Semaphore(0)
+
+    def request(api: Any, method: str, path: str, **kw: Any) -> Obj:
+        if dict(kw.get("query") or ()).get("limit") == "1":
+            probes.release()
+        return fake.request(api, method, path, **kw)
+
+    def idle(*_a: Any, **_k: Any) -> BlockingStream:
+        return BlockingStream([])
+
+    cache = WatchCache(API, request_fn=request, watch_fn=idle, probe_s=0.05)
+    cache.start()
+    try:
+        assert all(probes.acquire(timeout=5) for _ in range(3)), "three probes in a few periods"
+        assert cache.health().probe_ok_at is not None
+    finally:
+        cache.stop(timeout=5)
+    assert not any(t.is_alive() for t in cache._threads)
