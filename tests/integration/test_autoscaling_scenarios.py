@@ -20,6 +20,7 @@ test uses.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime
 import itertools
@@ -646,3 +647,92 @@ def test_a_custom_query_that_selects_nothing_is_no_data_and_holds_the_replicas(
     assert auto["metricsProblem"] == "NoData" and auto.get("missingSince")
     assert "0 series" in message and "-nothing" in message
     assert any("NoData" in (m or "") for m in warnings), warnings
+
+
+# ---- 7. a power budget that binds as measured demand grows -----------------------------------------
+def _named(body: dict[str, Any], name: str, priority: int) -> dict[str, Any]:
+    out = copy.deepcopy(body)
+    out["metadata"]["name"] = name
+    out["spec"]["priority"] = priority
+    return out
+
+
+def test_growth_under_a_binding_budget_sheds_the_lowest_priority_and_never_exceeds_it(
+    kube: Kube,  # noqa: F811
+    pool_ns: str,  # noqa: F811
+    sim: ScenarioSimulator,
+    op: OperatorProcess,
+    cluster: Cluster,
+) -> None:
+    """Two autoscaled pools on one class (so the only way to grow the important one is to shed the
+    other; the move to other classes or domains first is tested through ``decide`` in
+    tests/unit/reconcile/test_autoscaling.py): the measured growth of the priority-1000 pool is
+    served by shedding the priority-10 one, the domain's planned draw never exceeds its budget, and
+    the split does not oscillate."""
+    domain = kube.cluster_object("acceleratorclasses", CLASS)["spec"]["powerDomain"]
+    base = pool_body(pool_ns)
+    for name, priority in (("hi", 1000), ("lo", 10)):
+        kube.create_pool(_named(base, name, priority))
+
+    def pool(name: str) -> dict[str, Any]:
+        return kube.pool(pool_ns, name)
+
+    def replicas(name: str) -> int:
+        return int((pool(name).get("status") or {}).get("replicas") or 0)
+
+    deadline = time.monotonic() + 60
+    while not (replicas("hi") and replicas("lo")) and time.monotonic() < deadline:
+        time.sleep(1)
+    (placement,) = pool("hi")["status"]["placements"]
+    one = float(placement["requestsPerSecond"]) / int(placement["replicas"])
+    watts_one = int(placement["watts"]) / int(placement["replicas"])
+    two = 1.25 * one  # needs 2 replicas each
+    for name in ("hi", "lo"):
+        sim.load(f"{pool_ns}/{name}", two)
+    deadline = time.monotonic() + 60
+    while not (replicas("hi") == 2 and replicas("lo") == 2) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert (replicas("hi"), replicas("lo")) == (2, 2), "both pools at 2 replicas before the budget"
+    used = {d["name"]: d for d in kube.cluster_object("fleetpolicies", "default")["status"]["domains"]}
+    budget_w = int(used[domain]["usedWatts"]) + 0.5 * watts_one  # not one more replica
+    policy = kube.cluster_object("fleetpolicies", "default")
+    domains = [d for d in policy["spec"].get("powerDomains", []) if d["name"] != domain]
+    domains.append({"name": domain, "budgetKilowatts": f"{budget_w / 1000:.3f}"})  # a decimal string
+
+    def patch_domains(value: list[dict[str, Any]]) -> None:
+        body = json.dumps({"spec": {"powerDomains": value}})
+        cluster.kubectl("patch", f"fleetpolicies.{GROUP}", "default", "--type=merge", "-p", body)
+
+    patch_domains(domains)
+    try:
+        sim.load(f"{pool_ns}/hi", 2.3 * one)  # hi now needs 3
+
+        def settled() -> bool:
+            placed = conds(pool("lo")).get("Placed", {})
+            return replicas("hi") >= 3 and placed.get("reason") in ("PartiallyShed", "Shed")
+
+        seen: list[tuple[int, int, float]] = []
+        deadline = time.monotonic() + 60
+        while not settled() and time.monotonic() < deadline:
+            status = kube.cluster_object("fleetpolicies", "default").get("status") or {}
+            d = next((x for x in status.get("domains", []) if x["name"] == domain), {})
+            seen.append((replicas("hi"), replicas("lo"), float(d.get("usedWatts") or 0)))
+            time.sleep(1)
+        assert settled(), f"hi at 3 or more and lo shed within 60 s; seen (hi, lo, W) {seen[-10:]}"
+        lo_placed = conds(pool("lo"))["Placed"]
+        assert "power budget" in lo_placed["message"], lo_placed
+        assert conds(pool("hi"))["Placed"]["reason"] == "Placed"
+        after = []
+        for _ in range(15):  # no oscillation between the pools, and never over the budget
+            status = kube.cluster_object("fleetpolicies", "default")["status"]
+            d = next(x for x in status["domains"] if x["name"] == domain)
+            after.append((replicas("hi"), replicas("lo"), float(d["usedWatts"])))
+            time.sleep(1)
+        print(f"budget {budget_w:.0f} W in {domain}; before settling {seen}; after {after}")
+        # no oscillation: the important pool never gives replicas back, the shed one never regains
+        # them while the load stands (the latency rule may still raise hi on its marginal class)
+        his, los = [h for h, _, _ in after], [lo for _, lo, _ in after]
+        assert his == sorted(his) and los == sorted(los, reverse=True) and min(his) >= 3, after
+        assert all(w <= budget_w + 1 for _, _, w in seen + after), (budget_w, seen, after)
+    finally:
+        patch_domains([d for d in policy["spec"].get("powerDomains", [])])
