@@ -24,7 +24,8 @@ last one stopped.  The rules:
   their share by a capacity-blind router — and more demand would mostly buy more of them; it is
   reported (``SLOAtRisk``) and blocks scaling down, but raises nothing.
 - **Down slowly**: only to the highest recommendation of the stabilisation window (HPA's rule; a
-  scale-up's own demand is a recommendation too), at most halving per evaluation, and only after
+  scale-up's own demand is a recommendation too), at most halving per evaluation (a last step
+  within the tolerance of that value lands on it, so a decay ends on the floor), and only after
   the consolidation check: no class breaching, saturated (a standing queue, a full KV cache) or
   still loading its model.
 - **Within the tolerance** nothing changes.
@@ -182,8 +183,11 @@ def recommend(
         return outcome(last, Signal.STEADY)
     if pressure.breached or pressure.at_risk or pressure.saturated or pressure.pending:
         return outcome(last, Signal.CONSOLIDATION_BLOCKED)
-    stable = max(r for _, r in _window(state.recommendations, now, settings.stabilization_s, desired))
-    target = max(stable, last * (1 - settings.max_step_down), floor)
+    window = _window(state.recommendations, now, settings.stabilization_s, desired)
+    stable = max(floor, *(r for _, r in window))  # the window's highest, never below the floor
+    target = max(stable, last * (1 - settings.max_step_down))
+    if target * (1 - settings.tolerance) <= stable:  # the last step lands on it, not inside the band
+        target = stable
     if target >= last * (1 - settings.tolerance):
         return outcome(last, Signal.STABILISING)
     return outcome(target, Signal.SCALE_DOWN, Driver.LOAD, scaled=True)
