@@ -178,7 +178,9 @@ def _place_and_load(
 ) -> dict[str, Any]:
     """Create the pool, wait for it, and offer ``share`` of its first plan's capacity."""
     kube.create_pool(_autoscaled_pool(ns, floor=1, **kw))
-    placed = wait_for(_pool_when(kube, ns, lambda p: _planned(p) >= 1), timeout=60, what="placed")
+    placed: dict[str, Any] = wait_for(
+        _pool_when(kube, ns, lambda p: _planned(p) >= 1), timeout=60, what="placed"
+    )
     sim.set_load(f"{ns}/chat", share * _capacity(placed))
     return placed
 
@@ -355,7 +357,7 @@ def test_a_class_slower_than_modelled_is_learnt_and_planned_slower(
 
     def learnt(p: dict[str, Any]) -> bool:
         classes = {c["acceleratorClass"]: c for c in p["status"].get("autoscaling", {}).get("classes", [])}
-        return classes.get(cls, {}).get("tpotCorrection", 1.0) >= 1.2
+        return float(classes.get(cls, {}).get("tpotCorrection", 1.0)) >= 1.2
 
     slow = wait_for(_pool_when(kube, pool_ns, learnt), timeout=180, what=f"a TPOT correction >= 1.2 on {cls}")
     factor = next(c for c in slow["status"]["autoscaling"]["classes"] if c["acceleratorClass"] == cls)

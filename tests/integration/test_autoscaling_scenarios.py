@@ -36,7 +36,7 @@ from typing import Any
 import pytest
 from operator_proc import OperatorProcess, Operators, free_port
 from prometheus_fixture import prometheus_binary_fixture  # noqa: F401
-from test_autoscaling_e2e import SLO_TPOT_MS, SLO_TTFT_MS, Simulator
+from test_autoscaling_e2e import Simulator, _autoscaled_pool
 from test_operator import (  # noqa: F401
     GROUP,
     POOLS,
@@ -159,19 +159,10 @@ def pool_body(
     min_replicas: int = 1,
     **auto: Any,
 ) -> dict[str, Any]:
-    return small_pool(
-        "chat",
-        namespace,
-        slo={"ttftP95Milliseconds": SLO_TTFT_MS, "tpotP95Milliseconds": SLO_TPOT_MS},
-        demand={
-            "requestsPerSecond": floor,
-            "inputTokens": 512,
-            "outputTokens": 128,
-            "autoscaling": {"scaleDownStabilizationSeconds": STABILISATION_S, "tolerancePercent": 10, **auto},
-        },
-        placement={"allowedClasses": [cls]},
-        minReplicas=min_replicas,
-    )
+    """The e2e file's autoscaled pool, kept on one class, with this module's stabilisation window."""
+    body = _autoscaled_pool(namespace, floor, STABILISATION_S, **auto)
+    body["spec"].update(placement={"allowedClasses": [cls]}, minReplicas=min_replicas)
+    return body
 
 
 def conds(pool: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -715,7 +706,7 @@ def test_growth_under_a_binding_budget_sheds_the_lowest_priority_and_never_excee
         deadline = time.monotonic() + 60
         while not settled() and time.monotonic() < deadline:
             status = kube.cluster_object("fleetpolicies", "default").get("status") or {}
-            d = next((x for x in status.get("domains", []) if x["name"] == domain), {})
+            d: dict[str, Any] = next((x for x in status.get("domains", []) if x["name"] == domain), {})
             seen.append((replicas("hi"), replicas("lo"), float(d.get("usedWatts") or 0)))
             time.sleep(1)
         assert settled(), f"hi at 3 or more and lo shed within 60 s; seen (hi, lo, W) {seen[-10:]}"

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 import yaml
 from operator_proc import OperatorProcess, Operators
+from test_operator import operator_log_on_failure, operators  # noqa: F401 - the shared fixtures
 
 from inferfleet_dev.cluster import Cluster
 
@@ -110,21 +111,6 @@ def health(op: OperatorProcess, path: str) -> tuple[int | None, dict[str, Any]]:
     return get(f"http://127.0.0.1:{op.health_port}{path}")
 
 
-@pytest.fixture(scope="module")
-def operators(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operators]:
-    ops = Operators(cluster.kubeconfig, tmp_path_factory.mktemp("operator-logs"))
-    yield ops
-    ops.stop_all()
-
-
-@pytest.fixture(autouse=True)
-def operator_log_on_failure(request: pytest.FixtureRequest, operators: Operators) -> Iterator[None]:
-    failed, mark = request.session.testsfailed, operators.mark()
-    yield
-    if request.session.testsfailed > failed:
-        print(operators.report(mark))
-
-
 @pytest.fixture
 def proxy(cluster: Cluster) -> Iterator[FreezableProxy]:
     server = yaml.safe_load(Path(cluster.kubeconfig).read_text())["clusters"][0]["cluster"]["server"]
@@ -144,7 +130,9 @@ def proxied_kubeconfig(cluster: Cluster, proxy: FreezableProxy, path: Path) -> P
 
 
 def test_ready_after_sync_and_the_first_round_and_live_throughout(
-    operators: Operators, crds: list[Path], wait_for: Callable[..., Any]
+    operators: Operators,  # noqa: F811
+    crds: list[Path],
+    wait_for: Callable[..., Any],
 ) -> None:
     op = operators.new("it-health")
     op.start()
@@ -161,7 +149,7 @@ def test_ready_after_sync_and_the_first_round_and_live_throughout(
 
 
 def test_a_frozen_api_server_fails_liveness_within_the_bound_and_recovers_after(
-    operators: Operators,
+    operators: Operators,  # noqa: F811
     crds: list[Path],
     cluster: Cluster,
     proxy: FreezableProxy,
