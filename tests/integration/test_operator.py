@@ -27,6 +27,7 @@ from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 from operator_proc import OperatorProcess, Operators
 
+from inferfleet.kube.writer import CLUSTER_EVENT_NAMESPACE
 from inferfleet_dev.cluster import Cluster
 
 pytestmark = pytest.mark.integration
@@ -122,6 +123,10 @@ class Kube:
         fields = f"involvedObject.name={name}" + (f",reason={reason}" if reason else "")
         return list(self.core.list_namespaced_event(namespace, field_selector=fields).items)
 
+    def cluster_events(self, name: str, reason: str) -> list[Any]:
+        """Events about a cluster-scoped object (recorded in the events namespace of the writer)."""
+        return self.events(CLUSTER_EVENT_NAMESPACE, name, reason)
+
     def nodes_of(self, accelerator_class: str) -> list[Any]:
         return list(self.core.list_node(label_selector=f"{CLASS_LABEL}={accelerator_class}").items)
 
@@ -141,7 +146,8 @@ def pod_ready(pod: Any) -> bool:
 def settled(kube: Kube, namespace: str) -> dict[str, Any] | None:
     """The namespace's pools as the operator last planned them, once the cluster matches that plan:
     status observed the current generation, one Deployment per placement with its replicas, every
-    replica Ready and counted Ready in status, no other Deployment of ours in the namespace."""
+    replica Ready and counted Ready in status, no other Deployment of ours in the namespace but
+    classes scaled to 0 (the operator scales a class a pool leaves, never deletes it)."""
     pools = kube.pools(namespace)
     deps = kube.deployments(namespace)
     if not pools:
@@ -156,11 +162,10 @@ def settled(kube: Kube, namespace: str) -> dict[str, Any] | None:
         if "Placed" not in conditions(pool):
             return None
         want = placements(pool)
-        have = {
-            d.metadata.labels[CLASS_LABEL]: d
-            for d in deps
-            if d.metadata.labels.get(POOL_LABEL) == pool["metadata"]["name"]
-        }
+        mine = [d for d in deps if d.metadata.labels.get(POOL_LABEL) == pool["metadata"]["name"]]
+        if any(d.spec.replicas == 0 and (d.status.replicas or 0) for d in mine):
+            return None  # a class scaled to 0 whose pods are still going
+        have = {d.metadata.labels[CLASS_LABEL]: d for d in mine if d.spec.replicas}
         if set(want) != set(have):
             return None
         for cls, dep in have.items():
@@ -626,12 +631,23 @@ def failed_nodes(kube: Kube, nodes: list[str], mode: str, wait_for: Callable[...
 
 @pytest.mark.parametrize("mode", ["not-ready", "cordon"])
 def test_replicas_leave_a_class_whose_nodes_are_not_ready_or_cordoned(
-    mode: str, operator: OperatorProcess, kube: Kube, pool_ns: str, wait_for: Callable[..., Any]
+    mode: str,
+    operator: OperatorProcess,
+    kube: Kube,
+    cluster: Cluster,
+    pool_ns: str,
+    policy_restored: dict[str, Any],
+    wait_for: Callable[..., Any],
 ) -> None:
+    grace, window = 5, 20
+    planning = {"nodeNotReadyGraceSeconds": grace, "nodeReturnStabilizationSeconds": window}
+    patch = {"spec": {"planning": {**policy_restored["spec"].get("planning", {}), **planning}}}
+    cluster.kubectl("patch", f"fleetpolicies.{GROUP}", "default", "--type=merge", "-p", json.dumps(patch))
     kube.create_pool(example_pool("embed", pool_ns))
     pool = wait_settled(kube, pool_ns, wait_for)["pools"]["embed"]
     replicas = pool["status"]["replicas"]
     lost = max(placements(pool).items(), key=lambda kv: kv[1]["replicas"])[0]
+    deployment_uid = kube.apps.read_namespaced_deployment(f"embed-{lost}", pool_ns).metadata.uid
     nodes = [n.metadata.name for n in kube.nodes_of(lost)]
     with failed_nodes(kube, nodes, mode, wait_for):
         start = time.monotonic()
@@ -641,15 +657,17 @@ def test_replicas_leave_a_class_whose_nodes_are_not_ready_or_cordoned(
             return state if state and lost not in placements(state["pools"]["embed"]) else None
 
         state = wait_for(moved, timeout=60, what=f"embed's replicas to leave {lost}")
+        took = time.monotonic() - start
         print(
-            f"\n{mode}: {replicas} replica(s) re-placed off {lost} in {time.monotonic() - start:.1f}s "
-            f"-> {state['pools']['embed']['status']['placementSummary']}"
+            f"\n{mode}: {replicas} replica(s) re-placed off {lost} in {took:.1f}s "
+            f"(grace {grace}s) -> {state['pools']['embed']['status']['placementSummary']}"
         )
+        if mode == "not-ready":
+            assert took >= grace - 1, f"moved {took:.1f}s after the nodes failed, inside the {grace}s grace"
         pool = state["pools"]["embed"]
         assert conditions(pool)["Placed"]["status"] == "True"
-        with pytest.raises(ApiException) as gone:
-            kube.apps.read_namespaced_deployment(f"embed-{lost}", pool_ns)
-        assert gone.value.status == 404
+        idle = kube.apps.read_namespaced_deployment(f"embed-{lost}", pool_ns)  # scaled, never deleted
+        assert idle.metadata.uid == deployment_uid and idle.spec.replicas == 0
         for pod in kube.pods(pool_ns, f"{POOL_LABEL}=embed"):
             assert pod.spec.node_name not in nodes
             assert kube.core.read_node(pod.spec.node_name).metadata.labels[CLASS_LABEL] in placements(pool)
@@ -658,6 +676,30 @@ def test_replicas_leave_a_class_whose_nodes_are_not_ready_or_cordoned(
         accelerator_class = kube.cluster_object("acceleratorclasses", lost)
         assert accelerator_class["status"]["readyNodes"] == 0
         assert conditions(accelerator_class)["Ready"]["reason"] == "NoReadyNodes"
+        if mode == "not-ready":
+            assert conditions(accelerator_class)["NodesReady"]["reason"] == "NodesLost"
+            assert kube.cluster_events(lost, "NodesLost")
+    if mode == "not-ready":  # back: the class is not used again inside the stabilization window
+        back = time.monotonic()
+        returning = wait_for(
+            lambda: (c := kube.cluster_object("acceleratorclasses", lost))
+            and conditions(c)["NodesReady"]["reason"] in ("Returning", "AllNodesReady")
+            and c,
+            timeout=30,
+            what=f"{lost} seen Ready again",
+        )
+        if time.monotonic() - back < window - 5:
+            assert conditions(returning)["NodesReady"]["reason"] == "Returning"
+            assert kube.apps.read_namespaced_deployment(f"embed-{lost}", pool_ns).spec.replicas == 0
+        wait_for(
+            lambda: conditions(kube.cluster_object("acceleratorclasses", lost))["NodesReady"]["reason"]
+            == "AllNodesReady",
+            timeout=window + 30,
+            what=f"{lost} in use again after the {window}s window",
+        )
+        again = time.monotonic() - back
+        print(f"{lost} counted again {again:.1f}s after its nodes were Ready (window {window}s)")
+        assert kube.cluster_events(lost, "NodesReturned")
 
 
 # ---- 4. deleting a pool: garbage collection, with or without the operator ------------------------

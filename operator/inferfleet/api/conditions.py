@@ -36,6 +36,8 @@ class ConditionType(enum.StrEnum):
     METRICS_AVAILABLE = "MetricsAvailable"
     SLO_AT_RISK = "SLOAtRisk"
     POWER_BUDGET = "PowerBudget"  # AcceleratorClass: its power domain's budget is known
+    NODES_READY = "NodesReady"  # AcceleratorClass: its nodes' readiness as the plan counts it
+    NODES_HEALTHY = "NodesHealthy"  # FleetPolicy: no fleet-wide NotReady (a control-plane problem)
 
 
 class Reason(enum.StrEnum):
@@ -75,6 +77,12 @@ class Reason(enum.StrEnum):
     UNBUDGETED = "Unbudgeted"  # no FleetPolicy lists budgets, or the policy lists none
     UNKNOWN_POWER_DOMAIN = "UnknownPowerDomain"  # the class names a domain the policy does not list
     POLICY_MISSING = "PolicyMissing"  # the FleetPolicy was deleted: the last budgets hold
+    # NodesReady (AcceleratorClass) and NodesHealthy (FleetPolicy)
+    ALL_NODES_READY = "AllNodesReady"
+    WITHIN_GRACE = "WithinGrace"  # NotReady for less than the grace period: replicas held
+    NODES_LOST = "NodesLost"  # NotReady beyond the grace period: their replicas are re-planned
+    RETURNING = "Returning"  # Ready again, not used until the stabilization window has passed
+    MASS_NOT_READY = "MassNotReady"  # most nodes of every zone NotReady: nothing counted lost
 
 
 class EventReason(enum.StrEnum):
@@ -95,6 +103,9 @@ class EventReason(enum.StrEnum):
     UNSCHEDULABLE = "Unschedulable"  # replicas Pending with the scheduler's message
     UNKNOWN_POWER_DOMAIN = "UnknownPowerDomain"
     POLICY_MISSING = "PolicyMissing"
+    NODES_LOST = "NodesLost"  # nodes of a class NotReady beyond the grace period
+    NODES_RETURNED = "NodesReturned"  # lost nodes Ready again for the stabilization window
+    MASS_NOT_READY = "MassNotReady"
 
 
 def condition_schema() -> dict[str, Any]:

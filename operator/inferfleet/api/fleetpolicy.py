@@ -62,6 +62,19 @@ class Planning(Spec):
         le=300,
         description="While any pool autoscales, rounds (read metrics, re-plan) run at least this often.",
     )
+    node_not_ready_grace_seconds: int = Field(
+        60,
+        ge=0,
+        le=3600,
+        description="A node NotReady for less than this keeps its replicas and still counts as capacity "
+        "(a blip, e.g. after an API server restart, moves nothing).",
+    )
+    node_return_stabilization_seconds: int = Field(
+        120,
+        ge=0,
+        le=3600,
+        description="A node counted lost is used again only once it has been Ready this long.",
+    )
 
 
 class FleetPolicySpec(Spec):

@@ -4,8 +4,9 @@ Owns the timing (debounce, periodic resync, back-off after errors), leader gatin
 plans and writes) and executing a ``Decision`` in a budget-safe order: reductions, then deletions,
 then increases, then statuses and events.  A child write that fails becomes a ``Refusal`` the next
 round (planned at once) says in the pool's status and events; a refused status becomes an event
-(once per message).  Runs in its own thread because the Kubernetes client is
-synchronous; kopf handlers only call ``mark_dirty``.
+(once per message).  It keeps the nodes' readiness memory from round to round (``readiness``: a
+blip moves nothing, a return waits); a restart rebuilds it from the nodes' conditions.  Runs in its
+own thread because the Kubernetes client is synchronous; kopf handlers only call ``mark_dirty``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from inferfleet.kube.writer import NotLeader
 from inferfleet.reconcile.decide import decide
 from inferfleet.reconcile.decision import Decision, StatusWrite
 from inferfleet.reconcile.ports import Obj, Refusal, Snapshot, Writer
+from inferfleet.translate.readiness import Seen
 
 __all__ = ["LoopMetrics", "PlanningLoop"]
 
@@ -80,6 +82,7 @@ class PlanningLoop:
         self.last_decision: Decision | None = None
         self.last_success: float | None = None
         self.refused: tuple[Refusal, ...] = ()  # the child writes of the last round that failed
+        self.seen: dict[str, Seen] | None = None  # nodes' readiness as the last round left it
         self._status_refused: dict[tuple[str, str | None, str], str] = {}  # said once per message
 
     # --- called from kopf handlers (any thread) ---
@@ -140,7 +143,8 @@ class PlanningLoop:
         observed = self._observe(snapshot)
         if observed is not None and self._metrics:
             self._metrics.record_observed(observed)
-        decision = decide(snapshot, _now(), self._solve, observed, self.refused)
+        decision = decide(snapshot, _now(), self._solve, observed, self.refused, self.seen)
+        self.seen = decision.seen
         if decision.resync_s:
             self.resync_s = decision.resync_s
         for problem in decision.problems:

@@ -3,7 +3,8 @@
 Owns the manifests (pure ``build_*`` functions over API objects), their names, labels and
 ownerReferences, the spec hash that lets a round skip writes when nothing changed, what exists now
 (``index``: phase 2 of a round) and the difference between a plan's children and what exists
-(``diff``: phase 4).
+(``diff``: phase 4; a class a pool no longer uses is scaled to 0, and a Deployment is deleted only
+when its class is gone; a gone pool's children are garbage-collected).
 """
 
 from __future__ import annotations
@@ -248,5 +249,13 @@ def diff(plan: core.Plan, objects: Objects, existing: Existing, services: Sequen
             continue
         if pool_key not in objects.pools:  # pool gone: garbage collection removes its children
             continue
-        out.deletes.append(("Deployment", str(meta(dep).get("namespace")), str(meta(dep).get("name"))))
+        if cls not in objects.classes:  # class gone: nothing left to scale it on
+            out.deletes.append(("Deployment", str(meta(dep).get("namespace")), str(meta(dep).get("name"))))
+            continue
+        # Scaled, never deleted: the Deployment (its history, its UID, what watches it) stays, and a
+        # class that comes back into the plan is scaled up again rather than recreated.
+        pool, devices = objects.pools[pool_key], max(devices_per_replica(dep), 1)
+        idle = build_deployment(pool, objects.classes[cls], 0, devices)
+        if not same(dep, idle):
+            out.reductions.append(idle)
     return out

@@ -15,6 +15,7 @@ Owns ``decide``, a short orchestrator over named phases, each a function with it
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from inferfleet.api.conditions import ConditionType, EventReason, Reason
 from inferfleet.api.kinds import POLICY_NAME
@@ -24,7 +25,7 @@ from inferfleet.reconcile import autoscaling, children, gate, report, status
 from inferfleet.reconcile.decision import Decision, Event, StatusWrite
 from inferfleet.reconcile.ports import Refusal, Snapshot
 from inferfleet.reconcile.validate import Objects, meta, validate
-from inferfleet.translate import inventory
+from inferfleet.translate import inventory, readiness
 from inferfleet.translate.problem import Fleet, Overrides, Running, problem_from
 
 __all__ = ["Decision", "Event", "StatusWrite", "decide"]
@@ -38,18 +39,24 @@ def decide(
     solve: Solver,
     observed: Mapping[str, Observed] | None = None,
     refused: Sequence[Refusal] = (),
+    seen: Mapping[str, readiness.Seen] | None = None,
 ) -> Decision:
     """The writes that bring the cluster to a fresh plan.  ``observed``: the metrics of autoscaled
     pools by key (None: the operator has no metrics source); ``refused``: the child writes of the
-    last round that failed (said in the pools' status and events)."""
+    last round that failed (said in the pools' status and events); ``seen``: the nodes' readiness
+    as the last round left it (``Decision.seen``; None on the first round)."""
     objects = validate(snapshot)  # 1
+    rules = _rules(objects)
+    verdict = readiness.advance(seen, snapshot.nodes, autoscaling.seconds(now), rules)
     if objects.policy_problem is not None:
-        return _paused(snapshot, objects.policy_problem, now)
+        return _paused(snapshot, objects.policy_problem, now, verdict)
     if snapshot.policy is None and _recorded_budgets(snapshot):
-        return _policy_missing(snapshot, objects, now)
+        return _policy_missing(snapshot, objects, now, verdict)
     existing = children.index(snapshot.deployments, objects)  # 2
     nodes = [
-        inventory.node_info_from_manifest(n, snapshot.foreign_used.get(str(meta(n).get("name")), {}))
+        inventory.node_info_from_manifest(
+            n, snapshot.foreign_used.get(name := str(meta(n).get("name")), {}), verdict.health(name)
+        )
         for n in snapshot.nodes
     ]
     scalings = autoscaling.evaluate(objects, observed, now)  # 3
@@ -79,10 +86,32 @@ def decide(
         problems=objects.problems,
         deferred=deferred,
         ready=existing.ready,
-        resync_s=_resync(objects, scalings),
+        resync_s=_soonest(_resync(objects, scalings), verdict.due_s(autoscaling.seconds(now))),
+        seen=verdict.seen,
     )
-    report.report(out, snapshot, objects, existing, nodes, plan, now, scalings, observed or {}, refused)  # 6
+    report.report(
+        out, snapshot, objects, existing, nodes, plan, now, scalings, observed or {}, refused, verdict
+    )  # 6
     return out
+
+
+def _soonest(resync_s: float | None, due_s: float | None) -> float | None:
+    """The next round: at the resync, or as soon as a node's grace period or window ends (plus a
+    second, so the clock has passed it), whichever is first."""
+    if due_s is None:
+        return resync_s
+    due = due_s + 1.0
+    return due if resync_s is None else min(resync_s, due)
+
+
+def _rules(objects: Objects) -> readiness.Rules:
+    """The validated policy's grace period and stabilization window for nodes (defaults without)."""
+    if objects.policy is None:
+        return readiness.Rules()
+    planning = objects.policy.spec.planning
+    return readiness.Rules(
+        float(planning.node_not_ready_grace_seconds), float(planning.node_return_stabilization_seconds)
+    )
 
 
 def _resync(objects: Objects, scalings: Mapping[str, autoscaling.Scaling]) -> float | None:
@@ -108,12 +137,13 @@ def _recorded_budgets(snapshot: Snapshot) -> dict[str, int]:
     return out
 
 
-def _policy_missing(snapshot: Snapshot, objects: Objects, now: str) -> Decision:
+def _policy_missing(snapshot: Snapshot, objects: Objects, now: str, verdict: readiness.Verdict) -> Decision:
     """Budgets fail closed: the FleetPolicy that set them is gone, so nothing is added, moved or
     removed until it is back (planning without it would lift every budget); every class says so."""
     recorded = _recorded_budgets(snapshot)
     out = Decision(
-        problems=[f"FleetPolicy {POLICY_NAME} is missing; planning is paused (budgets fail closed)"]
+        problems=[f"FleetPolicy {POLICY_NAME} is missing; planning is paused (budgets fail closed)"],
+        seen=verdict.seen,
     )
     for raw in snapshot.classes:
         domain = (raw.get("spec") or {}).get("powerDomain")
@@ -122,10 +152,7 @@ def _policy_missing(snapshot: Snapshot, objects: Objects, now: str) -> Decision:
         budget = status.ClassBudget(domain, Reason.POLICY_MISSING, recorded.get(domain))
         prev = raw.get("status") or {}
         gen = meta(raw).get("generation")
-        new = {
-            **prev,
-            "conditions": status.merge_conditions(prev.get("conditions"), [budget.condition(gen)], now),
-        }
+        new = {**prev, "conditions": _with(prev.get("conditions"), budget.condition(gen), now)}
         if report.differs(prev, new):
             name = str(meta(raw).get("name"))
             out.statuses.append(StatusWrite("AcceleratorClass", None, name, new))
@@ -133,17 +160,23 @@ def _policy_missing(snapshot: Snapshot, objects: Objects, now: str) -> Decision:
     return out
 
 
-def _paused(snapshot: Snapshot, problem: str, now: str) -> Decision:
+def _with(conditions: list[dict[str, Any]] | None, cond: dict[str, Any], now: str) -> list[dict[str, Any]]:
+    """The conditions with one of them set (the others kept as they are)."""
+    kept = [c for c in conditions or () if c.get("type") != cond["type"]]
+    return [*kept, *status.merge_conditions(conditions, [cond], now)]
+
+
+def _paused(snapshot: Snapshot, problem: str, now: str, verdict: readiness.Verdict) -> Decision:
     """An invalid FleetPolicy: say so on it, change nothing else."""
     assert snapshot.policy is not None
-    out = Decision(problems=[problem])
+    out = Decision(problems=[problem], seen=verdict.seen)
     prev = snapshot.policy.get("status") or {}
     gen = meta(snapshot.policy).get("generation")
     cond = status.condition(ConditionType.READY, False, Reason.INVALID_SPEC, problem, gen)
     new = {
         **prev,
         "observedGeneration": gen,
-        "conditions": status.merge_conditions(prev.get("conditions"), [cond], now),
+        "conditions": _with(prev.get("conditions"), cond, now),
     }
     if report.differs(prev, new):
         out.statuses.append(StatusWrite("FleetPolicy", None, POLICY_NAME, new))

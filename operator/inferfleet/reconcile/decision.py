@@ -1,7 +1,8 @@
 """What one planning round decided: the writes, in the order the loop carries them out.
 
 Owns ``Decision`` (reductions, deletions, increases, statuses, events, the domains whose increases
-wait, ready replicas, problems for the log, and the resync interval of the validated policy),
+wait, ready replicas, problems for the log, the resync interval of the validated policy, and the
+nodes' readiness memory the next round starts from),
 ``StatusWrite`` and ``Event`` (with a typed reason).
 """
 
@@ -13,6 +14,7 @@ from typing import Literal
 from inferfleet.api.conditions import EventReason
 from inferfleet.core import types as core
 from inferfleet.reconcile.ports import Obj
+from inferfleet.translate.readiness import Seen
 
 __all__ = ["Decision", "Event", "StatusWrite"]
 
@@ -49,6 +51,7 @@ class Decision:
     deferred: list[str] = dataclasses.field(default_factory=list)
     ready: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)  # (pool key, class) -> ready
     resync_s: float | None = None  # the validated FleetPolicy's planning interval
+    seen: dict[str, Seen] = dataclasses.field(default_factory=dict)  # nodes' readiness, for the next round
 
     @property
     def writes(self) -> int:

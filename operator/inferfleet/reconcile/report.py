@@ -13,11 +13,11 @@ from typing import Any
 from inferfleet.api.conditions import ConditionType, EventReason, Reason
 from inferfleet.core import types as core
 from inferfleet.core.observed import Observed
-from inferfleet.reconcile import autoscaling, children, scaling_status, status
+from inferfleet.reconcile import autoscaling, children, node_status, scaling_status, status
 from inferfleet.reconcile.decision import Decision, Event, StatusWrite
 from inferfleet.reconcile.ports import Refusal, Snapshot
 from inferfleet.reconcile.validate import Objects, meta
-from inferfleet.translate import inventory
+from inferfleet.translate import inventory, readiness
 from inferfleet.translate.objects import watts as objects_watts
 
 __all__ = ["differs", "report"]
@@ -42,8 +42,10 @@ def report(
     scalings: Mapping[str, autoscaling.Scaling],
     observed: Mapping[str, Observed],
     refused: Sequence[Refusal] = (),
+    verdict: readiness.Verdict | None = None,
 ) -> None:
-    """Phase 6: statuses (written only when they differ) and events for every kind."""
+    """Phase 6: statuses (written only when they differ) and events for every kind; ``verdict``:
+    the nodes' health as the plan counted it (None: NodesReady is not reported)."""
     by_pool: dict[str, list[Refusal]] = {}
     for r in refused:
         by_pool.setdefault(r.pool, []).append(r)
@@ -61,8 +63,8 @@ def report(
             status.unschedulable_words(waiting),
         )
     _invalid_pools(out, objects, now)
-    _classes(out, snapshot, objects, nodes, plan, now)
-    _policy(out, snapshot, plan, now)
+    _classes(out, snapshot, objects, nodes, plan, now, verdict)
+    _policy(out, snapshot, plan, now, verdict)
 
 
 def _pool(
@@ -165,6 +167,7 @@ def _classes(
     nodes: list[inventory.NodeInfo],
     plan: core.Plan,
     now: str,
+    verdict: readiness.Verdict | None,
 ) -> None:
     uses = {c.name: c for c in plan.classes}
     for raw in snapshot.classes:
@@ -178,7 +181,16 @@ def _classes(
         gen = meta(raw).get("generation")
         problem = objects.class_problems.get(name)
         budget = class_budget(raw, objects)
-        new = status.class_status(uses.get(name), len(matching), ready_nodes, prev, gen, now, problem, budget)
+        counted = (
+            node_status.class_nodes(matching, verdict).condition(gen)
+            if verdict is not None and valid is not None
+            else None
+        )
+        new = status.class_status(
+            uses.get(name), len(matching), ready_nodes, prev, gen, now, problem, budget, counted
+        )
+        if counted is not None and (event := node_status.transition_event(prev.get("conditions"), counted)):
+            out.events.append(Event(raw, event[0], event[1], counted["message"]))
         if differs(prev, new):
             out.statuses.append(StatusWrite("AcceleratorClass", None, name, new))
             if problem is not None:
@@ -209,11 +221,16 @@ def class_budget(raw: Mapping[str, Any], objects: Objects) -> status.ClassBudget
     return status.ClassBudget(domain, Reason.UNBUDGETED)
 
 
-def _policy(out: Decision, snapshot: Snapshot, plan: core.Plan, now: str) -> None:
+def _policy(
+    out: Decision, snapshot: Snapshot, plan: core.Plan, now: str, verdict: readiness.Verdict | None
+) -> None:
     if snapshot.policy is not None:
         prev = snapshot.policy.get("status") or {}
-        new = status.policy_status(
-            plan, prev, meta(snapshot.policy).get("generation"), now, plan.solver.seconds
-        )
+        gen = meta(snapshot.policy).get("generation")
+        healthy = [node_status.fleet_condition(verdict, gen)] if verdict is not None else []
+        new = status.policy_status(plan, prev, gen, now, plan.solver.seconds, healthy)
+        for cond in healthy:
+            if event := node_status.transition_event(prev.get("conditions"), cond):
+                out.events.append(Event(snapshot.policy, event[0], event[1], cond["message"]))
         if differs(prev, new, ignore=("lastPlan",)):
             out.statuses.append(StatusWrite("FleetPolicy", None, str(meta(snapshot.policy).get("name")), new))

@@ -309,9 +309,11 @@ def class_status(
     now: str,
     problem: str | None = None,
     budget: ClassBudget | None = None,
+    nodes_ready: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The AcceleratorClass status: nodes, devices, watts, Ready, and (``budget``) what its power
-    domain's budget is, recorded so that a deleted FleetPolicy cannot silently lift it."""
+    """The AcceleratorClass status: nodes, devices, watts, Ready, (``budget``) what its power
+    domain's budget is, recorded so that a deleted FleetPolicy cannot silently lift it, and
+    (``nodes_ready``) the NodesReady condition: its nodes as the plan counts them."""
     devices_total = use.devices_total if use else 0
     if problem:
         cond = condition(ConditionType.READY, False, Reason.INVALID_SPEC, problem, generation)
@@ -331,7 +333,7 @@ def class_status(
             f"{ready_nodes} of {nodes} matching nodes ready",
             generation,
         )
-    conds = [cond]
+    conds = [cond] + ([nodes_ready] if nodes_ready is not None else [])
     recorded = (previous or {}).get("powerBudgetWatts")
     if budget is not None:
         conds.append(budget.condition(generation))
@@ -390,7 +392,9 @@ def policy_status(
     generation: int | None,
     now: str,
     duration_s: float,
+    extra: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
+    """The FleetPolicy status for a plan; ``extra``: further conditions (e.g. NodesHealthy)."""
     shed = sum(1 for p in plan.pools if p.status in (core.PlanStatus.SHED, core.PlanStatus.PARTIALLY_SHED))
     over = [
         d.name for d in plan.domains if d.budget_watts is not None and d.used_watts > d.budget_watts + 1e-6
@@ -435,6 +439,6 @@ def policy_status(
                 "pools": len(plan.pools),
                 "shedPools": shed,
             },
-            "conditions": merge_conditions((previous or {}).get("conditions"), [cond], now),
+            "conditions": merge_conditions((previous or {}).get("conditions"), [cond, *extra], now),
         },
     )

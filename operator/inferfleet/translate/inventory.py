@@ -1,8 +1,9 @@
 """What the fleet has to offer: nodes as the planner sees them, and each class's free capacity.
 
-Owns ``NodeInfo`` (labels, allocatable devices, health, devices held by pods inferfleet does not
-own), the one Node-Ready rule, the class-to-node matching rule, capacity per class (the override
-wins; otherwise the free devices of Ready, schedulable, matching nodes, with their names), the
+Owns ``NodeInfo`` (labels, allocatable devices, readiness and the health the plan counts, devices
+held by pods inferfleet does not own), the class-to-node matching rule, capacity per class (the
+override wins; otherwise the free devices of usable, schedulable, matching nodes, with their names;
+usable is ``readiness``'s rule: a NotReady node within its grace period still counts), the
 stand-in for "no node limit", and the devices held by children the operator must not touch.  Nodes
 arrive as plain dicts or records, so no Kubernetes client is needed.
 """
@@ -15,6 +16,7 @@ from typing import Any
 
 from inferfleet.api.acceleratorclass import AcceleratorClass as ApiClass
 from inferfleet.core.types import UNBOUNDED_NODES
+from inferfleet.translate.readiness import Health, is_ready
 
 __all__ = [
     "Capacity",
@@ -30,8 +32,9 @@ __all__ = [
 
 @dataclasses.dataclass(frozen=True)
 class NodeInfo:
-    """What the planner needs of a node: labels, allocatable devices, health, and devices in use
-    by pods that inferfleet does not own (its own replicas are re-planned, so they do not count)."""
+    """What the planner needs of a node: labels, allocatable devices, readiness now, the health the
+    plan counts (``readiness.Health``; without memory: Ready or lost), and devices in use by pods
+    that inferfleet does not own (its own replicas are re-planned, so they do not count)."""
 
     name: str
     labels: Mapping[str, str]
@@ -39,6 +42,12 @@ class NodeInfo:
     ready: bool = True
     schedulable: bool = True
     foreign_used: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    health: Health | None = None
+
+    @property
+    def usable(self) -> bool:
+        """The plan may count this node's devices (Ready, or NotReady within its grace period)."""
+        return self.health.usable if self.health is not None else self.ready
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,15 +63,6 @@ def matches(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in selector.items())
 
 
-def is_ready(node: Mapping[str, Any]) -> bool:
-    """The Node-Ready rule: a Ready condition with status True; a node with no conditions yet (a
-    manifest about to be created) counts as Ready."""
-    conditions = (node.get("status") or {}).get("conditions")
-    if not conditions:
-        return True
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-
-
 def _count(value: object) -> int:
     """An extended-resource count ("8", 8, "8k" is not a device count) -> int; garbage -> 0."""
     try:
@@ -72,10 +72,11 @@ def _count(value: object) -> int:
 
 
 def node_info_from_manifest(
-    node: Mapping[str, Any], foreign_used: Mapping[str, int] | None = None
+    node: Mapping[str, Any], foreign_used: Mapping[str, int] | None = None, health: Health | None = None
 ) -> NodeInfo:
     """A Node object (as a dict, from a manifest or the API) -> NodeInfo.  A node without status
-    (a manifest about to be created) is taken as Ready with allocatable = capacity."""
+    (a manifest about to be created) is taken as Ready with allocatable = capacity; ``health``: what
+    ``readiness`` says of it (None: Ready now or not)."""
     meta = node.get("metadata") or {}
     spec = node.get("spec") or {}
     status = node.get("status") or {}
@@ -87,6 +88,7 @@ def node_info_from_manifest(
         ready=is_ready(node),
         schedulable=not spec.get("unschedulable", False),
         foreign_used=dict(foreign_used or {}),
+        health=health,
     )
 
 
@@ -105,7 +107,7 @@ def class_capacity(cls: ApiClass, nodes: Sequence[NodeInfo] | None) -> Capacity:
     free: list[int] = []
     names: list[str] = []
     for node in sorted(nodes, key=lambda n: n.name):
-        if not (node.ready and node.schedulable and matches(spec.node_selector, node.labels)):
+        if not (node.usable and node.schedulable and matches(spec.node_selector, node.labels)):
             continue
         devices = node.allocatable.get(spec.resource_name, 0) - node.foreign_used.get(spec.resource_name, 0)
         if devices > 0:

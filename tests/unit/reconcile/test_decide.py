@@ -60,7 +60,7 @@ def solve(problem: Any) -> Any:
 
 
 def test_fresh_fleet_creates_children_statuses_and_events() -> None:
-    d = decide(snapshot(), "T1", solve)
+    d = decide(snapshot(), "2026-12-01T10:00:00Z", solve)
     assert d.plan is not None
     kinds = [o["kind"] for o in d.increases]
     assert kinds.count("Service") == 4
@@ -72,11 +72,11 @@ def test_fresh_fleet_creates_children_statuses_and_events() -> None:
 
 def test_nothing_changed_means_no_write() -> None:
     docs = example_docs()
-    first = decide(snapshot(docs), "T1", solve)
+    first = decide(snapshot(docs), "2026-12-01T10:00:00Z", solve)
     deployments = applied(first)
     docs2 = with_statuses(docs, first)
     # second round sees ready replicas, so statuses change once (Ready flips) ...
-    second = decide(snapshot(docs2, deployments), "T2", solve)
+    second = decide(snapshot(docs2, deployments), "2026-12-01T10:01:00Z", solve)
     assert not second.reductions and not second.deletes
     assert [o["kind"] for o in second.increases] == ["Service"] * 4  # services were never "applied" here
     docs3 = with_statuses(docs2, second)
@@ -87,7 +87,7 @@ def test_nothing_changed_means_no_write() -> None:
                 "services": [o for o in first.increases if o["kind"] == "Service"],
             }
         ),
-        "T3",
+        "2026-12-01T10:02:00Z",
         solve,
     )
     assert third.writes == 0, (third.increases, third.statuses, third.events)
@@ -95,13 +95,13 @@ def test_nothing_changed_means_no_write() -> None:
 
 def test_lower_budget_applies_reductions_first_and_fits_the_budget() -> None:
     docs = example_docs()
-    first = decide(snapshot(docs), "T1", solve)
+    first = decide(snapshot(docs), "2026-12-01T10:00:00Z", solve)
     policy = next(d for d in docs if d["kind"] == "FleetPolicy")
     policy["spec"]["powerDomains"] = [
         {"name": "hall-a", "budgetKilowatts": 10},
         {"name": "hall-b", "budgetKilowatts": 25},
     ]
-    second = decide(snapshot(docs, applied(first)), "T2", solve)
+    second = decide(snapshot(docs, applied(first)), "2026-12-01T10:01:00Z", solve)
     assert second.plan is not None
     for dom in second.plan.domains:
         if dom.budget_watts is not None:
@@ -114,10 +114,10 @@ def test_lower_budget_applies_reductions_first_and_fits_the_budget() -> None:
 
 def test_invalid_pool_is_reported_and_its_children_left_alone() -> None:
     docs = example_docs()
-    first = decide(snapshot(docs), "T1", solve)
+    first = decide(snapshot(docs), "2026-12-01T10:00:00Z", solve)
     pool = next(d for d in docs if d["kind"] == "InferencePool" and d["metadata"]["name"] == "chat-70b")
     pool["spec"]["model"]["parameters"] = "a lot"
-    second = decide(snapshot(docs, applied(first)), "T2", solve)
+    second = decide(snapshot(docs, applied(first)), "2026-12-01T10:01:00Z", solve)
     touched = {o["metadata"]["name"] for o in second.reductions + second.increases} | {
         n for _, _, n in second.deletes
     }
@@ -132,7 +132,7 @@ def test_invalid_policy_pauses_planning_without_touching_children() -> None:
     docs = example_docs()
     policy = next(d for d in docs if d["kind"] == "FleetPolicy")
     policy["spec"]["electricity"]["pue"] = "9"
-    d = decide(snapshot(docs), "T1", solve)
+    d = decide(snapshot(docs), "2026-12-01T10:00:00Z", solve)
     assert d.plan is None and not d.increases and not d.reductions and not d.deletes
     assert [s.kind for s in d.statuses] == ["FleetPolicy"]
     assert "pue must be between 1.0 and 3.0" in d.statuses[0].status["conditions"][0]["message"]
@@ -140,7 +140,7 @@ def test_invalid_policy_pauses_planning_without_touching_children() -> None:
 
 def test_class_without_ready_nodes_moves_replicas_elsewhere() -> None:
     docs = example_docs()
-    first = decide(snapshot(docs), "T1", solve)
+    first = decide(snapshot(docs), "2026-12-01T10:00:00Z", solve)
     assert first.plan is not None
     used = {p.accelerator_class for pp in first.plan.pools for p in pp.placements if p.replicas}
     victim = sorted(used)[0]
@@ -148,20 +148,22 @@ def test_class_without_ready_nodes_moves_replicas_elsewhere() -> None:
     for n in nodes:
         if n["metadata"]["labels"].get("inferfleet.dev/accelerator-class") == victim:
             n["spec"]["unschedulable"] = True
-    second = decide(snapshot(docs, applied(first), nodes), "T2", solve)
+    second = decide(snapshot(docs, applied(first), nodes), "2026-12-01T10:01:00Z", solve)
     assert second.plan is not None
     assert all(
         p.replicas == 0 for pp in second.plan.pools for p in pp.placements if p.accelerator_class == victim
     )
-    assert any(name.endswith(f"-{victim}") for _, _, name in second.deletes)
+    assert not second.deletes  # scaled, never deleted: the Deployment stays at 0 replicas
+    idle = [d for d in second.reductions if d["metadata"]["name"].endswith(f"-{victim}")]
+    assert idle and all(d["spec"]["replicas"] == 0 for d in idle)
 
 
 @pytest.mark.parametrize("missing", ["chat-70b"], ids=["deleted-pool-left-to-garbage-collection"])
 def test_children_of_deleted_pools_are_not_deleted_by_us(missing: str) -> None:
     docs = example_docs()
-    first = decide(snapshot(docs), "T1", solve)
+    first = decide(snapshot(docs), "2026-12-01T10:00:00Z", solve)
     docs = [d for d in docs if d["metadata"]["name"] != missing]
-    second = decide(snapshot(docs, applied(first)), "T2", solve)
+    second = decide(snapshot(docs, applied(first)), "2026-12-01T10:01:00Z", solve)
     assert not any(n.startswith(f"{missing}-") for _, _, n in second.deletes)
 
 
@@ -182,7 +184,7 @@ def test_increases_wait_until_removed_pods_are_gone() -> None:
     """A budget cut that moves replicas: while the old pods still run, only reductions are written;
     once they are gone, the increases follow, and the domain never draws more than its budget."""
     docs = example_docs()
-    first = decide(snapshot(docs), "T1", solve)
+    first = decide(snapshot(docs), "2026-12-01T10:00:00Z", solve)
     before = applied(first)
     policy = next(d for d in docs if d["kind"] == "FleetPolicy")
     policy["spec"]["powerDomains"] = [
@@ -190,7 +192,7 @@ def test_increases_wait_until_removed_pods_are_gone() -> None:
         {"name": "hall-b", "budgetKilowatts": 20},
     ]
     pods_running = Snapshot(**{**snapshot(docs, before).__dict__, "live_replicas": live_of(before)})
-    second = decide(pods_running, "T2", solve)
+    second = decide(pods_running, "2026-12-01T10:01:00Z", solve)
     assert second.deferred == ["hall-b"]
     assert second.reductions or second.deletes
     grown = [
@@ -214,7 +216,7 @@ def test_increases_wait_until_removed_pods_are_gone() -> None:
     reduced = {o["metadata"]["name"]: o for o in applied(second)}
     after = [reduced.get(d["metadata"]["name"], d) for d in before if d["metadata"]["name"] not in deleted]
     pods_gone = Snapshot(**{**snapshot(docs, after).__dict__, "live_replicas": live_of(after)})
-    third = decide(pods_gone, "T3", solve)
+    third = decide(pods_gone, "2026-12-01T10:02:00Z", solve)
     assert third.deferred == []
     assert any(o["kind"] == "Deployment" for o in third.increases)
 

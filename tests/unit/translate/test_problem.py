@@ -54,7 +54,7 @@ def test_the_operator_and_the_offline_planner_plan_the_same_fleet_identically() 
         deployments=[],
         services=[],
     )
-    decision = decide(snap, "T", solve)
+    decision = decide(snap, "2026-12-01T10:00:00Z", solve)
     offline = problem_from(_fleet(docs, nodes)).problem
     assert seen == [offline]
     assert decision.plan is not None
