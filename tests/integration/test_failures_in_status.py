@@ -206,3 +206,61 @@ def test_deleting_the_fleet_policy_pauses_planning_and_every_class_says_why(
         return sum(now.values()) > sum(before.values())
 
     wait_for(resumed, timeout=60, what="planning to resume once the policy is back")
+
+
+def test_a_misspelt_power_domain_freezes_the_class_and_a_second_policy_is_refused(
+    kube: Kube, pool_ns: str, operator: Any, cluster: Cluster, wait_for: Callable[..., Any]
+) -> None:
+    second = {
+        "apiVersion": "inferfleet.dev/v1alpha1",
+        "kind": "FleetPolicy",
+        "metadata": {"name": "staging"},
+        "spec": {"powerDomains": []},
+    }
+    refused = cluster.kubectl("apply", "-f", "-", input=json.dumps(second), check=False)
+    assert refused.returncode != 0 and "must be named default" in refused.stderr, refused.stderr
+
+    kube.create_pool(small_pool("steady", pool_ns))
+    wait_for(lambda: kube.deployments(pool_ns), timeout=60, what="the pool placed")
+    dep = kube.deployments(pool_ns)[0]
+    cls = dep.metadata.labels["inferfleet.dev/accelerator-class"]
+    domain = kube.cluster_object("acceleratorclasses", cls)["spec"]["powerDomain"]
+    patch = ["patch", "acceleratorclasses.inferfleet.dev", cls, "--type=merge", "-p"]
+    cluster.kubectl(*patch, json.dumps({"spec": {"powerDomain": f"{domain}-typo"}}))
+    try:
+
+        def said() -> dict[str, Any] | None:
+            got = conditions(kube.cluster_object("acceleratorclasses", cls)).get("PowerBudget")
+            return got if got and got["reason"] == "UnknownPowerDomain" else None
+
+        cond = wait_for(said, timeout=30, what=f"{cls}: PowerBudget=False, UnknownPowerDomain")
+        assert (
+            f"'{domain}-typo' is not listed" in cond["message"] and "nothing new is placed" in cond["message"]
+        )
+        assert len(kube.events("default", cls, "UnknownPowerDomain")) >= 1
+        kube.custom.patch_namespaced_custom_object(
+            "inferfleet.dev",
+            "v1alpha1",
+            pool_ns,
+            "inferencepools",
+            "steady",
+            {"spec": {"demand": {"requestsPerSecond": 20}}},
+        )
+
+        def grew_elsewhere() -> bool:
+            others = [d for d in kube.deployments(pool_ns) if d.metadata.name != dep.metadata.name]
+            return sum(d.spec.replicas for d in others) > 0
+
+        wait_for(grew_elsewhere, timeout=60, what="the extra demand placed on other classes")
+        kept = kube.apps.read_namespaced_deployment(dep.metadata.name, pool_ns)
+        assert kept.metadata.uid == dep.metadata.uid and kept.spec.replicas == dep.spec.replicas
+    finally:
+        cluster.kubectl(*patch, json.dumps({"spec": {"powerDomain": domain}}))
+    wait_for(
+        lambda: (
+            conditions(kube.cluster_object("acceleratorclasses", cls))["PowerBudget"]["reason"]
+            == "BudgetKnown"
+        ),
+        timeout=30,
+        what=f"{cls}: its budget known again",
+    )

@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from inferfleet.api import API_VERSION
-from inferfleet.api.common import CelRule, Decimal, Name, Spec
+from inferfleet.api.common import CelRule, Decimal, Name, Spec, name_rule
 from inferfleet.api.conditions import Conditions
 
 __all__ = [
@@ -83,8 +83,15 @@ class FleetPolicySpec(Spec):
     power_domains: list[PowerDomain] = Field(
         default_factory=list,
         max_length=64,
-        description="Budgets per power domain; a domain not listed is unconstrained.",
+        description="Budgets per power domain.  Empty: no budgets anywhere.  Otherwise a class whose "
+        "powerDomain is not listed is handled by unlistedPowerDomains.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    unlisted_power_domains: Literal["NotPlaced", "Unbudgeted"] = Field(
+        "NotPlaced",
+        description="When powerDomains lists any domain, what a class naming another one gets: NotPlaced "
+        "(nothing new is placed on it and its running replicas are left alone, so a misspelt domain "
+        "cannot lift a budget) or Unbudgeted (it is planned with no power budget).",
     )
     electricity: Electricity = Field(default_factory=Electricity)
     slo_headroom_percent: int = Field(
@@ -140,3 +147,13 @@ class FleetPolicy(Spec):
     metadata: dict[str, Any] = Field(default_factory=dict)
     spec: FleetPolicySpec
     status: FleetPolicyStatus | None = None
+
+    # The operator reads the one named "default": a second policy would be silently ignored, so the
+    # API server refuses it at creation.
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        name_rule(
+            f"^{DEFAULT_POLICY_NAME}$",
+            f"a FleetPolicy must be named {DEFAULT_POLICY_NAME}: the operator reads only that one (one "
+            "fleet, one cost model and one set of budgets)",
+        ),
+    )

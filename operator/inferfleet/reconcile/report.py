@@ -191,13 +191,14 @@ def _classes(
         )
         if counted is not None and (event := node_status.transition_event(prev.get("conditions"), counted)):
             out.events.append(Event(raw, event[0], event[1], counted["message"]))
+        unlisted = budget is not None and budget.reason is Reason.UNKNOWN_POWER_DOMAIN
         if differs(prev, new):
             out.statuses.append(StatusWrite("AcceleratorClass", None, name, new))
-            if problem is not None:
+            if problem is not None and not unlisted:  # an unlisted domain has its own event below
                 out.events.append(Event(raw, "Warning", EventReason.INVALID_SPEC, problem))
         if (
             budget is not None
-            and budget.reason is Reason.UNKNOWN_POWER_DOMAIN
+            and unlisted
             and _reason_of(prev, ConditionType.POWER_BUDGET) != str(budget.reason)
         ):
             out.events.append(Event(raw, "Warning", EventReason.UNKNOWN_POWER_DOMAIN, budget.message()))
@@ -217,7 +218,9 @@ def class_budget(raw: Mapping[str, Any], objects: Objects) -> status.ClassBudget
         watts = round(objects_watts(float(listed[domain].budget_kilowatts)))
         return status.ClassBudget(domain, Reason.BUDGET_KNOWN, watts)
     if listed:
-        return status.ClassBudget(domain, Reason.UNKNOWN_POWER_DOMAIN, listed=tuple(sorted(listed)))
+        allowed = objects.policy is not None and objects.policy.spec.unlisted_power_domains == "Unbudgeted"
+        reason = Reason.UNBUDGETED if allowed else Reason.UNKNOWN_POWER_DOMAIN
+        return status.ClassBudget(domain, reason, listed=tuple(sorted(listed)))
     return status.ClassBudget(domain, Reason.UNBUDGETED)
 
 

@@ -369,8 +369,15 @@ class ClassBudget:
         if self.reason is Reason.UNKNOWN_POWER_DOMAIN:
             return (
                 f"power domain {self.domain!r} is not listed in FleetPolicy default "
-                f"({', '.join(self.listed)}): the class is planned without a power budget; "
-                "check spec.powerDomain for a typo or add the domain to the policy"
+                f"({', '.join(self.listed)}): nothing new is placed on the class (running replicas are "
+                "left as they are); check spec.powerDomain for a typo, add the domain to the policy, or "
+                "set the policy's spec.unlistedPowerDomains: Unbudgeted"
+            )
+        if self.reason is Reason.UNBUDGETED and self.listed:
+            return (
+                f"power domain {self.domain!r} is not listed in FleetPolicy default "
+                f"({', '.join(self.listed)}) and the policy allows unlisted domains "
+                "(unlistedPowerDomains: Unbudgeted): the class is planned without a power budget"
             )
         if self.reason is Reason.POLICY_MISSING:
             kw = "unknown" if self.watts is None else f"{self.watts / 1000:g} kW"

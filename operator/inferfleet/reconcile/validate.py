@@ -2,7 +2,8 @@
 
 Owns ``Objects``: the FleetPolicy (or why it is invalid), the valid AcceleratorClasses and
 InferencePools by name and key, and the problems of the invalid ones (an invalid object is
-reported, and its running children are left exactly as they are).
+reported, and its running children are left exactly as they are; a class whose power domain the
+policy does not list is one of them, by the bridge's ``unlisted_domain``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from inferfleet.api.fleetpolicy import FleetPolicy
 from inferfleet.api.inferencepool import InferencePool
 from inferfleet.api.validation import ManifestError, validate_object
 from inferfleet.reconcile.ports import Obj, Snapshot
+from inferfleet.translate.problem import unlisted_domain
 
 __all__ = ["Objects", "key_of", "meta", "validate"]
 
@@ -75,6 +77,10 @@ def validate(snapshot: Snapshot) -> Objects:
             classes[name] = validate_object(AcceleratorClass, _strip(raw), "cluster")
         except ManifestError as exc:
             class_problems[name] = str(exc)
+            continue
+        if (unlisted := unlisted_domain(classes[name], policy)) is not None:
+            del classes[name]
+            class_problems[name] = unlisted
     pool_raw = {key_of(p): p for p in snapshot.pools}
     pools: dict[str, InferencePool] = {}
     pool_problems: dict[str, str] = {}

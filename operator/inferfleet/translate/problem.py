@@ -4,9 +4,10 @@ demand) to the core ``Problem``.
 Owns ``problem_from``, the single place where every input of a plan enters: ``inferfleet plan``
 and the operator's ``decide`` both call it, so the offline planner replays what the operator
 decides.  Also owns the rules both share: which FleetPolicy is used, what capacity means when no
-nodes are known, how devices held by frozen children are taken out, and what an ``allowedClasses``
-entry naming an undefined class becomes (an unfit entry, and a note).  Notes are typed; their
-``text`` is for people.
+nodes are known, how devices held by frozen children are taken out, what an ``allowedClasses``
+entry naming an undefined class becomes (an unfit entry, and a note), and that a class whose power
+domain the policy does not list gets nothing (``unlisted_domain``; the operator freezes it).
+Notes are typed; their ``text`` is for people.
 """
 
 from __future__ import annotations
@@ -23,7 +24,17 @@ from inferfleet.core import types as core
 from inferfleet.core.problem import build_problem
 from inferfleet.translate import inventory, objects
 
-__all__ = ["Bridged", "Fleet", "Note", "NoteKind", "Overrides", "Running", "choose_policy", "problem_from"]
+__all__ = [
+    "Bridged",
+    "Fleet",
+    "Note",
+    "NoteKind",
+    "Overrides",
+    "Running",
+    "choose_policy",
+    "problem_from",
+    "unlisted_domain",
+]
 
 
 class NoteKind(enum.StrEnum):
@@ -31,6 +42,7 @@ class NoteKind(enum.StrEnum):
     NO_POLICY = "NoPolicy"
     CAPACITY_UNKNOWN = "CapacityUnknown"
     UNDEFINED_CLASS = "UndefinedClass"
+    UNLISTED_DOMAIN = "UnlistedDomain"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,12 +111,32 @@ def choose_policy(policies: Sequence[FleetPolicy]) -> tuple[FleetPolicy | None, 
     return chosen, [Note(NoteKind.SEVERAL_POLICIES, name, text)]
 
 
+def unlisted_domain(cls: AcceleratorClass, policy: FleetPolicy | None) -> str | None:
+    """Why nothing may be placed on a class: the policy lists power domains, not the class's, and
+    does not allow unlisted ones (a misspelt domain must not lift a budget); None: it may."""
+    if policy is None or not policy.spec.power_domains or policy.spec.unlisted_power_domains == "Unbudgeted":
+        return None
+    listed = sorted(d.name for d in policy.spec.power_domains)
+    if cls.spec.power_domain in listed:
+        return None
+    return (
+        f"AcceleratorClass {cls.metadata.get('name')}: spec.powerDomain {cls.spec.power_domain!r} is not "
+        f"listed in FleetPolicy {policy.metadata.get('name')} ({', '.join(listed)}), so nothing new is "
+        "placed on the class (running replicas are left as they are); fix spec.powerDomain, add the "
+        "domain to the policy, or set the policy's spec.unlistedPowerDomains: Unbudgeted"
+    )
+
+
 def _classes(
-    fleet: Fleet, running: Running, overrides: Overrides, notes: list[Note]
+    fleet: Fleet, policy: FleetPolicy | None, running: Running, overrides: Overrides, notes: list[Note]
 ) -> list[core.AcceleratorClass]:
     out = []
     for cls in sorted(fleet.classes, key=lambda c: str(c.metadata["name"])):
         name = str(cls.metadata["name"])
+        if (unlisted := unlisted_domain(cls, policy)) is not None:
+            notes.append(Note(NoteKind.UNLISTED_DOMAIN, name, unlisted))
+            out.append(objects.to_core_class(cls, (), ()))  # known to pools, with no capacity
+            continue
         capacity = inventory.class_capacity(cls, fleet.nodes)
         if cls.spec.capacity is None and fleet.nodes is None:
             text = f"class {name}: capacity unknown (no nodes given, no spec.capacity); assumed unbounded"
@@ -146,7 +178,7 @@ def problem_from(fleet: Fleet, running: Running | None = None, overrides: Overri
         core_policy = dataclasses.replace(
             core_policy, domain_budgets_watts={**core_policy.domain_budgets_watts, **budgets}
         )
-    classes = _classes(fleet, running, overrides, notes)
+    classes = _classes(fleet, policy, running, overrides, notes)
     pools = [
         objects.to_core_pool(
             p,

@@ -185,3 +185,20 @@ def test_model_that_fits_no_class_is_a_report_not_a_crash(
     pool = json.loads(out)["pools"][0]
     assert pool["status"] == "Unplaceable"
     assert pool["unfit"] and all(pool["unfit"].values())
+
+
+def test_a_misspelt_power_domain_gets_nothing_and_a_note_as_in_the_operator(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    d = tmp_path / "fleet"
+    shutil.copytree(EXAMPLES, d, ignore=shutil.ignore_patterns("simulated-fleet"))
+    classes = d / "10-accelerator-classes.yaml"
+    text = classes.read_text()
+    assert "powerDomain: hall-a" in text
+    classes.write_text(text.replace("powerDomain: hall-a", "powerDomain: hal-a", 1))
+    rc, out, err = run(capsys, "-f", str(d), "-f", FLEET, "-o", "json")
+    assert rc == 0, err
+    doc = json.loads(out)
+    misspelt = next(n for n in doc["notes"] if "'hal-a' is not listed" in n)
+    name = misspelt.split(":")[0].removeprefix("AcceleratorClass ")
+    assert not [p for pool in doc["pools"] for p in pool["placements"] if p["class"] == name]

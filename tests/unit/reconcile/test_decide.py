@@ -281,15 +281,44 @@ def test_a_fleet_never_budgeted_plans_without_a_policy() -> None:
     assert next(c for c in h100["conditions"] if c["type"] == "PowerBudget")["reason"] == "Unbudgeted"
 
 
-def test_a_misspelt_power_domain_is_said_on_the_class_once() -> None:
+def test_a_misspelt_power_domain_places_nothing_on_the_class_and_is_said_once() -> None:
     docs = example_docs()
+    first = decide(snapshot(docs), "2026-12-01T09:59:00Z", solve)
+    running = applied(first)
+    on_h100 = {
+        d["metadata"]["name"]: d["spec"]["replicas"]
+        for d in running
+        if d["metadata"]["name"].endswith("-h100")
+    }
+    assert on_h100, "the example fleet uses h100"
     cls = next(d for d in docs if d["kind"] == "AcceleratorClass" and d["metadata"]["name"] == "h100")
     cls["spec"]["powerDomain"] = "hal-a"
-    d = decide(snapshot(docs), "2026-12-01T10:00:00Z", solve)
+    d = decide(snapshot(docs, running), "2026-12-01T10:00:00Z", solve)
+    assert d.plan is not None
+    assert not [
+        p for pp in d.plan.pools for p in pp.placements if p.accelerator_class == "h100" and p.replicas
+    ]
+    touched = {w["metadata"]["name"] for w in d.reductions + d.increases} | {n for _, _, n in d.deletes}
+    assert not touched & set(on_h100)  # what runs there is left alone
     status = next(s for s in d.statuses if s.name == "h100").status
     cond = next(c for c in status["conditions"] if c["type"] == "PowerBudget")
     assert (cond["status"], cond["reason"]) == ("False", "UnknownPowerDomain")
     assert "'hal-a' is not listed" in cond["message"] and "hall-a" in cond["message"]
     assert [e.obj["metadata"]["name"] for e in d.events if e.reason == "UnknownPowerDomain"] == ["h100"]
-    d2 = decide(snapshot(with_statuses(docs, d)), "2026-12-01T10:01:00Z", solve)
+    assert not [e for e in d.events if e.reason == "InvalidSpec"]  # one event, the precise one
+    d2 = decide(snapshot(with_statuses(docs, d), running), "2026-12-01T10:01:00Z", solve)
     assert not [e for e in d2.events if e.reason == "UnknownPowerDomain"]
+
+
+def test_a_policy_can_allow_unlisted_domains_which_are_then_planned_unbudgeted() -> None:
+    docs = example_docs()
+    cls = next(d for d in docs if d["kind"] == "AcceleratorClass" and d["metadata"]["name"] == "h100")
+    cls["spec"]["powerDomain"] = "hall-c"
+    policy = next(d for d in docs if d["kind"] == "FleetPolicy")
+    policy["spec"]["unlistedPowerDomains"] = "Unbudgeted"
+    d = decide(snapshot(docs), "2026-12-01T10:00:00Z", solve)
+    assert d.plan is not None
+    assert [p for pp in d.plan.pools for p in pp.placements if p.accelerator_class == "h100" and p.replicas]
+    status = next(s for s in d.statuses if s.name == "h100").status
+    cond = next(c for c in status["conditions"] if c["type"] == "PowerBudget")
+    assert (cond["status"], cond["reason"]) == ("True", "Unbudgeted") and "allows unlisted" in cond["message"]
