@@ -463,8 +463,9 @@ def test_operator_runs_as_the_service_account_without_a_denied_request(
     managed = "app.kubernetes.io/managed-by=inferfleet"
 
     def deployments() -> set[str]:
+        """Our Deployments that run replicas (a class the pool leaves is scaled to 0, not deleted)."""
         items = kubectl_json(cluster, "-n", ns, "get", "deployments", "-l", managed)["items"]
-        return {d["metadata"]["name"] for d in items}
+        return {d["metadata"]["name"] for d in items if d["spec"]["replicas"]}
 
     def placed_on(cls: str) -> Callable[[], bool]:
         def check() -> bool:
@@ -494,7 +495,7 @@ def test_operator_runs_as_the_service_account_without_a_denied_request(
         assert lease["spec"]["holderIdentity"] == identity
         service = kubectl_json(cluster, "-n", ns, "get", "service", "embed")
         assert service["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "inferfleet"
-        # move: the operator deletes the old class's Deployment and applies the new one
+        # move: the operator scales the old class's Deployment to 0 and applies the new one
         request(
             kube_api,
             "PATCH",

@@ -251,9 +251,10 @@ def test_snapshot_policy_is_the_one_named_default(kube_api: Any, crds: list[Path
     assert read_snapshot(kube_api).policy is None
     other = example("FleetPolicy")
     other["metadata"] = {"name": f"it-kubeio-{uuid.uuid4().hex[:6]}"}
-    request(kube_api, "POST", f"{GROUP}/fleetpolicies", body=other)
+    with pytest.raises(APIRejected, match="must be named default"):  # it would be ignored: refused
+        request(kube_api, "POST", f"{GROUP}/fleetpolicies", body=other)
     try:
-        assert read_snapshot(kube_api).policy is None, "only the policy named default counts"
+        assert read_snapshot(kube_api).policy is None
         request(
             kube_api,
             "POST",
@@ -263,7 +264,6 @@ def test_snapshot_policy_is_the_one_named_default(kube_api: Any, crds: list[Path
         default = read_snapshot(kube_api).policy
         assert default is not None and default["metadata"]["name"] == "default"
     finally:
-        request(kube_api, "DELETE", f"{GROUP}/fleetpolicies/{other['metadata']['name']}")
         if _get(kube_api, path) is not None:
             request(kube_api, "DELETE", path)
 
@@ -419,6 +419,12 @@ def test_write_errors_are_classified_and_fenced(kube_api: Any, namespace: str) -
     bad["spec"]["selector"] = {"matchLabels": {"app": "something-else"}}
     with pytest.raises(APIRejected, match="selector"):
         writer.apply(bad)
+    with pytest.raises(APIRejected, match="selector") as refused:  # a dry run refuses it the same way
+        writer.dry_run(bad)
+    assert refused.value.status == 422
+    writer.dry_run(deployment(namespace, "dry"))  # accepted, and nothing stored
+    assert _get(kube_api, f"/apis/apps/v1/namespaces/{namespace}/deployments/dry") is None
+    assert writer.writes[("Deployment", "dry_run")] == 1 and not writer.writes[("Deployment", "apply")]
 
     fenced = KubeWriter(kube_api, is_leader=lambda: False)
     with pytest.raises(NotLeader):

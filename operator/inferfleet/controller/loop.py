@@ -2,7 +2,9 @@
 
 Owns the timing (debounce, periodic resync, back-off after errors), leader gating (only the leader
 plans and writes) and executing a ``Decision`` in a budget-safe order: reductions, then deletions,
-then increases, then statuses and events.  A child write that fails becomes a ``Refusal`` the next
+then increases, then statuses and events.  Children the server has not accepted before are first
+dry-run (``verify``): one it refuses leaves the plan before its devices and watts are counted, and
+the round re-plans.  A child write that fails becomes a ``Refusal`` the next
 round (planned at once) says in the pool's status and events; a refused status becomes an event
 (once per message).  It keeps the nodes' readiness memory from round to round (``readiness``: a
 blip moves nothing, a return waits); a restart rebuilds it from the nodes' conditions.  Runs in its
@@ -22,6 +24,7 @@ from typing import Any, Literal, Protocol
 
 from inferfleet.api import API_VERSION, labels
 from inferfleet.api.conditions import EventReason
+from inferfleet.controller.verify import Verifier
 from inferfleet.core import planner
 from inferfleet.core import types as core
 from inferfleet.core.observed import Observed
@@ -83,6 +86,7 @@ class PlanningLoop:
         self.last_success: float | None = None
         self.refused: tuple[Refusal, ...] = ()  # the child writes of the last round that failed
         self.seen: dict[str, Seen] | None = None  # nodes' readiness as the last round left it
+        self.verifier = Verifier(writer, _words)
         self._status_refused: dict[tuple[str, str | None, str], str] = {}  # said once per message
 
     # --- called from kopf handlers (any thread) ---
@@ -106,7 +110,8 @@ class PlanningLoop:
     def run(self) -> None:
         backoff = 1.0
         while not self._stop.is_set():
-            triggered = self._dirty.wait(timeout=self.resync_s)
+            due = self.verifier.due_s()  # a refused child is tried again when its refusal expires
+            triggered = self._dirty.wait(timeout=self.resync_s if due is None else min(self.resync_s, due))
             if self._stop.is_set():
                 break
             if triggered:
@@ -143,7 +148,7 @@ class PlanningLoop:
         observed = self._observe(snapshot)
         if observed is not None and self._metrics:
             self._metrics.record_observed(observed)
-        decision = decide(snapshot, _now(), self._solve, observed, self.refused, self.seen)
+        decision = self._decide(snapshot, observed)
         self.seen = decision.seen
         if decision.resync_s:
             self.resync_s = decision.resync_s
@@ -158,6 +163,7 @@ class PlanningLoop:
         try:
             self._execute(decision, snapshot, refused)
         finally:
+            self.verifier.record(refused, snapshot)
             if set(refused) != set(self.refused):  # news: the next round says it in status and events
                 self.mark_dirty("a child write failed" if refused else "refused writes went through")
             self.refused = tuple(sorted(refused, key=lambda r: (r.pool, r.kind, r.name)))
@@ -176,6 +182,38 @@ class PlanningLoop:
                 len(decision.events),
             )
         return decision
+
+    def _decide(self, snapshot: Snapshot, observed: Mapping[str, Observed] | None) -> Decision:
+        """Decide, then dry-run the children whose template the server has not accepted yet; one it
+        refuses leaves the plan (its devices and watts are not counted) and the round re-plans, at
+        most MAX_REPLANS times; children still refused after that are not written this round."""
+        now = _now()
+        for attempt in range(MAX_REPLANS + 1):
+            known = {(r.pool, r.kind, r.name): r for r in (*self.refused, *self.verifier.standing(snapshot))}
+            refusals = [known[k] for k in sorted(known)]
+            decision = decide(snapshot, now, self._solve, observed, refusals, self.seen)
+            new = self.verifier.check(decision.reductions + decision.increases, snapshot, self._map)
+            if not new:
+                return decision
+            log.info("the API server refused %d child(ren) in a dry run; re-planning without them", len(new))
+            if attempt == MAX_REPLANS:
+                out = {(r.pool, r.accelerator_class) for r in new}
+                decision.reductions = [c for c in decision.reductions if _pool_class(c) not in out]
+                decision.increases = [c for c in decision.increases if _pool_class(c) not in out]
+                self.mark_dirty("children refused in a dry run after re-planning")
+        return decision
+
+    def _map(self, fn: Callable[[Obj], None], items: list[Obj]) -> list[Exception | None]:
+        """``fn`` over ``items`` on the writer threads; each one's exception, or None."""
+
+        def quiet(item: Obj) -> Exception | None:
+            try:
+                fn(item)
+            except Exception as exc:
+                return exc
+            return None
+
+        return list(self._pool.map(quiet, items))
 
     def _phase(
         self,
@@ -213,7 +251,9 @@ class PlanningLoop:
                 )
                 pool = _pool_of(item) if verb == "apply" else owners.get((kind, namespace, name))
                 if pool is not None:
-                    refused.append(Refusal(pool, kind, name, verb, _words(exc)))
+                    cls = _pool_class(item)[1] if verb == "apply" and kind == "Deployment" else None
+                    code = getattr(exc, "status", None)
+                    refused.append(Refusal(pool, kind, name, verb, _words(exc), cls, code))
 
             return note
 
@@ -255,6 +295,14 @@ def _words(exc: Exception) -> str:
 
 
 _CHANGES = (EventReason.PLACED, EventReason.MOVED, EventReason.RESCALED)
+MAX_REPLANS = 16  # re-plans in one round after dry runs refuse children: each leaves out at least
+# one (pool, class) and a namespace-wide refusal takes one per allowed class; past it the next round goes on
+
+
+def _pool_class(obj: Obj) -> tuple[str | None, str | None]:
+    """(pool key, class) of one of our children, from its labels."""
+    obj_labels = (obj.get("metadata") or {}).get("labels") or {}
+    return _pool_of(obj), obj_labels.get(labels.ACCELERATOR_CLASS)
 
 
 def _key(obj: Obj) -> str:

@@ -208,6 +208,7 @@ class UnfitKind(enum.StrEnum):
     PROFILE = "profile"  # a measured profile rules it out
     NOT_ALLOWED = "allowedClasses"  # outside the pool's allowedClasses
     UNDEFINED = "undefinedClass"  # allowedClasses names a class that does not exist
+    REFUSED = "refused"  # the API server refuses the pool's replicas on this class (its words)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """``KubeWriter``: every write the operator makes, through the Kubernetes API, counted and fenced.
 
-Owns: server-side apply of our Deployments and Services, their deletion, merge patches of our
-custom resources' status subresource, and core/v1 Events.  Every write first asks ``is_leader``
+Owns: server-side apply of our Deployments and Services (and its dry run), their deletion, merge
+patches of our custom resources' status subresource, and core/v1 Events.  Every write first asks ``is_leader``
 (when given) and refuses with ``NotLeader`` if this replica does not hold the lease.
 """
 
@@ -75,6 +75,12 @@ class KubeWriter:
 
     # -- Writer -------------------------------------------------------------------------------
     def apply(self, obj: Obj) -> None:
+        self._apply(obj, dry_run=False)
+
+    def dry_run(self, obj: Obj) -> None:
+        self._apply(obj, dry_run=True)
+
+    def _apply(self, obj: Obj, *, dry_run: bool) -> None:
         kind = obj.get("kind", "")
         if kind not in _CHILD_PATHS or obj.get("apiVersion") != _CHILD_API_VERSIONS[kind]:
             raise ValueError(
@@ -91,9 +97,10 @@ class KubeWriter:
             _child_path(kind, namespace, name),
             body=obj,
             content_type=APPLY,
-            query=[("fieldManager", self.field_manager), ("force", "true")],
+            query=[("fieldManager", self.field_manager), ("force", "true")]
+            + ([("dryRun", "All")] if dry_run else []),
         )
-        self._count(kind, "apply")
+        self._count(kind, "dry_run" if dry_run else "apply")
 
     def delete(self, kind: Literal["Deployment", "Service"], namespace: str, name: str) -> None:
         self._fence()

@@ -20,7 +20,7 @@ from inferfleet.api import API_VERSION, labels
 from inferfleet.api.acceleratorclass import AcceleratorClass
 from inferfleet.api.inferencepool import ACCELERATOR_CLASS_ENV, POOL_ENV, InferencePool
 from inferfleet.core import types as core
-from inferfleet.reconcile.ports import Obj
+from inferfleet.reconcile.ports import Obj, Refusal
 from inferfleet.reconcile.validate import Objects, key_of, meta
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "deployment_name",
     "devices_per_replica",
     "diff",
+    "excluded",
     "index",
     "pool_and_class",
     "spec_hash",
@@ -202,6 +203,21 @@ def index(deployments: Sequence[Obj], objects: Objects) -> Existing:
         else:
             current[pool_key][cls] = replicas
     return Existing(existing, dict(current), ready, dict(frozen))
+
+
+def excluded(refused: Sequence[Refusal], existing: Existing) -> dict[str, dict[str, str]]:
+    """Pool key -> class -> the server's words, for the Deployments it refuses as invalid that do
+    not run yet: the plan leaves those options out (a refused update of a running Deployment keeps
+    what runs, and its devices and watts stay counted)."""
+    out: dict[str, dict[str, str]] = defaultdict(dict)
+    for r in refused:
+        if (
+            r.invalid
+            and r.accelerator_class
+            and not existing.current.get(r.pool, {}).get(r.accelerator_class)
+        ):
+            out[r.pool][r.accelerator_class] = r.message
+    return dict(out)
 
 
 @dataclasses.dataclass

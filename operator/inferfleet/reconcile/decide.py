@@ -73,6 +73,7 @@ def decide(
                 k: demand for k, s in scalings.items() if (demand := s.planned_demand_rps) is not None
             },
             slo_factors={k: s.slo_factors for k, s in scalings.items() if s.slo_factors},
+            refused=children.excluded(refused, existing),
         ),
     )
     plan = solve(bridged.problem)

@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Literal, Protocol
 
-__all__ = ["Obj", "Refusal", "Snapshot", "Writer"]
+__all__ = ["INVALID_CODES", "Obj", "Refusal", "Snapshot", "Writer"]
 
 Obj = dict[str, Any]  # a Kubernetes object as JSON (camelCase), e.g. from the API or a manifest
 
@@ -38,15 +38,33 @@ class Snapshot:
     unschedulable: Mapping[tuple[str, str], tuple[int, str]] = dataclasses.field(default_factory=dict)
 
 
+INVALID_CODES = (400, 403, 422)  # the server judged the object (invalid, or denied by admission)
+
+
 @dataclasses.dataclass(frozen=True)
 class Refusal:
-    """A write of a pool's child that failed (refused by the API server, or not answered)."""
+    """A write of a pool's child that failed (refused by the API server, or not answered), or that
+    a server-side dry run refused before the plan counted it (``dry_run``)."""
 
     pool: str  # "namespace/name" of the pool the child belongs to
     kind: str  # Deployment | Service
     name: str
     verb: Literal["apply", "delete"]
     message: str  # the server's words (status code and message), or the transport failure
+    accelerator_class: str | None = None  # the class a Deployment runs on
+    code: int | None = None  # the HTTP status (None: no answer)
+    dry_run: bool = False
+
+    @property
+    def invalid(self) -> bool:
+        """The server refused this pool's Deployment on this class as such (not a transient
+        failure): the plan must not count it until it is fixed or tried again."""
+        return (
+            self.kind == "Deployment"
+            and self.verb == "apply"
+            and self.accelerator_class is not None
+            and self.code in INVALID_CODES
+        )
 
 
 class Writer(Protocol):
@@ -54,6 +72,10 @@ class Writer(Protocol):
 
     def apply(self, obj: Obj) -> None:
         """Server-side apply (field manager ``inferfleet``, force) of a Deployment or Service."""
+
+    def dry_run(self, obj: Obj) -> None:
+        """``apply`` with ``dryRun=All``: admission and validation run, nothing is stored; raises
+        as ``apply`` would."""
 
     def delete(self, kind: Literal["Deployment", "Service"], namespace: str, name: str) -> None:
         """Delete a child (404 is not an error)."""

@@ -49,6 +49,7 @@ def report(
     by_pool: dict[str, list[Refusal]] = {}
     for r in refused:
         by_pool.setdefault(r.pool, []).append(r)
+    left_out = children.excluded(refused, existing)
     for pp in plan.pools:
         waiting = {c: v for (k, c), v in snapshot.unschedulable.items() if k == pp.key}
         _pool(
@@ -61,6 +62,7 @@ def report(
             observed.get(pp.key),
             by_pool.get(pp.key, []),
             status.unschedulable_words(waiting),
+            set(left_out.get(pp.key, {})),
         )
     _invalid_pools(out, objects, now)
     _classes(out, snapshot, objects, nodes, plan, now, verdict)
@@ -77,10 +79,13 @@ def _pool(
     observed: Observed | None,
     refused: Sequence[Refusal] = (),
     unschedulable: str | None = None,
+    left_out: set[str] | None = None,
 ) -> None:
     """A planned pool: its status, the placement change and the autoscaler's say as events; a
     child the API server refused makes it Placed=False (ApplyFailed) with the server's words, and
-    replicas the scheduler cannot place make it Ready=False (Unschedulable) with the scheduler's."""
+    replicas the scheduler cannot place make it Ready=False (Unschedulable) with the scheduler's.
+    A refused class the plan left out (``left_out``) while the pool is placed on others: Placed
+    stays the plan's, its message says which class was refused and why, and an event says it once."""
     raw = objects.pool_raw[pp.key]
     m = meta(raw)
     new_counts = {p.accelerator_class: p.replicas for p in pp.placements if p.replicas > 0}
@@ -104,7 +109,10 @@ def _pool(
         )
         for type_, reason, message in scaling_status.events(scaling, observed, risk):
             out.events.append(Event(raw, "Normal" if type_ == "Normal" else "Warning", reason, message))
-    failure = status.refusal_words(refused)
+    placed_elsewhere = any(p.replicas > 0 for p in pp.placements)
+    aside = [r for r in refused if placed_elsewhere and r.accelerator_class in (left_out or set())]
+    failure = status.refusal_words([r for r in refused if r not in aside])
+    note = status.refusal_words(aside)
     new = status.pool_status(
         pp,
         ready,
@@ -117,6 +125,7 @@ def _pool(
         conds,
         refused=failure,
         unschedulable=unschedulable,
+        aside=note,
     )
     if differs(prev, new):
         out.statuses.append(StatusWrite("InferencePool", m.get("namespace"), str(m.get("name")), new))
@@ -124,8 +133,12 @@ def _pool(
         before: dict[str, Any] = next(
             (c for c in prev.get("conditions", []) if c.get("type") == ConditionType.PLACED), {}
         )
-        if (before.get("reason"), before.get("message")) != (Reason.APPLY_FAILED, failure):
+        if before.get("reason") != Reason.APPLY_FAILED:  # once while it fails, however the words change
             out.events.append(Event(raw, "Warning", EventReason.APPLY_FAILED, failure))
+    if note is not None and failure is None:
+        before = next((c for c in prev.get("conditions", []) if c.get("type") == ConditionType.PLACED), {})
+        if note not in str(before.get("message", "")):
+            out.events.append(Event(raw, "Warning", EventReason.APPLY_FAILED, note))
     if unschedulable is not None and failure is None:
         before = next((c for c in prev.get("conditions", []) if c.get("type") == ConditionType.READY), {})
         if (before.get("reason"), before.get("message")) != (Reason.UNSCHEDULABLE, _ready_message(new)):

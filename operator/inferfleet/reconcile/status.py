@@ -195,10 +195,12 @@ def pool_status(
     *,
     refused: str | None = None,
     unschedulable: str | None = None,
+    aside: str | None = None,
 ) -> dict[str, Any]:
     """The InferencePool status for a plan; ``ready`` is ready replicas per class now;
     ``autoscaling`` and ``extra_conditions`` come from the autoscaling phase; ``refused`` says
-    which of its children the API server refused (then Placed and Ready are False, ApplyFailed)."""
+    which of its children the API server refused (then Placed and Ready are False, ApplyFailed);
+    ``aside``: refused children of classes the plan left out, said in Placed's message."""
     placements: list[dict[str, Any]] = [
         {
             "acceleratorClass": p.accelerator_class,
@@ -242,7 +244,7 @@ def pool_status(
             ConditionType.PLACED,
             placed,
             Reason(plan.status),
-            plan.reason or "demand is met at the SLO",
+            (plan.reason or "demand is met at the SLO") + (f"; left out: {aside}" if aside else ""),
             generation,
         )
         if refused is None

@@ -88,6 +88,8 @@ class Overrides:
     time_limit_s: float | None = None
     # pool key -> class -> measured (TTFT, TPOT) correction factors (the autoscaler's calibration)
     slo_factors: Mapping[str, Mapping[str, tuple[float, float]]] = dataclasses.field(default_factory=dict)
+    # pool key -> class -> the API server's words refusing the pool's Deployment there (not planned)
+    refused: Mapping[str, Mapping[str, str]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,6 +169,24 @@ def _undefined_classes(
     return dataclasses.replace(problem, unfit=unfit)
 
 
+def _refused(problem: core.Problem, refused: Mapping[str, Mapping[str, str]]) -> core.Problem:
+    """Options the API server refuses leave the problem, as unfit entries with its words: the plan
+    never counts devices and watts for a child that cannot be created."""
+    if not refused:
+        return problem
+    options = {
+        k: tuple(o for o in opts if o.accelerator_class not in refused.get(k, {}))
+        for k, opts in problem.options.items()
+    }
+    unfit = {k: dict(v) for k, v in problem.unfit.items()}
+    for key, classes in refused.items():
+        for cls, words in classes.items():
+            unfit.setdefault(key, {})[cls] = core.Unfit(
+                core.UnfitKind.REFUSED, f"the API server refuses its Deployment there: {words}"
+            )
+    return dataclasses.replace(problem, options=options, unfit=unfit)
+
+
 def problem_from(fleet: Fleet, running: Running | None = None, overrides: Overrides | None = None) -> Bridged:
     """The core Problem of a fleet, with the policy it used and what it had to assume."""
     running = running or Running()
@@ -191,4 +211,4 @@ def problem_from(fleet: Fleet, running: Running | None = None, overrides: Overri
     problem = build_problem(pools, classes, core_policy)
     known = {str(c.metadata["name"]) for c in fleet.classes}
     problem = _undefined_classes(problem, fleet.pools, known, notes)
-    return Bridged(problem, policy, tuple(notes))
+    return Bridged(_refused(problem, overrides.refused), policy, tuple(notes))

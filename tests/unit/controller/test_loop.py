@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
@@ -21,6 +21,7 @@ from inferfleet.reconcile.ports import Obj, Snapshot
 class FakeWriter:
     def __init__(self, fail_reductions: bool = False) -> None:
         self.calls: list[tuple[str, str]] = []
+        self.dry_runs: list[str] = []
         self.fail_reductions = fail_reductions
         self.lock = threading.Lock()
 
@@ -30,6 +31,10 @@ class FakeWriter:
             raise RuntimeError("422 refused")
         with self.lock:
             self.calls.append(("apply", obj["kind"]))
+
+    def dry_run(self, obj: Obj) -> None:
+        with self.lock:
+            self.dry_runs.append(obj["metadata"]["name"])
 
     def delete(self, kind: str, namespace: str, name: str) -> None:
         if self.fail_reductions:
@@ -180,21 +185,44 @@ def test_a_failing_round_is_counted_and_retried() -> None:
 
 
 class RefusingWriter(FakeWriter):
-    """The API server refuses every Deployment of one pool (as for an env name it rejects)."""
+    """The API server refuses every Deployment of one pool (as for an env name it rejects), or only
+    those on ``classes``; ``dry_runs_pass``: its dry runs accept them (a policy that changed between
+    the dry run and the write)."""
 
-    def __init__(self, pool: str, refuse_status: bool = False) -> None:
+    def __init__(
+        self,
+        pool: str,
+        refuse_status: bool = False,
+        classes: frozenset[str] | None = None,
+        dry_runs_pass: bool = False,
+    ) -> None:
         super().__init__()
         self.pool, self.refuse_status = pool, refuse_status
+        self.classes, self.dry_runs_pass = classes, dry_runs_pass
         self.statuses: dict[str, Obj] = {}
         self.events: list[tuple[str, str]] = []
+        self.applied: list[str] = []
 
-    def apply(self, obj: Obj) -> None:
-        if obj["kind"] == "Deployment" and obj["metadata"]["labels"]["inferfleet.dev/pool"] == self.pool:
+    def _refuse(self, obj: Obj) -> None:
+        obj_labels = obj["metadata"]["labels"]
+        if obj["kind"] != "Deployment" or obj_labels["inferfleet.dev/pool"] != self.pool:
+            return
+        if self.classes is None or obj_labels["inferfleet.dev/accelerator-class"] in self.classes:
             raise APIRejected(
                 'Deployment.apps "x" is invalid: spec.template.spec.containers[0].env[1].name: '
                 'Duplicate value: "A"',
                 status=422,
             )
+
+    def dry_run(self, obj: Obj) -> None:
+        if not self.dry_runs_pass:
+            self._refuse(obj)
+        super().dry_run(obj)
+
+    def apply(self, obj: Obj) -> None:
+        self._refuse(obj)
+        with self.lock:
+            self.applied.append(obj["metadata"]["name"])
         super().apply(obj)
 
     def patch_status(self, kind: str, namespace: str | None, name: str, status: Obj) -> None:
@@ -208,34 +236,82 @@ class RefusingWriter(FakeWriter):
             self.events.append((f"{obj['kind']}/{obj['metadata']['name']}", f"{reason}: {message}"))
 
 
-def test_a_refused_child_is_said_in_the_pool_status_and_one_event() -> None:
-    writer = RefusingWriter("chat-70b")
-    state: dict[str, Any] = {"snap": _snapshot()}
+def _reading_back(writer: RefusingWriter) -> Callable[[], Snapshot]:
+    """The snapshot with the statuses the loop wrote, read back like the API server would."""
+    base = _snapshot()
 
-    def read() -> Snapshot:  # the statuses the loop wrote, read back like the API server would
-        s: Snapshot = state["snap"]
+    def read() -> Snapshot:
         pools = [
-            dict(p, status=writer.statuses.get(f"InferencePool/{p['metadata']['name']}", {})) for p in s.pools
+            dict(p, status=writer.statuses.get(f"InferencePool/{p['metadata']['name']}", {}))
+            for p in base.pools
         ]
-        return Snapshot(pools, s.classes, s.policy, s.nodes, {}, [], [])
+        return Snapshot(pools, base.classes, base.policy, base.nodes, {}, [], [])
 
+    return read
+
+
+def _placed(writer: RefusingWriter, pool: str) -> dict[str, Any]:
+    return next(c for c in writer.statuses[f"InferencePool/{pool}"]["conditions"] if c["type"] == "Placed")
+
+
+def test_a_child_refused_in_a_dry_run_is_never_written_and_is_said_in_status_and_one_event() -> None:
+    writer = RefusingWriter("chat-70b")
+    read = _reading_back(writer)
     loop = PlanningLoop(read, writer)
-    loop.reconcile_once()
-    assert {(r.pool, r.kind, r.verb) for r in loop.refused} == {("chat/chat-70b", "Deployment", "apply")}
-    assert "Duplicate value" in loop.refused[0].message and "422" in loop.refused[0].message
-    for _ in range(3):  # the next rounds say it, once
+    for _ in range(4):  # each round re-plans around the refused classes until none is left
         loop.reconcile_once()
     loop.stop()
-    placed = next(c for c in writer.statuses["InferencePool/chat-70b"]["conditions"] if c["type"] == "Placed")
+    standing = loop.verifier.standing(read())
+    assert standing and all(r.dry_run and r.invalid and r.pool == "chat/chat-70b" for r in standing)
+    assert not [n for n in writer.applied if n.startswith("chat-70b-")]  # refused before any write
+    placed = _placed(writer, "chat-70b")
     assert (placed["status"], placed["reason"]) == ("False", "ApplyFailed")
     assert "refused to apply Deployment" in placed["message"] and "Duplicate value" in placed["message"]
     refusals = [m for o, m in writer.events if o == "InferencePool/chat-70b" and m.startswith("ApplyFailed")]
     assert len(refusals) == 1
     assert not [m for o, m in writer.events if o == "InferencePool/chat-70b" and m.startswith("Placed")]
-    others = [
-        c for c in writer.statuses["InferencePool/summarise-batch"]["conditions"] if c["type"] == "Placed"
-    ]
-    assert others[0]["reason"] != "ApplyFailed"  # one pool's refusal is not another's
+    assert (
+        _placed(writer, "summarise-batch")["reason"] != "ApplyFailed"
+    )  # one pool's refusal is not another's
+
+
+def test_a_class_refused_in_a_dry_run_is_left_out_and_the_pool_placed_on_others() -> None:
+    first = PlanningLoop(_snapshot, FakeWriter()).reconcile_once()
+    assert first.plan is not None
+    used = next(pp for pp in first.plan.pools if pp.key == "chat/chat-70b")
+    refused = {p.accelerator_class for p in used.placements if p.replicas}
+    writer = RefusingWriter("chat-70b", classes=frozenset(refused))
+    loop = PlanningLoop(_reading_back(writer), writer)
+    decision = loop.reconcile_once()
+    loop.reconcile_once()
+    loop.stop()
+    assert decision.plan is not None
+    again = next(pp for pp in decision.plan.pools if pp.key == "chat/chat-70b")
+    now_on = {p.accelerator_class for p in again.placements if p.replicas}
+    assert now_on and not now_on & refused  # its devices and watts are counted where it can run
+    placed = _placed(writer, "chat-70b")
+    assert (
+        placed["status"] == "True"
+        and "left out" in placed["message"]
+        and "Duplicate value" in placed["message"]
+    )
+    said = [m for o, m in writer.events if o == "InferencePool/chat-70b" and m.startswith("ApplyFailed")]
+    assert len(said) == 1
+
+
+def test_a_write_refused_after_its_dry_run_passed_stands_like_a_dry_run_refusal() -> None:
+    writer = RefusingWriter("chat-70b", dry_runs_pass=True)
+    read = _reading_back(writer)
+    loop = PlanningLoop(read, writer)
+    loop.reconcile_once()
+    assert {(r.pool, r.kind, r.verb) for r in loop.refused} == {("chat/chat-70b", "Deployment", "apply")}
+    assert "Duplicate value" in loop.refused[0].message and "422" in loop.refused[0].message
+    standing = loop.verifier.standing(read())
+    assert {r.name for r in standing} == {r.name for r in loop.refused}
+    written = len(writer.applied)
+    loop.reconcile_once()  # the refused class is not re-planned next round
+    loop.stop()
+    assert not set(writer.applied[written:]) & {r.name for r in standing}
 
 
 def test_a_refused_status_becomes_one_event() -> None:
