@@ -38,6 +38,8 @@ class ConditionType(enum.StrEnum):
     POWER_BUDGET = "PowerBudget"  # AcceleratorClass: its power domain's budget is known
     NODES_READY = "NodesReady"  # AcceleratorClass: its nodes' readiness as the plan counts it
     NODES_HEALTHY = "NodesHealthy"  # FleetPolicy: no fleet-wide NotReady (a control-plane problem)
+    NODES_SHARED = "NodesShared"  # AcceleratorClass: another class matches some of its nodes
+    CAPACITY_MATCHES_NODES = "CapacityMatchesNodes"  # AcceleratorClass with spec.capacity: nodes back it
 
 
 class Reason(enum.StrEnum):
@@ -83,6 +85,12 @@ class Reason(enum.StrEnum):
     NODES_LOST = "NodesLost"  # NotReady beyond the grace period: their replicas are re-planned
     RETURNING = "Returning"  # Ready again, not used until the stabilization window has passed
     MASS_NOT_READY = "MassNotReady"  # most nodes of every zone NotReady: nothing counted lost
+    # NodesShared (AcceleratorClass)
+    EXCLUSIVE = "Exclusive"
+    OVERLAPS_OTHER_CLASSES = "OverlapsOtherClasses"
+    # CapacityMatchesNodes (AcceleratorClass with a capacity override)
+    OVERRIDE_WITHIN_NODES = "OverrideWithinNodes"
+    OVERRIDE_BEYOND_NODES = "OverrideBeyondNodes"
 
 
 class EventReason(enum.StrEnum):
@@ -106,6 +114,8 @@ class EventReason(enum.StrEnum):
     NODES_LOST = "NodesLost"  # nodes of a class NotReady beyond the grace period
     NODES_RETURNED = "NodesReturned"  # lost nodes Ready again for the stabilization window
     MASS_NOT_READY = "MassNotReady"
+    NODES_SHARED = "NodesShared"  # a class's nodes are matched by another class too
+    CAPACITY_BEYOND_NODES = "CapacityBeyondNodes"  # spec.capacity counts more nodes than match
 
 
 def condition_schema() -> dict[str, Any]:

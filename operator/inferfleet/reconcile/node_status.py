@@ -1,5 +1,5 @@
-"""What the plan counts of the nodes, said: a class's ``NodesReady`` condition, the policy's
-``NodesHealthy``, and their events.
+"""What the plan counts of the nodes, said: a class's ``NodesReady``, ``NodesShared`` and
+``CapacityMatchesNodes`` conditions, the policy's ``NodesHealthy``, and their events.
 
 Owns ``ClassNodes`` (the facts of one class's matching nodes under ``translate.readiness``: which
 are held within their grace period, lost, returning) and turning those facts into conditions and
@@ -15,9 +15,17 @@ from typing import Any, Literal
 from inferfleet.api.conditions import ConditionType, EventReason, Reason
 from inferfleet.reconcile.status import condition
 from inferfleet.translate.inventory import NodeInfo
+from inferfleet.translate.problem import overlap_words
 from inferfleet.translate.readiness import Health, Rules, Verdict
 
-__all__ = ["ClassNodes", "class_nodes", "fleet_condition", "transition_event"]
+__all__ = [
+    "ClassNodes",
+    "class_nodes",
+    "fleet_condition",
+    "override_condition",
+    "shared_condition",
+    "transition_event",
+]
 
 NAMES_SHOWN = 5
 
@@ -112,6 +120,57 @@ def fleet_condition(verdict: Verdict, generation: int | None) -> dict[str, Any]:
     )
 
 
+def shared_condition(
+    name: str,
+    others: Mapping[str, Sequence[str]],
+    owners: Mapping[tuple[str, str], str],
+    resource: str,
+    generation: int | None,
+) -> dict[str, Any]:
+    """NodesShared: True when other classes match some of this class's nodes for the same device
+    (each node counts once, for its owner: ``inventory.node_owners``)."""
+    if not others:
+        return condition(
+            ConditionType.NODES_SHARED,
+            False,
+            Reason.EXCLUSIVE,
+            "no other class matches its nodes",
+            generation,
+        )
+    parts = []
+    for other, shared in sorted(others.items()):
+        mine = sum(1 for n in shared if owners.get((n, resource)) == name)
+        theirs = len(shared) - mine
+        parts.append(
+            f"{overlap_words(name, other, shared)}; {mine} of them count for {name}, {theirs} for {other}"
+        )
+    return condition(
+        ConditionType.NODES_SHARED, True, Reason.OVERLAPS_OTHER_CLASSES, "; ".join(parts), generation
+    )
+
+
+def override_condition(override_nodes: int, matching: int, generation: int | None) -> dict[str, Any]:
+    """CapacityMatchesNodes, for a class with spec.capacity: False when it counts more nodes than
+    match (their replicas stay Pending until a node autoscaler adds nodes)."""
+    if override_nodes > matching:
+        return condition(
+            ConditionType.CAPACITY_MATCHES_NODES,
+            False,
+            Reason.OVERRIDE_BEYOND_NODES,
+            f"spec.capacity.nodes is {override_nodes} but {matching} Ready node(s) match nodeSelector: the "
+            "plan counts the override, so replicas beyond the matching nodes stay Pending until a node "
+            "autoscaler adds nodes; lower spec.capacity.nodes or remove it to count the nodes",
+            generation,
+        )
+    return condition(
+        ConditionType.CAPACITY_MATCHES_NODES,
+        True,
+        Reason.OVERRIDE_WITHIN_NODES,
+        f"spec.capacity.nodes is {override_nodes}; {matching} Ready node(s) match nodeSelector",
+        generation,
+    )
+
+
 def _reason(conditions: Sequence[Mapping[str, Any]] | None, type_: ConditionType) -> str | None:
     return next((c.get("reason") for c in conditions or () if c.get("type") == type_), None)
 
@@ -131,4 +190,8 @@ def transition_event(
         return "Warning", EventReason.MASS_NOT_READY  # once, on the policy, not on every class
     if after == Reason.ALL_NODES_READY and before in (Reason.NODES_LOST, Reason.RETURNING):
         return "Normal", EventReason.NODES_RETURNED
+    if after == Reason.OVERLAPS_OTHER_CLASSES:
+        return "Warning", EventReason.NODES_SHARED
+    if after == Reason.OVERRIDE_BEYOND_NODES:
+        return "Warning", EventReason.CAPACITY_BEYOND_NODES
     return None

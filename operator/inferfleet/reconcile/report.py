@@ -183,6 +183,9 @@ def _classes(
     verdict: readiness.Verdict | None,
 ) -> None:
     uses = {c.name: c for c in plan.classes}
+    valid_classes = list(objects.classes.values())
+    owners = inventory.node_owners(valid_classes, nodes)
+    shared = inventory.overlaps(valid_classes, nodes)
     for raw in snapshot.classes:
         name = str(meta(raw).get("name"))
         valid = objects.classes.get(name)
@@ -194,16 +197,24 @@ def _classes(
         gen = meta(raw).get("generation")
         problem = objects.class_problems.get(name)
         budget = class_budget(raw, objects)
-        counted = (
-            node_status.class_nodes(matching, verdict).condition(gen)
-            if verdict is not None and valid is not None
-            else None
-        )
+        extra = []
+        if valid is not None:
+            if verdict is not None:
+                extra.append(node_status.class_nodes(matching, verdict).condition(gen))
+            if valid.spec.capacity is None:
+                extra.append(
+                    node_status.shared_condition(
+                        name, shared.get(name, {}), owners, valid.spec.resource_name, gen
+                    )
+                )
+            else:
+                extra.append(node_status.override_condition(valid.spec.capacity.nodes, ready_nodes, gen))
         new = status.class_status(
-            uses.get(name), len(matching), ready_nodes, prev, gen, now, problem, budget, counted
+            uses.get(name), len(matching), ready_nodes, prev, gen, now, problem, budget, extra
         )
-        if counted is not None and (event := node_status.transition_event(prev.get("conditions"), counted)):
-            out.events.append(Event(raw, event[0], event[1], counted["message"]))
+        for cond in extra:
+            if event := node_status.transition_event(prev.get("conditions"), cond):
+                out.events.append(Event(raw, event[0], event[1], cond["message"]))
         unlisted = budget is not None and budget.reason is Reason.UNKNOWN_POWER_DOMAIN
         if differs(prev, new):
             out.statuses.append(StatusWrite("AcceleratorClass", None, name, new))

@@ -311,11 +311,11 @@ def class_status(
     now: str,
     problem: str | None = None,
     budget: ClassBudget | None = None,
-    nodes_ready: dict[str, Any] | None = None,
+    extra: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """The AcceleratorClass status: nodes, devices, watts, Ready, (``budget``) what its power
     domain's budget is, recorded so that a deleted FleetPolicy cannot silently lift it, and
-    (``nodes_ready``) the NodesReady condition: its nodes as the plan counts them."""
+    (``extra``) the conditions on its nodes as the plan counts them (``node_status``)."""
     devices_total = use.devices_total if use else 0
     if problem:
         cond = condition(ConditionType.READY, False, Reason.INVALID_SPEC, problem, generation)
@@ -335,7 +335,7 @@ def class_status(
             f"{ready_nodes} of {nodes} matching nodes ready",
             generation,
         )
-    conds = [cond] + ([nodes_ready] if nodes_ready is not None else [])
+    conds = [cond, *extra]
     recorded = (previous or {}).get("powerBudgetWatts")
     if budget is not None:
         conds.append(budget.condition(generation))

@@ -3,7 +3,8 @@
 Owns ``NodeInfo`` (labels, allocatable devices, readiness and the health the plan counts, devices
 held by pods inferfleet does not own), the class-to-node matching rule, capacity per class (the
 override wins; otherwise the free devices of usable, schedulable, matching nodes, with their names;
-usable is ``readiness``'s rule: a NotReady node within its grace period still counts), the
+usable is ``readiness``'s rule: a NotReady node within its grace period still counts), which class
+a node counts for when several match it (``node_owners``: counted once) and which classes overlap, the
 stand-in for "no node limit", and the devices held by children the operator must not touch.  Nodes
 arrive as plain dicts or records, so no Kubernetes client is needed.
 """
@@ -25,6 +26,8 @@ __all__ = [
     "is_ready",
     "matches",
     "node_info_from_manifest",
+    "node_owners",
+    "overlaps",
     "unbounded",
     "without",
 ]
@@ -92,22 +95,63 @@ def node_info_from_manifest(
     )
 
 
+def _specificity(cls: ApiClass) -> tuple[int, str]:
+    return (-len(cls.spec.node_selector), str(cls.metadata.get("name")))
+
+
+def node_owners(classes: Sequence[ApiClass], nodes: Sequence[NodeInfo] | None) -> dict[tuple[str, str], str]:
+    """(node, extended resource) -> the class whose capacity it counts for, when several classes
+    match a node and ask for the same resource: the one with the most nodeSelector keys (the most
+    specific), then the first by name.  Classes with a capacity override count no node."""
+    out: dict[tuple[str, str], str] = {}
+    counted = sorted((c for c in classes if c.spec.capacity is None), key=_specificity)
+    for node in nodes or ():
+        for cls in counted:
+            key = (node.name, cls.spec.resource_name)
+            if key not in out and matches(cls.spec.node_selector, node.labels):
+                out[key] = str(cls.metadata.get("name"))
+    return out
+
+
+def overlaps(
+    classes: Sequence[ApiClass], nodes: Sequence[NodeInfo] | None
+) -> dict[str, dict[str, tuple[str, ...]]]:
+    """Class -> other class -> the nodes both match for the same resource (either way round)."""
+    out: dict[str, dict[str, list[str]]] = {}
+    counted = [c for c in classes if c.spec.capacity is None]
+    for node in sorted(nodes or (), key=lambda n: n.name):
+        for a in counted:
+            for b in counted:
+                if a is b or a.spec.resource_name != b.spec.resource_name:
+                    continue
+                if matches(a.spec.node_selector, node.labels) and matches(b.spec.node_selector, node.labels):
+                    name_a, name_b = str(a.metadata.get("name")), str(b.metadata.get("name"))
+                    out.setdefault(name_a, {}).setdefault(name_b, []).append(node.name)
+    return {a: {b: tuple(ns) for b, ns in others.items()} for a, others in out.items()}
+
+
 def unbounded(devices_per_node: int) -> Capacity:
     """Capacity standing in for "no node limit"."""
     return Capacity((devices_per_node,) * UNBOUNDED_NODES)
 
 
-def class_capacity(cls: ApiClass, nodes: Sequence[NodeInfo] | None) -> Capacity:
-    """Free devices per usable node, by node name; the class's override wins; unknown nodes -> none."""
+def class_capacity(
+    cls: ApiClass, nodes: Sequence[NodeInfo] | None, owners: Mapping[tuple[str, str], str] | None = None
+) -> Capacity:
+    """Free devices per usable node, by node name; the class's override wins; unknown nodes -> none;
+    ``owners`` (``node_owners``): a node another class owns does not count here."""
     spec = cls.spec
     if spec.capacity is not None:
         return Capacity((spec.devices_per_node,) * spec.capacity.nodes)
     if nodes is None:
         return Capacity()
+    name = str(cls.metadata.get("name"))
     free: list[int] = []
     names: list[str] = []
     for node in sorted(nodes, key=lambda n: n.name):
         if not (node.usable and node.schedulable and matches(spec.node_selector, node.labels)):
+            continue
+        if owners is not None and owners.get((node.name, spec.resource_name), name) != name:
             continue
         devices = node.allocatable.get(spec.resource_name, 0) - node.foreign_used.get(spec.resource_name, 0)
         if devices > 0:

@@ -32,6 +32,7 @@ __all__ = [
     "Overrides",
     "Running",
     "choose_policy",
+    "overlap_words",
     "problem_from",
     "unlisted_domain",
 ]
@@ -43,6 +44,7 @@ class NoteKind(enum.StrEnum):
     CAPACITY_UNKNOWN = "CapacityUnknown"
     UNDEFINED_CLASS = "UndefinedClass"
     UNLISTED_DOMAIN = "UnlistedDomain"
+    OVERLAPPING_CLASSES = "OverlappingClasses"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,17 +131,31 @@ def unlisted_domain(cls: AcceleratorClass, policy: FleetPolicy | None) -> str | 
     )
 
 
+def overlap_words(cls: str, other: str, shared: Sequence[str]) -> str:
+    """The sentence for two classes matching the same nodes (for notes and class status)."""
+    shown = ", ".join(shared[:5]) + (f" and {len(shared) - 5} more" if len(shared) > 5 else "")
+    return (
+        f"classes {cls} and {other} both match {len(shared)} node(s) ({shown}) for the same device: each "
+        "node counts once, for the class with the more specific nodeSelector (then the first by name)"
+    )
+
+
 def _classes(
     fleet: Fleet, policy: FleetPolicy | None, running: Running, overrides: Overrides, notes: list[Note]
 ) -> list[core.AcceleratorClass]:
     out = []
+    owners = inventory.node_owners(fleet.classes, fleet.nodes)
+    for a, others in sorted(inventory.overlaps(fleet.classes, fleet.nodes).items()):
+        for b, shared in sorted(others.items()):
+            if a < b:
+                notes.append(Note(NoteKind.OVERLAPPING_CLASSES, a, overlap_words(a, b, shared)))
     for cls in sorted(fleet.classes, key=lambda c: str(c.metadata["name"])):
         name = str(cls.metadata["name"])
         if (unlisted := unlisted_domain(cls, policy)) is not None:
             notes.append(Note(NoteKind.UNLISTED_DOMAIN, name, unlisted))
             out.append(objects.to_core_class(cls, (), ()))  # known to pools, with no capacity
             continue
-        capacity = inventory.class_capacity(cls, fleet.nodes)
+        capacity = inventory.class_capacity(cls, fleet.nodes, owners)
         if cls.spec.capacity is None and fleet.nodes is None:
             text = f"class {name}: capacity unknown (no nodes given, no spec.capacity); assumed unbounded"
             notes.append(Note(NoteKind.CAPACITY_UNKNOWN, name, text))
