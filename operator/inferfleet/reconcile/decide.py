@@ -14,6 +14,7 @@ Owns ``decide``, a short orchestrator over named phases, each a function with it
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -40,11 +41,14 @@ def decide(
     observed: Mapping[str, Observed] | None = None,
     refused: Sequence[Refusal] = (),
     seen: Mapping[str, readiness.Seen] | None = None,
+    overrides: Overrides | None = None,
 ) -> Decision:
     """The writes that bring the cluster to a fresh plan.  ``observed``: the metrics of autoscaled
     pools by key (None: the operator has no metrics source); ``refused``: the child writes of the
     last round that failed (said in the pools' status and events); ``seen``: the nodes' readiness
-    as the last round left it (``Decision.seen``; None on the first round)."""
+    as the last round left it (``Decision.seen``; None on the first round); ``overrides``: what-if
+    changes (``inferfleet plan --live``): their budgets, prices and time limit apply, their demand
+    replaces the autoscaler's, their factors and refusals are added to this round's."""
     objects = validate(snapshot)  # 1
     rules = _rules(objects)
     verdict = readiness.advance(seen, snapshot.nodes, autoscaling.seconds(now), rules)
@@ -68,12 +72,15 @@ def decide(
             nodes,
         ),
         Running(existing.current, existing.frozen_devices),
-        Overrides(
-            demand_rps={
-                k: demand for k, s in scalings.items() if (demand := s.planned_demand_rps) is not None
-            },
-            slo_factors={k: s.slo_factors for k, s in scalings.items() if s.slo_factors},
-            refused=children.excluded(refused, existing),
+        _merged(
+            Overrides(
+                demand_rps={
+                    k: demand for k, s in scalings.items() if (demand := s.planned_demand_rps) is not None
+                },
+                slo_factors={k: s.slo_factors for k, s in scalings.items() if s.slo_factors},
+                refused=children.excluded(refused, existing),
+            ),
+            overrides,
         ),
     )
     plan = solve(bridged.problem)
@@ -94,6 +101,21 @@ def decide(
         out, snapshot, objects, existing, nodes, plan, now, scalings, observed or {}, refused, verdict
     )  # 6
     return out
+
+
+def _merged(own: Overrides, what_if: Overrides | None) -> Overrides:
+    """This round's overrides with the what-if ones on top (None: this round's alone)."""
+    if what_if is None:
+        return own
+    return dataclasses.replace(
+        own,
+        budgets_kilowatts={**own.budgets_kilowatts, **what_if.budgets_kilowatts},
+        prices={**own.prices, **what_if.prices},
+        demand_rps={**own.demand_rps, **what_if.demand_rps},
+        time_limit_s=own.time_limit_s if what_if.time_limit_s is None else what_if.time_limit_s,
+        slo_factors={**own.slo_factors, **what_if.slo_factors},
+        refused={**own.refused, **what_if.refused},
+    )
 
 
 def _soonest(resync_s: float | None, due_s: float | None) -> float | None:
