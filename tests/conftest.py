@@ -1,4 +1,6 @@
-"""Integration-test fixtures: one real local control plane per run, a namespace per test.
+"""Fixtures for every test on the real control plane (tests/integration, tests/chaos): one real local
+control plane per run, a namespace per test.  They live here, above both folders, so that both share
+one session ``cluster`` (a fixture defined in two conftests would start it twice).
 
 Owns: the ``cluster`` (session; a ``inferfleet_dev.cluster.Cluster`` named ``inferfleet-test`` on
 ports 24731-24736 or the next free block of six; reused between local runs when healthy; always
@@ -7,7 +9,8 @@ fresh and stopped at the end when ``CI=true``), ``kube_api`` (a session
 (crds/*.yaml applied when present; request it in tests that need the CRDs) and ``wait_for``.
 
 Environment: ``CI=true`` makes a cluster that cannot start fail the run (never skip);
-``INFERFLEET_SKIP_INTEGRATION=1`` skips integration tests (outside CI only);
+``INFERFLEET_SKIP_INTEGRATION=1`` skips integration tests (outside CI only; tests/chaos is marked
+``integration`` too, so it follows the same rules);
 ``INFERFLEET_TEST_CLUSTER`` / ``INFERFLEET_TEST_PORT_BASE`` override the name and ports;
 ``INFERFLEET_TEST_KEEP_CLUSTER=0|1`` overrides whether the cluster outlives the run.
 """
@@ -30,7 +33,7 @@ from inferfleet_dev import install, procs
 from inferfleet_dev.cluster import Cluster, ClusterError
 from inferfleet_dev.components import Ports
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 FLEET_FILE = ROOT / "examples" / "simulated-fleet" / "fleet.yaml"
 CRDS_DIR = ROOT / "crds"
 CLUSTER_NAME = os.environ.get("INFERFLEET_TEST_CLUSTER", "inferfleet-test")
