@@ -1,23 +1,79 @@
-"""``inferfleet plan``: the offline what-if planner over the manifests users apply.
+"""``inferfleet plan``: the what-if planner, over the manifests users apply or (``--live``) over the
+cluster as the operator sees it.
 
-Owns the command's flags and its run: read the paths (``plan.manifests``), turn the flags into
-overrides (``plan.whatif``), build the problem through the one bridge (``translate.problem``),
-solve, compare, and print the report (``plan.report``) as tables or JSON.  Exit 0 with a report for
-every valid fleet, even an infeasible one; exit 2 for bad input, with messages naming file, object
-and field.  Imports neither kopf nor the Kubernetes client.
+Owns the command's flags and its run.  From files: read the paths (``plan.manifests``), turn the
+flags into overrides (``plan.whatif``), build the problem through the one bridge
+(``translate.problem``), solve, compare, and print the report (``plan.report``).  Live: read the
+operator's snapshot once (``kube.snapshot.read_snapshot``, GETs only), give it to the operator's
+own round (``reconcile.decide``) with the flags' overrides and the demand the operator recorded for
+autoscaled pools (``plan.live``), and print what would change against what runs now
+(``plan.delta``, ``plan.livereport``); nothing is written.  Tables, JSON or YAML.  Exit 0 with a
+report for every valid fleet, even an infeasible one; exit 2 for bad input (files, flags, a
+kubeconfig, a cluster that cannot be read) with one line per problem, never a traceback.  Without
+``--live`` it imports neither kopf nor the Kubernetes client; with it, only the Kubernetes client.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime
 import json
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from inferfleet.reconcile.ports import Snapshot
 
 __all__ = ["register"]
 
 
+class _InputError(Exception):
+    """A flag, a kubeconfig or a cluster the live plan cannot use: one line, exit 2."""
+
+
+def _print(doc: dict[str, Any], output: str, table: Any) -> None:
+    if output == "json":
+        json.dump(doc, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    elif output == "yaml":
+        import yaml
+
+        yaml.safe_dump(doc, sys.stdout, sort_keys=False)
+    else:
+        print(table(doc))
+
+
 def _run(args: argparse.Namespace) -> int:
+    try:
+        _check_flags(args)
+    except _InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return _run_live(args) if args.live else _run_files(args)
+
+
+def _check_flags(args: argparse.Namespace) -> None:
+    if not args.live:
+        if not args.filename:
+            raise _InputError("-f/--filename is required (or --live to plan against the cluster)")
+        for flag, value in (("--kubeconfig", args.kubeconfig), ("--context", args.context)):
+            if value is not None:
+                raise _InputError(f"{flag} needs --live")
+        return
+    if args.filename:
+        raise _InputError("--live plans the cluster's objects: -f/--filename cannot be combined with it")
+    if args.measurements:
+        raise _InputError(
+            "--live reads the demand and corrections the operator recorded in status: "
+            "--measurements cannot be combined with it"
+        )
+    if args.kubeconfig is not None and not Path(args.kubeconfig).is_file():
+        raise _InputError(f"--kubeconfig {args.kubeconfig}: no such file")
+
+
+def _run_files(args: argparse.Namespace) -> int:
     from inferfleet.api.validation import ManifestError
     from inferfleet.core import planner
     from inferfleet.core.compare import compare
@@ -49,30 +105,120 @@ def _run(args: argparse.Namespace) -> int:
     bridged = problem_from(fleet, overrides=overrides)
     plan = planner.solve(bridged.problem)
     doc = report.document(plan, bridged.problem, bridged.notes, compare(bridged.problem, plan, planner.solve))
-    if args.output == "json":
-        json.dump(doc, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        print(report.render_table(doc))
+    _print(doc, args.output, report.render_table)
+    return 0
+
+
+def _read_cluster(args: argparse.Namespace) -> tuple[Snapshot, dict[str, Any]]:
+    """The operator's snapshot, read once with GETs only, and where it was read from."""
+    from inferfleet.kube import client, snapshot
+
+    def read_only(api: Any, method: str, path: str, **kw: Any) -> Any:
+        if method != "GET":  # belt and braces: read_snapshot only LISTs
+            raise _InputError(f"plan --live refused to send {method} {path}: it never writes")
+        return client.request(api, method, path, **kw)
+
+    try:
+        api = client.make_api_client(args.kubeconfig, context=args.context, retries=1)
+    except Exception as exc:  # the library raises ConfigException, YAML or OS errors: all bad input
+        raise _InputError(f"kubeconfig: {_line(exc)}") from None
+    server = str(getattr(api.configuration, "host", "") or "")
+    try:
+        snap = snapshot.read_snapshot(api, request_fn=read_only)
+    except snapshot.CRDsMissing as exc:
+        raise _InputError(f"{server}: {_line(exc)}") from None
+    except client.APIError as exc:
+        raise _InputError(f"cannot read the cluster at {server}: {_line(exc)}") from None
+    finally:
+        api.close()
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return snap, {"server": server, "context": args.context, "readAt": now}
+
+
+def _line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _run_live(args: argparse.Namespace) -> int:
+    from inferfleet.core import planner
+    from inferfleet.plan import delta, live, livereport, whatif
+    from inferfleet.reconcile.decide import decide
+    from inferfleet.reconcile.validate import validate
+    from inferfleet.translate.problem import Fleet
+
+    try:
+        snap, cluster = _read_cluster(args)
+        objects = validate(snap)
+        fleet = Fleet(list(objects.pools.values()), list(objects.classes.values()))
+        what_if = whatif.overrides(
+            fleet,
+            power_budget=args.power_budget,
+            price=args.price,
+            demand=args.demand,
+            time_limit_s=args.time_limit,
+        )
+    except (_InputError, whatif.UsageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    flags = {
+        "powerBudgetKilowatts": what_if.budgets_kilowatts,
+        "pricePerDeviceHour": what_if.prices,
+        "demandRequestsPerSecond": what_if.demand_rps,
+    }
+    recorded = live.recorded_demand(objects.pools, objects.pool_raw)
+    overrides = dataclasses.replace(what_if, demand_rps={**recorded, **what_if.demand_rps})
+    decision = decide(snap, cluster["readAt"], planner.solve, overrides=overrides)
+    if decision.plan is None:
+        _print(
+            livereport.paused(decision.problems, cluster=cluster, what_if=flags),
+            args.output,
+            livereport.render_table,
+        )
+        return 0
+    current = {
+        pool: {c: n for c, n in by_class.items() if not objects.frozen(pool, c)}
+        for pool, by_class in live.running(snap.deployments).items()
+    }
+    changes = delta.compute(
+        decision.plan,
+        current,
+        {name: c.spec.power_domain for name, c in objects.classes.items()},
+        per_replica_now=live.per_replica(snap.pools),
+        applies=decision.reductions + decision.increases,
+        deletes=decision.deletes,
+    )
+    doc = livereport.document(
+        decision.plan, changes, cluster=cluster, what_if=flags, problems=decision.problems
+    )
+    _print(doc, args.output, livereport.render_table)
     return 0
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "plan",
-        help="plan placement offline from manifests (what-if)",
+        help="plan placement from manifests, or what would change on the cluster (what-if)",
         description="Plan replicas of every InferencePool over the AcceleratorClasses under the "
-        "FleetPolicy's budgets, from the same YAML you kubectl apply.",
+        "FleetPolicy's budgets, from the same YAML you kubectl apply, or (--live) from the cluster, "
+        "against what runs now.",
     )
     p.add_argument(
         "-f",
         "--filename",
         action="append",
-        required=True,
         metavar="PATH",
-        help="file or directory (non-recursive, like kubectl); repeatable",
+        help="file or directory (non-recursive, like kubectl); repeatable; required without --live",
     )
-    p.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    p.add_argument(
+        "--live",
+        action="store_true",
+        help="plan the cluster as the operator sees it (read-only) and print what would change",
+    )
+    p.add_argument("--kubeconfig", metavar="PATH", help="with --live (default: $KUBECONFIG, ~/.kube/config)")
+    p.add_argument(
+        "--context", metavar="NAME", help="with --live: a kubeconfig context other than the current"
+    )
+    p.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table")
     p.add_argument("--power-budget", action="append", metavar="DOMAIN=KW", help="override a domain's budget")
     p.add_argument(
         "--price", action="append", metavar="CLASS=USD_PER_HOUR", help="override a class's device price"

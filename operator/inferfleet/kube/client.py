@@ -79,9 +79,14 @@ class Conflict(APIRejected):
 
 
 def make_api_client(
-    kubeconfig: str | None = None, *, pool_maxsize: int = POOL_MAXSIZE, retries: int = 2
+    kubeconfig: str | None = None,
+    *,
+    context: str | None = None,
+    pool_maxsize: int = POOL_MAXSIZE,
+    retries: int = 2,
 ) -> kubernetes.client.ApiClient:
-    """An ApiClient from ``kubeconfig``, else $KUBECONFIG / ~/.kube/config, else in-cluster.
+    """An ApiClient from ``kubeconfig``, else $KUBECONFIG / ~/.kube/config, else in-cluster;
+    ``context``: a context of that kubeconfig instead of its current one.
 
     ``retries`` bounds urllib3's retries of connection errors (reads of idempotent requests
     too); statuses are never retried here, the planning loop retries next round.  Close it
@@ -92,7 +97,11 @@ def make_api_client(
     # read $KUBECONFIG now: the library's default was fixed when it was imported
     path = kubeconfig or os.environ.get("KUBECONFIG") or (str(home_config) if home_config.is_file() else None)
     if path:  # may be a ':'-separated list, merged like kubectl does
-        kube_config.load_kube_config(config_file=path, client_configuration=cfg, persist_config=False)
+        kube_config.load_kube_config(
+            config_file=path, context=context, client_configuration=cfg, persist_config=False
+        )
+    elif context is not None:
+        raise kube_config.ConfigException(f"context {context!r}: no kubeconfig to find it in")
     elif os.environ.get("KUBERNETES_SERVICE_HOST"):
         kube_config.load_incluster_config(client_configuration=cfg)
     else:

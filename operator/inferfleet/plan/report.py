@@ -13,13 +13,38 @@ from typing import Any
 from inferfleet.core import types as core
 from inferfleet.core.compare import Comparison, SingleClass
 
-__all__ = ["SCHEMA_VERSION", "document", "render_table"]
+__all__ = ["SCHEMA_VERSION", "document", "placement", "render_table", "solver", "table"]
 
 SCHEMA_VERSION = "inferfleet.dev/plan/v1"
 
 
 def _round(x: float, digits: int = 2) -> float:
     return round(x, digits)
+
+
+def placement(pl: core.Placement) -> dict[str, Any]:
+    """One placement of the document (rounded as the operator rounds it in status)."""
+    return {
+        "class": pl.accelerator_class,
+        "replicas": pl.replicas,
+        "devices": pl.devices,
+        "watts": round(pl.watts),
+        "dollarsPerHour": _round(pl.dollars_per_hour),
+        "requestsPerSecond": _round(pl.rps_capacity, 3),
+        "ttftP95Milliseconds": _round(pl.ttft_s * 1000, 1),
+        "tpotP95Milliseconds": _round(pl.tpot_s * 1000, 2),
+    }
+
+
+def solver(stats: core.SolverStats) -> dict[str, Any]:
+    return {
+        "status": stats.status,
+        "method": stats.method,
+        "objective": _round(stats.objective, 4),
+        "bound": _round(stats.bound, 4),
+        "gap": round(stats.gap, 6),
+        "seconds": round(stats.seconds, 4),
+    }
 
 
 def document(
@@ -38,19 +63,7 @@ def document(
                 "binding": [str(b) for b in pp.binding],
                 "demandRequestsPerSecond": _round(pp.demand_rps, 3),
                 "servedRequestsPerSecond": _round(pp.served_rps, 3),
-                "placements": [
-                    {
-                        "class": pl.accelerator_class,
-                        "replicas": pl.replicas,
-                        "devices": pl.devices,
-                        "watts": round(pl.watts),
-                        "dollarsPerHour": _round(pl.dollars_per_hour),
-                        "requestsPerSecond": _round(pl.rps_capacity, 3),
-                        "ttftP95Milliseconds": _round(pl.ttft_s * 1000, 1),
-                        "tpotP95Milliseconds": _round(pl.tpot_s * 1000, 2),
-                    }
-                    for pl in pp.placements
-                ],
+                "placements": [placement(pl) for pl in pp.placements],
                 "unfit": {c: u.reason for c, u in sorted(problem.unfit.get(pp.key, {}).items())},
             }
         )
@@ -77,19 +90,12 @@ def document(
         "totals": {"watts": round(plan.watts), "dollarsPerHour": _round(plan.dollars_per_hour)},
         "bestSingleClass": _single(comparison.within_limits),
         "bestSingleClassWithoutLimits": _single(comparison.without_limits),
-        "solver": {
-            "status": plan.solver.status,
-            "method": plan.solver.method,
-            "objective": _round(plan.solver.objective, 4),
-            "bound": _round(plan.solver.bound, 4),
-            "gap": round(plan.solver.gap, 6),
-            "seconds": round(plan.solver.seconds, 4),
-        },
+        "solver": solver(plan.solver),
         "notes": [str(n) for n in notes],
     }
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
@@ -130,7 +136,7 @@ def render_table(doc: dict[str, Any]) -> str:
         ]
         if rows:
             headers = ["CLASS", "REPLICAS", "DEVICES", "KW", "$/H", "REQ/S", "TTFT-P95-MS", "TPOT-P95-MS"]
-            out.append("  " + _table(headers, rows).replace("\n", "\n  "))
+            out.append("  " + table(headers, rows).replace("\n", "\n  "))
         out.append("")
     rows = []
     for d in doc["domains"]:
@@ -144,7 +150,7 @@ def render_table(doc: dict[str, Any]) -> str:
                 use,
             ]
         )
-    out.append(_table(["POWER-DOMAIN", "USED-KW", "BUDGET-KW", "USE"], rows))
+    out.append(table(["POWER-DOMAIN", "USED-KW", "BUDGET-KW", "USE"], rows))
     out.append("")
     totals = doc["totals"]
     out.append(f"Fleet: {totals['watts'] / 1000:.2f} kW, ${totals['dollarsPerHour']:.2f}/h")

@@ -127,6 +127,7 @@ def test_defaults_render_exactly_the_expected_objects(helm: Path) -> None:
         [
             "ClusterRole",
             "ClusterRole",
+            "ClusterRole",  # the plan reader (rbac.planReader)
             "ClusterRoleBinding",
             "ClusterRoleBinding",
             "CustomResourceDefinition",
@@ -302,12 +303,37 @@ EXPECTED_LEASE = {
 }
 
 
+# `inferfleet plan --live`: one LIST of each collection of operator/inferfleet/kube/snapshot.py
+EXPECTED_PLAN_READER = {
+    f"{group}/{resource}": ["list"]
+    for group, resource in [
+        ("inferfleet.dev", "inferencepools"),
+        ("inferfleet.dev", "acceleratorclasses"),
+        ("inferfleet.dev", "fleetpolicies"),
+        ("core", "nodes"),
+        ("core", "pods"),
+        ("core", "services"),
+        ("apps", "deployments"),
+    ]
+}
+
+
 def test_rbac_is_exactly_what_the_operator_uses(helm: Path) -> None:
     assert rules(render(helm)) == {
         FULLNAME: EXPECTED_CLUSTER,
         f"{FULLNAME}-workloads": EXPECTED_WORKLOADS,
         f"{FULLNAME}-leader-election": EXPECTED_LEASE,
+        f"{FULLNAME}-plan-reader": EXPECTED_PLAN_READER,
     }
+
+
+def test_the_plan_reader_is_read_only_bound_to_nobody_and_optional(helm: Path) -> None:
+    objs = render(helm)
+    role = one(objs, "ClusterRole", f"{FULLNAME}-plan-reader")
+    assert {v for rule in role["rules"] for v in rule["verbs"]} == {"list"}
+    bound = {o["roleRef"]["name"] for o in objs if o["kind"] in ("ClusterRoleBinding", "RoleBinding")}
+    assert role["metadata"]["name"] not in bound
+    assert f"{FULLNAME}-plan-reader" not in rules(render(helm, "rbac.planReader=false"))
 
 
 @pytest.mark.parametrize("sets", [[], ["watchNamespace=team-a"], ["prometheusRule.enabled=true"]])
