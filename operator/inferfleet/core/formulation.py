@@ -17,11 +17,12 @@ every solver path (exact MILP, LP relaxation, greedy) shares, and the node-capac
   where the pool could grow, one binary, so that ``sum m - d`` is the replicas the plan *moves*
   between classes, ``min(added, removed)``, each charged ``churn_dollars_per_replica``
   (:mod:`inferfleet.core.churn`);
-* per (class, replica size ``s``): ``sum_{j on class, devices_j >= s} devices_j * n_j
-  <= sum_nodes floor(free_i / s) * s``.  A replica must fit on one node; when every size used on a
-  class divides the next larger one (powers of two) these threshold rows are exactly the condition
-  for a first-fit-decreasing packing to succeed, otherwise they are necessary only and the planner
-  checks the packing afterwards (:func:`packs_decreasing`);
+* node capacity, exact for any replica size (:mod:`inferfleet.core.patterns`): a replica must fit
+  on one node.  When every size that can be placed on a class divides the next larger one (powers
+  of two), threshold rows per size ``s``: ``sum_{j on class, devices_j >= s} devices_j * n_j <=
+  sum_nodes floor(free_i / s) * s`` (exact then, and only the rows that can bind); otherwise the
+  class's packing columns (maximal per-node patterns, or one column per node and size) with their
+  rows, unless every replica the column bounds allow fits anyway;
 * per power domain with a budget: ``sum_j watts_j * n_j <= budget``.
 """
 
@@ -33,6 +34,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from inferfleet.core.patterns import Supply, class_supply, fits_greedily, is_chain
 from inferfleet.core.types import Option, Problem
 
 __all__ = ["CapacityRow", "Compiled", "compile_problem", "packs_decreasing"]
@@ -84,7 +86,8 @@ class Compiled:
     class_domain: IntArray  # -1: not in a budgeted domain
     domain_names: tuple[str, ...]  # budgeted domains
     budgets: FloatArray
-    capacity_rows: tuple[CapacityRow, ...]
+    capacity_rows: tuple[CapacityRow, ...]  # classes whose sizes are a chain
+    supplies: tuple[Supply, ...]  # packing columns of the other classes whose nodes can bind
 
     @property
     def n_cols(self) -> int:
@@ -165,17 +168,26 @@ def compile_problem(problem: Problem) -> Compiled:
     ub = np.minimum(max_r[cp], np.maximum(np.maximum(by_demand, min_r[cp]), cur_of))
 
     cap_rows: list[CapacityRow] = []
+    supplies: list[Supply] = []
     for ci, cls in enumerate(problem.classes):
         on = cc == ci
         # a replica larger than every node can never be placed
         biggest = max(cls.node_free_devices, default=0)
         ub[on & (devices > biggest)] = 0.0
-        sizes = sorted({int(d) for d in devices[on & (ub > 0)]})
-        for s in sizes:
-            rhs = _capacity(cls.node_free_devices, s)
-            sel = on & (devices >= s)
-            if float(np.sum(ub[sel] * devices[sel])) > rhs:
-                cap_rows.append(CapacityRow(ci, s, rhs))
+        live = on & (ub > 0)
+        sizes = sorted({int(d) for d in devices[live]})
+        if is_chain(sizes):
+            for s in sizes:
+                rhs = _capacity(cls.node_free_devices, s)
+                sel = live & (devices >= s)
+                if float(np.sum(ub[sel] * devices[sel])) > rhs:
+                    cap_rows.append(CapacityRow(ci, s, rhs))
+            continue
+        at_most: dict[int, int] = {}
+        for j in np.flatnonzero(live).tolist():
+            at_most[int(devices[j])] = at_most.get(int(devices[j]), 0) + int(ub[j])
+        if not fits_greedily(at_most, cls.node_free_devices):
+            supplies.append(class_supply(ci, cls.node_free_devices, sizes))
 
     return Compiled(
         problem=problem,
@@ -205,6 +217,7 @@ def compile_problem(problem: Problem) -> Compiled:
         domain_names=domain_names,
         budgets=np.array([float(budgets[d]) for d in domain_names], dtype=np.float64),
         capacity_rows=tuple(cap_rows),
+        supplies=tuple(supplies),
     )
 
 
@@ -213,7 +226,8 @@ def packs_decreasing(sizes: Sequence[int], free: Sequence[int]) -> bool:
 
     Largest replicas first, each onto the fullest node that still has room (best fit decreasing, on
     a histogram of free counts so that 100k replicas take milliseconds).  Exact when every size
-    divides the next larger one; a heuristic otherwise.
+    divides the next larger one; a heuristic otherwise (:func:`inferfleet.core.patterns.fits` is
+    exact for any sizes).
     """
     hist: dict[int, int] = {}
     for f in free:

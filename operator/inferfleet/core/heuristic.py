@@ -4,8 +4,10 @@
 gives each the cheapest $/rps options that still fit the remaining power budgets and the actual
 nodes (best fit on a histogram of free devices per class), so its result always packs.  ``repair``
 takes replica counts from a relaxation or a solver, places them first-fit-decreasing (counts that
-satisfy the threshold rows always pack when replica sizes divide each other), rounds fractions up
-where the pool is short and fills what is still missing greedily.  Both are deterministic.
+satisfy the threshold rows always pack when replica sizes divide each other; on a class with other
+sizes the whole lot is packed exactly first, :func:`~inferfleet.core.patterns.pack`, so a solver's
+plan that packs is kept as it is), rounds fractions up where the pool is short and fills what is
+still missing greedily.  Both are deterministic.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from inferfleet.core.formulation import Compiled
+from inferfleet.core.patterns import is_chain, pack
 
 __all__ = ["Fleet", "greedy", "repair"]
 
@@ -37,6 +40,17 @@ class Fleet:
         self.cls = comp.col_class.tolist()
         self.size = [int(d) for d in comp.devices]
         self.watts = comp.watts.tolist()
+
+    def take(self, cls: int, left: list[int], domain: int, watts: float) -> None:
+        """Replace class ``cls``'s nodes by ``left`` (their free devices after a packing) and draw
+        ``watts`` from ``domain`` (-1: none)."""
+        hist: dict[int, int] = {}
+        for f in left:
+            if f > 0:
+                hist[f] = hist.get(f, 0) + 1
+        self.nodes[cls] = hist
+        if domain >= 0:
+            self.power[domain] -= watts
 
     def place(self, j: int, count: int = 1) -> int:
         """Put up to ``count`` replicas of column ``j`` on the best-fitting nodes; how many fit."""
@@ -157,6 +171,8 @@ def repair(comp: Compiled, counts: FloatArray) -> FloatArray:
     want = np.floor(counts + 1e-6)
     fleet = Fleet(comp)
     cols = np.flatnonzero(want > 0)
+    done = _pack_odd_classes(comp, fleet, want, n)
+    cols = cols[~done[comp.col_class[cols]]]
     for j in cols[np.lexsort((cols, comp.level[comp.col_pool[cols]], -comp.devices[cols]))].tolist():
         n[j] = fleet.place(j, int(want[j]))
     frac = counts - want
@@ -171,3 +187,31 @@ def repair(comp: Compiled, counts: FloatArray) -> FloatArray:
         up.sort(key=lambda j: (-frac[j], j))
         _fill_pool(pools, fleet, p, n, up)
     return n
+
+
+def _pack_odd_classes(comp: Compiled, fleet: Fleet, want: FloatArray, n: FloatArray) -> npt.NDArray[np.bool_]:
+    """Place ``want`` in full on each class whose sizes are not a chain, where it packs exactly and
+    its domain's power allows; which classes were placed so (``n`` and ``fleet`` updated)."""
+    done = np.zeros(len(comp.problem.classes), dtype=np.bool_)
+    for ci, cls in enumerate(comp.problem.classes):
+        cols = np.flatnonzero((comp.col_class == ci) & (want > 0))
+        if len(cols) == 0 or is_chain([int(d) for d in comp.devices[cols]]):
+            continue
+        counts: dict[int, int] = {}
+        for j in cols.tolist():
+            counts[int(comp.devices[j])] = counts.get(int(comp.devices[j]), 0) + int(want[j])
+        domain = int(comp.class_domain[ci])
+        watts = float(want[cols] @ comp.watts[cols])
+        if domain >= 0 and watts > fleet.power[domain] + EPS:
+            continue
+        packing = pack(counts, cls.node_free_devices)
+        if packing is None:
+            continue
+        left = [
+            f - sum(s * k for s, k in node.items())
+            for f, node in zip(cls.node_free_devices, packing, strict=True)
+        ]
+        fleet.take(ci, left, domain, watts)
+        n[cols] = want[cols]
+        done[ci] = True
+    return done

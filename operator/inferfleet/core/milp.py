@@ -1,12 +1,14 @@
 """The placement model for HiGHS: sparse rows built with numpy, one model passed, phases by costs.
 
-Owns the column layout (replicas, grow binaries, shed fractions, missing-minimum slacks, replicas
-taken off a class, drop credits), the sparse matrix of every row :mod:`inferfleet.core.formulation`
-describes (the churn rows come from :mod:`inferfleet.core.churn`) plus one row per priority level
-(the normalised shed of that level, used to fix a level once it is optimised), the solver
-options that make runs reproducible (one thread, fixed seed), MIP starts, and the dual bound and
-status a phase reports.  The same class holds the MILP and its LP relaxation.  The solver itself is
-reached only through :mod:`inferfleet.core.highs`.
+Owns the column layout (replicas, grow binaries, packing columns of the classes whose replica sizes
+are not a chain, shed fractions, missing-minimum slacks, replicas taken off a class, drop credits),
+the sparse matrix of every row :mod:`inferfleet.core.formulation` describes (the churn rows come
+from :mod:`inferfleet.core.churn`, the packing columns and rows from
+:mod:`inferfleet.core.patterns`) plus one row per priority level (the normalised shed of that
+level, used to cap a level once it is optimised), the solver options that make runs reproducible
+(one thread, fixed seed), MIP starts, the integral point a plan's counts imply (and its violation
+of the rows), and the dual bound and status a phase reports.  The same class holds the MILP and its
+LP relaxation.  The solver itself is reached only through :mod:`inferfleet.core.highs`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy.typing as npt
 from inferfleet.core.churn import ChurnColumns, drop_rows, most_replicas
 from inferfleet.core.formulation import Compiled
 from inferfleet.core.highs import INF, OptionValue, Solver, SparseModel
+from inferfleet.core.patterns import supply_values
 
 __all__ = ["INF", "HighsModel", "Layout", "SolveResult", "build_model", "new_highs"]
 
@@ -33,20 +36,26 @@ class Layout:
 
     n_rep: int  # replica columns [0, n_rep)
     grow_pools: IntArray  # running pools that can grow past what runs: binary column n_rep + i
+    supply_start: tuple[int, ...]  # first packing column of each of comp.supplies (integer)
+    n_pack: int  # packing columns, after the grow binaries
     shed_pools: IntArray  # pools with demand and a column: shed fraction column shed_start + i
     min_pools: IntArray  # pools with a minimum and a column: missing-minimum column min_start + i
     churn_pairs: IntArray  # churn pairs with columns: taken-off column churn_start + i
     drop_pools: IntArray  # running pools: drop credit column drop_start + i
-    pool_of: IntArray  # the pool of every column
+    pool_of: IntArray  # the pool of every column (-1: a packing column)
     level_cols: tuple[IntArray, ...]  # per level: its shed and missing-minimum columns
     level_vals: tuple[FloatArray, ...]  # 1 for shed fractions, 1/min for missing minimum replicas
     level_row0: int  # row of level 0; level k is row level_row0 + k
     demand_row0: int  # demand row of shed_pools[i] is demand_row0 + i
 
     @property
-    def n_int(self) -> int:
-        """The integer columns come first: replicas and grow binaries."""
+    def pack_start(self) -> int:
         return self.n_rep + len(self.grow_pools)
+
+    @property
+    def n_int(self) -> int:
+        """The integer columns come first: replicas, grow binaries, packing columns."""
+        return self.pack_start + self.n_pack
 
     @property
     def shed_start(self) -> int:
@@ -95,34 +104,63 @@ class HighsModel:
     def __init__(self, comp: Compiled, *, integer: bool, mip_rel_gap: float = 1e-4) -> None:
         self.comp = comp
         self.integer = integer
-        self.layout, lp = build_model(comp, integer=integer)
+        self.layout, self.model = build_model(comp, integer=integer)
+        self.row_upper = np.array(self.model.row_upper, dtype=np.float64)  # with the level caps set
         self.highs = new_highs(mip_rel_gap)
-        self.highs.pass_model(lp)
+        self.highs.pass_model(self.model)
 
     def set_costs(self, costs: FloatArray) -> None:
         self.highs.change_costs(np.arange(len(costs), dtype=np.int64), costs)
 
     def set_level_bound(self, level: int, upper: float) -> None:
+        self.row_upper[self.layout.level_row0 + level] = upper
         self.highs.change_row_bounds(self.layout.level_row0 + level, -INF, upper)
+
+    def violation(self, x: FloatArray) -> float:
+        """The largest violation of a row or column bound of the model (rows added later aside) by
+        ``x``, each relative to its bound's size (at least 1)."""
+        m = self.model
+        act = np.bincount(m.index, weights=m.value * x[m.col_of_entry()], minlength=m.n_rows).astype(
+            np.float64
+        )
+
+        def excess(value: FloatArray, limit: FloatArray) -> float:
+            """The largest ``value - limit`` relative to ``max(1, |limit|)`` where ``limit`` is finite."""
+            ok = np.isfinite(limit)
+            rel = (value[ok] - limit[ok]) / np.maximum(np.abs(limit[ok]), 1.0)
+            return float(rel.max(initial=0.0))
+
+        lower = np.asarray(m.row_lower, dtype=np.float64)
+        return max(
+            excess(act, self.row_upper),
+            excess(-act, -lower),
+            excess(x, np.asarray(m.col_upper, dtype=np.float64)),
+            excess(-x, -np.asarray(m.col_lower, dtype=np.float64)),
+        )
 
     def add_rows(
         self, lower: FloatArray, upper: FloatArray, start: IntArray, index: IntArray, value: FloatArray
     ) -> None:
         self.highs.add_rows(lower, upper, start, index, value)
 
-    def full_vector(self, n: FloatArray) -> FloatArray:
-        """Replica counts plus the grow, shed, missing-minimum and churn columns they imply."""
-        return self.implied(self.comp, self.layout, n)
+    def full_vector(self, n: FloatArray, hint: FloatArray | None = None) -> FloatArray:
+        """Replica counts plus the grow, packing, shed, missing-minimum and churn columns they imply."""
+        return self.implied(self.comp, self.layout, n, hint)
 
     @staticmethod
-    def implied(comp: Compiled, lay: Layout, n: FloatArray) -> FloatArray:
-        """Replica counts plus the grow, shed, missing-minimum and churn columns they imply."""
+    def implied(comp: Compiled, lay: Layout, n: FloatArray, hint: FloatArray | None = None) -> FloatArray:
+        """Replica counts plus the grow, packing, shed, missing-minimum and churn columns they imply.
+
+        The packing columns come from ``hint`` (a solver's point: rounded) where they hold the
+        counts, else from :func:`~inferfleet.core.patterns.supply_values`; zero when the counts do
+        not pack at all (the point is then infeasible whatever they are).
+        """
         x = np.zeros(lay.n_cols, dtype=np.float64)
         x[: lay.n_rep] = n
         served = np.bincount(comp.col_pool, weights=n * comp.rps, minlength=comp.n_pools)
         count = np.bincount(comp.col_pool, weights=n, minlength=comp.n_pools)
         gp = lay.grow_pools
-        x[lay.n_rep : lay.shed_start] = count[gp] > comp.running[gp] + 1e-9
+        x[lay.n_rep : lay.pack_start] = count[gp] > comp.running[gp] + 1e-9
         sp = lay.shed_pools
         x[lay.shed_start : lay.min_start] = np.clip(1.0 - served[sp] / comp.need[sp], 0.0, 1.0)
         mp = lay.min_pools
@@ -135,6 +173,20 @@ class HighsModel:
             )
         dp = lay.drop_pools
         x[lay.drop_start :] = np.maximum(comp.running[dp] - count[dp], 0.0)
+        for first, supply in zip(lay.supply_start, comp.supplies, strict=True):
+            on = comp.col_class == supply.cls
+            per_size = np.array([float(n[on & (comp.devices == size)].sum()) for size in supply.sizes])
+            cols = slice(first, first + supply.n_cols)
+            if hint is not None:
+                held = np.round(hint[cols])
+                room = np.bincount(supply.group, weights=supply.use * held, minlength=len(supply.group_cap))
+                holds = supply.holds.T @ held
+                if np.all(room <= supply.group_cap + 1e-9) and np.all(holds >= per_size - 1e-9):
+                    x[cols] = held
+                    continue
+            values = supply_values(supply, [round(v) for v in per_size])
+            if values is not None:
+                x[cols] = values
         return x
 
     def run(self, time_limit: float, start: FloatArray | None = None) -> SolveResult:
@@ -215,7 +267,10 @@ def build_model(comp: Compiled, *, integer: bool) -> tuple[Layout, SparseModel]:
     drop_pools = np.flatnonzero(comp.running > 0)
     grow_pools = np.flatnonzero((comp.running > 0) & (most > comp.running))
     grow0 = n_rep
-    shed0 = grow0 + len(grow_pools)
+    pack0 = grow0 + len(grow_pools)
+    supply_start = tuple(int(v) for v in pack0 + np.cumsum([0] + [sp.n_cols for sp in comp.supplies])[:-1])
+    n_pack = sum(sp.n_cols for sp in comp.supplies)
+    shed0 = pack0 + n_pack
     min0 = shed0 + len(shed_pools)
     churn0 = min0 + len(min_pools)
     drop0 = churn0 + len(churn_pairs)
@@ -263,6 +318,27 @@ def build_model(comp: Compiled, *, integer: bool) -> tuple[Layout, SparseModel]:
     for cap in comp.capacity_rows:
         sel = np.flatnonzero((comp.col_class == cap.cls) & (comp.devices >= cap.size) & (comp.ub > 0))
         rows.single(sel, comp.devices[sel], -INF, cap.rhs)
+    for first, supply in zip(supply_start, comp.supplies, strict=True):
+        # the nodes of each group hold at most what they have: sum use x <= cap
+        k = supply.n_cols
+        no_lower = np.full(len(supply.group_cap), -INF)
+        rows.add(supply.group, first + np.arange(k), supply.use, no_lower, supply.group_cap)
+        # replicas of each size within what the packing columns hold
+        t = len(supply.sizes)
+        r_rep, c_rep = [], []
+        for i, size in enumerate(supply.sizes):
+            sel = np.flatnonzero((comp.col_class == supply.cls) & (comp.devices == size) & (comp.ub > 0))
+            r_rep.append(np.full(len(sel), i, dtype=np.int64))
+            c_rep.append(sel)
+        held = supply.holds.T  # (sizes, columns)
+        nz_r, nz_c = np.nonzero(held)
+        rows.add(
+            np.concatenate([*r_rep, nz_r]),
+            np.concatenate([*c_rep, first + nz_c]),
+            np.concatenate([np.ones(sum(len(c) for c in c_rep)), -held[nz_r, nz_c].astype(np.float64)]),
+            np.full(t, -INF),
+            np.zeros(t),
+        )
     dom = comp.class_domain[comp.col_class]
     for d, budget in enumerate(comp.budgets):
         sel = np.flatnonzero((dom == d) & (comp.ub > 0))
@@ -279,11 +355,21 @@ def build_model(comp: Compiled, *, integer: bool) -> tuple[Layout, SparseModel]:
         level_vals.append(vals)
         rows.single(cols, vals, -INF, INF)
     pool_of = np.concatenate(
-        [comp.col_pool, grow_pools, shed_pools, min_pools, comp.churn_pool[churn_pairs], drop_pools]
+        [
+            comp.col_pool,
+            grow_pools,
+            np.full(n_pack, -1),
+            shed_pools,
+            min_pools,
+            comp.churn_pool[churn_pairs],
+            drop_pools,
+        ]
     ).astype(np.int64)
     lay = Layout(
         n_rep=n_rep,
         grow_pools=grow_pools,
+        supply_start=supply_start,
+        n_pack=n_pack,
         shed_pools=shed_pools,
         min_pools=min_pools,
         churn_pairs=churn_pairs,
@@ -305,6 +391,7 @@ def build_model(comp: Compiled, *, integer: bool) -> tuple[Layout, SparseModel]:
             [
                 comp.ub,
                 np.ones(len(grow_pools)),
+                *(sp.upper for sp in comp.supplies),
                 np.ones(len(shed_pools)),
                 comp.min_r[min_pools],
                 comp.churn_current[churn_pairs],

@@ -6,11 +6,12 @@ every pool on one class, for "savings vs best single class").
 
 Model (rows in :mod:`~inferfleet.core.formulation`): integer replicas per (pool, option); demand x
 headroom met or the rest shed; min/max replicas (the minimum soft, so a budget below it is reported,
-never infeasible); whole replicas on one node (threshold rows, exact when replica sizes divide each
-other as powers of two do); power per budgeted domain; churn = replicas a pool moves between
-classes, ``min(added, removed)`` against what runs now (:func:`~inferfleet.core.cost.moved_replicas`:
-plain scale-ups and scale-downs move nothing), each charged ``churn_dollars_per_replica`` once and
-added to the hourly cost as is.
+never infeasible); whole replicas on one node, exact for any replica size
+(:mod:`~inferfleet.core.patterns`: threshold rows where the sizes on a class divide each other, as
+powers of two do, per-node packing patterns otherwise); power per budgeted domain; churn =
+replicas a pool moves between classes, ``min(added, removed)`` against what runs now
+(:func:`~inferfleet.core.cost.moved_replicas`: plain scale-ups and scale-downs move nothing), each
+charged ``churn_dollars_per_replica`` once and added to the hourly cost as is.
 
 Objective, lexicographic (:mod:`~inferfleet.core.objectives`): first shed, level by level from the
 highest priority down, measured per level as the sum over its pools of shed/need plus missing/min
@@ -20,8 +21,12 @@ alone cannot make this exact: shedding an epsilon of a high level to spare whole
 needs ever bigger weights, and weights above ~1e10 break the simplex; hence phases.
 
 * ``milp`` (exact, :mod:`~inferfleet.core.exact`): HiGHS phases, one per priority level that sheds,
-  then cost, each capping the levels before it; seeded with the relaxation's plan; one thread and a
-  fixed seed.  Optimal within ``mip_rel_gap`` 1e-4 unless the time limit stops it (TimeLimit).
+  then cost, each capping the levels before it at the value recomputed from the previous phase's
+  rounded counts; seeded with the relaxation's plan; one thread and a fixed seed.  ``Optimal``: every
+  level optimal to ``exact.LEVEL_GAP`` (1e-6 of one pool) and cost within ``mip_rel_gap`` 1e-4, the
+  bound a true lower bound on the lexicographic optimum's cost; otherwise TimeLimit (the bound then
+  holds for every plan no worse than this one at any level) or, should HiGHS fail a phase,
+  Heuristic, with ``method`` naming where the plan came from.
 * ``heuristic`` (large fleets, :mod:`~inferfleet.core.relax`): LP relaxation with pool MIR and
   drop-credit cuts, rounding and a MILP over the pools the LP left fractional.  Levels are steered
   by weights there (each level 10-1000x the one below), so a higher level may shed a sliver to
@@ -32,14 +37,22 @@ needs ever bigger weights, and weights above ~1e10 break the simplex; hence phas
   1% on the benchmark fleet, against 0.2-0.8% when every removed replica was charged).
 * ``auto``: ``milp`` up to ``AUTO_MILP_COLUMNS`` (pool, option) columns, else ``heuristic``.
 
+Time: compiling, every solver phase and the explanation work to one deadline, ``time_limit_s``
+after the call (the phases stop ``FINISH_S`` + ``FINISH_PER_POOL_S`` a pool before it, for the
+packing check and the explanation); HiGHS overshoots a run's limit by a few hundredths of a second
+at most on these models once its root heuristics are off for short runs (``exact.SHORT_RUN_S``).
+
 Determinism: no clock or randomness reaches the answer unless a time limit cuts a solve short (the
 status then says TimeLimit for ``milp``; for ``heuristic`` the sub-MILP is bounded by nodes, and
 only a limit too short for it makes runs differ).  ``SolverStats.seconds`` always differs.
 
-Known limits: a shed remainder below float tolerances (1e-7 of a pool) is ignored; replica sizes
-that do not divide each other are packed best-fit-decreasing after the solve and replicas that do
-not fit are dropped (reported as shed, status Heuristic).  HiGHS 1.15's MIP presolve can cut the
-optimum of these models when given a start, so every MILP here runs without presolve.
+Known limits: a shed remainder below float tolerances (1e-7 of a pool) is ignored.  Every path's
+plan packs by construction (the exact packing columns, or the greedy placement); the packing check
+after the solve (:func:`~inferfleet.core.patterns.fits`, exact) is a safety net that repairs and
+says Heuristic.  The plan is exact for packing the nodes as a whole; which replica goes on which
+node is the caller's (:func:`~inferfleet.core.patterns.pack` gives one packing).  HiGHS 1.15's MIP
+presolve can cut the optimum of these models when given a start, so every MILP here runs without
+presolve.
 """
 
 from __future__ import annotations
@@ -53,9 +66,10 @@ import numpy as np
 
 from inferfleet.core.exact import solve_exact
 from inferfleet.core.explain import build_plan
-from inferfleet.core.formulation import compile_problem, packs_decreasing
+from inferfleet.core.formulation import compile_problem
 from inferfleet.core.heuristic import repair
 from inferfleet.core.objectives import plan_cost
+from inferfleet.core.patterns import fits
 from inferfleet.core.relax import Outcome, solve_relaxation
 from inferfleet.core.types import Plan, Problem, SolverStats
 
@@ -65,9 +79,15 @@ AUTO_MILP_COLUMNS = 2000
 Method = Literal["auto", "milp", "heuristic"]
 
 
+# what is left after the solve: the packing check and the explanation (~30-50 us a pool)
+FINISH_S = 0.01
+FINISH_PER_POOL_S = 6e-5
+START_SHARE = 0.3  # of the exact path's time, at most, for the relaxation that seeds it
+
+
 def _packs(problem: Problem, comp_n: dict[str, list[int]]) -> bool:
     by_name = {c.name: c for c in problem.classes}
-    return all(packs_decreasing(sizes, by_name[name].node_free_devices) for name, sizes in comp_n.items())
+    return all(fits(sizes, by_name[name].node_free_devices) for name, sizes in comp_n.items())
 
 
 def solve(problem: Problem, *, time_limit_s: float | None = None, method: Method = "auto") -> Plan:
@@ -75,6 +95,7 @@ def solve(problem: Problem, *, time_limit_s: float | None = None, method: Method
     t0 = time.perf_counter()
     limit = problem.policy.time_limit_s if time_limit_s is None else time_limit_s
     limit = max(float(limit), 0.05)
+    deadline = t0 + limit
     comp = compile_problem(problem)
     if comp.n_pools == 0:
         return build_plan(
@@ -83,24 +104,24 @@ def solve(problem: Problem, *, time_limit_s: float | None = None, method: Method
     chosen = method
     if chosen == "auto":
         chosen = "milp" if comp.n_cols <= AUTO_MILP_COLUMNS else "heuristic"
-    # what is left after compiling, less the time the explanation takes (~30-50 us a pool)
-    t1 = time.perf_counter()
-    budget = limit - (t1 - t0) - 0.02 - 6e-5 * comp.n_pools
+    # every phase works to one deadline, less what the packing check and explanation take
+    solve_by = deadline - FINISH_S - FINISH_PER_POOL_S * comp.n_pools
     outcome: Outcome
     if comp.n_cols == 0:  # nothing can be placed anywhere: every pool is unplaceable
         outcome = Outcome(np.zeros(0), np.zeros(len(comp.levels)), 0.0, 0.0, "Optimal", chosen)
     elif chosen == "milp":
-        start = solve_relaxation(comp, 0.3 * budget)
-        outcome = solve_exact(comp, budget - (time.perf_counter() - t1), start)
+        now = time.perf_counter()
+        start = solve_relaxation(comp, now + START_SHARE * (solve_by - now), bound=False)
+        outcome = solve_exact(comp, solve_by, start)
     else:
-        outcome = solve_relaxation(comp, budget)
+        outcome = solve_relaxation(comp, solve_by)
     n = np.round(outcome.n)
     sizes: dict[str, list[int]] = {}
     for j in np.flatnonzero(n > 0).tolist():
         sizes.setdefault(comp.class_names[comp.col_class[j]], []).extend([int(comp.devices[j])] * int(n[j]))
-    if not _packs(problem, sizes):  # only possible when replica sizes do not divide each other
+    if not _packs(problem, sizes):  # a safety net: every path's plan packs by construction
         n = repair(comp, n)
-        outcome = dataclasses.replace(outcome, status="Heuristic")
+        outcome = dataclasses.replace(outcome, status="Heuristic", bound=0.0)
     # replicas on a class the pool can no longer use are removed whatever the plan: a constant the
     # models leave out of their removed count (their drop credit still sees them), so it is added
     # to the bound; the objective counts every move itself
@@ -157,7 +178,7 @@ def best_single_class(problem: Problem, *, respect_limits: bool = True) -> tuple
             budget = budgets.get(cls.power_domain)
             if budget is not None and watts > budget + 1e-6:
                 continue
-            if not packs_decreasing(sizes, cls.node_free_devices):
+            if not fits(sizes, cls.node_free_devices):
                 continue
         if best is None or total < best[1] - 1e-9:
             best = (cls.name, total)

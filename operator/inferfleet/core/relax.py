@@ -16,6 +16,11 @@ Owns the sequence and its time budget:
    pool at least as well, so ``gap`` measures cost at this plan's service, not whether less shed
    was possible.  (Capping whole levels instead lets the LP shed a sliver more of some big, dear
    pool and makes the bound swing by percents with the plan's shed mix.)
+
+Every step works to one deadline (no step may run past it: a bound LP that cannot finish in time
+gives no bound, 0, rather than a late plan).  As a start for the exact path (``bound=False``) the
+bound LP is skipped.  Plans handed on are integral: the sub-MILP's answers are taken as rounded
+counts with every other column recomputed from them, and its shed levels capped at those values.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ RINS_COST_GAP = 2e-4  # relative to their cost
 RINS_MAX_NODES = 200  # a work limit, so that an unhurried run gives the same plan on any machine
 RINS_PRESOLVE = "on"  # a sub-MILP is a heuristic: presolve (bug or not, see exact.py) only costs quality
 MIN_CUTS = 0.002  # stop separating when a round finds cuts for fewer than 0.2% of the pools
+RINS_SHARE = 0.9  # of the time left for the sub-MILP it is given (the rest covers HiGHS's overshoot)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,9 +77,9 @@ def better(a: Outcome, b: Outcome, tol: float = 1e-7) -> Outcome:
     return a if a.objective <= b.objective + 1e-9 else b
 
 
-def _implied(comp: Compiled, lay: Layout, n: FloatArray) -> FloatArray:
-    """Replica counts plus the slack columns they imply (shed, missing minimum, moved)."""
-    return HighsModel.implied(comp, lay, n)
+def _implied(comp: Compiled, lay: Layout, n: FloatArray, hint: FloatArray | None = None) -> FloatArray:
+    """Replica counts plus the columns they imply (packing, shed, missing minimum, moved)."""
+    return HighsModel.implied(comp, lay, n, hint)
 
 
 def evaluate(model: HighsModel, n: FloatArray, method: str) -> Outcome:
@@ -109,19 +115,24 @@ def _fix_and_solve(
     loose[lay.drop_pools[x[credit] > full[credit] + 1e-6]] = True
     if not loose.any():
         return None
-    keep = loose[lay.pool_of]
-    full[keep] = _implied(comp, lay, start)[keep]
+    # the loose pools' columns and every packing column (pool -1) are the sub-MILP's
+    keep = np.where(lay.pool_of >= 0, loose[np.maximum(lay.pool_of, 0)], True)
+    mixed = np.where(loose[comp.col_pool], start, np.round(n))
+    full = _implied(comp, lay, mixed)
     sub, row_map, activity = fix_columns(lp, keep, full, lay.n_int)
     h = new_highs(RINS_SHED_GAP, presolve=RINS_PRESOLVE, mip_max_nodes=RINS_MAX_NODES)
     h.pass_model(sub)
     idx = np.arange(int(keep.sum()), dtype=np.int64)
 
     def run(costs: FloatArray, seconds: float) -> bool:
+        """Solve, and take the answer as whole replicas with every other column implied."""
         h.change_costs(idx, costs[keep])
         res = h.run(seconds, full[keep])
         if not res.ok:
             return False
-        full[keep] = res.values
+        point = full.copy()
+        point[keep] = res.values
+        full[:] = _implied(comp, lay, np.round(point[: lay.n_rep]), point)
         return True
 
     cost = cost_vector(comp, lay)
@@ -133,10 +144,12 @@ def _fix_and_solve(
         full[:] = before  # a sliver less shed is not worth a plan the cost solve may not mend in time
     else:
         _mend(comp, lay, sub, keep, full, before)
+    # each level capped at its value in the plan (recomputed from its counts), float noise above
     for k, value in enumerate(lay.level_values(full)):
         row = int(row_map[lay.level_row0 + k])
         if row >= 0:
-            h.change_row_bounds(row, -INF, float(value) - float(activity[lay.level_row0 + k]) + LEVEL_SLACK)
+            cap = float(value) + LEVEL_SLACK * max(1.0, float(value))
+            h.change_row_bounds(row, -INF, cap - float(activity[lay.level_row0 + k]))
     log.debug("rins shed %s $%.6g %.3fs", lay.level_values(full), cost @ full, time.perf_counter() - t0)
     h.set_option("mip_rel_gap", RINS_COST_GAP)
     run(cost, time_limit - (time.perf_counter() - t0))
@@ -161,21 +174,23 @@ def _mend(
     for first, pools in ((lay.shed_start, lay.shed_pools), (lay.min_start, lay.min_pools)):
         cols = first + np.arange(len(pools))
         pool_same[pools] &= np.abs(x[cols] - start[cols]) <= LEVEL_SLACK
-    mixed = x.copy()
-    back = pool_same[lay.pool_of]  # every column of those pools: replicas, grow, churn, drop
-    mixed[back] = start[back]
+    counts = np.where(pool_same[comp.col_pool], start[: lay.n_rep], x[: lay.n_rep])
+    mixed = _implied(comp, lay, counts)
     y = mixed[keep]
     act = np.bincount(sub.index, weights=sub.value * y[sub.col_of_entry()], minlength=sub.n_rows)
     if np.all(act >= sub.row_lower - 1e-6) and np.all(act <= sub.row_upper + 1e-6):
         x[:] = mixed
 
 
-def solve_relaxation(comp: Compiled, time_limit: float, *, max_rounds: int = 8) -> Outcome:
-    """The plan from the cut-strengthened LP, with a proven lower bound on its cost."""
+def solve_relaxation(comp: Compiled, deadline: float, *, bound: bool = True, max_rounds: int = 8) -> Outcome:
+    """The plan from the cut-strengthened LP by ``deadline`` (``time.perf_counter()`` seconds), with
+    a proven lower bound on its cost (``bound``; else 0: a start for the exact path, which proves
+    its own)."""
     t0 = time.perf_counter()
+    time_limit = max(deadline - t0, 0.0)
 
     def left() -> float:
-        return time_limit - (time.perf_counter() - t0)
+        return deadline - time.perf_counter()
 
     model = HighsModel(comp, integer=False)
     model.highs.set_option("presolve", "off")  # faster on these models; cuts keep the basis
@@ -191,6 +206,8 @@ def solve_relaxation(comp: Compiled, time_limit: float, *, max_rounds: int = 8) 
     # at least 30% of the limit stays for the sub-MILP (15% for the first two rounds, which matter most)
     cold = lp_seconds > FRESH_BOUND_AFTER_S
     reserve = min(0.5 * time_limit, (2.0 if cold else 0.5) * lp_seconds + 0.02 + 0.02 * time_limit)
+    if not bound:
+        reserve = 0.0
     added: list[CutRows] = []
     for rounds in range(max_rounds):
         if left() - reserve < (0.15 if rounds < 2 else 0.3) * time_limit:
@@ -210,15 +227,16 @@ def solve_relaxation(comp: Compiled, time_limit: float, *, max_rounds: int = 8) 
     if comp.n_pools <= GREEDY_MAX_POOLS:
         best = better(best, evaluate(model, greedy(comp), "greedy"))
     if left() > reserve + 0.05:
-        # HiGHS overshoots its limit by up to half on these sub-MILPs (root cuts and heuristics check
-        # the clock rarely); repairing and scoring the answer takes ~25 us a pool
+        # HiGHS overshoots a sub-MILP's limit by up to ~0.05 s (root cuts and heuristics check the
+        # clock rarely; the "up to half" once seen here was HiGHS timing an instance's runs
+        # together, see core.highs); repairing and scoring the answer takes ~25 us a pool
         spare = left() - reserve - 0.02 - 3e-5 * comp.n_pools
-        fixed = _fix_and_solve(
-            comp, res.values, best.n, 0.8 * min(spare, 1.0) + 0.65 * max(spare - 1.0, 0.0), added
-        )
+        fixed = _fix_and_solve(comp, res.values, best.n, RINS_SHARE * spare, added)
         if fixed is not None:
             best = better(evaluate(model, fixed, "lp-rounding"), best)
         log.debug("rins %.6g %s %.3fs", best.objective, best.levels, time.perf_counter() - t0)
+    if not bound:
+        return best
     # the bound: the cheapest fractional plan that serves every pool at least as well as ``best``
     # (each pool's shed and missing minimum capped at the plan's).  On big models a cold solve of a
     # fresh model beats re-solving the weighted one from its basis.
@@ -232,10 +250,10 @@ def solve_relaxation(comp: Compiled, time_limit: float, *, max_rounds: int = 8) 
     slack = np.arange(lay.shed_start, lay.churn_start, dtype=np.int64)
     caps = model.full_vector(best.n)[slack] + LEVEL_SLACK
     final.highs.change_col_bounds(slack, np.zeros(len(slack)), caps)
-    res = final.run(max(left(), 0.1 + (4.0 if cold else 1.0) * lp_seconds))  # a bound beats punctuality
-    bound = res.objective if res.status == "Optimal" else 0.0
-    log.debug("bound %s %.6g %.3fs", res.status, bound, time.perf_counter() - t0)
-    return dataclasses.replace(best, bound=min(bound, best.objective))
+    res = final.run(left())
+    proven = res.objective if res.status == "Optimal" else 0.0
+    log.debug("bound %s %.6g %.3fs", res.status, proven, time.perf_counter() - t0)
+    return dataclasses.replace(best, bound=min(proven, best.objective))
 
 
 def with_cuts(lp: SparseModel, cuts: list[CutRows]) -> SparseModel:

@@ -11,12 +11,14 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from inferfleet.core import relax
-from inferfleet.core.highs import Solver
+from inferfleet.core.highs import INF, Solver, SparseModel
 from inferfleet.core.planner import AUTO_MILP_COLUMNS, solve
 from inferfleet.core.types import (
     SLO,
@@ -107,7 +109,7 @@ def test_a_fresh_process_building_solvers_and_solving_writes_nothing() -> None:
         """
         import sys
         sys.path.insert(0, "tests/unit/core")
-        from inferfleet.core.highs import Solver
+        from inferfleet.core.highs import INF, Solver, SparseModel
         from inferfleet.core.planner import solve
         from test_highs import fleet
         Solver({"threads": 1})
@@ -167,3 +169,42 @@ def test_large_instance_path_writes_nothing(
     assert (out, err) == ("", "")
     assert plan.solver.method in ("lp-rounding", "greedy")
     assert sub_milps == [True]  # the RINS sub-MILP was built and solved
+
+
+def _busy_model(n_int: int | None) -> SparseModel:
+    """A random covering program that takes HiGHS well over 50 ms (integer when ``n_int``)."""
+    rng = np.random.default_rng(0)
+    n, m, k = (3000, 1500, 30) if n_int is None else (200, 60, 20)
+    cols = np.concatenate([rng.choice(n, k, replace=False) for _ in range(m)])
+    rows = np.repeat(np.arange(m), k)
+    order = np.lexsort((rows, cols))
+    start = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(cols, minlength=n), out=start[1:])
+    return SparseModel(
+        col_cost=rng.random(n),
+        col_lower=np.zeros(n),
+        col_upper=np.full(n, 10.0),
+        row_lower=np.ones(m),
+        row_upper=np.full(m, INF),
+        start=start,
+        index=rows[order].astype(np.int64),
+        value=rng.random(m * k)[order],
+        n_int=n_int,
+    )
+
+
+@pytest.mark.parametrize("n_int", [None, 200], ids=["lp", "mip"])
+def test_every_run_gets_its_own_time_limit(n_int: int | None) -> None:
+    """HiGHS 1.16 times an LP's runs together and a MIP's one by one; ``Solver.run`` gives every
+    run the limit it asks for either way (neither none of it, nor the earlier runs' time on top)."""
+    # without root heuristics HiGHS's MIP looks at the clock often enough for a tight check
+    solver = Solver({"threads": 1, "presolve": "off", "mip_heuristic_effort": 0.0})
+    solver.pass_model(_busy_model(n_int))
+    for _ in range(3):
+        if n_int is None:
+            solver._h.clearSolver()  # from scratch again, or the second run has nothing to do
+        t0 = time.perf_counter()
+        res = solver.run(0.1)
+        elapsed = time.perf_counter() - t0
+        assert res.status == "TimeLimit"
+        assert 0.08 <= elapsed <= 0.18, elapsed
