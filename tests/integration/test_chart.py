@@ -331,6 +331,8 @@ def test_service_account_may_do_exactly_what_the_operator_needs(
         ("list", "services", "-A"),
         ("watch", "services", "-A"),
         ("create", "events", "-n", other),
+        ("patch", "pods", "-n", other),  # pin a gated replica to its planned node
+        ("delete", "pods", "-n", other),  # give up a pin the scheduler cannot honour
         ("create", "leases.coordination.k8s.io", "-n", ns),
         ("get", "leases.coordination.k8s.io/inferfleet-operator", "-n", ns),
         ("update", "leases.coordination.k8s.io/inferfleet-operator", "-n", ns),
@@ -339,7 +341,7 @@ def test_service_account_may_do_exactly_what_the_operator_needs(
         ("get", "secrets", "-n", ns),
         ("list", "secrets", "-A"),
         ("create", "pods", "-n", other),
-        ("delete", "pods", "-n", other),
+        ("update", "pods", "-n", other),
         ("get", "pods", "-n", other),
         ("patch", "nodes"),
         ("update", "deployments.apps", "-n", other),
@@ -366,18 +368,33 @@ def test_service_account_may_do_exactly_what_the_operator_needs(
     assert not wrong, f"the chart's ServiceAccount may (but should not): {wrong}"
 
 
+TEST_LABEL = "inferfleet.dev/it-chart"
+
+
 @pytest.fixture
 def fleet(cluster: Cluster, kube_api: Any, release: Release) -> Iterator[dict[str, str]]:
-    """Two classes over the l4 nodes (unique names), the example "default" FleetPolicy unless one
+    """Two classes over two l4 nodes each (unique names; a node two classes match counts for one
+    only, so each gets its own, labelled for the test), the example "default" FleetPolicy unless one
     exists, and a namespace for the example embedding pool (created by the test)."""
     tag = uuid.uuid4().hex[:5]
     classes = [f"it-chart-a-{tag}", f"it-chart-b-{tag}"]
+    halves = {classes[0]: ["l4-0", "l4-1"], classes[1]: ["l4-2", "l4-3"]}
     pool_ns = create_namespace(cluster, "it-chart-pools")
     created_policy = False
+
+    def label(node: str, value: str | None) -> None:
+        body = {"metadata": {"labels": {TEST_LABEL: value}}}
+        request(
+            kube_api, "PATCH", f"/api/v1/nodes/{node}", body=body, content_type="application/merge-patch+json"
+        )
+
     try:
         for name in classes:
+            for node in halves[name]:
+                label(node, name)
             cls = example("AcceleratorClass", "l4")
             cls["metadata"] = {"name": name}
+            cls["spec"]["nodeSelector"] = {**cls["spec"]["nodeSelector"], TEST_LABEL: name}
             request(kube_api, "POST", f"{GROUP}/acceleratorclasses", body=cls)
         try:
             request(kube_api, "GET", f"{GROUP}/fleetpolicies/default")
@@ -393,6 +410,8 @@ def fleet(cluster: Cluster, kube_api: Any, release: Release) -> Iterator[dict[st
         for name in classes:
             with contextlib.suppress(NotFound):
                 request(kube_api, "DELETE", f"{GROUP}/acceleratorclasses/{name}")
+            for node in halves[name]:
+                label(node, None)
         if created_policy:
             with contextlib.suppress(NotFound):
                 request(kube_api, "DELETE", f"{GROUP}/fleetpolicies/default")

@@ -682,9 +682,11 @@ def test_replicas_leave_a_class_whose_nodes_are_not_ready_or_cordoned(
     if mode == "not-ready":  # back: the class is not used again inside the stabilization window
         back = time.monotonic()
         returning = wait_for(
-            lambda: (c := kube.cluster_object("acceleratorclasses", lost))
-            and conditions(c)["NodesReady"]["reason"] in ("Returning", "AllNodesReady")
-            and c,
+            lambda: (
+                (c := kube.cluster_object("acceleratorclasses", lost))
+                and conditions(c)["NodesReady"]["reason"] in ("Returning", "AllNodesReady")
+                and c
+            ),
             timeout=30,
             what=f"{lost} seen Ready again",
         )
@@ -692,8 +694,10 @@ def test_replicas_leave_a_class_whose_nodes_are_not_ready_or_cordoned(
             assert conditions(returning)["NodesReady"]["reason"] == "Returning"
             assert kube.apps.read_namespaced_deployment(f"embed-{lost}", pool_ns).spec.replicas == 0
         wait_for(
-            lambda: conditions(kube.cluster_object("acceleratorclasses", lost))["NodesReady"]["reason"]
-            == "AllNodesReady",
+            lambda: (
+                conditions(kube.cluster_object("acceleratorclasses", lost))["NodesReady"]["reason"]
+                == "AllNodesReady"
+            ),
             timeout=window + 30,
             what=f"{lost} in use again after the {window}s window",
         )

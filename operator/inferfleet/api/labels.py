@@ -1,8 +1,8 @@
 """Every label, annotation and taint key inferfleet reads or writes, and their fixed values.
 
-One home for each: children (Deployments, Services, pods), the nodes the simulated fleet renders,
-and the selectors the operator and tests use.  Keys under ``inferfleet.dev/`` are ours; the
-``app.kubernetes.io/*`` keys follow Kubernetes' recommended labels.
+One home for each: children (Deployments, Services, pods, their scheduling gate), the nodes the
+simulated fleet renders, and the selectors the operator and tests use.  Keys under
+``inferfleet.dev/`` are ours; the ``app.kubernetes.io/*`` keys follow Kubernetes' recommended labels.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ __all__ = [
     "ACCELERATOR_CLASS",
     "ACCELERATOR_TAINT",
     "COMPONENT",
+    "HOSTNAME",
     "INSTANCE",
     "KWOK_NODE",
     "MANAGED_BY",
@@ -22,6 +23,7 @@ __all__ = [
     "NOT_OURS",
     "OURS",
     "PART_OF",
+    "PLACEMENT_GATE",
     "POOL",
     "POWER_DOMAIN",
     "PRODUCT",
@@ -47,6 +49,9 @@ NOT_OURS: Final = f"{MANAGED_BY}!={MANAGER}"
 POOL: Final = "inferfleet.dev/pool"  # the InferencePool's name
 ACCELERATOR_CLASS: Final = "inferfleet.dev/accelerator-class"  # the AcceleratorClass's name (pods, nodes)
 SPEC_HASH: Final = "inferfleet.dev/spec-hash"  # annotation: hash of what the operator owns in a child
+# scheduling gate on replicas: held until the operator pins each to its planned node
+PLACEMENT_GATE: Final = "inferfleet.dev/placement"
+HOSTNAME: Final = "kubernetes.io/hostname"  # the well-known node label a pinned replica selects
 
 # on (simulated) nodes
 POWER_DOMAIN: Final = "inferfleet.dev/power-domain"

@@ -275,6 +275,8 @@ class PlanningLoop:
         self._phase(w.apply, d.reductions, "reduce", child("apply"))
         self._phase(lambda item: w.delete(*item), d.deletes, "delete", child("delete"))
         self._phase(w.apply, d.increases, "apply", child("apply"))  # already in order: biggest first
+        self._phase(lambda p: w.pin(p.namespace, p.name, p.node), d.pins, "pin")
+        self._phase(lambda u: w.delete("Pod", u.namespace, u.name), d.unpins, "unpin")
 
         def write_status(s: StatusWrite) -> None:
             w.patch_status(s.kind, s.namespace, s.name, s.status)

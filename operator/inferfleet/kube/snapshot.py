@@ -35,6 +35,7 @@ __all__ = [
     "foreign_usage",
     "list_source",
     "live_replicas",
+    "placed_on_nodes",
     "node_fingerprint",
     "pod_requests",
     "read_snapshot",
@@ -166,6 +167,9 @@ def trim_pod(pod: Obj) -> Obj:
     """What ``foreign_usage`` and ``live_replicas`` read of a pod, nothing else: a few percent of
     its bytes, so holding every bound pod of the cluster in the watch cache stays cheap."""
     spec = pod.get("spec") or {}
+    identity = _pod_identity(pod)
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        identity["metadata"]["deletionTimestamp"] = pod["metadata"]["deletionTimestamp"]
 
     def resources(container: Obj, *keys: str) -> Obj:
         kept = {"resources": container.get("resources") or {}}
@@ -173,7 +177,7 @@ def trim_pod(pod: Obj) -> Obj:
         return kept
 
     return {
-        **_pod_identity(pod),
+        **identity,
         "spec": {
             "nodeName": spec.get("nodeName"),
             "containers": [resources(c) for c in spec.get("containers") or ()],
@@ -185,14 +189,21 @@ def trim_pod(pod: Obj) -> Obj:
 
 
 def trim_pending_pod(pod: Obj) -> Obj:
-    """An unbound pod of ours: who it belongs to and the scheduler's PodScheduled condition."""
+    """An unbound pod of ours: who it belongs to, its scheduling gates and the node it is pinned to
+    (``reconcile.pinning``), and the scheduler's PodScheduled condition."""
+    spec = pod.get("spec") or {}
     scheduled = [
-        {k: c.get(k) for k in ("type", "status", "reason", "message")}
+        {k: c.get(k) for k in ("type", "status", "reason", "message", "lastTransitionTime")}
         for c in (pod.get("status") or {}).get("conditions") or ()
         if c.get("type") == "PodScheduled"
     ]
+    host = (spec.get("nodeSelector") or {}).get(labels.HOSTNAME)
     return {
         **_pod_identity(pod),
+        "spec": {
+            "schedulingGates": [{"name": g.get("name")} for g in spec.get("schedulingGates") or ()],
+            "nodeSelector": {labels.HOSTNAME: host} if host else {},
+        },
         "status": {"phase": (pod.get("status") or {}).get("phase"), "conditions": scheduled},
     }
 
@@ -329,6 +340,8 @@ def build_snapshot(got: Mapping[str, Sequence[Obj]]) -> Snapshot:
         services=ordered["Service"],
         live_replicas=live_replicas(ours, ordered["Node"]),
         unschedulable=unschedulable(ordered.get("PendingPod", ())),
+        placed=placed_on_nodes(ours),
+        pending_pods=list(ordered.get("PendingPod", ())),
     )
 
 
@@ -363,14 +376,35 @@ def live_replicas(pods: Iterable[Obj], nodes: Iterable[Obj]) -> dict[tuple[str, 
     return out
 
 
+def placed_on_nodes(pods: Iterable[Obj]) -> dict[tuple[str, str], dict[str, tuple[str, ...]]]:
+    """("namespace/pool", class) -> node -> the names of our bound, unfinished pods there, less the
+    terminating ones (their devices count as held, in ``foreign_usage``)."""
+    out: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {}
+    for pod in pods:
+        meta = pod.get("metadata", {})
+        pod_labels = meta.get("labels") or {}
+        pool, cls = pod_labels.get(labels.POOL), pod_labels.get(labels.ACCELERATOR_CLASS)
+        node = pod.get("spec", {}).get("nodeName")
+        if not pool or not cls or not node or pod.get("status", {}).get("phase") in TERMINAL:
+            continue
+        if meta.get("deletionTimestamp"):
+            continue
+        per_node = out.setdefault((f"{meta.get('namespace')}/{pool}", str(cls)), {})
+        per_node[node] = (*per_node.get(node, ()), str(meta.get("name")))
+    return out
+
+
 def foreign_usage(pods: Iterable[Obj]) -> dict[str, dict[str, int]]:
-    """node -> extended resource -> devices requested by bound, unfinished pods not managed by us."""
+    """node -> extended resource -> devices requested by bound, unfinished pods not managed by us,
+    and by ours that are terminating (a moved replica, or one of a deleted pool: its devices stay
+    held until it is gone, and no plan can use them before)."""
     used: dict[str, dict[str, int]] = {}
     for pod in pods:
         node = pod.get("spec", {}).get("nodeName")
         if not node or pod.get("status", {}).get("phase") in TERMINAL:
             continue
-        if (pod.get("metadata", {}).get("labels") or {}).get(labels.MANAGED_BY) == labels.MANAGER:
+        ours = (pod.get("metadata", {}).get("labels") or {}).get(labels.MANAGED_BY) == labels.MANAGER
+        if ours and not pod.get("metadata", {}).get("deletionTimestamp"):
             continue
         requests = pod_requests(pod)
         if requests:

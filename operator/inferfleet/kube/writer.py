@@ -1,7 +1,8 @@
 """``KubeWriter``: every write the operator makes, through the Kubernetes API, counted and fenced.
 
-Owns: server-side apply of our Deployments and Services (and its dry run), their deletion, merge
-patches of our custom resources' status subresource, and core/v1 Events.  Every write first asks ``is_leader``
+Owns: server-side apply of our Deployments and Services (and its dry run), their deletion, lifting
+a replica's placement gate (``pin``) or deleting it, merge patches of our custom resources' status
+subresource, and core/v1 Events.  Every write first asks ``is_leader``
 (when given) and refuses with ``NotLeader`` if this replica does not hold the lease.
 """
 
@@ -18,6 +19,7 @@ from urllib.parse import quote
 
 import kubernetes.client
 
+from inferfleet.api import labels
 from inferfleet.kube.client import (
     APIRejected,
     NotFound,
@@ -34,7 +36,12 @@ MERGE_PATCH: Final = "application/merge-patch+json"
 EVENT_MESSAGE_BYTES: Final = 1024  # the API server's limit on an Event's message (note)
 EVENT_ACTION: Final = "Reconcile"  # required with eventTime: every event comes from a planning round
 CLUSTER_EVENT_NAMESPACE: Final = "default"  # where Events about cluster-scoped objects go
-_CHILD_PATHS: Final = {"Deployment": ("/apis/apps/v1", "deployments"), "Service": ("/api/v1", "services")}
+_CHILD_PATHS: Final = {
+    "Deployment": ("/apis/apps/v1", "deployments"),
+    "Service": ("/api/v1", "services"),
+    "Pod": ("/api/v1", "pods"),
+}
+STRATEGIC_MERGE_PATCH: Final = "application/strategic-merge-patch+json"
 _CHILD_API_VERSIONS: Final = {"Deployment": "apps/v1", "Service": "v1"}
 
 
@@ -82,7 +89,7 @@ class KubeWriter:
 
     def _apply(self, obj: Obj, *, dry_run: bool) -> None:
         kind = obj.get("kind", "")
-        if kind not in _CHILD_PATHS or obj.get("apiVersion") != _CHILD_API_VERSIONS[kind]:
+        if kind not in _CHILD_API_VERSIONS or obj.get("apiVersion") != _CHILD_API_VERSIONS[kind]:
             raise ValueError(
                 f"apply handles apps/v1 Deployment and v1 Service, not {obj.get('apiVersion')}/{kind}"
             )
@@ -102,7 +109,26 @@ class KubeWriter:
         )
         self._count(kind, "dry_run" if dry_run else "apply")
 
-    def delete(self, kind: Literal["Deployment", "Service"], namespace: str, name: str) -> None:
+    def pin(self, namespace: str, name: str, node: str | None) -> None:
+        """Lift the placement gate of one of our replicas, pinning it to ``node``: one strategic
+        merge patch (the gate removed by its merge key, the hostname added to nodeSelector, which
+        the API server allows while the pod is gated)."""
+        spec: dict[str, object] = {"schedulingGates": [{"$patch": "delete", "name": labels.PLACEMENT_GATE}]}
+        if node is not None:
+            spec["nodeSelector"] = {labels.HOSTNAME: node}
+        self._fence()
+        with contextlib.suppress(NotFound):  # gone meanwhile: its ReplicaSet made another
+            request(
+                self.api,
+                "PATCH",
+                _child_path("Pod", namespace, name),
+                body={"spec": spec},
+                content_type=STRATEGIC_MERGE_PATCH,
+                query=[("fieldManager", self.field_manager)],
+            )
+        self._count("Pod", "pin")
+
+    def delete(self, kind: Literal["Deployment", "Service", "Pod"], namespace: str, name: str) -> None:
         self._fence()
         with contextlib.suppress(NotFound):  # already gone: the desired state holds
             request(

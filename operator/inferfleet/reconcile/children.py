@@ -126,8 +126,13 @@ def build_deployment(
                         "tolerations": [t.to_api() for t in cls.spec.tolerations],
                         "containers": [container],
                         "terminationGracePeriodSeconds": 30,
+                        # held until the operator pins it to its planned node (reconcile.pinning)
+                        "schedulingGates": [{"name": labels.PLACEMENT_GATE}],
                     },
                 },
+                # no surge: a replica beyond the plan would draw power and devices it never counted;
+                # a template change replaces replicas one at a time, each in its predecessor's slot
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
             },
         }
     )

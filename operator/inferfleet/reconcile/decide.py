@@ -9,7 +9,8 @@ Owns ``decide``, a short orchestrator over named phases, each a function with it
    through the one bridge (``translate.problem.problem_from``), solved;
 4. diff the plan's children against what exists (``children.diff``): nothing changed, no write;
 5. order the writes so power never goes over a budget in between (``gate``);
-6. statuses and events (``report``, through ``status`` and ``autoscaling``).
+6. pack each class's replicas node by node and pin gated replicas to their nodes (``pinning``);
+7. statuses and events (``report``, through ``status`` and ``autoscaling``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from inferfleet.api.conditions import ConditionType, EventReason, Reason
 from inferfleet.api.kinds import POLICY_NAME
 from inferfleet.core import types as core
 from inferfleet.core.observed import Observed
-from inferfleet.reconcile import autoscaling, children, gate, report, status
+from inferfleet.reconcile import autoscaling, children, gate, pinning, report, status
 from inferfleet.reconcile.decision import Decision, Event, StatusWrite
 from inferfleet.reconcile.ports import Refusal, Snapshot
 from inferfleet.reconcile.validate import Objects, meta, validate
@@ -86,6 +87,15 @@ def decide(
     plan = solve(bridged.problem)
     writes = children.diff(plan, objects, existing, snapshot.services)  # 4
     deferred = gate.gate(writes, plan, bridged.problem, snapshot.live_replicas)  # 5
+    wanted = pinning.assignment(plan, bridged.problem, snapshot.placed, snapshot.pending_pods)  # 6
+    unpinned = {c.name for c in bridged.problem.classes if not c.node_names}
+    pins, unpins = pinning.pins(
+        wanted,
+        snapshot.placed,
+        snapshot.pending_pods,
+        autoscaling.seconds(now),
+        lambda k: k[1] in unpinned or objects.frozen(*k) or k[0] not in objects.pools,
+    )
     out = Decision(
         plan=plan,
         reductions=writes.reductions,
@@ -96,10 +106,16 @@ def decide(
         ready=existing.ready,
         resync_s=_soonest(_resync(objects, scalings), verdict.due_s(autoscaling.seconds(now))),
         seen=verdict.seen,
+        pins=pins,
+        unpins=unpins,
+        assignment=wanted.per_node,
+    )
+    said = dataclasses.replace(
+        snapshot, unschedulable={**_unplaced(wanted.unplaced), **snapshot.unschedulable}
     )
     report.report(
-        out, snapshot, objects, existing, nodes, plan, now, scalings, observed or {}, refused, verdict
-    )  # 6
+        out, said, objects, existing, nodes, plan, now, scalings, observed or {}, refused, verdict
+    )  # 7
     return out
 
 
@@ -116,6 +132,12 @@ def _merged(own: Overrides, what_if: Overrides | None) -> Overrides:
         slo_factors={**own.slo_factors, **what_if.slo_factors},
         refused={**own.refused, **what_if.refused},
     )
+
+
+def _unplaced(unplaced: Mapping[tuple[str, str], int]) -> dict[tuple[str, str], tuple[int, str]]:
+    """Replicas the packing could not put on any planned node, as the scheduler's words would say."""
+    why = "no planned node has room for them as the class's nodes are packed now"
+    return {key: (n, why) for key, n in unplaced.items() if n > 0}
 
 
 def _soonest(resync_s: float | None, due_s: float | None) -> float | None:

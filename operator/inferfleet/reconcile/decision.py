@@ -13,6 +13,7 @@ from typing import Literal
 
 from inferfleet.api.conditions import EventReason
 from inferfleet.core import types as core
+from inferfleet.reconcile.pinning import Pin, Unpin
 from inferfleet.reconcile.ports import Obj
 from inferfleet.translate.readiness import Seen
 
@@ -52,6 +53,9 @@ class Decision:
     ready: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)  # (pool key, class) -> ready
     resync_s: float | None = None  # the validated FleetPolicy's planning interval
     seen: dict[str, Seen] = dataclasses.field(default_factory=dict)  # nodes' readiness, for the next round
+    pins: list[Pin] = dataclasses.field(default_factory=list)  # gated replicas to pin to their nodes
+    unpins: list[Unpin] = dataclasses.field(default_factory=list)  # pinned replicas to delete (stuck)
+    assignment: dict[tuple[str, str], dict[str, int]] = dataclasses.field(default_factory=dict)
 
     @property
     def writes(self) -> int:
@@ -61,4 +65,6 @@ class Decision:
             + len(self.increases)
             + len(self.statuses)
             + len(self.events)
+            + len(self.pins)
+            + len(self.unpins)
         )

@@ -27,7 +27,8 @@ class Snapshot:
     policy: Obj | None  # the FleetPolicy named "default", if any
     nodes: list[Obj]  # every Node
     # node name -> extended resource -> devices requested by running/pending pods NOT managed by
-    # inferfleet (label app.kubernetes.io/managed-by != inferfleet); our own replicas are re-planned.
+    # inferfleet (label app.kubernetes.io/managed-by != inferfleet), and by our terminating ones;
+    # our other replicas are re-planned.
     foreign_used: Mapping[str, Mapping[str, int]]
     deployments: list[Obj]  # Deployments labelled app.kubernetes.io/managed-by=inferfleet
     services: list[Obj]  # Services labelled app.kubernetes.io/managed-by=inferfleet
@@ -36,6 +37,10 @@ class Snapshot:
     live_replicas: Mapping[tuple[str, str], int] = dataclasses.field(default_factory=dict)
     # ("namespace/pool", class) -> (our pods the scheduler marked Unschedulable, its message)
     unschedulable: Mapping[tuple[str, str], tuple[int, str]] = dataclasses.field(default_factory=dict)
+    # ("namespace/pool", class) -> node -> names of our bound, unfinished, not terminating pods there
+    placed: Mapping[tuple[str, str], Mapping[str, tuple[str, ...]]] = dataclasses.field(default_factory=dict)
+    # our unbound pods (trimmed: identity, scheduling gates, hostname pin, PodScheduled condition)
+    pending_pods: list[Obj] = dataclasses.field(default_factory=list)
 
 
 INVALID_CODES = (400, 403, 422)  # the server judged the object (invalid, or denied by admission)
@@ -77,8 +82,12 @@ class Writer(Protocol):
         """``apply`` with ``dryRun=All``: admission and validation run, nothing is stored; raises
         as ``apply`` would."""
 
-    def delete(self, kind: Literal["Deployment", "Service"], namespace: str, name: str) -> None:
-        """Delete a child (404 is not an error)."""
+    def delete(self, kind: Literal["Deployment", "Service", "Pod"], namespace: str, name: str) -> None:
+        """Delete a child, or a replica (404 is not an error)."""
+
+    def pin(self, namespace: str, name: str, node: str | None) -> None:
+        """Lift a replica's placement gate, adding ``kubernetes.io/hostname: node`` to its
+        nodeSelector (None: lift only)."""
 
     def patch_status(
         self,

@@ -30,9 +30,10 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["MASS_FRACTION", "ZONE_LABEL", "Health", "Rules", "Seen", "Verdict", "advance", "is_ready"]
+from inferfleet.api.labels import ZONE
 
-ZONE_LABEL = "topology.kubernetes.io/zone"
+__all__ = ["MASS_FRACTION", "Health", "Rules", "Seen", "Verdict", "advance", "is_ready"]
+
 MASS_FRACTION = 0.55  # the node-lifecycle controller's default unhealthy-zone threshold
 
 
@@ -120,7 +121,7 @@ def _mass(nodes: Sequence[Mapping[str, Any]], ready: Mapping[str, bool]) -> bool
     totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for node in nodes:
         meta = node.get("metadata") or {}
-        zone = str((meta.get("labels") or {}).get(ZONE_LABEL, ""))
+        zone = str((meta.get("labels") or {}).get(ZONE, ""))
         totals[zone][0] += 1
         totals[zone][1] += 0 if ready[str(meta.get("name", ""))] else 1
     return bool(totals) and all(bad >= MASS_FRACTION * total for total, bad in totals.values())

@@ -296,6 +296,7 @@ EXPECTED_WORKLOADS = {
     "inferfleet.dev/inferencepools/finalizers": ["update"],
     "apps/deployments": ["create", "delete", "list", "patch", "watch"],
     "core/services": ["create", "list", "patch", "watch"],
+    "core/pods": ["delete", "patch"],
 }
 EXPECTED_LEASE = {
     "coordination.k8s.io/leases": ["create"],

@@ -271,7 +271,9 @@ def test_unbound_pods_of_ours_carry_the_scheduler_s_words() -> None:
                 },
             },
             "spec": {
-                "containers": [{"name": "c", "image": "i", "env": [{"name": "A", "value": "b" * 1000}]}]
+                "containers": [{"name": "c", "image": "i", "env": [{"name": "A", "value": "b" * 1000}]}],
+                "schedulingGates": [{"name": "inferfleet.dev/placement"}],
+                "nodeSelector": {"inferfleet.dev/accelerator-class": cls, "kubernetes.io/hostname": "n1"},
             },
             "status": {
                 "phase": "Pending",
@@ -287,5 +289,9 @@ def test_unbound_pods_of_ours_carry_the_scheduler_s_words() -> None:
         trim_pending_pod(pending("b", "llama", "h100", "Unschedulable", why)),
         trim_pending_pod(pending("c", "llama", "l4", "SchedulingGated", "gated")),  # not the scheduler's no
     ]
-    assert "spec" not in pods[0] and "pod-template-hash" not in pods[0]["metadata"]["labels"]
+    assert "pod-template-hash" not in pods[0]["metadata"]["labels"]
+    assert pods[0]["spec"] == {  # what pinning reads, nothing else
+        "schedulingGates": [{"name": "inferfleet.dev/placement"}],
+        "nodeSelector": {"kubernetes.io/hostname": "n1"},
+    }
     assert unschedulable(pods) == {("chat/llama", "h100"): (2, why)}
