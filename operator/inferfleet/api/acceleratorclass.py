@@ -8,7 +8,7 @@ capital cost amortised), the power domain, an optional capacity override and mea
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import Field
 
@@ -17,6 +17,8 @@ from inferfleet.api.common import DNS1123_LABEL, CelRule, Decimal, Name, Size, S
 from inferfleet.api.conditions import Conditions
 
 __all__ = [
+    "LABEL_VALUE",
+    "PROFILE_BUCKETS_TOTAL",
     "AcceleratorClass",
     "AcceleratorClassSpec",
     "AcceleratorClassStatus",
@@ -33,7 +35,8 @@ __all__ = [
 LabelKey = Annotated[
     str, Field(min_length=1, max_length=317, pattern=r"^([a-z0-9.-]{1,253}/)?[-A-Za-z0-9_.]{1,63}$")
 ]
-LabelValue = Annotated[str, Field(max_length=63, pattern=r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")]
+LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+LabelValue = Annotated[str, Field(max_length=63, pattern=LABEL_VALUE)]
 # A label or taint key as the API server checks it: an optional DNS-subdomain prefix and '/', then at
 # most 63 letters, digits, '-', '_' and '.', beginning and ending alphanumeric.  "[.]", not a backslash,
 # so the same text is a CEL string literal; the prefix's limit of 253 characters needs CEL (a pattern
@@ -43,6 +46,9 @@ QUALIFIED_NAME = (
     r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 )
 PREFIX_MAX = 253
+# Measured profiles' buckets over all of a class's profiles: keeps the largest valid class well under
+# the 256 KiB of annotations in which client-side kubectl apply keeps it (api/sizing.py).
+PROFILE_BUCKETS_TOTAL: Final = 512
 _QUALIFIED = re.compile(QUALIFIED_NAME)
 QualifiedName = Annotated[str, Field(min_length=1, max_length=317, pattern=QUALIFIED_NAME)]
 
@@ -164,7 +170,11 @@ class ProfileSpec(Spec):
     model: str = Field(min_length=1, max_length=253, description="Matches spec.model.name of a pool.")
     devices: int | None = Field(None, ge=1, le=4096, description="Devices per replica it was measured with.")
     requests_per_second: Decimal | None = Field(None, description="One figure for every request shape.")
-    buckets: list[ProfileBucket] = Field(default_factory=list, max_length=256)
+    buckets: list[ProfileBucket] = Field(
+        default_factory=list,
+        max_length=64,
+        description=f"At most {PROFILE_BUCKETS_TOTAL} over all of the class's profiles.",
+    )
 
     cel_rules: ClassVar[tuple[CelRule, ...]] = (
         CelRule(
@@ -213,6 +223,13 @@ class AcceleratorClassSpec(Spec):
             "253 characters, the name at most 63 letters, digits, '-', '_' or '.', alphanumeric at both ends",
             lambda s: all(is_qualified_name(k) for k in s.node_selector),
             ".nodeSelector",
+        ),
+        CelRule(
+            "!has(self.profiles) || "
+            f"self.profiles.map(p, has(p.buckets) ? size(p.buckets) : 0).sum() <= {PROFILE_BUCKETS_TOTAL}",
+            f"profiles must have at most {PROFILE_BUCKETS_TOTAL} buckets together",
+            lambda s: sum(len(p.buckets) for p in s.profiles) <= PROFILE_BUCKETS_TOTAL,
+            ".profiles",
         ),
     )
 

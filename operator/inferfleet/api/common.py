@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Final
 
 from pydantic import (
     BaseModel,
@@ -25,8 +25,10 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
 __all__ = [
+    "CEL_ERROR",
     "DNS1035_LABEL",
     "DNS1123_LABEL",
     "CelRule",
@@ -67,11 +69,12 @@ _INT_OR_STRING: dict[str, Any] = {
     "x-kubernetes-int-or-string": True,
 }
 
+# minimum: the integers the API server reads are never negative (the pattern checks only strings)
 Decimal = Annotated[
     float,
     BeforeValidator(parse_decimal),
     PlainSerializer(_format_decimal, return_type=Any),
-    WithJsonSchema({**_INT_OR_STRING, "pattern": DECIMAL_PATTERN}),
+    WithJsonSchema({**_INT_OR_STRING, "pattern": DECIMAL_PATTERN, "minimum": 0}),
 ]
 """Non-negative decimal, integer or string (``40``, ``"2.5"``)."""
 
@@ -119,7 +122,7 @@ Size = Annotated[
     float,
     BeforeValidator(parse_size),
     PlainSerializer(_format_size, return_type=Any),
-    WithJsonSchema({**_INT_OR_STRING, "pattern": SIZE_PATTERN}),
+    WithJsonSchema({**_INT_OR_STRING, "pattern": SIZE_PATTERN, "minimum": 0}),
 ]
 """Bytes, as a Kubernetes quantity string (``80Gi``) or an integer."""
 
@@ -134,6 +137,9 @@ Name = Annotated[
     Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
 ]
 """A DNS-1123 label: lower-case letters, digits and '-'."""
+
+
+CEL_ERROR: Final = "cel_rule"  # the pydantic error type of a failed CelRule; ctx field_path: where
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,7 +205,8 @@ class Spec(BaseModel):
     def _check_cel_rules(self) -> Spec:
         for rule in type(self).cel_rules:
             if not rule.check(self):
-                raise ValueError(rule.message)
+                # where the API server reports it: validation.describe_errors adds the field path
+                raise PydanticCustomError(CEL_ERROR, rule.message, {"field_path": rule.field_path or ""})
         return self
 
     def to_api(self) -> dict[str, Any]:

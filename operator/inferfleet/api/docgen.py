@@ -1,7 +1,8 @@
 """The API reference (docs/api.md), generated from the same schemas as the CRDs.
 
 Owns rendering each kind's spec and status fields as Markdown tables: path, type, default, bounds,
-description and the CEL rules with their messages.  ``inferfleet crds`` writes it beside the CRDs
+description and the CEL rules with their messages; then the size limits, with each kind's largest
+valid object measured (``api.sizing``).  ``inferfleet crds`` writes it beside the CRDs
 and ``--check`` (and a unit test) fails when it drifts.
 """
 
@@ -11,8 +12,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from inferfleet.api import sizing
+from inferfleet.api.acceleratorclass import PROFILE_BUCKETS_TOTAL
+from inferfleet.api.inferencepool import ARG_MAX_LENGTH, ARGS_TOTAL_LENGTH, ENV_TOTAL_LENGTH
 from inferfleet.api.kinds import KINDS, Kind
 from inferfleet.api.schema import root_rules, structural_schema
+from inferfleet.api.simulatedfleet import MAX_ENTRIES, MAX_GROUPS
 
 __all__ = ["render", "write"]
 
@@ -103,13 +108,55 @@ def _section(kind: Kind) -> str:
     return "\n".join(lines)
 
 
+def _sizes() -> str:
+    """The size limits section: each kind's largest valid object, measured (``api.sizing``)."""
+    rows = []
+    for kind in sizing.KINDS:
+        plain = sizing.json_bytes(sizing.largest_object(kind))
+        escaped = sizing.json_bytes(sizing.largest_object(kind, escaped=True))
+        applied = any(k.kind == kind for k in KINDS)
+        name = f"`{kind}`" + ("" if applied else " (a file for `inferfleet plan`, never applied)")
+        rows.append(f"| {name} | {plain:,} | {escaped:,} |")
+    return "\n".join(
+        [
+            "## Size limits",
+            "",
+            "Every string, list and map is bounded, so that any valid object can be applied with "
+            "client-side `kubectl apply`, which keeps the object's JSON in the annotation "
+            "`kubectl.kubernetes.io/last-applied-configuration`: the API server refuses an object whose "
+            f"annotations add up to more than {sizing.TOTAL_ANNOTATION_BYTES // 1024} KiB "
+            "(`metadata.annotations: Too long`). The largest valid object of each kind, in bytes of "
+            "JSON (the longest names, every string at its longest, every list and map full; "
+            "`operator/inferfleet/api/sizing.py` builds it and a unit test fails when a bound takes it "
+            "past 200 KiB):",
+            "",
+            "| kind | written in letters and digits | every free character one JSON escapes (`<`, 6 bytes) |",
+            "|---|---|---|",
+            *rows,
+            "",
+            "What decides these: an InferencePool's `spec.server.args` hold at most "
+            f"{ARGS_TOTAL_LENGTH} characters together (one of them up to "
+            f"{ARG_MAX_LENGTH}, so an inline chat template fits) and "
+            f"`spec.server.env` at most {ENV_TOTAL_LENGTH} characters of names and values; an "
+            f"AcceleratorClass's `spec.profiles` at most {PROFILE_BUCKETS_TOTAL} buckets together; a "
+            f"SimulatedFleet at most {MAX_GROUPS} node groups and {MAX_ENTRIES} labels, annotations and "
+            "taints over all of them. Your own labels and annotations count toward the same "
+            f"{sizing.TOTAL_ANNOTATION_BYTES // 1024} KiB. `kubectl apply --server-side` keeps no such "
+            "annotation (it records who owns which field in `metadata.managedFields`); "
+            "`tests/integration/test_size_bounds.py` applies the largest object of each kind both ways.",
+            "",
+        ]
+    )
+
+
 def render() -> str:
     intro = (
         "# API reference: inferfleet.dev/v1alpha1\n\n"
         'Quantities with fractions (prices, request rates, PUE) are integers or strings (`"12.29"`), '
-        "never YAML floats, as in Kubernetes resource quantities. Unknown fields are rejected.\n"
+        "never YAML floats, as in Kubernetes resource quantities. Unknown fields are rejected. "
+        "Any valid object fits client-side `kubectl apply` ([size limits](#size-limits)).\n"
     )
-    return HEADER + intro + "\n" + "\n".join(_section(k) for k in KINDS)
+    return HEADER + intro + "\n" + "\n".join(_section(k) for k in KINDS) + "\n" + _sizes()
 
 
 def write(root: Path, *, check: bool = False) -> list[str]:

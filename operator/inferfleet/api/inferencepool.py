@@ -20,6 +20,9 @@ from inferfleet.api.conditions import Conditions
 
 __all__ = [
     "ACCELERATOR_CLASS_ENV",
+    "ARGS_TOTAL_LENGTH",
+    "ARG_MAX_LENGTH",
+    "ENV_TOTAL_LENGTH",
     "POOL_ENV",
     "RESERVED_ENV",
     "Autoscaling",
@@ -41,6 +44,13 @@ __all__ = [
 POOL_ENV: Final = "INFERFLEET_POOL"  # value: the InferencePool's name
 ACCELERATOR_CLASS_ENV: Final = "INFERFLEET_ACCELERATOR_CLASS"  # value: the replica's AcceleratorClass
 RESERVED_ENV: Final = (POOL_ENV, ACCELERATOR_CLASS_ENV)
+
+# Totals that keep the largest valid pool well under the 256 KiB of annotations in which client-side
+# kubectl apply keeps it (api/sizing.py measures it; a unit test holds it there): one argument or
+# value may be long (an inline chat template), not all of them.
+ARGS_TOTAL_LENGTH: Final = 16384  # characters over all of server.args
+ARG_MAX_LENGTH: Final = 8192  # characters of one argument
+ENV_TOTAL_LENGTH: Final = 16384  # characters over server.env's names and values
 
 _PARAMS = re.compile(r"^([0-9]{1,5}(?:\.[0-9]{1,3})?)([MBT])$")
 _PARAM_FACTOR = {"M": 1e-3, "B": 1.0, "T": 1e3}
@@ -89,21 +99,37 @@ class ModelRef(Spec):
         description="KV-cache bytes per token (all layers, K and V); estimated when unset.",
     )
 
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        # the pattern admits "0B"; offline, parsing refuses it first (naming the same field)
+        CelRule(
+            "!self.parameters.matches('^[0.]+[MBT]$')",
+            "parameters must be more than zero",
+            lambda m: m.parameters > 0,
+            ".parameters",
+        ),
+    )
+
 
 class EnvVar(Spec):
     name: str = Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
-    value: str = Field("", max_length=32768)
+    value: str = Field("", max_length=8192)
 
 
 class ServerTemplate(Spec):
     """The model server container every replica runs (e.g. vLLM's OpenAI server)."""
 
     image: str = Field(min_length=1, max_length=1024, description="Container image of the model server.")
-    args: list[Annotated[str, Field(max_length=4096)]] = Field(
-        default_factory=list, max_length=64, description="Arguments to the server."
+    args: list[Annotated[str, Field(max_length=ARG_MAX_LENGTH)]] = Field(
+        default_factory=list,
+        max_length=128,
+        description=f"Arguments to the server; at most {ARGS_TOTAL_LENGTH} characters together.",
     )
     port: int = Field(8000, ge=1, le=65535, description="Port the server listens on (HTTP).")
-    env: list[EnvVar] = Field(default_factory=list, max_length=64, description="Environment variables.")
+    env: list[EnvVar] = Field(
+        default_factory=list,
+        max_length=64,
+        description=f"Environment variables; at most {ENV_TOTAL_LENGTH} characters of names and values.",
+    )
     cpu: str = Field(
         "4", max_length=16, pattern=r"^[0-9]{1,5}(m|\.[0-9]{1,3})?$", description="CPU request per replica."
     )
@@ -128,6 +154,19 @@ class ServerTemplate(Spec):
             ),
             f"env must not set {' or '.join(RESERVED_ENV)}: the operator sets them on every replica",
             lambda s: not any(e.name in RESERVED_ENV for e in s.env),
+            ".env",
+        ),
+        CelRule(
+            f"!has(self.args) || self.args.map(a, size(a)).sum() <= {ARGS_TOTAL_LENGTH}",
+            f"args must be at most {ARGS_TOTAL_LENGTH} characters together",
+            lambda s: sum(map(len, s.args)) <= ARGS_TOTAL_LENGTH,
+            ".args",
+        ),
+        CelRule(
+            "!has(self.env) || self.env.map(e, size(e.name) + (has(e.value) ? size(e.value) : 0)).sum() "
+            f"<= {ENV_TOTAL_LENGTH}",
+            f"env names and values must be at most {ENV_TOTAL_LENGTH} characters together",
+            lambda s: sum(len(e.name) + len(e.value) for e in s.env) <= ENV_TOTAL_LENGTH,
             ".env",
         ),
     )

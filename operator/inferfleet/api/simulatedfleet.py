@@ -25,6 +25,7 @@ from pydantic import (
     Field,
     ValidationError,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -39,6 +40,8 @@ __all__ = [
     "KIND",
     "KNOWN_RESOURCES",
     "KWOK_FAKE",
+    "MAX_ENTRIES",
+    "MAX_GROUPS",
     "FleetError",
     "NodeGroup",
     "SimulatedFleet",
@@ -75,9 +78,10 @@ NODE_RESOURCES: Final = ("cpu", "memory", "pods", "ephemeral-storage")
 
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _NAME_PART = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_QUANTITY = re.compile(
+QUANTITY_PATTERN: Final = (
     r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$"
 )
+_QUANTITY = re.compile(QUANTITY_PATTERN)
 
 
 class FleetError(ValueError):
@@ -131,9 +135,20 @@ def _label_key(key: str) -> str:
     return key
 
 
-Quantity = Annotated[str, BeforeValidator(_quantity)]
-NodeResource = Annotated[str, BeforeValidator(_node_resource)]
-Capacity = dict[NodeResource, Quantity]
+Quantity = Annotated[
+    str,
+    BeforeValidator(_quantity),
+    Field(max_length=64),
+    WithJsonSchema({"type": "string", "maxLength": 64, "pattern": QUANTITY_PATTERN}),
+]
+NodeResource = Annotated[
+    str, BeforeValidator(_node_resource), WithJsonSchema({"type": "string", "enum": list(NODE_RESOURCES)})
+]
+Capacity = Annotated[dict[NodeResource, Quantity], Field(max_length=len(NODE_RESOURCES))]
+# Bounds that keep the largest fleet file well under 256 KiB (api/sizing.py measures it); the entries
+# of every group together are bounded too, so one group may have many or every group a few.
+MAX_GROUPS: Final = 64
+MAX_ENTRIES: Final = 128  # labels, annotations and taints over all node groups
 GroupName = Annotated[Name, Field(max_length=50)]  # room for "-<index>" in a 63-character node name
 Label = Annotated[LabelValue, Field(min_length=1)]
 Key = Annotated[LabelKey, AfterValidator(_label_key)]
@@ -189,12 +204,14 @@ class NodeGroup(_Strict):
     count: int = Field(ge=0, le=10_000)
     devices_per_node: int = Field(ge=1, le=4096)
     custom_resource: bool = Field(False, description="Allow a resource outside KNOWN_RESOURCES.")
-    resource: str = Field(description="The accelerator's extended resource, e.g. nvidia.com/gpu.")
+    resource: str = Field(
+        max_length=317, description="The accelerator's extended resource, e.g. nvidia.com/gpu."
+    )
     power_domain: Label
     zone: Label
-    labels: dict[Key, LabelValue] = Field(default_factory=dict, max_length=64)
-    annotations: dict[Key, str] = Field(default_factory=dict, max_length=64)
-    taints: list[Taint] = Field(default_factory=list, max_length=16)
+    labels: dict[Key, LabelValue] = Field(default_factory=dict, max_length=16)
+    annotations: dict[Key, Annotated[str, Field(max_length=128)]] = Field(default_factory=dict, max_length=16)
+    taints: list[Taint] = Field(default_factory=list, max_length=8)
     capacity: Capacity | None = Field(None, description="Overrides spec.capacity for this group.")
 
     @model_validator(mode="before")
@@ -242,7 +259,7 @@ class NodeGroup(_Strict):
 
 class SimulatedFleetSpec(_Strict):
     capacity: Capacity | None = Field(None, description="Ordinary node capacity, per node.")
-    pools: list[NodeGroup] = Field(min_length=1, max_length=256, description="The node groups.")
+    pools: list[NodeGroup] = Field(min_length=1, max_length=MAX_GROUPS, description="The node groups.")
 
     @field_validator("pools")
     @classmethod
@@ -255,6 +272,11 @@ class SimulatedFleetSpec(_Strict):
                     f"pools[{i}] (node names derive from it)"
                 )
             first[group.name] = i
+        entries = sum(len(g.labels) + len(g.annotations) + len(g.taints) for g in pools)
+        if entries > MAX_ENTRIES:
+            raise ValueError(
+                f"at most {MAX_ENTRIES} labels, annotations and taints over all node groups, got {entries}"
+            )
         return pools
 
 

@@ -53,13 +53,13 @@ def env(*names: str) -> list[dict[str, str]]:
 
 POOLS = [
     pytest.param(
-        "spec.server.env", env("A", "A"), "spec.server: env names must be unique", id="env-name-twice"
+        "spec.server.env", env("A", "A"), "spec.server.env: env names must be unique", id="env-name-twice"
     ),
     pytest.param("spec.server.env", env("A", "a", "B"), None, id="env-names-differ-in-case"),
     pytest.param(
         "spec.server.env",
         env("INFERFLEET_POOL"),
-        "spec.server: env must not set INFERFLEET_POOL or INFERFLEET_ACCELERATOR_CLASS",
+        "spec.server.env: env must not set INFERFLEET_POOL or INFERFLEET_ACCELERATOR_CLASS",
         id="env-sets-the-pool",
     ),
     pytest.param(
@@ -96,7 +96,7 @@ EXISTS_VALUE = "value must be empty when operator is Exists"
 NO_KEY = "key may be unset only with operator Exists"
 SECONDS = "tolerationSeconds needs effect NoExecute"
 PREFIX = "key's prefix (before '/') must be at most 253 characters"
-SELECTOR = "spec: nodeSelector keys must be label keys"
+SELECTOR = "spec.nodeSelector: nodeSelector keys must be label keys"
 CLASS_NAME = "metadata.name must be at most 63 lower-case letters, digits and '-', beginning and ending"
 
 CLASSES = [
@@ -135,7 +135,7 @@ CLASSES = [
     ),
     pytest.param(*tolerating({"key": "k" * 63}), None, id="key-name-63"),
     pytest.param(
-        *tolerating({"key": f"{SUBDOMAIN_253}a/k"}), f"spec.tolerations[0]: {PREFIX}", id="key-prefix-254"
+        *tolerating({"key": f"{SUBDOMAIN_253}a/k"}), f"spec.tolerations[0].key: {PREFIX}", id="key-prefix-254"
     ),
     pytest.param(*tolerating({"key": f"{SUBDOMAIN_253}/k"}), None, id="key-prefix-253"),
     pytest.param("spec.nodeSelector", {f"{SUBDOMAIN_253}a/k": "x"}, SELECTOR, id="selector-key-prefix-254"),
@@ -228,7 +228,7 @@ NEW_RULES = [
     for model, rules in (
         (ServerTemplate, ServerTemplate.cel_rules),
         (Toleration, Toleration.cel_rules),
-        (AcceleratorClassSpec, AcceleratorClassSpec.cel_rules[-1:]),  # the node selector keys
+        (AcceleratorClassSpec, AcceleratorClassSpec.cel_rules),
         (InferencePool, InferencePool.cel_rules),
         (AcceleratorClass, AcceleratorClass.cel_rules),
     )

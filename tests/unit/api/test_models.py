@@ -75,7 +75,12 @@ BAD_POOLS = [
         "spec.demand.requestsPerSecond", 2.5, 'write fractional numbers as strings ("2.5")', id="float-demand"
     ),
     pytest.param("spec.model.flavour", "x", "spec.model.flavour: unknown field", id="unknown-field"),
-    pytest.param("spec.minReplicas", 80, "spec: minReplicas must not exceed maxReplicas", id="min-above-max"),
+    pytest.param(
+        "spec.minReplicas",
+        80,
+        "spec.minReplicas: minReplicas must not exceed maxReplicas",
+        id="min-above-max",
+    ),
     pytest.param("spec.slo", {}, "spec.slo: an SLO needs ttftP95Milliseconds", id="empty-slo"),
     pytest.param("spec.server", DELETE, "spec.server: required field is missing", id="no-server"),
     pytest.param(
