@@ -50,14 +50,17 @@ def key_of(obj: Obj) -> str:
     return f"{m.get('namespace', 'default')}/{m.get('name')}"
 
 
+_KEPT_METADATA = ("name", "namespace", "uid", "generation", "labels", "annotations")
+
+
 def _strip(obj: Obj) -> Obj:
-    """The object without server-set fields, for pydantic validation."""
+    """The object without server-set fields (status, and metadata the server writes), for
+    validation: labels, annotations and any unknown top-level field are judged as the API server
+    and ``plan`` judge them."""
     m = meta(obj)
     return {
-        "apiVersion": obj.get("apiVersion"),
-        "kind": obj.get("kind"),
-        "metadata": {k: m[k] for k in ("name", "namespace", "uid", "generation") if k in m},
-        "spec": obj.get("spec"),
+        **{k: v for k, v in obj.items() if k != "status"},
+        "metadata": {k: m[k] for k in _KEPT_METADATA if k in m},
     }
 
 
