@@ -5,6 +5,12 @@ the plan's cost against the best single-class placement, and the shed fraction. 
 timing is asserted.  Run::
 
     PYTHONPATH=operator python benchmarks/bench_planner.py [--sizes 100,1000,10000] [--repeat 5]
+    PYTHONPATH=operator python benchmarks/bench_planner.py --property 200 [--property-fleet mid]
+
+``--property N``: the property tests' fleets (``tests/unit/core/exact_reference.random_fleet``: odd
+replica sizes on 8- and 12-device nodes, tight budgets, three priority levels, churn), each solved
+by the planner and (``small`` fleets only) by the exact per-node reference model: mismatches, the
+worst true gap against the reported one, and the solve time against the limit.
 """
 
 from __future__ import annotations
@@ -12,8 +18,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import random
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -57,6 +66,7 @@ CATALOGUE: tuple[tuple[str, int, float, float, float, float, float], ...] = (
 MODELS_B = (1.0, 3.0, 8.0, 8.0, 8.0, 8.0, 13.0, 34.0, 70.0, 70.0, 405.0)
 PRIORITIES = (0, 10, 100, 1000)
 PRIORITY_P = (0.4, 0.3, 0.2, 0.1)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _options(
@@ -221,6 +231,55 @@ def mix_vs_single_class(problem: Problem, time_limit: float) -> tuple[str, float
     return best[0], mixed / best[1]
 
 
+def _counts(plan: Plan, problem: Problem) -> list[list[int]]:
+    """Replicas per pool per option (the property fleets have at most one option per class)."""
+    out = []
+    for pool, pp in zip(problem.pools, plan.pools, strict=True):
+        by_class = {pl.accelerator_class: pl.replicas for pl in pp.placements}
+        out.append([by_class.get(o.accelerator_class, 0) for o in problem.options[pool.key]])
+    return out
+
+
+def property_fleets(n: int, fleet: str, limit: float, seed: int, method: Method) -> None:
+    """Planner vs the exact per-node reference on ``n`` property-test fleets (module notes)."""
+    sys.path.insert(0, str(ROOT / "tests" / "unit"))
+    from core.exact_reference import level_grid, random_fleet, score, solve_reference
+
+    shape = {} if fleet == "small" else {"pools": (30, 80), "nodes": (5, 20), "classes": (3, 6)}
+    tally = dict.fromkeys(("more shed", "dearer", "bound above optimum", "Optimal but not", "overrun"), 0)
+    statuses: dict[str, int] = {}
+    worst_true = worst_reported = worst_ratio = 0.0
+    for i in range(n):
+        problem = random_fleet(random.Random(seed + i), **shape)
+        t0 = time.perf_counter()
+        plan = solve(problem, time_limit_s=limit, method=method)
+        ratio = (time.perf_counter() - t0) / limit
+        worst_ratio = max(worst_ratio, ratio)
+        tally["overrun"] += ratio > 1.1
+        statuses[plan.solver.status] = statuses.get(plan.solver.status, 0) + 1
+        if fleet != "small":
+            continue
+        ref = solve_reference(problem)
+        levels, cost = score(problem, _counts(plan, problem))
+        tol = level_grid(problem) / 2
+        first = next((a - b for a, b in zip(levels, ref.levels, strict=True) if abs(a - b) > tol), 0.0)
+        wrong = first > 0
+        tally["more shed"] += first > 0
+        if first == 0:
+            true_gap = (cost - ref.cost) / max(cost, 1e-9)
+            worst_true = max(worst_true, true_gap)
+            worst_reported = max(worst_reported, plan.solver.gap)
+            tally["dearer"] += cost > ref.cost * (1 + 1e-4) + 1e-6
+            wrong |= cost > ref.cost * (1 + 1e-4) + 1e-6
+            tally["bound above optimum"] += plan.solver.bound > ref.cost + 1e-6
+        tally["Optimal but not"] += wrong and plan.solver.status == "Optimal"
+    print(
+        f"{n} {fleet} property fleets (seed {seed}), limit {limit:g} s, method {method}: {tally}; "
+        f"statuses {statuses}; worst true gap {100 * worst_true:.3f}% (worst reported "
+        f"{100 * worst_reported:.3f}%); worst time {worst_ratio:.3f} x the limit"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--sizes", default="100,1000,10000")
@@ -230,8 +289,14 @@ def main(argv: list[str] | None = None) -> None:
         "--time-limit", type=float, default=None, help="seconds (default: 1 up to 1,000 pools, then 10)"
     )
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--property", type=int, default=0, help="property-test fleets instead (count)")
+    parser.add_argument("--property-fleet", default="small", choices=("small", "mid"))
     args = parser.parse_args(argv)
     method: Method = args.method
+    if args.property:
+        limit = 5.0 if args.time_limit is None else args.time_limit
+        property_fleets(args.property, args.property_fleet, limit, args.seed, method)
+        return
     print(
         f"{'pools':>6} {'columns':>8} {'method':>11} {'status':>9} {'limit s':>7} {'median s':>8} "
         f"{'gap % (min-max)':>17} {'$/h':>9} {'shed %':>6}  {'single class, limits':<20} "

@@ -89,6 +89,11 @@ def solve_exact(comp: Compiled, deadline: float, start: Outcome, *, mip_rel_gap:
                     log.debug("level %d: plan over a higher level's cap rejected", k)
                 elif got_levels[k] < levels[k]:
                     x, levels, moved = got, got_levels, True
+            # HiGHS's point may undercut its rows by its tolerance per pool (1e-7): allow that
+            if res.status == "Optimal" and levels[k] > res.objective + LEVEL_GAP + FEASIBLE * len(
+                lay.level_cols[k]
+            ):
+                statuses[-1] = "Unproven"  # HiGHS's optimum did not survive rounding: say so
             log.debug("level %d: %s %.9g", k, res.status, levels[k])
         model.set_level_bound(k, float(_caps(levels[k : k + 1])[0]))
     model.highs.set_option("mip_rel_gap", mip_rel_gap)
@@ -102,11 +107,13 @@ def solve_exact(comp: Compiled, deadline: float, start: Outcome, *, mip_rel_gap:
     elif got is not None and cost @ got <= cost @ x:
         x, moved = got, True
     objective = float(cost @ x)
+    if res.status == "Optimal" and objective > res.objective + mip_rel_gap * abs(objective) + 1e-6:
+        statuses[-1] = "Unproven"
     # HiGHS's dual bound holds for every plan within the caps; costs are >= 0 (moves >= 0)
     bound = max(0.0, float(res.bound)) if res.status in ("Optimal", "TimeLimit") else 0.0
     status = "Optimal"
     if any(s not in ("Optimal", "TimeLimit") for s in statuses):
-        status = "Heuristic"  # HiGHS failed a phase: nothing proven, say so
+        status = "Heuristic"  # HiGHS failed a phase, or its optimum was lost: say so
         plan_of = "milp" if moved else start.method
         log.warning("exact path: HiGHS phases %s; the plan is %s", statuses, plan_of)
     elif "TimeLimit" in statuses:

@@ -247,9 +247,9 @@ def pack(counts: Mapping[int, int], free: Sequence[int], seconds: float = PACK_S
         return known
     found, settled = _solve(key, nodes, min(seconds, PACK_SECONDS))
     if settled:
+        if len(_SOLVED) >= 4096:
+            _SOLVED.clear()  # a bound on memory; safe from any thread (no iteration)
         _SOLVED[(key, nodes)] = found
-        if len(_SOLVED) > 4096:
-            _SOLVED.pop(next(iter(_SOLVED)))
     return found
 
 

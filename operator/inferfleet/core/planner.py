@@ -38,7 +38,8 @@ needs ever bigger weights, and weights above ~1e10 break the simplex; hence phas
 * ``auto``: ``milp`` up to ``AUTO_MILP_COLUMNS`` (pool, option) columns, else ``heuristic``.
 
 Time: compiling, every solver phase and the explanation work to one deadline, ``time_limit_s``
-after the call (the phases stop ``FINISH_S`` + ``FINISH_PER_POOL_S`` a pool before it, for the
+after the call (the phases stop ``FINISH_S`` plus ``FINISH_PER_POOL_S`` a pool, or
+``FINISH_PER_COMPILE`` times what compiling took when the machine is slower, before it, for the
 packing check and the explanation); HiGHS overshoots a run's limit by a few hundredths of a second
 at most on these models once its root heuristics are off for short runs (``exact.SHORT_RUN_S``).
 
@@ -79,9 +80,11 @@ AUTO_MILP_COLUMNS = 2000
 Method = Literal["auto", "milp", "heuristic"]
 
 
-# what is left after the solve: the packing check and the explanation (~30-50 us a pool)
+# what is left after the solve: the packing check and the explanation (~30-50 us a pool unloaded,
+# about twice what compiling took, however loaded the machine)
 FINISH_S = 0.01
 FINISH_PER_POOL_S = 6e-5
+FINISH_PER_COMPILE = 3.0
 START_SHARE = 0.3  # of the exact path's time, at most, for the relaxation that seeds it
 
 
@@ -105,7 +108,8 @@ def solve(problem: Problem, *, time_limit_s: float | None = None, method: Method
     if chosen == "auto":
         chosen = "milp" if comp.n_cols <= AUTO_MILP_COLUMNS else "heuristic"
     # every phase works to one deadline, less what the packing check and explanation take
-    solve_by = deadline - FINISH_S - FINISH_PER_POOL_S * comp.n_pools
+    compile_s = time.perf_counter() - t0
+    solve_by = deadline - FINISH_S - max(FINISH_PER_POOL_S * comp.n_pools, FINISH_PER_COMPILE * compile_s)
     outcome: Outcome
     if comp.n_cols == 0:  # nothing can be placed anywhere: every pool is unplaceable
         outcome = Outcome(np.zeros(0), np.zeros(len(comp.levels)), 0.0, 0.0, "Optimal", chosen)

@@ -17,10 +17,11 @@ Owns the sequence and its time budget:
    was possible.  (Capping whole levels instead lets the LP shed a sliver more of some big, dear
    pool and makes the bound swing by percents with the plan's shed mix.)
 
-Every step works to one deadline (no step may run past it: a bound LP that cannot finish in time
-gives no bound, 0, rather than a late plan).  As a start for the exact path (``bound=False``) the
-bound LP is skipped.  Plans handed on are integral: the sub-MILP's answers are taken as rounded
-counts with every other column recomputed from them, and its shed levels capped at those values.
+Every step works to one deadline; only the bound LP, once the plan is made, may run up to
+``BOUND_GRACE`` of the limit past it (then it gives no bound, 0, rather than a later plan).  As a
+start for the exact path (``bound=False``) the bound LP is skipped.  Plans handed on are integral:
+the sub-MILP's answers are taken as rounded counts with every other column recomputed from them,
+and its shed levels capped at those values.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ RINS_COST_GAP = 2e-4  # relative to their cost
 RINS_MAX_NODES = 200  # a work limit, so that an unhurried run gives the same plan on any machine
 RINS_PRESOLVE = "on"  # a sub-MILP is a heuristic: presolve (bug or not, see exact.py) only costs quality
 MIN_CUTS = 0.002  # stop separating when a round finds cuts for fewer than 0.2% of the pools
+BOUND_GRACE = 0.04  # of the time limit, past the deadline, that the bound LP may still take
 RINS_SHARE = 0.9  # of the time left for the sub-MILP it is given (the rest covers HiGHS's overshoot)
 
 
@@ -222,15 +224,18 @@ def solve_relaxation(comp: Compiled, deadline: float, *, bound: bool = True, max
             break
         res = nxt
         log.debug("cuts %d -> %.6g %.3fs", len(cuts), res.objective, time.perf_counter() - t0)
+    t_round = time.perf_counter()
     best = evaluate(model, repair(comp, res.values[: lay.n_rep]), "lp-rounding")
+    # what repairing and scoring a plan takes on this machine now (~25 us a pool unloaded)
+    rounding_s = time.perf_counter() - t_round
     log.debug("rounded %.6g %s %.3fs", best.objective, best.levels, time.perf_counter() - t0)
     if comp.n_pools <= GREEDY_MAX_POOLS:
         best = better(best, evaluate(model, greedy(comp), "greedy"))
     if left() > reserve + 0.05:
         # HiGHS overshoots a sub-MILP's limit by up to ~0.05 s (root cuts and heuristics check the
         # clock rarely; the "up to half" once seen here was HiGHS timing an instance's runs
-        # together, see core.highs); repairing and scoring the answer takes ~25 us a pool
-        spare = left() - reserve - 0.02 - 3e-5 * comp.n_pools
+        # together, see core.highs); repairing and scoring its answer takes what the rounding did
+        spare = left() - reserve - 0.02 - 1.5 * rounding_s
         fixed = _fix_and_solve(comp, res.values, best.n, RINS_SHARE * spare, added)
         if fixed is not None:
             best = better(evaluate(model, fixed, "lp-rounding"), best)
@@ -250,7 +255,9 @@ def solve_relaxation(comp: Compiled, deadline: float, *, bound: bool = True, max
     slack = np.arange(lay.shed_start, lay.churn_start, dtype=np.int64)
     caps = model.full_vector(best.n)[slack] + LEVEL_SLACK
     final.highs.change_col_bounds(slack, np.zeros(len(slack)), caps)
-    res = final.run(left())
+    # the plan is made: a bound may use a little of the limit's tolerance (BOUND_GRACE) rather than
+    # leave none (gap 100%) when the sub-MILP overshot into its reserve
+    res = final.run(left() + BOUND_GRACE * time_limit)
     proven = res.objective if res.status == "Optimal" else 0.0
     log.debug("bound %s %.6g %.3fs", res.status, proven, time.perf_counter() - t0)
     return dataclasses.replace(best, bound=min(proven, best.objective))
