@@ -6,8 +6,10 @@ return per key and node how many replicas go there.  Replicas that run now stay 
 (up to the planned count: moving a loaded model costs a reload); the rest are placed biggest first,
 each on the fitting node with the least room left (best-fit decreasing), so large replicas are not
 starved by small ones filling every node; one that still fits nowhere may move smaller running
-replicas off a node (``moves``) when they fit elsewhere.  Replicas that fit nowhere even then are
-returned as unplaced: the caller says so rather than let them wait unexplained.  Pure and
+replicas off a node (``moves``) when they fit elsewhere.  Should that greedy fall short (odd sizes),
+the exact packing the planner counted on (``patterns.pack``) is used, incumbents keeping their
+slots where they can.  Replicas that fit nowhere even then are returned as unplaced: the caller
+says so rather than let them wait unexplained.  Pure and
 deterministic: ties go by node name.
 """
 
@@ -16,6 +18,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Generic, TypeVar
+
+from inferfleet.core import patterns
 
 __all__ = ["Packing", "pack"]
 
@@ -81,7 +85,49 @@ def pack(
                 continue
             per_node[key][spot] = per_node[key].get(spot, 0) + 1
             free[spot] -= size
+    if unplaced:  # the greedy fell short (odd sizes): the exact packing the planner counted on
+        exact = _exact(demand, nodes, kept)
+        if exact is not None:
+            return exact
     return Packing({k: v for k, v in per_node.items() if v}, unplaced, moves)
+
+
+def _exact(
+    demand: Mapping[K, tuple[int, int]], nodes: Sequence[tuple[str, int]], kept: Mapping[K, Mapping[str, int]]
+) -> Packing[K] | None:
+    """Every replica placed by ``patterns.pack`` (exact for any sizes), its slots given first to the
+    replicas already there; the incumbents left without a slot move."""
+    by_size: dict[int, int] = {}
+    for count, size in demand.values():
+        by_size[size] = by_size.get(size, 0) + count
+    slots = patterns.pack(by_size, [f for _, f in nodes])
+    if slots is None:
+        return None
+    left = {k: count for k, (count, _) in demand.items()}
+    per_node: dict[K, dict[str, int]] = {k: {} for k in demand}
+    open_slots = [(name, dict(node_slots)) for (name, _), node_slots in zip(nodes, slots, strict=True)]
+    for name, node_slots in open_slots:  # incumbents keep their node where a slot of their size is
+        for key in sorted(demand, key=repr):
+            size = demand[key][1]
+            take = min(kept.get(key, {}).get(name, 0), node_slots.get(size, 0), left[key])
+            if take:
+                per_node[key][name] = take
+                node_slots[size] -= take
+                left[key] -= take
+    for name, node_slots in open_slots:
+        for key in sorted(demand, key=repr):
+            size = demand[key][1]
+            take = min(node_slots.get(size, 0), left[key])
+            if take:
+                per_node[key][name] = per_node[key].get(name, 0) + take
+                node_slots[size] -= take
+                left[key] -= take
+    moves: dict[K, dict[str, int]] = {}
+    for key, where in kept.items():
+        for name, n in where.items():
+            if (gone := n - per_node.get(key, {}).get(name, 0)) > 0:
+                moves.setdefault(key, {})[name] = gone
+    return Packing({k: v for k, v in per_node.items() if v}, {}, moves)
 
 
 def _make_room(

@@ -207,4 +207,6 @@ def test_every_run_gets_its_own_time_limit(n_int: int | None) -> None:
         res = solver.run(0.1)
         elapsed = time.perf_counter() - t0
         assert res.status == "TimeLimit"
-        assert 0.08 <= elapsed <= 0.18, elapsed
+        # the bug this guards gave the third run 0.3 s (every earlier run's time on top); the
+        # upper bound leaves room for a loaded CI machine (the tight figure: benchmarks --property)
+        assert 0.08 <= elapsed <= 0.28, elapsed

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hypothesis.strategies as st
 from hypothesis import given, settings
 
+from inferfleet.core import patterns
 from inferfleet.core.packing import pack
 
 
@@ -87,3 +88,31 @@ def test_moves_only_what_runs_and_never_overfills(
     assert "big" not in packed.moves
     for key, (want, _) in demand.items():
         assert sum(packed.per_node.get(key, {}).values()) + packed.unplaced.get(key, 0) == want
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from([6, 8, 10, 12]), min_size=1, max_size=4),
+    st.dictionaries(
+        st.sampled_from("abcdef"), st.tuples(st.integers(1, 4), st.sampled_from([2, 3, 4, 5, 6])), min_size=1
+    ),
+)
+def test_whenever_an_exact_packing_exists_every_replica_is_placed(
+    free: list[int], demand: dict[str, tuple[int, int]]
+) -> None:
+    nodes = [(f"n{i}", f) for i, f in enumerate(free)]
+    sizes = [size for count, size in demand.values() for _ in range(count)]
+    packed = pack(demand, nodes)
+    assert (packed.unplaced == {}) == patterns.fits(sizes, free)
+    for node, cap in nodes:
+        assert sum(packed.per_node.get(k, {}).get(node, 0) * demand[k][1] for k in demand) <= cap
+
+
+def test_odd_sizes_the_greedy_cannot_pack_use_the_exact_packing() -> None:
+    # best fit decreasing puts both 5s on one 12-device node and strands a 3; 5+4+3 twice fits
+    nodes = [("n0", 12), ("n1", 12)]
+    demand = {"five": (2, 5), "four": (2, 4), "three": (2, 3)}
+    packed = pack(demand, nodes)
+    assert packed.unplaced == {}
+    for node, cap in nodes:
+        assert sum(packed.per_node.get(k, {}).get(node, 0) * demand[k][1] for k in demand) == cap
