@@ -10,10 +10,10 @@ that fails saying what differed), ``audit`` (our Deployments and Services cluste
 per (pool, class) and per pool, orphans whose pool is gone or not their owner, Deployments running
 replicas no plan asks for), ``replicas`` and ``uids`` (per (namespace, pool, class)), ``churn``
 (the Deployments of pools still there whose UID changed: deleted and created again);
-``chaos_policy`` (the example FleetPolicy with 5 s rounds), ``patch_policy`` (a merge patch of its
-spec) and ``set_policy_spec`` (exactly a spec, by PUT); ``moves`` / ``hold_still`` (what changed in
-a namespace's Deployments since a reading, polled over a window), ``cluster_events`` and
-``condition`` (on cluster-scoped objects).
+``set_demand``; ``chaos_policy`` (the example FleetPolicy with 5 s rounds), ``patch_policy`` (a
+merge patch of its spec) and ``set_policy_spec`` (exactly a spec, by PUT); ``moves`` /
+``hold_still`` (what changed in a namespace's Deployments since a reading, polled over a window),
+``cluster_events`` and ``condition`` (on cluster-scoped objects).
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ __all__ = [
     "moves",
     "patch_policy",
     "replicas",
+    "set_demand",
     "set_policy_spec",
     "uids",
     "wait_converged",
@@ -203,6 +204,12 @@ def chaos_policy() -> dict[str, Any]:
     policy = copy.deepcopy(examples("FleetPolicy")[0])
     policy["spec"].setdefault("planning", {})["intervalSeconds"] = PLANNING_INTERVAL_S
     return policy
+
+
+def set_demand(kube: Kube, namespace: str, pool: str, rps: float) -> None:
+    """A pool's ``spec.demand.requestsPerSecond``."""
+    body = {"spec": {"demand": {"requestsPerSecond": rps}}}
+    kube.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, "inferencepools", pool, body)
 
 
 def patch_policy(cluster: Cluster, spec: dict[str, Any]) -> None:

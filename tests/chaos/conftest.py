@@ -10,9 +10,10 @@ test, its spec put back afterwards), ``live_power`` (``LivePower`` over the flee
 power invariant sampled on every pod or node change) and ``kubelets`` (pods reported Ready again
 once their node is back, which kwok does not do).
 
-Every test here is marked ``integration`` and ``chaos``: they follow the integration rules
-(``CI=true`` never skips; a cluster that cannot start stops the run) and
-``INFERFLEET_SKIP_CHAOS=1`` skips only these, outside CI (in CI it stops the run).  The scenarios
+Every test under tests/chaos is marked ``integration`` and ``chaos`` (by the collection hook
+below, whether its module says so or not): they follow the integration rules (``CI=true`` never
+skips; a cluster that cannot start stops the run) and ``INFERFLEET_SKIP_CHAOS=1`` skips only these,
+outside CI (in CI it stops the run).  The scenarios
 are bounded in time: each waits with explicit timeouts, the suite takes a few minutes.
 """
 
@@ -48,6 +49,8 @@ from test_operator import (
 
 from inferfleet_dev.cluster import Cluster
 
+HERE = Path(__file__).resolve().parent
+
 
 def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("true", "1", "yes")
@@ -58,6 +61,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test under tests/chaos is ``chaos`` and ``integration`` (marked or not: the
+    integration hook in tests/conftest.py, which runs after this one, then applies its CI rules);
+    INFERFLEET_SKIP_CHAOS skips them outside CI and stops the run in CI."""
+    for item in items:
+        if HERE in Path(str(item.path)).resolve().parents:
+            for name in ("chaos", "integration"):
+                if not item.get_closest_marker(name):
+                    item.add_marker(name)
     chaos = [item for item in items if item.get_closest_marker("chaos")]
     if not chaos or os.environ.get("INFERFLEET_SKIP_CHAOS", "") not in ("1", "true", "yes"):
         return

@@ -1,7 +1,9 @@
 """Scenario 2, the control plane: the kube-apiserver frozen (SIGSTOP for ``FREEZE_S``, then SIGCONT)
-and, separately, restarted (SIGTERM, the same command line again); and every node NotReady at once,
-which is what a control-plane outage looks like from the nodes (issue 9: after a 60 s freeze nodes
-read NotReady for ~5 s and the operator deleted 11 of 25 Deployments, recreating them 2 s later).
+and, separately, restarted (SIGTERM, SIGKILL after 5 s, the same command line again); and every
+node NotReady at once, which is what a control-plane outage looks like from the nodes (issue 9:
+after a 60 s freeze nodes read NotReady for ~5 s and the operator deleted 11 of 25 Deployments,
+recreating them 2 s later; ``INFERFLEET_CHAOS_FREEZE_SECONDS=60`` reproduces that freeze: here 10
+nodes read NotReady, nothing moved).
 
 After each fault: no Deployment of a pool that still exists is deleted and created again (UIDs
 compared), nothing moves (replicas per (pool, class) as before) for longer than the NotReady grace
@@ -27,6 +29,7 @@ from chaos_fleet import (
     condition,
     hold_still,
     replicas,
+    set_demand,
     uids,
     wait_converged,
 )
@@ -42,17 +45,6 @@ FREEZE_S = float(os.environ.get("INFERFLEET_CHAOS_FREEZE_SECONDS", "30"))
 GRACE_S = 10  # planning.nodeNotReadyGraceSeconds here
 STABILIZATION_S = 15  # planning.nodeReturnStabilizationSeconds here
 CONVERGE_S = 60.0
-
-
-def _demand(kube: Kube, namespace: str, pool: str, rps: int) -> None:
-    kube.custom.patch_namespaced_custom_object(
-        "inferfleet.dev",
-        "v1alpha1",
-        namespace,
-        "inferencepools",
-        pool,
-        {"spec": {"demand": {"requestsPerSecond": rps}}},
-    )
 
 
 def _rounds(op: OperatorProcess) -> float:
@@ -113,7 +105,7 @@ def test_a_frozen_then_restarted_api_server_deletes_and_recreates_nothing(
             moved = hold_still(kube, chaos_ns, window - (time.monotonic() - back), replicas0, uids0)
             count, longest = live.not_ready_summary(began)
             pool, new_rps = rps.popitem()
-            _demand(kube, chaos_ns, pool, new_rps)
+            set_demand(kube, chaos_ns, pool, new_rps)
             changed = time.monotonic()
             wait_converged(kube, chaos_ns, CONVERGE_S, f"{pool}'s new demand applied after the {fault}")
             figures.append(

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from chaos_fleet import audit, converged, patch_policy, wait_converged
+from chaos_fleet import audit, converged, patch_policy, set_demand, wait_converged
 from chaos_power import LivePower
 from operator_proc import Operators
 from test_operator import Kube, example_pool, operator_log_on_failure, operators  # noqa: F401
@@ -29,17 +29,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 CONVERGE_S = 90.0  # from the last restart to the cluster matching the plan
 FIRST_WRITE_S = 10.0  # how long a started operator is given to begin writing before it is killed anyway
 SEED = int(os.environ.get("INFERFLEET_CHAOS_SEED", "9"))
-
-
-def _demand(kube: Kube, namespace: str, pool: str, rps: int) -> None:
-    kube.custom.patch_namespaced_custom_object(
-        "inferfleet.dev",
-        "v1alpha1",
-        namespace,
-        "inferencepools",
-        pool,
-        {"spec": {"demand": {"requestsPerSecond": rps}}},
-    )
 
 
 def test_sigkill_mid_transition_leaves_no_duplicates_or_orphans_and_never_exceeds_a_budget(
@@ -69,9 +58,9 @@ def test_sigkill_mid_transition_leaves_no_duplicates_or_orphans_and_never_exceed
             ("create chat-70b and summarise-batch", lambda: create("chat-70b", "summarise-batch")),
             ("create code-completion-8b and embed", lambda: create("code-completion-8b", "embed")),
             ("budgets hall-a +4 kW, hall-b -8 kW", budget),
-            ("chat-70b 40 -> 64 req/s", lambda: _demand(kube, chaos_ns, "chat-70b", 64)),
-            ("embed 3000 -> 1200 req/s", lambda: _demand(kube, chaos_ns, "embed", 1200)),
-            ("summarise-batch 20 -> 32 req/s", lambda: _demand(kube, chaos_ns, "summarise-batch", 32)),
+            ("chat-70b 40 -> 64 req/s", lambda: set_demand(kube, chaos_ns, "chat-70b", 64)),
+            ("embed 3000 -> 1200 req/s", lambda: set_demand(kube, chaos_ns, "embed", 1200)),
+            ("summarise-batch 20 -> 32 req/s", lambda: set_demand(kube, chaos_ns, "summarise-batch", 32)),
         ]
         kills = []
         for what, act in steps:

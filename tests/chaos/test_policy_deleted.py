@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from chaos_fleet import cluster_events, condition, replicas, wait_converged
+from chaos_fleet import cluster_events, condition, replicas, set_demand, wait_converged
 from chaos_power import LivePower
 from operator_proc import Operators
 from test_operator import GROUP, Kube, example_pool, operator_log_on_failure, operators  # noqa: F401
@@ -67,14 +67,7 @@ def test_a_deleted_fleet_policy_adds_nothing_anywhere_and_planning_resumes_once_
         )
         said = time.monotonic() - deleted
         for pool, rps in GROWTH.items():
-            kube.custom.patch_namespaced_custom_object(
-                GROUP,
-                "v1alpha1",
-                chaos_ns,
-                "inferencepools",
-                pool,
-                {"spec": {"demand": {"requestsPerSecond": rps}}},
-            )
+            set_demand(kube, chaos_ns, pool, rps)
         increases: list[str] = []
         until = time.monotonic() + GONE_S
         while time.monotonic() < until:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chaos_fleet import churn, uids, wait_converged
+from chaos_fleet import churn, set_demand, uids, wait_converged
 from chaos_power import LivePower
 from operator_proc import Operators
 from test_health import FreezableProxy, health, proxied_kubeconfig, proxy  # noqa: F401
@@ -60,14 +60,7 @@ def test_a_frozen_proxy_fails_liveness_within_the_bound_and_the_operator_catches
         before = uids(kube, chaos_ns)
         proxy.freeze()
         frozen_at = time.monotonic()
-        kube.custom.patch_namespaced_custom_object(
-            "inferfleet.dev",
-            "v1alpha1",
-            chaos_ns,
-            "inferencepools",
-            "embed",
-            {"spec": {"demand": {"requestsPerSecond": 1500}}},
-        )
+        set_demand(kube, chaos_ns, "embed", 1500)
         seen: list[tuple[float, int | None]] = []
         body: dict[str, Any] = {}
         while time.monotonic() - frozen_at < API_BOUND_S + 15:
