@@ -24,6 +24,7 @@ __all__ = [
     "AcceleratorClassStatus",
     "CapacityOverride",
     "HardwareSpec",
+    "InterconnectSpec",
     "PriceSpec",
     "ProfileBucket",
     "ProfileSpec",
@@ -104,6 +105,22 @@ class Toleration(Spec):
     )
 
 
+class InterconnectSpec(Spec):
+    """The fabric a tensor-parallel replica all-reduces over; unset figures take the kind's defaults."""
+
+    kind: Literal["NVLink", "InfinityFabric", "PCIe", "NeuronLink", "ICI", "RealScale", "OnWafer"] = Field(
+        description="NVLink, InfinityFabric, PCIe (cards such as L4), NeuronLink, ICI (TPU), RealScale "
+        "(Groq: scheduled hops, counted in layerLatencyMicroseconds) or OnWafer (no all-reduce)."
+    )
+    bandwidth_g_bps: int | None = Field(
+        None, ge=1, le=10**7, description="Link bandwidth per device, one direction, GB/s; unset: the kind's."
+    )
+    latency_microseconds: Decimal | None = Field(
+        None,
+        description="Latency of one all-reduce step (ceil(log2 devices) per all-reduce); unset: the kind's.",
+    )
+
+
 class HardwareSpec(Spec):
     """Figures of ONE device (a GPU, a chip, or one wafer-scale system)."""
 
@@ -118,6 +135,10 @@ class HardwareSpec(Spec):
     layer_latency_microseconds: Decimal = Field(
         default=0.0,
         description="Fixed latency per layer per decode step (fabric hops, launches); bounds SRAM systems.",
+    )
+    interconnect: InterconnectSpec | None = Field(
+        None,
+        description="Tensor-parallel fabric between the devices of a replica; unset: no all-reduce cost.",
     )
 
     cel_rules: ClassVar[tuple[CelRule, ...]] = (

@@ -14,6 +14,9 @@ ours, with the reasoning next to it:
   published per-user speeds of Llama 3.1 8B/70B within 2x (docs/performance-model.md); 5 us on H100
   does the same for the GPU provider figures. Other accelerators reuse the GPU value, uncalibrated.
 - **Dense FLOPs**: the csv's Cerebras 125 PF is a sparse peak; dense is taken as half (62.5 PF).
+- **Interconnect**: each row names its kind and takes ``roofline.INTERCONNECT_DEFAULTS`` (NVLink on
+  the SXM GPUs, PCIe on L4/L40S/A10G cards, Infinity Fabric, NeuronLink, ICI; Cerebras OnWafer and
+  Groq RealScale add no all-reduce latency beyond their calibrated layer latency).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from inferfleet.core.cost import amortised_hourly_price
+from inferfleet.core.roofline import INTERCONNECT_DEFAULTS, LinkedHardware
 from inferfleet.core.types import AcceleratorClass, Hardware
 from inferfleet.core.units import GIB, MICRO, TERA
 
@@ -42,9 +46,11 @@ def _hw(
     idle_w: float,
     busy_w: float,
     layer_us: float,
+    link: str = "NVLink",
 ) -> Hardware:
-    """A row of the datasheet table below, in its units (TB/s, TFLOP/s, µs), as core Hardware."""
-    return Hardware(
+    """A row of the datasheet table below, in its units (TB/s, TFLOP/s, µs), as core Hardware with
+    the default figures of its interconnect kind (roofline.INTERCONNECT_DEFAULTS)."""
+    return LinkedHardware(
         memory_bytes,
         tb_per_s * TERA,
         bf16_tflops * TERA,
@@ -52,6 +58,7 @@ def _hw(
         idle_w,
         busy_w,
         layer_us * MICRO,
+        INTERCONNECT_DEFAULTS[link],
     )
 
 
@@ -65,29 +72,29 @@ REFERENCE_HARDWARE: Mapping[str, Hardware] = {
     # csv A100-SXM4-80GB, no FP8 path; idle ESTIMATE 15% of 400 W.
     "A100-SXM4-80GB": _hw(80 * GIB, 2.039, 312, None, 60, 400, _GPU_LAYER_US),
     # csv L40S (dense figures); idle ESTIMATE ~15% of 350 W.
-    "L40S": _hw(48 * GIB, 0.864, 362, 733, 50, 350, _GPU_LAYER_US),
+    "L40S": _hw(48 * GIB, 0.864, 362, 733, 50, 350, _GPU_LAYER_US, "PCIe"),
     # csv L4 (dense = half the sparse datasheet figures); idle ESTIMATE ~22% of 72 W (16 W).
-    "L4": _hw(24 * GIB, 0.3, 121, 242, 16, 72, _GPU_LAYER_US),
+    "L4": _hw(24 * GIB, 0.3, 121, 242, 16, 72, _GPU_LAYER_US, "PCIe"),
     # csv A10G (A10 datasheet power and TFLOPs, an estimate for the AWS SKU); idle ESTIMATE 25 W.
-    "A10G": _hw(24 * GIB, 0.6, 125, None, 25, 150, _GPU_LAYER_US),
+    "A10G": _hw(24 * GIB, 0.6, 125, None, 25, 150, _GPU_LAYER_US, "PCIe"),
     # csv MI300X; idle ESTIMATE 20% of 750 W (large HBM3 stack count and Infinity Fabric).
-    "MI300X": _hw(192 * GIB, 5.3, 1307, 2615, 150, 750, _GPU_LAYER_US),
+    "MI300X": _hw(192 * GIB, 5.3, 1307, 2615, 150, 750, _GPU_LAYER_US, "InfinityFabric"),
     # csv Inferentia2 (per chip), cFP8 at the BF16 rate. Power not published: busy ESTIMATE 100 W
     # (a 190-TFLOPS die plus 32 GiB HBM, between an L4 at 72 W and an A10 at 150 W), idle 25 W.
-    "Inferentia2": _hw(32 * GIB, 0.82, 190, 190, 25, 100, _GPU_LAYER_US),
+    "Inferentia2": _hw(32 * GIB, 0.82, 190, 190, 25, 100, _GPU_LAYER_US, "NeuronLink"),
     # csv TPU-v5e (per chip), no FP8. Power not published: busy ESTIMATE 170 W (TPU v4 paper's
     # mean chip power; v5e is a smaller inference chip, so this leans high), idle 50 W.
-    "TPU-v5e": _hw(16 * GIB, 0.819, 197, None, 50, 170, _GPU_LAYER_US),
+    "TPU-v5e": _hw(16 * GIB, 0.819, 197, None, 50, 170, _GPU_LAYER_US, "ICI"),
     # csv Cerebras CS-3: one "device" is a whole system, 44 GB (41 GiB) on-wafer SRAM at 21 PB/s, dense
     # FP16 taken as half the 125 PF sparse peak; ~23 kW system. Idle ESTIMATE 50% (SRAM leakage,
     # pumps, fans and power conversion keep running). Layer latency CALIBRATED (20 us).
-    "Cerebras CS-3": _hw(44e9, 21000, 62500, None, 11500, 23000, 20.0),
+    "Cerebras CS-3": _hw(44e9, 21000, 62500, None, 11500, 23000, 20.0, "OnWafer"),
     # csv Groq LPU (per chip): 230 MB (0.214 GiB) SRAM, 80 TB/s, 188 FP16 TFLOPS; its INT8 path is
     # not used for FP8 weights (TruePoint keeps weights in 8 bits but computes wider).
     # Card power ~240 W typ / 375 W max [unverified]; busy ESTIMATE 375 W covers a share of hosts and
     # fabric too (a GroqNode of 8 cards is put at 3-4 kW), idle ESTIMATE 90 W. Layer latency
     # CALIBRATED (45 us).
-    "Groq LPU": _hw(230e6, 80, 188, None, 90, 375, 45.0),
+    "Groq LPU": _hw(230e6, 80, 188, None, 90, 375, 45.0, "RealScale"),
 }
 
 # Devices on one node (or the unit a replica must fit in) for example AcceleratorClasses.

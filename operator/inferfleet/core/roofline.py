@@ -4,11 +4,22 @@ Per decode step at batch B on d devices (bandwidth and FLOPs summed over the dev
 BANDWIDTH_EFFICIENCY, COMPUTE_EFFICIENCY and TP_SCALING_PER_DOUBLING per doubling of d):
 
     step(B) = max((weights + B x KV bytes at average context) / bandwidth, 2 x params x B / flops)
-              + layers x layer_latency
-    prefill = 2 x params x input_tokens / flops            (compute-bound, batched)
+              + layers x layer_latency + sync + B x sync_token
+    prefill = 2 x params x input_tokens / flops + input_tokens x sync_token   (compute-bound, batched)
     TPOT(B) = step(B) + B x prefill / output_tokens        (prefills stall the decode batch)
-    TTFT(B) = step(B) + max(prefill, weights / bandwidth) + layers x layer_latency
+    TTFT(B) = step(B) + max(prefill, weights / bandwidth) + layers x layer_latency + sync
     rps(B)  = B / (output_tokens x step(B) + B x prefill)
+
+Tensor parallelism on d > 1 devices all-reduces the activations twice per layer (after attention
+and after the MLP) over the class's interconnect (``Interconnect``: link bandwidth per device and
+the latency of one all-reduce step; a tree or recursive-doubling all-reduce takes ceil(log2 d)
+steps):
+
+    sync       = 2 x layers x ceil(log2 d) x step_latency
+    sync_token = 2 x layers x 2 (d - 1) / d x hidden x 2 B / link_bandwidth   (per token in the pass)
+    hidden     = sqrt(params / (12 x layers))                               (dense transformer)
+
+so small models stop speeding up at high degrees (the all-reduces' latency does not shrink with d).
 
 Every term is linear in B (or a max of two), so the largest B meeting the SLO and the KV memory has
 a closed form. Embedding models (no output tokens) run prefill batches of k requests; a request
@@ -17,7 +28,9 @@ waits for the running batch and then runs in the next, so TTFT = 2 x batch time.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Mapping
 from typing import NamedTuple
 
 from inferfleet.core import sizing
@@ -27,13 +40,19 @@ from inferfleet.core.units import GIB
 __all__ = [
     "BANDWIDTH_EFFICIENCY",
     "COMPUTE_EFFICIENCY",
+    "DEFAULT_INTERCONNECT",
+    "INTERCONNECT_DEFAULTS",
     "TP_SCALING_PER_DOUBLING",
+    "Interconnect",
+    "LinkedHardware",
     "Operating",
     "Shape",
     "batch1_step_s",
     "effective_flops",
     "format_seconds",
+    "interconnect_of",
     "shape_of",
+    "sync_seconds",
     "solve",
 ]
 
@@ -42,6 +61,54 @@ COMPUTE_EFFICIENCY = 0.50  # achieved fraction of dense peak FLOPs in batched ma
 TP_SCALING_PER_DOUBLING = 0.90  # bandwidth and FLOPs kept per doubling of devices (all-reduces)
 _TP_EXPONENT = math.log2(TP_SCALING_PER_DOUBLING)
 _EIGHT_BIT_OR_LESS = frozenset({"fp8", "int8", "int4", "fp4"})
+_ACTIVATION_BYTES = 2.0  # all-reduced activations are 16-bit whatever the weights' precision
+
+
+@dataclasses.dataclass(frozen=True)
+class Interconnect:
+    """The fabric tensor parallelism all-reduces over, per device.
+
+    ``kind`` names it (NVLink, InfinityFabric, PCIe, NeuronLink, ICI, RealScale, OnWafer);
+    ``bandwidth_bytes_per_s`` is one device's link bandwidth in one direction; ``step_latency_s`` the
+    latency of one step of a small-message all-reduce (ceil(log2 d) steps on d devices). A latency
+    of 0 means no all-reduce cost beyond the layer latency (inside one wafer, or a compiler-scheduled
+    fabric whose hops the calibrated layer latency already counts).
+    """
+
+    kind: str
+    bandwidth_bytes_per_s: float
+    step_latency_s: float
+
+
+# Per-kind defaults. Bandwidths are per device, one direction; step latencies are ESTIMATES: 10 us
+# on NVLink is calibrated on NeMo's batch-1 Llama-2-7B latencies on 1/2/4/8 H100s
+# (docs/performance-model.md); the others reuse it (RCCL, Neuron and ICI collectives are no faster
+# for small messages), PCIe pays more per hop. Sources in examples/10-accelerator-classes.yaml.
+INTERCONNECT_DEFAULTS: Mapping[str, Interconnect] = {
+    "NVLink": Interconnect("NVLink", 450e9, 10e-6),  # H100 NVLink 4: 900 GB/s both ways
+    "InfinityFabric": Interconnect("InfinityFabric", 448e9, 10e-6),  # MI300X: 7 x 64 GB/s links
+    "PCIe": Interconnect("PCIe", 32e9, 15e-6),  # Gen4 x16 (L4), through the host
+    "NeuronLink": Interconnect("NeuronLink", 192e9, 10e-6),  # Inferentia2 NeuronLink-v2
+    "ICI": Interconnect("ICI", 200e9, 10e-6),  # TPU v5e: 1,600 Gbps ICI per chip
+    "RealScale": Interconnect("RealScale", 80e9, 0.0),  # Groq: scheduled hops, in layer latency
+    "OnWafer": Interconnect("OnWafer", 0.0, 0.0),  # no all-reduce inside one wafer
+}
+# A class that names no interconnect keeps the model it had before the all-reduce term (no cost):
+# existing objects plan as they did. Name the kind on every multi-device class.
+DEFAULT_INTERCONNECT = Interconnect("Unset", 0.0, 0.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class LinkedHardware(Hardware):
+    """``Hardware`` with the interconnect its devices all-reduce over (None: DEFAULT_INTERCONNECT)."""
+
+    interconnect: Interconnect | None = None
+
+
+def interconnect_of(hw: Hardware) -> Interconnect:
+    """The interconnect of ``hw``: its own, else DEFAULT_INTERCONNECT."""
+    own = hw.interconnect if isinstance(hw, LinkedHardware) else None
+    return own if own is not None else DEFAULT_INTERCONNECT
 
 
 def effective_flops(hw: Hardware, precision: str) -> float:
@@ -73,6 +140,10 @@ class Shape(NamedTuple):
     usable: float  # bytes of memory per device for weights + KV
     bandwidth: float  # derated bytes/s per device
     flops: float  # derated FLOP/s per device at the model's precision
+    layers: int = 0
+    hidden: float = 0.0  # activation width, estimated from params and layers
+    link_bandwidth: float = 0.0  # bytes/s per device, one direction (0: no per-byte cost)
+    link_latency: float = 0.0  # s per all-reduce step
 
 
 class Operating(NamedTuple):
@@ -86,6 +157,9 @@ class Operating(NamedTuple):
 
 def shape_of(model: ModelSpec, hw: Hardware) -> Shape:
     """The roofline constants of ``model`` on ``hw``."""
+    n_layers = sizing.layers(model)
+    params = model.parameters_b * 1e9
+    link = interconnect_of(hw)
     return Shape(
         params=model.parameters_b * 1e9,
         weights=sizing.weight_bytes(model),
@@ -94,7 +168,23 @@ def shape_of(model: ModelSpec, hw: Hardware) -> Shape:
         usable=sizing.usable_bytes_per_device(hw),
         bandwidth=hw.memory_bandwidth_bytes_per_s * BANDWIDTH_EFFICIENCY,
         flops=effective_flops(hw, model.precision) * COMPUTE_EFFICIENCY,
+        layers=n_layers,
+        hidden=math.sqrt(params / (12.0 * n_layers)) if n_layers > 0 else 0.0,
+        link_bandwidth=link.bandwidth_bytes_per_s,
+        link_latency=link.step_latency_s,
     )
+
+
+def sync_seconds(s: Shape, devices: int) -> tuple[float, float]:
+    """(s per forward pass, s per token in it) the tensor-parallel all-reduces add on ``devices``."""
+    if devices <= 1:
+        return 0.0, 0.0
+    all_reduces = 2.0 * s.layers
+    fixed = all_reduces * math.ceil(math.log2(devices)) * s.link_latency
+    if s.link_bandwidth <= 0:
+        return fixed, 0.0
+    moved = 2.0 * (devices - 1) / devices * s.hidden * _ACTIVATION_BYTES
+    return fixed, all_reduces * moved / s.link_bandwidth
 
 
 def _scale(devices: int) -> float:
@@ -104,8 +194,9 @@ def _scale(devices: int) -> float:
 def batch1_step_s(s: Shape, devices: int, context_tokens: int) -> float:
     """Seconds per decode step of one sequence at ``context_tokens`` of context."""
     scale = _scale(devices)
+    sync, sync_token = sync_seconds(s, devices)
     memory = (s.weights + s.kv_token * context_tokens) / (s.bandwidth * scale)
-    return max(memory, 2.0 * s.params / (s.flops * scale)) + s.fixed
+    return max(memory, 2.0 * s.params / (s.flops * scale)) + s.fixed + sync + sync_token
 
 
 def _miss(what: str, predicted: float, target: float, devices: int) -> Unfit:
@@ -123,7 +214,8 @@ def solve(
     """The operating point on exactly ``devices`` devices, or why there is none."""
     scale = _scale(devices)
     bandwidth, flops = s.bandwidth * scale, s.flops * scale
-    fixed = s.fixed
+    sync, sync_token = sync_seconds(s, devices)
+    fixed = s.fixed + sync  # per forward pass: layer latency and the all-reduces' latency
     weight_read = s.weights / bandwidth
     free = devices * s.usable - s.weights
     capacity = math.floor(free / (s.kv_token * (n_in + n_out))) if free > 0 else 0
@@ -132,11 +224,13 @@ def solve(
         return Unfit(
             UnfitKind.MEMORY, f"{gib:.1f} GiB of weights leave no room for a KV cache on {devices} device(s)"
         )
-    prefill = 2.0 * s.params * n_in / flops
+    prefill = 2.0 * s.params * n_in / flops + n_in * sync_token
     if n_out == 0:
         return _solve_prefill_only(devices, capacity, prefill, weight_read, fixed, ttft_slo=ttft_slo)
-    kv_read = s.kv_token * (n_in + n_out / 2.0) / bandwidth  # per sequence, at average context
-    compute = 2.0 * s.params / flops  # per sequence per step
+    # per sequence per step: its KV read at average context, its FLOPs, and its all-reduced bytes
+    # (added to both sides of the max: communication does not overlap either)
+    kv_read = s.kv_token * (n_in + n_out / 2.0) / bandwidth + sync_token
+    compute = 2.0 * s.params / flops + sync_token
     stall = prefill / n_out  # prefill time charged to each output token
     alone = max(prefill, weight_read) + fixed  # a lone request's prefill
     limit = float(capacity)

@@ -18,6 +18,7 @@ __all__ = [
     "PER_USER_ANCHORS",
     "THROUGHPUT_ANCHORS",
     "Anchor",
+    "llama2_7b",
     "llama_70b",
     "llama_8b",
     "embed",
@@ -35,6 +36,11 @@ def llama_8b(precision: Precision) -> ModelSpec:
 def llama_70b(precision: Precision) -> ModelSpec:
     """Llama 3.1 70B: 80 layers, 8 KV heads x 128 dims -> 320 KiB/token of 16-bit KV cache."""
     return ModelSpec("llama-3.1-70b", 70.6, precision, 8192, layers=80, kv_bytes_per_token=327680)
+
+
+def llama2_7b() -> ModelSpec:
+    """Llama 2 7B: 32 layers, 32 KV heads x 128 dims (no GQA) -> 512 KiB/token of 16-bit KV cache."""
+    return ModelSpec("llama-2-7b", 6.74, "bf16", 4096, layers=32, kv_bytes_per_token=524288)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +89,25 @@ PER_USER_ANCHORS: tuple[Anchor, ...] = (
         71,
         "memory-fit minimum, one GPU; not asserted",
         asserted=False,
+    ),
+    # Tensor-parallel scaling at batch 1: NVIDIA NeMo Framework, "Llama-2 Results, Inference
+    # Performance", configuration 1 (128 input / 20 output tokens, batch 1), average latency in ms on
+    # 1/2/4/8 GPUs (docs.nvidia.com/nemo-framework/user-guide/latest/performance/llama.html);
+    # published = 20 tokens / latency (the latency includes the 128-token prefill).
+    *(
+        Anchor(
+            f"nemo-{system[:4].lower()}-7b-tp{tp}",
+            system,
+            llama2_7b(),
+            tp,
+            round(20_000 / latency_ms),
+            f"NeMo, TP={tp}, {latency_ms} ms per 128/20 request",
+        )
+        for system, latencies in (
+            ("H100-SXM5-80GB", (153.8, 128.6, 107.4, 97.6)),
+            ("A100-SXM4-80GB", (234.0, 171.7, 143.7, 136.5)),
+        )
+        for tp, latency_ms in zip((1, 2, 4, 8), latencies, strict=True)
     ),
 )
 

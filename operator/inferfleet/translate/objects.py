@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from inferfleet.api.acceleratorclass import AcceleratorClass as ApiClass
+from inferfleet.api.acceleratorclass import InterconnectSpec
 from inferfleet.api.fleetpolicy import FleetPolicy as ApiPolicy
 from inferfleet.api.inferencepool import InferencePool as ApiPool
 from inferfleet.core import cost
 from inferfleet.core import types as core
+from inferfleet.core.roofline import INTERCONNECT_DEFAULTS, Interconnect, LinkedHardware
 from inferfleet.core.units import GIGA, KILO, MICRO, MILLI, TERA
 
 __all__ = ["pool_key", "to_core_class", "to_core_policy", "to_core_pool", "watts"]
@@ -30,6 +32,18 @@ def watts(kilowatts: float) -> float:
     return kilowatts * KILO
 
 
+def _interconnect(spec: InterconnectSpec | None) -> Interconnect | None:
+    """The core interconnect: the kind's defaults with the figures the object gives."""
+    if spec is None:
+        return None
+    base = INTERCONNECT_DEFAULTS[spec.kind]
+    return Interconnect(
+        spec.kind,
+        base.bandwidth_bytes_per_s if spec.bandwidth_g_bps is None else spec.bandwidth_g_bps * GIGA,
+        base.step_latency_s if spec.latency_microseconds is None else spec.latency_microseconds * MICRO,
+    )
+
+
 def to_core_class(
     cls: ApiClass, node_free_devices: tuple[int, ...], node_names: tuple[str, ...] = ()
 ) -> core.AcceleratorClass:
@@ -43,7 +57,7 @@ def to_core_class(
         hourly = cost.amortised_hourly_price(price.capital_dollars_per_device, price.lifetime_years)
     return core.AcceleratorClass(
         name=str(cls.metadata["name"]),
-        hardware=core.Hardware(
+        hardware=LinkedHardware(
             memory_bytes=float(hw.memory),
             memory_bandwidth_bytes_per_s=hw.memory_bandwidth_g_bps * GIGA,
             flops_bf16=float(hw.bf16_tflops) * TERA,
@@ -51,6 +65,7 @@ def to_core_class(
             power_idle_watts=float(hw.power_idle_watts),
             power_busy_watts=float(hw.power_busy_watts),
             layer_latency_s=hw.layer_latency_microseconds * MICRO,
+            interconnect=_interconnect(hw.interconnect),
         ),
         devices_per_node=spec.devices_per_node,
         price_per_device_hour=hourly,

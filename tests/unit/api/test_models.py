@@ -176,3 +176,38 @@ def test_api_reference_matches_models() -> None:
     from inferfleet.api import docgen
 
     assert docgen.write(ROOT, check=True) == [], "run `inferfleet crds` to regenerate docs/api.md"
+
+
+INTERCONNECTS = [
+    pytest.param(None, ("Unset", 0.0, 0.0), id="unset-means-no-all-reduce-cost"),
+    pytest.param({"kind": "PCIe"}, ("PCIe", 32e9, 15e-6), id="kind-alone-takes-its-defaults"),
+    pytest.param(
+        {"kind": "InfinityFabric", "bandwidthGBps": 400, "latencyMicroseconds": "12.5"},
+        ("InfinityFabric", 400e9, 12.5e-6),
+        id="given-figures-override-the-kind",
+    ),
+    pytest.param({"kind": "OnWafer"}, ("OnWafer", 0.0, 0.0), id="on-wafer-costs-nothing"),
+]
+
+
+@pytest.mark.parametrize(("interconnect", "expected"), INTERCONNECTS)
+def test_interconnect_reaches_the_core_with_kind_defaults(
+    interconnect: dict[str, Any] | None, expected: tuple[str, float, float]
+) -> None:
+    from inferfleet.core.roofline import interconnect_of
+    from inferfleet.translate.objects import to_core_class
+
+    doc = copy.deepcopy(example("AcceleratorClass", "h100"))
+    doc["spec"]["hardware"].pop("interconnect", None)
+    if interconnect is not None:
+        doc["spec"]["hardware"]["interconnect"] = interconnect
+    cls = validate_object(AcceleratorClass, doc, "classes.yaml")
+    link = interconnect_of(to_core_class(cls, (8,)).hardware)
+    assert (link.kind, link.bandwidth_bytes_per_s, link.step_latency_s) == pytest.approx(expected)
+
+
+def test_unknown_interconnect_kind_is_rejected() -> None:
+    doc = with_change(example("AcceleratorClass", "h100"), "spec.hardware.interconnect", {"kind": "Ethernet"})
+    with pytest.raises(ManifestError, match="AcceleratorClass h100") as err:
+        validate_object(AcceleratorClass, doc, "classes.yaml")
+    assert "interconnect.kind" in str(err.value)
