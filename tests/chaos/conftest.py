@@ -169,3 +169,13 @@ def kubelets(cluster: Cluster) -> Iterator[Kubelets]:
     reported Ready once it is back (see chaos_faults); for tests that make nodes NotReady."""
     with Kubelets(cluster.api_client) as k:
         yield k
+
+
+@pytest.fixture(autouse=True)
+def one_operator_at_a_time(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each chaos test starts its own operator (leader election off); the module's ``operators``
+    keeps them, so stop them after each test, or the next test's operator plans beside this one
+    and every write and event is made twice."""
+    yield
+    if "operators" in request.fixturenames:
+        request.getfixturevalue("operators").stop_all()

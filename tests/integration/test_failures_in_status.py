@@ -237,7 +237,8 @@ def test_a_misspelt_power_domain_freezes_the_class_and_a_second_policy_is_refuse
         assert (
             f"'{domain}-typo' is not listed" in cond["message"] and "nothing new is placed" in cond["message"]
         )
-        assert len(kube.events("default", cls, "UnknownPowerDomain")) >= 1
+        # the event follows the status in the same round: wait for it rather than race it
+        wait_for(lambda: kube.events("default", cls, "UnknownPowerDomain"), timeout=30, what="the event")
         kube.custom.patch_namespaced_custom_object(
             "inferfleet.dev",
             "v1alpha1",

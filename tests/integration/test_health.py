@@ -70,8 +70,12 @@ class FreezableProxy:
         while not self._closed.is_set():
             try:
                 client, _ = self._listener.accept()
-                upstream = socket.create_connection(self.target, timeout=10)
             except OSError:
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=10)
+            except OSError:  # the API server is down (a restart): drop this client, closed
+                client.close()
                 continue
             upstream.settimeout(None)
             with self._lock:
@@ -91,9 +95,11 @@ class FreezableProxy:
         except OSError:
             pass
         finally:
-            for s in (src, dst):
+            for s in (src, dst):  # both directions end; closed here so none waits for the GC
                 with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
+                with contextlib.suppress(OSError):
+                    s.close()
 
 
 def get(url: str) -> tuple[int | None, dict[str, Any]]:

@@ -88,6 +88,7 @@ class PlanningLoop:
         self.seen: dict[str, Seen] | None = None  # nodes' readiness as the last round left it
         self.verifier = Verifier(writer, _words)
         self._status_refused: dict[tuple[str, str | None, str], str] = {}  # said once per message
+        self._said: dict[tuple[str, str, str, str, str], float] = {}  # event -> when it was recorded
 
     # --- called from kopf handlers (any thread) ---
     def mark_dirty(self, why: str = "") -> None:
@@ -286,7 +287,28 @@ class PlanningLoop:
         # a placement change whose child writes were refused did not happen: not said
         failed_pools = {r.pool for r in refused}
         events = [e for e in d.events if not (e.reason in _CHANGES and _key(e.obj) in failed_pools)]
-        self._phase(lambda e: w.event(e.obj, e.type, e.reason, e.message), events, "event")
+        self._phase(lambda e: w.event(e.obj, e.type, e.reason, e.message), self._fresh(events), "event")
+
+    def _fresh(self, events: list[Any]) -> list[Any]:
+        """Events less those recorded in the last EVENT_REPEAT_S: a round whose snapshot predates its
+        own last status write would say a transition again (client-go's event correlator dedupes
+        the same way)."""
+        now = time.monotonic()
+        self._said = {k: t for k, t in self._said.items() if now - t < EVENT_REPEAT_S}
+        out = []
+        for e in events:
+            meta = e.obj.get("metadata") or {}
+            key = (
+                str(e.obj.get("kind")),
+                str(meta.get("namespace")),
+                str(meta.get("name")),
+                str(e.reason),
+                e.message,
+            )
+            if key not in self._said:
+                self._said[key] = now
+                out.append(e)
+        return out
 
 
 def _words(exc: Exception) -> str:
@@ -297,6 +319,7 @@ def _words(exc: Exception) -> str:
 
 
 _CHANGES = (EventReason.PLACED, EventReason.MOVED, EventReason.RESCALED)
+EVENT_REPEAT_S = 60.0  # the same event about the same object, said again no sooner than this
 MAX_REPLANS = 16  # re-plans in one round after dry runs refuse children: each leaves out at least
 # one (pool, class) and a namespace-wide refusal takes one per allowed class; past it the next round goes on
 

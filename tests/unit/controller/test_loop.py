@@ -323,3 +323,13 @@ def test_a_refused_status_becomes_one_event() -> None:
     said = [m for _, m in writer.events if m.startswith("StatusRefused")]
     pools = {p["metadata"]["name"] for p in _snapshot().pools}
     assert len(said) == len(pools) and all("Too long" in m for m in said)
+
+
+def test_a_round_that_reads_a_snapshot_older_than_its_own_statuses_says_nothing_twice() -> None:
+    writer = FakeWriter()
+    loop = PlanningLoop(_snapshot, writer)  # statuses never read back: every round sees the old ones
+    loop.reconcile_once()
+    first = [c for c in writer.calls if c[0] == "event"]
+    loop.reconcile_once()
+    loop.stop()
+    assert first and [c for c in writer.calls if c[0] == "event"] == first
