@@ -18,7 +18,8 @@ last one stopped.  The rules:
   window is never used to scale down.
 - **Up on latency**: a measured p95 above the SLO on every class that has a latency sample, on
   ``breaches_to_scale`` settled evaluations in a row (nothing pending, the last scaling older than
-  the latency window), raises the demand by ``breach_step``: what the load alone does not explain
+  the latency window), raises the demand by ``breach_step`` (never past ``max_latency_factor``
+  times the measured load): what the load alone does not explain
   (a backlog, a model error not learnt yet) still gets capacity.  A breach on some classes only is
   those classes' problem — slower than planned (the correction factors' job) or sent more than
   their share by a capacity-blind router — and more demand would mostly buy more of them; it is
@@ -76,6 +77,10 @@ class Settings:
     max_step_down: float = 0.5  # at most this fraction of the demand is removed per evaluation
     breaches_to_scale: int = 2  # settled evaluations in a row with a p95 breach before the latency rule
     breach_step: float = 1.25  # the latency rule's demand multiplier
+    # the latency rule never plans for more than this many times the measured load: when more
+    # replicas cannot help (a class slower than the SLO at any count, budgets that bind) it would
+    # otherwise raise the demand at every evaluation, without end
+    max_latency_factor: float = 4.0
     burst_sigmas: float = 2.0  # how far above the tolerance a burst reading must be to count
 
 
@@ -176,9 +181,10 @@ def recommend(
     if up > last * (1 + settings.tolerance) or (last == 0 and up > 0):
         return outcome(up, Signal.SCALE_UP, Driver.BURST if up > desired else Driver.LOAD, scaled=True)
     if breaches >= settings.breaches_to_scale:
-        return outcome(
-            max(last, desired) * settings.breach_step, Signal.SCALE_UP, Driver.LATENCY, scaled=True
-        )
+        cap = max(desired, settings.floor_rps) * settings.max_latency_factor
+        raised = min(max(last, desired) * settings.breach_step, cap)
+        if raised > last * (1 + 1e-9):
+            return outcome(raised, Signal.SCALE_UP, Driver.LATENCY, scaled=True)
     if desired >= last * (1 - settings.tolerance) or problem is MetricsProblem.PARTIAL:
         return outcome(last, Signal.STEADY)
     if pressure.breached or pressure.at_risk or pressure.saturated or pressure.pending:

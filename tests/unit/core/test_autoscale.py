@@ -204,3 +204,15 @@ def test_a_decay_ends_exactly_on_the_floor(peak: float) -> None:
         now = 1000.0 + 15.0 * i  # the window (300 s) holds nothing higher any more
         state = recommend(S, state, seen(0.0, now), now).state
     assert state.demand_rps == S.floor_rps
+
+
+def test_a_breach_that_more_replicas_cannot_mend_raises_demand_no_further_than_the_cap() -> None:
+    # a class slower than the SLO at any replica count breaches forever (found by the soak: the
+    # demand grew 214 -> 2.59 million req/s in 28 minutes at ~200 req/s measured)
+    state, now, demands = UP, 200.0, []
+    for _ in range(200):
+        demand, state, _ = _breach(state, now)
+        demands.append(demand)
+        now += 1_000.0  # every evaluation settled and outside the latency window
+    assert max(demands) == 10.0 * S.max_latency_factor
+    assert demands == sorted(demands)  # it rises to the cap and stays, never past it
