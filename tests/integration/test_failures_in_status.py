@@ -150,7 +150,8 @@ def test_replicas_no_node_can_hold_are_unschedulable_with_the_scheduler_s_messag
     ready = wait_for(unschedulable, timeout=90, what="Ready=False, Unschedulable")
     assert ready["status"] == "False"
     assert "cannot be scheduled" in ready["message"] and "Insufficient memory" in ready["message"], ready
-    said = kube.events(pool_ns, "huge", "Unschedulable")
+    # the event follows the status in the same round: wait for it rather than race it
+    said = wait_for(lambda: kube.events(pool_ns, "huge", "Unschedulable"), timeout=30, what="the event")
     assert len(said) == 1 and "Insufficient memory" in said[0].message
 
 
