@@ -61,16 +61,9 @@ def document(
         )
     pools = []
     for pp in plan.pools:
-        namespace, _, name = pp.key.partition("/")
         pools.append(
             {
-                "namespace": namespace,
-                "name": name,
-                "status": str(pp.status),
-                "reason": pp.reason,
-                "binding": [str(b) for b in pp.binding],
-                "demandRequestsPerSecond": round(pp.demand_rps, 3),
-                "servedRequestsPerSecond": round(pp.served_rps, 3),
+                **report.pool_head(pp),
                 "replicas": rows.pop(pp.key, []),
                 "placements": [report.placement(pl) for pl in pp.placements if pl.replicas > 0],
             }

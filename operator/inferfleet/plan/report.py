@@ -13,13 +13,27 @@ from typing import Any
 from inferfleet.core import types as core
 from inferfleet.core.compare import Comparison, SingleClass
 
-__all__ = ["SCHEMA_VERSION", "document", "placement", "render_table", "solver", "table"]
+__all__ = ["SCHEMA_VERSION", "document", "placement", "pool_head", "render_table", "solver", "table"]
 
 SCHEMA_VERSION = "inferfleet.dev/plan/v1"
 
 
 def _round(x: float, digits: int = 2) -> float:
     return round(x, digits)
+
+
+def pool_head(pp: core.PoolPlan) -> dict[str, Any]:
+    """What both reports say first of a planned pool: who it is, its plan status, demand, served."""
+    namespace, _, name = pp.key.partition("/")
+    return {
+        "namespace": namespace,
+        "name": name,
+        "status": str(pp.status),
+        "reason": pp.reason,
+        "binding": [str(b) for b in pp.binding],
+        "demandRequestsPerSecond": _round(pp.demand_rps, 3),
+        "servedRequestsPerSecond": _round(pp.served_rps, 3),
+    }
 
 
 def placement(pl: core.Placement) -> dict[str, Any]:
@@ -53,16 +67,9 @@ def document(
     """The stable JSON document of docs/plan-output.md (``notes`` render with ``str``)."""
     pools = []
     for pp in plan.pools:
-        namespace, _, name = pp.key.partition("/")
         pools.append(
             {
-                "namespace": namespace,
-                "name": name,
-                "status": str(pp.status),
-                "reason": pp.reason,
-                "binding": [str(b) for b in pp.binding],
-                "demandRequestsPerSecond": _round(pp.demand_rps, 3),
-                "servedRequestsPerSecond": _round(pp.served_rps, 3),
+                **pool_head(pp),
                 "placements": [placement(pl) for pl in pp.placements],
                 "unfit": {c: u.reason for c, u in sorted(problem.unfit.get(pp.key, {}).items())},
             }
