@@ -19,7 +19,6 @@ are bounded in time: each waits with explicit timeouts, the suite takes a few mi
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import time
@@ -37,13 +36,11 @@ from chaos_power import Budgets, Invariant, LivePower, budgets_of, class_power
 from kubernetes.client.exceptions import ApiException
 from test_operator import (
     GROUP,
-    MANAGED,
-    POOLS,
     TEST_NS_LABEL,
-    VERSION,
     Kube,
     _apply,
     _as_manifest,
+    delete_pools,
     examples,
 )
 
@@ -127,16 +124,7 @@ def chaos_ns(
 ) -> Iterator[str]:
     """The test's namespace; afterwards its pools are deleted and their children waited away."""
     yield namespace
-    for pool in kube.pools(namespace):
-        with contextlib.suppress(ApiException):
-            kube.custom.delete_namespaced_custom_object(
-                GROUP, VERSION, namespace, POOLS, pool["metadata"]["name"]
-            )
-
-    def gone() -> bool:
-        return not (kube.pools(namespace) or kube.deployments(namespace) or kube.pods(namespace, MANAGED))
-
-    wait_for(gone, timeout=90, what=f"the pools of {namespace} and their children to be deleted")
+    delete_pools(kube, namespace, wait_for, timeout=90)
 
 
 @pytest.fixture

@@ -385,11 +385,8 @@ def kube(kube_api: Any) -> Kube:
     return Kube(kube_api)
 
 
-@pytest.fixture
-def pool_ns(namespace: str, kube: Kube, fleet: dict[str, Any], wait_for: Callable[..., Any]) -> Iterator[str]:
-    """The test's namespace; afterwards its pools are deleted and their children waited away, so
-    the next test's plan does not see them."""
-    yield namespace
+def delete_pools(kube: Kube, namespace: str, wait_for: Callable[..., Any], timeout: float) -> None:
+    """Delete the namespace's pools and wait until they and their children are gone."""
     for pool in kube.pools(namespace):
         with contextlib.suppress(ApiException):
             kube.custom.delete_namespaced_custom_object(
@@ -399,7 +396,15 @@ def pool_ns(namespace: str, kube: Kube, fleet: dict[str, Any], wait_for: Callabl
     def gone() -> bool:
         return not (kube.pools(namespace) or kube.deployments(namespace) or kube.pods(namespace, MANAGED))
 
-    wait_for(gone, timeout=60, what=f"the pools of {namespace} and their children to be deleted")
+    wait_for(gone, timeout=timeout, what=f"the pools of {namespace} and their children to be deleted")
+
+
+@pytest.fixture
+def pool_ns(namespace: str, kube: Kube, fleet: dict[str, Any], wait_for: Callable[..., Any]) -> Iterator[str]:
+    """The test's namespace; afterwards its pools are deleted and their children waited away, so
+    the next test's plan does not see them."""
+    yield namespace
+    delete_pools(kube, namespace, wait_for, timeout=60)
 
 
 @pytest.fixture
