@@ -116,9 +116,12 @@ def test_a_forced_relist_finds_what_changed_while_the_watch_was_down_and_watchin
 ) -> None:
     store = cache.stores["AcceleratorClass"]
     lists = request_counts().get("LIST acceleratorclasses", 0)
-    with cache._cond:
-        stream = cache._streams.get("AcceleratorClass")
-    assert stream is not None
+
+    def watching() -> Any:  # synced means listed; the watch opens just after
+        with cache._cond:
+            return cache._streams.get("AcceleratorClass")
+
+    stream = wait_for(watching, timeout=20, what="the AcceleratorClass watch to open")
     cache.relist_s = 0.0  # the periodic relist falls due at once
     stream.close()  # the watch drops, as when a connection breaks
     request(kube_api, "POST", CLASSES, body=example_class(class_name))
