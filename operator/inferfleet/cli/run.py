@@ -4,19 +4,62 @@ by ``controller.main``)."""
 from __future__ import annotations
 
 import argparse
+import atexit
 import logging
 import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
 
-__all__ = ["register"]
+import yaml
+
+__all__ = ["register", "with_context"]
+
+
+class _InputError(Exception):
+    pass
+
+
+def with_context(kubeconfig: str | None, context: str) -> str:
+    """A kubeconfig path list whose current context is ``context``: the kubeconfig in use (``kubeconfig``,
+    else $KUBECONFIG, else ~/.kube/config) followed by a file of ours naming only ``current-context``.
+
+    kopf's login and the operator's client both load the kubeconfig through the client library with no
+    context argument; the library merges a ':'-separated list and takes the last ``current-context`` it
+    reads, so the context file goes last.  It is removed when the process exits."""
+    home = Path("~/.kube/config").expanduser()
+    path = kubeconfig or os.environ.get("KUBECONFIG") or (str(home) if home.is_file() else None)
+    if not path:
+        raise _InputError(f"--context {context}: no kubeconfig to find it in (--kubeconfig, $KUBECONFIG)")
+    known: list[str] = []
+    for part in filter(None, path.split(os.pathsep)):
+        try:
+            doc = yaml.safe_load(Path(part).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise _InputError(f"kubeconfig {part}: {exc}") from None
+        known += [str(c.get("name")) for c in doc.get("contexts") or [] if isinstance(c, dict)]
+    if context not in known:
+        raise _InputError(f"--context {context}: no such context in {path} (it has: {', '.join(known)})")
+    folder = tempfile.mkdtemp(prefix="inferfleet-context-")
+    atexit.register(shutil.rmtree, folder, True)
+    chosen = Path(folder) / "context.yaml"
+    chosen.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Config", "current-context": context}))
+    return f"{path}{os.pathsep}{chosen}"
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.kubeconfig:
+    try:
+        kubeconfig = with_context(args.kubeconfig, args.context) if args.context else args.kubeconfig
+    except _InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if kubeconfig:
         # kopf's own login reads it too, through the client library, which reads $KUBECONFIG once at
         # import (building the parser already imported it), so point its default here as well.
         from inferfleet.kube.client import use_kubeconfig
 
-        use_kubeconfig(args.kubeconfig)
+        use_kubeconfig(kubeconfig)
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -25,7 +68,7 @@ def _run(args: argparse.Namespace) -> int:
     from inferfleet.controller.runtime import Config
 
     config = Config(
-        kubeconfig=args.kubeconfig,
+        kubeconfig=kubeconfig,
         namespace=args.namespace,
         metrics_port=args.metrics_port,
         leader_elect=args.leader_elect,
@@ -59,6 +102,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("run", help="run the operator", description="Run the inferfleet operator (kopf).")
     p.add_argument(
         "--kubeconfig", default=None, help="kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster)"
+    )
+    p.add_argument(
+        "--context", metavar="NAME", default=None, help="a kubeconfig context other than the current one"
     )
     p.add_argument("--namespace", default=None, help="watch one namespace (default: all)")
     p.add_argument("--metrics-port", type=int, default=8080, help="Prometheus metrics port (0: off)")
