@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import json
 import os
 import re
@@ -23,7 +24,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 __all__ = [
@@ -354,6 +355,26 @@ def ensure(name: str) -> Path:
     path = dest / tool.name
     if _verified(path, tool):
         return path
+    with _build_lock(tool):  # another process (a parallel run) may be building it: wait, then look again
+        if _verified(path, tool):
+            return path
+        return _build(tool, dest, path)
+
+
+@contextlib.contextmanager
+def _build_lock(tool: Tool) -> Iterator[None]:
+    """An exclusive lock per (group, version) in the cache, held while building."""
+    locks = cache_root() / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with (locks / f"{tool.group}-{tool.version}.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _build(tool: Tool, dest: Path, path: Path) -> Path:
     logfile = cache_root() / "logs" / f"{tool.group}-{tool.version}.log"
     log(f"building {tool.group} {tool.version} (log: {logfile}) ...")
     start = time.monotonic()
