@@ -14,6 +14,9 @@ def _run(args: argparse.Namespace) -> int:
     from inferfleet.api import crdgen, docgen
 
     root = Path(args.root or crdgen.REPO_ROOT).resolve()
+    if not (root / "pyproject.toml").is_file():
+        print(f"error: --root {root}: not an inferfleet checkout (no pyproject.toml there)", file=sys.stderr)
+        return 2
     drift = crdgen.write_all(root, check=args.check) + docgen.write(root, check=args.check)
     if args.check:
         if drift:
@@ -36,7 +39,12 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
-        "crds", help="generate the CRDs, the chart's copy and docs/api.md from the API models"
+        "crds",
+        help="generate the CRDs, the chart's copy and docs/api.md from the API models",
+        description="Generate the CRDs (crds/), the chart's copy and docs/api.md from the API models, "
+        "or with --check compare them and write nothing.",
+        epilog="exit status: 0 written or up to date; 1 --check found drift (the files are listed on "
+        "stderr); 2 --root is not a checkout",
     )
     parser.add_argument("--root", default=None, help="repository root (default: this checkout)")
     parser.add_argument("--check", action="store_true", help="exit 1 if the files drift, write nothing")
