@@ -5,9 +5,12 @@ from ``core.performance.estimate`` (the planner's choice; without an SLO fit, th
 an SLO, else the memory fit), then ``core.roofline.shape_of`` gives the per-device constants, scaled
 to that device count exactly as the roofline scales them (sum over devices, derated per doubling):
 
-    alpha = weights / bandwidth + layers x layer latency        (one pass over the weights)
-    beta  = KV bytes per token x (n_in + n_out / 2) / bandwidth  (one sequence at mean context)
-    gamma = 2 x params / FLOP rate                               (per token of compute)
+    alpha = weights / bandwidth + layers x layer latency + sync (one pass over the weights)
+    beta  = KV bytes per token x (n_in + n_out / 2) / bandwidth + sync_token  (one sequence)
+    gamma = 2 x params / FLOP rate + sync_token                  (per token of compute)
+
+with ``sync`` and ``sync_token`` the tensor-parallel all-reduces (``roofline.sync_seconds``: zero on
+one device or without an interconnect), on both sides of the max as in the roofline.
 
 and the KV cache room in tokens.  At batch B the engine then serves the roofline's
 ``B / (n_out x step(B) + B x prefill)``.
@@ -20,7 +23,7 @@ import math
 
 from inferfleet.core import sizing
 from inferfleet.core.performance import estimate
-from inferfleet.core.roofline import TP_SCALING_PER_DOUBLING, shape_of
+from inferfleet.core.roofline import TP_SCALING_PER_DOUBLING, shape_of, sync_seconds
 from inferfleet.core.types import SLO, AcceleratorClass, Estimate, Pool
 from inferfleet_dev.simulate.engine import StepModel
 
@@ -55,11 +58,13 @@ def calibrate(pool: Pool, cls: AcceleratorClass) -> Calibration:
     scale = devices * math.pow(devices, math.log2(TP_SCALING_PER_DOUBLING))
     bandwidth, flops = shape.bandwidth * scale, shape.flops * scale
     mean_context = pool.workload.input_tokens + pool.workload.output_tokens / 2.0
+    sync, sync_token = sync_seconds(shape, devices)
+    fixed = shape.fixed + sync
     step = StepModel(
-        alpha=shape.weights / bandwidth + shape.fixed,
-        beta=shape.kv_token * mean_context / bandwidth,
-        gamma=2.0 * shape.params / flops,
-        fixed=shape.fixed,
+        alpha=shape.weights / bandwidth + fixed,
+        beta=shape.kv_token * mean_context / bandwidth + sync_token,
+        gamma=2.0 * shape.params / flops + sync_token,
+        fixed=fixed,
     )
     free = devices * shape.usable - shape.weights
     kv_tokens = max(0.0, math.floor(free / shape.kv_token)) if shape.kv_token > 0 else math.inf

@@ -27,8 +27,8 @@ def test_measured_demand_and_corrections_change_the_plan(tmp_path: Path) -> None
     file.write_text("pools:\n  search/embed:\n    requestsPerSecond: 6000\n")
     more = json.loads(_plan("--measurements", str(file)).stdout)
     assert _pool(more, "embed")["demandRequestsPerSecond"] == 6000
-    replicas = lambda d: sum(p["replicas"] for p in _pool(d, "embed")["placements"])  # noqa: E731
-    assert replicas(more) > replicas(base)
+    capacity = lambda d: sum(p["requestsPerSecond"] for p in _pool(d, "embed")["placements"])  # noqa: E731
+    assert capacity(more) >= 6000 > capacity(base)
     slow_class = _pool(base, "embed")["placements"][0]["class"]
     file.write_text(f"pools:\n  search/embed:\n    corrections: {{{slow_class}: {{ttft: 3.5}}}}\n")
     slow = json.loads(_plan("--measurements", str(file)).stdout)

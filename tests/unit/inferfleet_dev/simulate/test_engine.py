@@ -110,7 +110,6 @@ def test_saturation_matches_the_autoscaling_measurement() -> None:
     [
         ("chat/chat-70b", "h100", 120.0),
         ("chat/chat-70b", "mi300x", 120.0),
-        ("code/code-completion-8b", "h100", 30.0),
         ("code/code-completion-8b", "cerebras-cs3", 5.0),
         ("batch/summarise-batch", "h100", 900.0),
     ],

@@ -57,9 +57,9 @@ def test_load_round_trip_and_metrics(served: tuple[SimServer, Simulation, Clock]
     assert server.url.startswith("http://127.0.0.1:") and server.port > 0
     status, got = call(server, "POST", "/control/load", {"pool": "chat/chat-70b", "rps": 12.5})
     assert status == 200 and got["profile"] == {"kind": "constant", "rps": 12.5}
-    clock.t = 30.0
+    clock.t = 60.0  # past the first requests' ~10 s of decode steps
     status, state = call(server, "GET", "/control/state?window=20")
-    assert status == 200 and state["time"] == 30.0 and state["windowSeconds"] == 20.0
+    assert status == 200 and state["time"] == 60.0 and state["windowSeconds"] == 20.0
     chat = state["pools"]["chat/chat-70b"]
     assert chat["offeredRps"] == 12.5 and chat["requests"] > 100
     assert set(state["replicas"]) == {"chat/a", "chat/b"}

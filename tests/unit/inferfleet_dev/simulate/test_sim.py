@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from inferfleet.api.labels import ACCELERATOR_CLASS, POOL
-from inferfleet.core.types import AcceleratorClass, Pool
+from inferfleet.core.performance import estimate
+from inferfleet.core.types import AcceleratorClass, Estimate, Pool
 from inferfleet_dev.simulate.engine import RealClock
 from inferfleet_dev.simulate.fleet import ready_pods
 from inferfleet_dev.simulate.sim import Pod, Simulation
@@ -46,8 +47,8 @@ def test_load_is_spread_over_the_serving_replicas(
 ) -> None:
     sim = Simulation()
     sim.sync(pools, classes, [pod(f"p{i}") for i in range(3)])
-    sim.set_load(CHAT, 30.0)
-    sim.advance(60.0)
+    sim.set_load(CHAT, 12.0)  # within the three replicas' capacity
+    sim.advance(120.0)
     per_pod = [sim.replicas[f"chat/p{i}"].series.success for i in range(3)]
     assert sum(per_pod) > 1000
     assert max(per_pod) < 1.1 * min(per_pod)
@@ -149,8 +150,9 @@ def test_the_same_fleet_runs_on_the_real_clock(
     start = clock.now()
     sim = Simulation()
     sim.advance(start)
-    sim.sync(pools, classes, [pod("a", ready_at=start - 60.0)])
-    sim.set_load(CHAT, 100.0)
+    # a fast pool: a 70B request takes ~10 s of decode steps, a code completion well under one
+    sim.sync(pools, classes, [Pod("code", "a", "code-completion-8b", "cerebras-cs3", start - 60.0)])
+    sim.set_load("code/code-completion-8b", 100.0)
     deadline = start + 10.0
     while sim.recorder.total < 20 and clock.now() < deadline:
         clock.sleep_until(clock.now() + 0.02)
@@ -166,6 +168,12 @@ def test_max_num_seqs_may_be_the_planners_batch(
     sim = Simulation(max_num_seqs=None)
     sim.sync(pools, classes, [pod("a", "h100"), pod("b", "mi300x")])
     batches = {k: r.calibration.estimate.batch for k, r in sim.replicas.items() if r.calibration.estimate}
-    assert batches == {"chat/a": 283, "chat/b": 211}
+    chat = pools[CHAT]
+    planned = {
+        f"chat/{name}": estimate(chat.model, chat.workload, chat.slo, classes[cls])
+        for name, cls in (("a", "h100"), ("b", "mi300x"))
+    }
+    assert batches == {k: e.batch for k, e in planned.items() if isinstance(e, Estimate)}
+    assert len(batches) == 2
     assert {k: r.engine.max_num_seqs for k, r in sim.replicas.items()} == batches
     assert Simulation().max_num_seqs == 256
