@@ -331,6 +331,7 @@ def test_service_account_may_do_exactly_what_the_operator_needs(
         ("list", "services", "-A"),
         ("watch", "services", "-A"),
         ("create", "events", "-n", other),
+        ("patch", "events", "-n", other),  # an event told again: its count raised
         ("patch", "pods", "-n", other),  # pin a gated replica to its planned node
         ("delete", "pods", "-n", other),  # give up a pin the scheduler cannot honour
         ("create", "leases.coordination.k8s.io", "-n", ns),

@@ -2,7 +2,9 @@
 
 Owns: server-side apply of our Deployments and Services (and its dry run), their deletion, lifting
 a replica's placement gate (``pin``) or deleting it, merge patches of our custom resources' status
-subresource, and core/v1 Events.  Every write first asks ``is_leader``
+subresource, and core/v1 Events: a repeat of an Event told within the window patches its ``count``
+and ``lastTimestamp`` instead of creating another, and each object's Events are rate-limited (the
+policy and its bounded memory: ``kube/events.py``).  Every write first asks ``is_leader``
 (when given) and refuses with ``NotLeader`` if this replica does not hold the lease.
 """
 
@@ -11,8 +13,10 @@ from __future__ import annotations
 import collections
 import contextlib
 import datetime
+import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Final, Literal, Protocol
 from urllib.parse import quote
@@ -20,6 +24,7 @@ from urllib.parse import quote
 import kubernetes.client
 
 from inferfleet.api import labels
+from inferfleet.kube import events as correlation
 from inferfleet.kube.client import (
     APIRejected,
     NotFound,
@@ -29,7 +34,18 @@ from inferfleet.kube.client import (
 )
 from inferfleet.reconcile.ports import Obj
 
-__all__ = ["APIRejected", "KubeWriter", "NotLeader", "TransientAPIError", "WriteRecorder", "build_event"]
+__all__ = [
+    "APIRejected",
+    "KubeWriter",
+    "NotLeader",
+    "TransientAPIError",
+    "WriteRecorder",
+    "build_event",
+    "event_key",
+    "repeat_patch",
+]
+
+log = logging.getLogger("inferfleet.writer")
 
 APPLY: Final = "application/apply-patch+yaml"
 MERGE_PATCH: Final = "application/merge-patch+json"
@@ -58,9 +74,12 @@ class NotLeader(RuntimeError):  # noqa: N818 - names the condition; callers matc
 class KubeWriter:
     """The ``inferfleet.reconcile.ports.Writer`` protocol over a kubernetes ApiClient.
 
-    ``writes`` counts completed writes by (kind, verb); verbs are apply, delete, patch_status and
-    create (events).  ``metrics.record_write(kind, verb)`` (e.g. an ``OperatorMetrics``) is called
-    for each.  A delete that finds nothing (404) counts: the request was made and succeeded in effect.
+    ``writes`` counts completed writes by (kind, verb); verbs are apply, delete, patch_status,
+    create (a new Event) and patch (an Event told again); an Event over its object's rate limit is
+    counted as ("Event", "dropped") though nothing is written.  ``metrics.record_write(kind, verb)``
+    (e.g. an ``OperatorMetrics``) is called for each.  A delete that finds nothing (404) counts: the
+    request was made and succeeded in effect.  ``correlator``: the Events' aggregation and rate
+    limit (default: client-go's figures), on ``clock`` (monotonic seconds).
     """
 
     def __init__(
@@ -71,6 +90,8 @@ class KubeWriter:
         is_leader: Callable[[], bool] | None = None,
         metrics: WriteRecorder | None = None,
         reporting_instance: str | None = None,
+        correlator: correlation.Correlator | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.api = api
         self.field_manager = field_manager
@@ -79,6 +100,9 @@ class KubeWriter:
         self.reporting_instance = (reporting_instance or socket.gethostname())[:128]
         self.writes: collections.Counter[tuple[str, str]] = collections.Counter()
         self._lock = threading.Lock()
+        self.correlator = correlator if correlator is not None else correlation.Correlator()
+        self._clock = clock
+        self._events_lock = threading.Lock()
 
     # -- Writer -------------------------------------------------------------------------------
     def apply(self, obj: Obj) -> None:
@@ -160,17 +184,36 @@ class KubeWriter:
         self._count(kind, "patch_status")
 
     def event(self, obj: Obj, type_: Literal["Normal", "Warning"], reason: str, message: str) -> None:
+        """Tell an Event about ``obj``: a new one, or the same one told again (its count patched), or
+        nothing when the object is over its rate limit."""
         self._fence()
-        body = build_event(
-            obj,
-            type_,
-            reason,
-            message,
-            reporting_instance=self.reporting_instance,
-            now=datetime.datetime.now(datetime.UTC),
-        )
-        namespace = body["metadata"]["namespace"]
-        request(self.api, "POST", f"/api/v1/namespaces/{quote(namespace, safe='')}/events", body=body)
+        wall = datetime.datetime.now(datetime.UTC)
+        body = build_event(obj, type_, reason, message, reporting_instance=self.reporting_instance, now=wall)
+        key, now = event_key(body), self._clock()
+        namespace = quote(body["metadata"]["namespace"], safe="")
+        with self._events_lock:
+            verdict = self.correlator.observe(key, now)
+        if verdict.action is correlation.Action.DROP:
+            log.debug("event %s about %s/%s dropped: over its rate limit", reason, key.obj[0], key.obj[2])
+            self._count("Event", "dropped")
+            return
+        if verdict.action is correlation.Action.PATCH and verdict.name is not None:
+            try:
+                request(
+                    self.api,
+                    "PATCH",
+                    f"/api/v1/namespaces/{namespace}/events/{quote(verdict.name, safe='')}",
+                    body=repeat_patch(verdict.count, wall),
+                    content_type=MERGE_PATCH,
+                )
+                self._count("Event", "patch")
+                return
+            except NotFound:  # expired (the API server keeps Events an hour) or deleted: tell anew
+                with self._events_lock:
+                    self.correlator.forget(key)
+        request(self.api, "POST", f"/api/v1/namespaces/{namespace}/events", body=body)
+        with self._events_lock:
+            self.correlator.created(key, body["metadata"]["name"], now)
         self._count("Event", "create")
 
     # -- internals ----------------------------------------------------------------------------
@@ -217,6 +260,34 @@ def build_event(
         "reportingComponent": "inferfleet",
         "reportingInstance": reporting_instance,
         "source": {"component": "inferfleet"},
+    }
+
+
+def event_key(event: Obj) -> correlation.EventKey:
+    """What makes an Event (as ``build_event`` makes it) the same one told again."""
+    involved = event.get("involvedObject") or {}
+    return correlation.EventKey(
+        (
+            str(involved.get("kind", "")),
+            str(involved.get("namespace", "")),
+            str(involved.get("name", "")),
+            str(involved.get("uid", "")),
+        ),
+        str(event.get("type", "")),
+        str(event.get("reason", "")),
+        str(event.get("message", "")),
+    )
+
+
+def repeat_patch(count: int, now: datetime.datetime) -> Obj:
+    """The merge patch of an Event told for the ``count``-th time at ``now``: ``count`` and
+    ``lastTimestamp`` (what ``kubectl get events`` shows), and the ``series`` that events.k8s.io/v1
+    readers see (count and last observation)."""
+    now = now.astimezone(datetime.UTC)
+    return {
+        "count": count,
+        "lastTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "series": {"count": count, "lastObservedTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")},
     }
 
 

@@ -90,7 +90,8 @@ def _pool(
     m = meta(raw)
     new_counts = {p.accelerator_class: p.replicas for p in pp.placements if p.replicas > 0}
     old_counts = {c: n for c, n in existing.current.get(pp.key, {}).items() if n > 0}
-    change = status.change_of(old_counts, new_counts)
+    # said: what this round carries out (an increase the gate holds back is said when it is applied)
+    change = status.change_of(old_counts, _carried_out(pp.key, old_counts, new_counts, out.increases))
     sentence = status.describe(change, pp) if change else None
     ready = {c: existing.ready.get((pp.key, c), 0) for c in new_counts}
     prev = raw.get("status") or {}
@@ -151,6 +152,26 @@ def _pool(
     )
     if pp.status is not core.PlanStatus.PLACED and pp.status != prev_placed:
         out.events.append(Event(raw, "Warning", EventReason(pp.status), pp.reason or pp.status))
+
+
+def _carried_out(
+    key: str, old: Mapping[str, int], new: Mapping[str, int], increases: Sequence[Any]
+) -> dict[str, int]:
+    """Replicas per class once this round's writes land: a class whose increase is not written
+    (its power domain waits for removed pods to go: ``gate``) stays at what runs."""
+    written = {
+        pc[1]
+        for o in increases
+        if o.get("kind") == "Deployment" and (pc := children.pool_and_class(o)) is not None and pc[0] == key
+    }
+    out = {}
+    for cls in set(old) | set(new):
+        n = new.get(cls, 0)
+        if n > old.get(cls, 0) and cls not in written:
+            n = old.get(cls, 0)
+        if n > 0:
+            out[cls] = n
+    return out
 
 
 def _ready_message(pool_status: Mapping[str, Any]) -> str | None:

@@ -288,7 +288,7 @@ EXPECTED_CLUSTER = {
     "inferfleet.dev/fleetpolicies/status": ["patch"],
     "core/nodes": ["list", "watch"],
     "core/pods": ["list", "watch"],
-    "core/events": ["create"],
+    "core/events": ["create", "patch"],
 }
 EXPECTED_WORKLOADS = {
     "inferfleet.dev/inferencepools": ["list", "watch"],
