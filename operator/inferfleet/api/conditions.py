@@ -109,6 +109,7 @@ class EventReason(enum.StrEnum):
     APPLY_FAILED = "ApplyFailed"  # the API server refused a child of the object
     STATUS_REFUSED = "StatusRefused"  # the API server refused the object's status
     UNSCHEDULABLE = "Unschedulable"  # replicas Pending with the scheduler's message
+    REPLANNED = "Replanned"  # replicas unschedulable too long on a class: placed elsewhere
     UNKNOWN_POWER_DOMAIN = "UnknownPowerDomain"
     POLICY_MISSING = "PolicyMissing"
     NODES_LOST = "NodesLost"  # nodes of a class NotReady beyond the grace period
