@@ -61,7 +61,17 @@ def _check_flags(args: argparse.Namespace) -> None:
         for flag, value in (("--kubeconfig", args.kubeconfig), ("--context", args.context)):
             if value is not None:
                 raise _InputError(f"{flag} needs --live")
+        for flag, given in (("--plot", args.plot is not None), ("--no-break-even", args.no_break_even)):
+            if given and not args.sweep:
+                raise _InputError(f"{flag} needs --sweep")
         return
+    for flag, given in (
+        ("--sweep", bool(args.sweep)),
+        ("--electricity", args.electricity is not None),
+        ("--plot", args.plot is not None),
+    ):
+        if given:
+            raise _InputError(f"{flag} plans from files: it cannot be combined with --live")
     if args.filename:
         raise _InputError("--live plans the cluster's objects: -f/--filename cannot be combined with it")
     if args.measurements:
@@ -77,8 +87,8 @@ def _run_files(args: argparse.Namespace) -> int:
     from inferfleet.api.validation import ManifestError
     from inferfleet.core import planner
     from inferfleet.core.compare import compare
-    from inferfleet.plan import manifests, report, whatif
-    from inferfleet.translate.problem import Fleet, problem_from
+    from inferfleet.plan import manifests, offline, report, whatif
+    from inferfleet.translate.problem import Fleet
 
     try:
         m = manifests.load(args.filename)
@@ -94,18 +104,60 @@ def _run_files(args: argparse.Namespace) -> int:
             demand=args.demand,
             time_limit_s=args.time_limit,
         )
+        if args.electricity is not None:
+            overrides = dataclasses.replace(overrides, electricity_per_kwh=_electricity(args.electricity))
         if args.measurements:
             demand, factors = whatif.measurements(args.measurements, fleet)
             overrides = dataclasses.replace(
                 overrides, demand_rps={**demand, **overrides.demand_rps}, slo_factors=factors
             )
+        if args.sweep:
+            return _run_sweep(args, fleet, overrides)
     except (ManifestError, whatif.UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    bridged = problem_from(fleet, overrides=overrides)
-    plan = planner.solve(bridged.problem)
-    doc = report.document(plan, bridged.problem, bridged.notes, compare(bridged.problem, plan, planner.solve))
+    solved = offline.solve_fleet(fleet, overrides)
+    problem = solved.problem
+    comparison = compare(problem, solved.plan, planner.solve)
+    doc = report.document(solved.plan, problem, solved.bridged.notes, comparison)
     _print(doc, args.output, report.render_table)
+    return 0
+
+
+def _electricity(value: float) -> float:
+    from inferfleet.plan.whatif import UsageError
+
+    if not 0 <= value <= 10:  # also refuses nan
+        raise UsageError(f"--electricity {value:g}: expected $/kWh from 0 to 10")
+    return value
+
+
+def _run_sweep(args: argparse.Namespace, fleet: Any, overrides: Any) -> int:
+    """Every point of the sweep, the break-even points, the plots, then the report: nothing is
+    printed until everything is known (bad input raises ``UsageError`` before any plan)."""
+    import time
+
+    from inferfleet.plan import breakeven, sweep, sweepreport, whatif
+
+    axes = sweep.parse_axes(args.sweep, fleet, overrides)
+    if args.plot is not None:
+        from inferfleet.plan import plots
+
+        if len(axes) != 1:
+            raise whatif.UsageError("--plot draws one axis: give a single --sweep")
+        plots.check(args.plot)
+    t0 = time.perf_counter()
+    planner = sweep.Planner(fleet, overrides, axes)
+    result = sweep.run(planner)
+    found = [] if args.no_break_even else breakeven.find(result, planner)
+    doc = sweepreport.document(result, found, plans=planner.solves, seconds=time.perf_counter() - t0)
+    if args.plot is not None:
+        try:
+            written = plots.write(doc, args.plot)
+        except OSError as exc:
+            raise whatif.UsageError(f"--plot {args.plot}: cannot write: {exc}") from None
+        print(f"wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
+    _print(doc, args.output, sweepreport.render_table)
     return 0
 
 
@@ -229,5 +281,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="FILE",
         help="replay autoscaling: demand and correction factors per pool, as in status.autoscaling",
     )
+    p.add_argument(
+        "--electricity",
+        type=float,
+        default=None,
+        metavar="USD_PER_KWH",
+        help="override the electricity price",
+    )
     p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS", help="solver time limit")
+    p.add_argument(
+        "--sweep",
+        action="append",
+        metavar="AXIS=LO:HI:N",
+        help="plan N points from LO to HI (one or two axes): demand (scale factor, log-spaced), "
+        "price.CLASS ($/device-hour), electricity ($/kWh), budget.DOMAIN (kW), "
+        "slo.NAMESPACE/POOL.ttft|tpot (ms); at most 200 points; break-even points for one axis "
+        "(docs/capacity-planning.md)",
+    )
+    p.add_argument("--no-break-even", action="store_true", help="with --sweep: skip the break-even bisection")
+    p.add_argument(
+        "--plot",
+        metavar="DIR",
+        help="with one --sweep: write PNG and SVG plots into DIR (needs matplotlib)",
+    )
     p.set_defaults(func=_run)

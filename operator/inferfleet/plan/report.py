@@ -12,8 +12,19 @@ from typing import Any
 
 from inferfleet.core import types as core
 from inferfleet.core.compare import Comparison, SingleClass
+from inferfleet.plan.energy import Energy, plan_energy
 
-__all__ = ["SCHEMA_VERSION", "document", "placement", "pool_head", "render_table", "solver", "table"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "document",
+    "energy",
+    "energy_line",
+    "placement",
+    "pool_head",
+    "render_table",
+    "solver",
+    "table",
+]
 
 SCHEMA_VERSION = "inferfleet.dev/plan/v1"
 
@@ -50,6 +61,28 @@ def placement(pl: core.Placement) -> dict[str, Any]:
     }
 
 
+def _maybe(x: float | None, digits: int) -> float | None:
+    return None if x is None else round(x, digits)
+
+
+def energy(e: Energy) -> dict[str, Any]:
+    """The energy block of a pool or of the fleet (docs/plan-output.md#energy)."""
+    return {
+        "requestsPerSecond": _round(e.requests_per_second, 3),
+        "outputTokensPerSecond": _round(e.output_tokens_per_second, 1),
+        "tokensPerSecond": _round(e.tokens_per_second, 1),
+        "watts": round(e.watts),
+        "kilowattHoursPerDay": _round(e.kwh_per_day, 1),
+        "facilityKilowattHoursPerDay": _round(e.facility_kwh_per_day, 1),
+        "hardwareDollarsPerHour": _round(e.hardware_dollars_per_hour),
+        "energyDollarsPerHour": _round(e.energy_dollars_per_hour, 3),
+        "outputTokensPerJoule": _maybe(e.output_tokens_per_joule, 4),
+        "tokensPerJoule": _maybe(e.tokens_per_joule, 4),
+        "dollarsPerMillionOutputTokens": _maybe(e.dollars_per_million_output_tokens, 4),
+        "dollarsPerMillionTokens": _maybe(e.dollars_per_million_tokens, 4),
+    }
+
+
 def solver(stats: core.SolverStats) -> dict[str, Any]:
     return {
         "status": stats.status,
@@ -65,6 +98,7 @@ def document(
     plan: core.Plan, problem: core.Problem, notes: Sequence[object], comparison: Comparison
 ) -> dict[str, Any]:
     """The stable JSON document of docs/plan-output.md (``notes`` render with ``str``)."""
+    per_pool, fleet = plan_energy(plan, problem)
     pools = []
     for pp in plan.pools:
         pools.append(
@@ -72,6 +106,7 @@ def document(
                 **pool_head(pp),
                 "placements": [placement(pl) for pl in pp.placements],
                 "unfit": {c: u.reason for c, u in sorted(problem.unfit.get(pp.key, {}).items())},
+                "energy": energy(per_pool[pp.key]),
             }
         )
     return {
@@ -95,6 +130,7 @@ def document(
             for c in plan.classes
         ],
         "totals": {"watts": round(plan.watts), "dollarsPerHour": _round(plan.dollars_per_hour)},
+        "energy": energy(fleet),
         "bestSingleClass": _single(comparison.within_limits),
         "bestSingleClassWithoutLimits": _single(comparison.without_limits),
         "solver": solver(plan.solver),
@@ -117,6 +153,23 @@ def _single(best: SingleClass | None) -> dict[str, Any] | None:
         "dollarsPerHour": _round(best.dollars_per_hour),
         "savingPercent": _round(100.0 * best.saving, 1),
     }
+
+
+def energy_line(e: dict[str, Any]) -> str:
+    """One line of an energy block: kWh a day, energy and hardware $/h, tokens per joule, $/M tokens."""
+    parts = [
+        f"{e['kilowattHoursPerDay']:,.0f} kWh/day ({e['facilityKilowattHoursPerDay']:,.0f} with PUE)",
+        f"energy ${e['energyDollarsPerHour']:.2f}/h + hardware ${e['hardwareDollarsPerHour']:.2f}/h",
+    ]
+    if e["outputTokensPerJoule"] is not None and e["outputTokensPerSecond"] > 0:
+        parts.append(f"{e['outputTokensPerJoule']:.3g} output tokens/J")
+    elif e["tokensPerJoule"] is not None:
+        parts.append(f"{e['tokensPerJoule']:.3g} tokens/J")
+    if e["dollarsPerMillionOutputTokens"] is not None:
+        parts.append(f"${e['dollarsPerMillionOutputTokens']:.3g} per million output tokens")
+    elif e["dollarsPerMillionTokens"] is not None:
+        parts.append(f"${e['dollarsPerMillionTokens']:.3g} per million tokens")
+    return ", ".join(parts)
 
 
 def render_table(doc: dict[str, Any]) -> str:
@@ -144,6 +197,7 @@ def render_table(doc: dict[str, Any]) -> str:
         if rows:
             headers = ["CLASS", "REPLICAS", "DEVICES", "KW", "$/H", "REQ/S", "TTFT-P95-MS", "TPOT-P95-MS"]
             out.append("  " + table(headers, rows).replace("\n", "\n  "))
+            out.append(f"  energy: {energy_line(pool['energy'])}")
         out.append("")
     rows = []
     for d in doc["domains"]:
@@ -161,6 +215,7 @@ def render_table(doc: dict[str, Any]) -> str:
     out.append("")
     totals = doc["totals"]
     out.append(f"Fleet: {totals['watts'] / 1000:.2f} kW, ${totals['dollarsPerHour']:.2f}/h")
+    out.append(f"Energy: {energy_line(doc['energy'])}")
     for key, label in (
         ("bestSingleClass", "within budgets and nodes"),
         ("bestSingleClassWithoutLimits", "with no budgets or node limits (vs. the mix under the same)"),
