@@ -199,7 +199,7 @@ class ProfileSpec(Spec):
 
     cel_rules: ClassVar[tuple[CelRule, ...]] = (
         CelRule(
-            "has(self.requestsPerSecond) || size(self.buckets) > 0",
+            "has(self.requestsPerSecond) || (has(self.buckets) && size(self.buckets) > 0)",
             "a profile needs requestsPerSecond or buckets",
             lambda s: s.requests_per_second is not None or len(s.buckets) > 0,
         ),

@@ -11,6 +11,7 @@ plan`` rejects what ``kubectl apply`` would; ``name_rule`` makes such a rule of 
 from __future__ import annotations
 
 import dataclasses
+import decimal
 import re
 from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, Final
@@ -34,10 +35,13 @@ __all__ = [
     "CelRule",
     "Decimal",
     "Name",
+    "QUANTITY_PATTERN",
+    "Quantity",
     "Size",
     "Spec",
     "name_rule",
     "parse_decimal",
+    "parse_quantity",
     "parse_size",
 ]
 
@@ -78,41 +82,82 @@ Decimal = Annotated[
 ]
 """Non-negative decimal, integer or string (``40``, ``"2.5"``)."""
 
-_SIZE = re.compile(r"^([0-9]{1,9}(?:\.[0-9]{1,6})?)(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$")
-SIZE_PATTERN = r"^[0-9]{1,9}(\.[0-9]{1,6})?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$"
-_SIZE_FACTORS = {
-    None: 1,
-    "k": 10**3,
-    "M": 10**6,
-    "G": 10**9,
-    "T": 10**12,
-    "P": 10**15,
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-    "Pi": 2**50,
+# The upstream Quantity schema (controller-gen's for resource.Quantity: int-or-string and this
+# pattern), narrowed to what a request can be: no sign but '+' (a negative request is refused by
+# every Pod), and a decimal exponent of at most two digits (the upstream pattern also admits
+# "1e1.5" and exponents past int64, which the quantity parser then refuses in the Deployment).
+QUANTITY_PATTERN = (
+    r"^(\+)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?[0-9]{1,2}))?$"
+)
+QUANTITY_MAX_LENGTH: Final = 32
+_QUANTITY = re.compile(
+    r"^\+?(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
+    r"(?:(?P<suffix>[KMGTPE]i|[numkMGTPE])|[eE](?P<exponent>[-+]?[0-9]{1,2}))?$"
+)
+_SUFFIX_FACTORS: dict[str, decimal.Decimal] = {
+    "": decimal.Decimal(1),
+    **{
+        s: decimal.Decimal(10) ** e
+        for s, e in zip("numkMGTPE", (-9, -6, -3, 3, 6, 9, 12, 15, 18), strict=True)
+    },
+    **{f"{s}i": decimal.Decimal(2) ** (10 * i) for i, s in enumerate("KMGTPE", start=1)},
 }
+
+
+def parse_quantity(value: Any) -> decimal.Decimal:
+    """A Kubernetes quantity (``4``, ``"0.5"``, ``"500m"``, ``"64G"``, ``"1.5Gi"``, ``"2e3"``) -> its
+    exact value: the one parser of every quantity field.  Refuses what the CRD's int-or-string schema
+    refuses (a YAML float, a boolean, a negative integer) and what its pattern does not match."""
+    if isinstance(value, bool):
+        raise ValueError(f'must be a quantity such as 4, "500m" or "64Gi", not a boolean ({value!r})')
+    if isinstance(value, float):
+        raise ValueError(
+            f'write fractional quantities as strings ("{value}") or with a suffix ("{value * 1000:g}m"): '
+            "a YAML number with a point is no integer, and a quantity field takes an integer or a string"
+        )
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"must not be negative, got {value}")
+        return decimal.Decimal(value)
+    if isinstance(value, str) and len(value) <= QUANTITY_MAX_LENGTH:
+        match = _QUANTITY.match(value)
+        if match:
+            number = decimal.Decimal(match["number"])
+            if match["exponent"] is not None:
+                return number.scaleb(int(match["exponent"]))
+            return number * _SUFFIX_FACTORS[match["suffix"] or ""]
+    raise ValueError(
+        f"must be a non-negative quantity of at most {QUANTITY_MAX_LENGTH} characters such as 4, "
+        f'"0.5", "500m", "64G" or "1.5Gi", got {value!r}'
+    )
+
+
+def _quantity_text(value: Any) -> Any:
+    """A valid quantity as the text the API server stores (an integer as its digits)."""
+    parse_quantity(value)
+    return str(value)
+
+
+_INT_OR_STRING_QUANTITY: dict[str, Any] = {
+    **{"anyOf": [{"type": "integer"}, {"type": "string"}], "x-kubernetes-int-or-string": True},
+    "pattern": QUANTITY_PATTERN,
+    "maxLength": QUANTITY_MAX_LENGTH,
+    "minimum": 0,
+}
+
+Quantity = Annotated[str, BeforeValidator(_quantity_text), WithJsonSchema(_INT_OR_STRING_QUANTITY)]
+"""A Kubernetes quantity kept as written (``"500m"``, ``"1.5Gi"``; an integer as its digits), for
+fields copied into a Pod; ``parse_quantity`` gives its value."""
 
 
 def parse_size(value: Any) -> float:
     """A byte size as a Kubernetes quantity (``80Gi``, ``230Mi``, ``44G``) -> bytes."""
-    if isinstance(value, (bool, float)):
-        raise ValueError(f'must be a size such as "80Gi", got {value!r}')
-    if isinstance(value, int):
-        if value < 0:
-            raise ValueError(f"must not be negative, got {value}")
-        return float(value)
-    if isinstance(value, str):
-        match = _SIZE.match(value)
-        if match:
-            return float(match.group(1)) * _SIZE_FACTORS[match.group(2)]
-    raise ValueError(f'must be a size such as "80Gi" or "230Mi", got {value!r}')
+    return float(parse_quantity(value))
 
 
 def _format_size(value: float) -> int | str:
     for unit in ("Ti", "Gi", "Mi", "Ki"):
-        factor = _SIZE_FACTORS[unit]
+        factor = int(_SUFFIX_FACTORS[unit])
         if value >= factor and (value / factor).is_integer():
             return f"{int(value / factor)}{unit}"
     return int(value) if value.is_integer() else str(value)
@@ -122,9 +167,9 @@ Size = Annotated[
     float,
     BeforeValidator(parse_size),
     PlainSerializer(_format_size, return_type=Any),
-    WithJsonSchema({**_INT_OR_STRING, "pattern": SIZE_PATTERN, "minimum": 0}),
+    WithJsonSchema(_INT_OR_STRING_QUANTITY),
 ]
-"""Bytes, as a Kubernetes quantity string (``80Gi``) or an integer."""
+"""Bytes, as a Kubernetes quantity (``80Gi``, ``"1.5G"``) or an integer (``parse_quantity``)."""
 
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 """A DNS-1123 label: at most 63 lower-case letters, digits and '-', beginning and ending

@@ -106,6 +106,7 @@ class FleetPolicySpec(Spec):
 
     cel_rules: ClassVar[tuple[CelRule, ...]] = (
         CelRule(
+            "!has(self.powerDomains) || "
             "self.powerDomains.all(d, self.powerDomains.exists_one(e, e.name == d.name))",
             "power domain names must be unique",
             lambda s: len({d.name for d in s.power_domains}) == len(s.power_domains),

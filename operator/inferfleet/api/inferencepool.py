@@ -15,8 +15,20 @@ from typing import Annotated, Any, ClassVar, Final, Literal
 from pydantic import BeforeValidator, Field, PlainSerializer, WithJsonSchema
 
 from inferfleet.api import API_VERSION
-from inferfleet.api.common import DNS1035_LABEL, CelRule, Decimal, Name, Spec, name_rule
+from inferfleet.api.common import DNS1035_LABEL, CelRule, Decimal, Name, Quantity, Spec, name_rule
 from inferfleet.api.conditions import Conditions
+from inferfleet.api.podtemplate import (
+    SHM_PATH,
+    SHM_VOLUME,
+    EnvFromSource,
+    EnvVar,
+    LocalObjectReference,
+    Probe,
+    SharedMemory,
+    SubdomainName,
+    Volume,
+    VolumeMount,
+)
 
 __all__ = [
     "ACCELERATOR_CLASS_ENV",
@@ -25,6 +37,7 @@ __all__ = [
     "ENV_TOTAL_LENGTH",
     "POOL_ENV",
     "RESERVED_ENV",
+    "STARTUP_FAILURE_THRESHOLD",
     "Autoscaling",
     "Demand",
     "EnvVar",
@@ -51,6 +64,7 @@ RESERVED_ENV: Final = (POOL_ENV, ACCELERATOR_CLASS_ENV)
 ARGS_TOTAL_LENGTH: Final = 16384  # characters over all of server.args
 ARG_MAX_LENGTH: Final = 8192  # characters of one argument
 ENV_TOTAL_LENGTH: Final = 16384  # characters over server.env's names and values
+STARTUP_FAILURE_THRESHOLD: Final = 180  # the default startup probe's checks, 10 s apart: 30 minutes
 
 _PARAMS = re.compile(r"^([0-9]{1,5}(?:\.[0-9]{1,3})?)([MBT])$")
 _PARAM_FACTOR = {"M": 1e-3, "B": 1.0, "T": 1e3}
@@ -110,13 +124,9 @@ class ModelRef(Spec):
     )
 
 
-class EnvVar(Spec):
-    name: str = Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
-    value: str = Field("", max_length=8192)
-
-
 class ServerTemplate(Spec):
-    """The model server container every replica runs (e.g. vLLM's OpenAI server)."""
+    """The model server container every replica runs (e.g. vLLM's OpenAI server), and the parts of
+    its Pod a real deployment sets (api/podtemplate.py: faithful subsets of the core/v1 shapes)."""
 
     image: str = Field(min_length=1, max_length=1024, description="Container image of the model server.")
     args: list[Annotated[str, Field(max_length=ARG_MAX_LENGTH)]] = Field(
@@ -128,16 +138,50 @@ class ServerTemplate(Spec):
     env: list[EnvVar] = Field(
         default_factory=list,
         max_length=64,
-        description=f"Environment variables; at most {ENV_TOTAL_LENGTH} characters of names and values.",
+        description=f"Environment variables; at most {ENV_TOTAL_LENGTH} characters of names and values "
+        "together (a valueFrom counts the name and key it reads).",
     )
-    cpu: str = Field(
-        "4", max_length=16, pattern=r"^[0-9]{1,5}(m|\.[0-9]{1,3})?$", description="CPU request per replica."
+    env_from: list[EnvFromSource] = Field(
+        default_factory=list, max_length=8, description="ConfigMaps and Secrets whose keys become variables."
     )
-    memory: str = Field(
-        "32Gi",
-        max_length=16,
-        pattern=r"^[0-9]{1,7}(Ki|Mi|Gi|Ti)?$",
-        description="Memory request per replica.",
+    cpu: Quantity = Field("4", description='CPU request per replica, a quantity: 4, "0.5", "500m".')
+    memory: Quantity = Field(
+        "32Gi", description='Memory request per replica, a quantity: "32Gi", "64G", "1.5Gi".'
+    )
+    volumes: list[Volume] = Field(
+        default_factory=list, max_length=8, description="Volumes of the replica's Pod."
+    )
+    volume_mounts: list[VolumeMount] = Field(
+        default_factory=list, max_length=8, description="Volumes mounted into the server container."
+    )
+    shared_memory: SharedMemory | None = Field(
+        None,
+        description=f"The memory-backed emptyDir at {SHM_PATH} (volume {SHM_VOLUME}); unset: mounted, "
+        "with no size limit.",
+    )
+    readiness_probe: Probe | None = Field(
+        None,
+        description="When a replica takes traffic; unset: HTTP GET /health on the server port every 10 s "
+        "(vLLM answers once the model is loaded).",
+    )
+    startup_probe: Probe | None = Field(
+        None,
+        description=f"How long a replica may take to start; unset: HTTP GET /health on the server port "
+        f"every 10 s, for up to {STARTUP_FAILURE_THRESHOLD * 10 // 60} minutes (large models load slowly).",
+    )
+    image_pull_secrets: list[LocalObjectReference] = Field(
+        default_factory=list,
+        max_length=8,
+        description="Secrets for pulling the image from a private registry.",
+    )
+    service_account_name: SubdomainName | None = Field(
+        None, description="ServiceAccount the replicas run as; unset: the namespace's default."
+    )
+    priority_class_name: SubdomainName | None = Field(
+        None, description="PriorityClass of the replicas (scheduling priority and preemption)."
+    )
+    runtime_class_name: SubdomainName | None = Field(
+        None, description="RuntimeClass of the replicas (e.g. nvidia, for the NVIDIA container runtime)."
     )
 
     cel_rules: ClassVar[tuple[CelRule, ...]] = (
@@ -162,12 +206,63 @@ class ServerTemplate(Spec):
             lambda s: sum(map(len, s.args)) <= ARGS_TOTAL_LENGTH,
             ".args",
         ),
+        # a valueFrom's value is the name and key it reads
         CelRule(
-            "!has(self.env) || self.env.map(e, size(e.name) + (has(e.value) ? size(e.value) : 0)).sum() "
-            f"<= {ENV_TOTAL_LENGTH}",
+            "!has(self.env) || self.env.map(e, size(e.name) + (has(e.value) ? size(e.value) : 0)"
+            + "".join(
+                f" + (has(e.valueFrom) && has(e.valueFrom.{ref}) ? "
+                f"size(e.valueFrom.{ref}.name) + size(e.valueFrom.{ref}.key) : 0)"
+                for ref in ("secretKeyRef", "configMapKeyRef")
+            )
+            + f").sum() <= {ENV_TOTAL_LENGTH}",
             f"env names and values must be at most {ENV_TOTAL_LENGTH} characters together",
-            lambda s: sum(len(e.name) + len(e.value) for e in s.env) <= ENV_TOTAL_LENGTH,
+            lambda s: sum(e.length() for e in s.env) <= ENV_TOTAL_LENGTH,
             ".env",
+        ),
+        # A Pod refuses two volumes of one name, and the operator adds its own shared-memory volume.
+        CelRule(
+            "!has(self.volumes) || self.volumes.all(v, self.volumes.exists_one(w, w.name == v.name))",
+            "volumes must have unique names",
+            lambda s: len({v.name for v in s.volumes}) == len(s.volumes),
+            ".volumes",
+        ),
+        CelRule(
+            f"!has(self.volumes) || self.volumes.all(v, v.name != '{SHM_VOLUME}')",
+            f"volumes must not be named {SHM_VOLUME}: the operator mounts it at {SHM_PATH}",
+            lambda s: all(v.name != SHM_VOLUME for v in s.volumes),
+            ".volumes",
+        ),
+        CelRule(
+            "!has(self.volumeMounts) || self.volumeMounts.all(m, has(self.volumes) && "
+            "self.volumes.exists(v, v.name == m.name))",
+            "each of volumeMounts must name one of volumes",
+            lambda s: all(any(v.name == m.name for v in s.volumes) for m in s.volume_mounts),
+            ".volumeMounts",
+        ),
+        CelRule(
+            "!has(self.volumeMounts) || "
+            "self.volumeMounts.all(m, self.volumeMounts.exists_one(n, n.mountPath == m.mountPath))",
+            "volumeMounts must have unique mountPaths",
+            lambda s: len({m.mount_path for m in s.volume_mounts}) == len(s.volume_mounts),
+            ".volumeMounts",
+        ),
+        CelRule(
+            "!has(self.volumeMounts) || (has(self.sharedMemory) && !self.sharedMemory.enabled) || "
+            f"self.volumeMounts.all(m, m.mountPath != '{SHM_PATH}')",
+            f"volumeMounts must not use {SHM_PATH} while sharedMemory is enabled (the operator mounts it)",
+            lambda s: (
+                (s.shared_memory is not None and not s.shared_memory.enabled)
+                or all(m.mount_path != SHM_PATH for m in s.volume_mounts)
+            ),
+            ".volumeMounts",
+        ),
+        # A startup probe passes once: the Pod refuses any other successThreshold.
+        CelRule(
+            "!has(self.startupProbe) || !has(self.startupProbe.successThreshold) || "
+            "self.startupProbe.successThreshold == 1",
+            "startupProbe.successThreshold must be 1",
+            lambda s: s.startup_probe is None or s.startup_probe.success_threshold in (None, 1),
+            ".startupProbe.successThreshold",
         ),
     )
 

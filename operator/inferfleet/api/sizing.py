@@ -302,15 +302,26 @@ def _within(values: list[str], total: int) -> list[str]:
 def _pool(obj: dict[str, Any]) -> None:
     server = obj["spec"]["server"]
     server["args"] = _within(server["args"], ARGS_TOTAL_LENGTH)
-    env: list[dict[str, str]] = []
+    env: list[dict[str, Any]] = []
     left = ENV_TOTAL_LENGTH
-    for item in server["env"]:
+    for item in server["env"]:  # a value each (free text: the largest), valueFrom not beside it
         if left < len(item["name"]):
             break
+        del item["valueFrom"]
         item["value"] = item["value"][: left - len(item["name"])]
         left -= len(item["name"]) + len(item["value"])
         env.append(item)
     server["env"] = env
+    for source in server["envFrom"]:
+        del source["configMapRef"]  # exactly one source
+    for volume in server["volumes"]:  # exactly one source: the largest
+        for other in ("emptyDir", "secret", "persistentVolumeClaim"):
+            del volume[other]
+    for mount, volume in zip(server["volumeMounts"], server["volumes"], strict=True):
+        mount["name"] = volume["name"]  # each names a volume
+    for probe in ("readinessProbe", "startupProbe"):
+        del server[probe]["tcpSocket"]  # exactly one check
+    server["startupProbe"]["successThreshold"] = 1
 
 
 def _accelerator_class(obj: dict[str, Any]) -> None:

@@ -1,6 +1,7 @@
 """Children of InferencePools: one Deployment per (pool, class), one Service per pool.
 
-Owns the manifests (pure ``build_*`` functions over API objects), their names, labels and
+Owns the manifests (pure ``build_*`` functions over API objects: the pool's server template carried
+into the Pod, with the operator's env, the /dev/shm volume and default probes), their names, labels and
 ownerReferences, the spec hash that lets a round skip writes when nothing changed, what exists now
 (``index``: phase 2 of a round) and the difference between a plan's children and what exists
 (``diff``: phase 4; a class a pool no longer uses is scaled to 0, and a Deployment is deleted only
@@ -18,7 +19,14 @@ from typing import Any
 
 from inferfleet.api import API_VERSION, labels
 from inferfleet.api.acceleratorclass import AcceleratorClass
-from inferfleet.api.inferencepool import ACCELERATOR_CLASS_ENV, POOL_ENV, InferencePool
+from inferfleet.api.inferencepool import (
+    ACCELERATOR_CLASS_ENV,
+    POOL_ENV,
+    STARTUP_FAILURE_THRESHOLD,
+    InferencePool,
+    ServerTemplate,
+)
+from inferfleet.api.podtemplate import SHM_PATH, SHM_VOLUME, Probe, SharedMemory
 from inferfleet.core import types as core
 from inferfleet.reconcile.ports import Obj, Refusal
 from inferfleet.reconcile.validate import Objects, key_of, meta
@@ -83,6 +91,64 @@ def _with_hash(obj: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
+def _env(server: ServerTemplate, pool_name: str, class_name: str) -> list[dict[str, Any]]:
+    own = [
+        {"name": e.name, "valueFrom": e.value_from.to_api()}
+        if e.value_from
+        else {"name": e.name, "value": e.value}
+        for e in server.env
+    ]
+    return [
+        *own,
+        {"name": POOL_ENV, "value": pool_name},
+        {"name": ACCELERATOR_CLASS_ENV, "value": class_name},
+    ]
+
+
+def _probe(probe: Probe | None, default: Mapping[str, Any]) -> dict[str, Any]:
+    """A probe as the Pod takes it; a check without a port probes the server's (named) port."""
+    if probe is None:
+        return {"httpGet": {"path": "/health", "port": "http"}, **default}
+    out = probe.to_api()
+    for check in ("httpGet", "tcpSocket"):
+        if check in out:
+            out[check].setdefault("port", "http")
+    return out
+
+
+def _shm(server: ServerTemplate) -> SharedMemory:
+    return server.shared_memory or SharedMemory()
+
+
+def _volumes(server: ServerTemplate) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The Pod's volumes and the container's mounts: the shared memory first, then the pool's."""
+    volumes = [v.to_api() for v in server.volumes]
+    mounts = [m.to_api() for m in server.volume_mounts]
+    shm = _shm(server)
+    if shm.enabled:
+        empty_dir: dict[str, Any] = {"medium": "Memory"}
+        if shm.size_limit is not None:
+            empty_dir["sizeLimit"] = shm.size_limit
+        volumes.insert(0, {"name": SHM_VOLUME, "emptyDir": empty_dir})
+        mounts.insert(0, {"name": SHM_VOLUME, "mountPath": SHM_PATH})
+    return volumes, mounts
+
+
+def _pod_extras(server: ServerTemplate) -> dict[str, Any]:
+    """The Pod-level fields the pool sets (none by default, so unchanged pools render as before)."""
+    out: dict[str, Any] = {}
+    if server.image_pull_secrets:
+        out["imagePullSecrets"] = [s.to_api() for s in server.image_pull_secrets]
+    for key, value in (
+        ("serviceAccountName", server.service_account_name),
+        ("priorityClassName", server.priority_class_name),
+        ("runtimeClassName", server.runtime_class_name),
+    ):
+        if value is not None:
+            out[key] = value
+    return out
+
+
 def build_deployment(
     pool: InferencePool, cls: AcceleratorClass, replicas: int, devices: int
 ) -> dict[str, Any]:
@@ -93,19 +159,34 @@ def build_deployment(
     resources = {"cpu": server.cpu, "memory": server.memory, cls.spec.resource_name: str(devices)}
     pod_labels = _child_labels(pool, {labels.ACCELERATOR_CLASS: class_name})
     selector = {labels.POOL: name, labels.ACCELERATOR_CLASS: class_name}
+    volumes, mounts = _volumes(server)
     container: dict[str, Any] = {
         "name": "server",
         "image": server.image,
         "args": list(server.args),
         "ports": [{"name": "http", "containerPort": server.port, "protocol": "TCP"}],
-        "env": [{"name": e.name, "value": e.value} for e in server.env]
-        + [
-            {"name": POOL_ENV, "value": name},
-            {"name": ACCELERATOR_CLASS_ENV, "value": class_name},
-        ],
+        "env": _env(server, name, class_name),
         "resources": {"requests": dict(resources), "limits": {cls.spec.resource_name: str(devices)}},
-        "readinessProbe": {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 10},
+        "readinessProbe": _probe(server.readiness_probe, {"periodSeconds": 10}),
+        "startupProbe": _probe(
+            server.startup_probe, {"periodSeconds": 10, "failureThreshold": STARTUP_FAILURE_THRESHOLD}
+        ),
     }
+    if server.env_from:
+        container["envFrom"] = [e.to_api() for e in server.env_from]
+    if mounts:
+        container["volumeMounts"] = mounts
+    pod_spec: dict[str, Any] = {
+        "nodeSelector": dict(cls.spec.node_selector),
+        "tolerations": [t.to_api() for t in cls.spec.tolerations],
+        "containers": [container],
+        "terminationGracePeriodSeconds": 30,
+        # held until the operator pins it to its planned node (reconcile.pinning)
+        "schedulingGates": [{"name": labels.PLACEMENT_GATE}],
+        **_pod_extras(server),
+    }
+    if volumes:
+        pod_spec["volumes"] = volumes
     return _with_hash(
         {
             "apiVersion": "apps/v1",
@@ -119,17 +200,7 @@ def build_deployment(
             "spec": {
                 "replicas": replicas,
                 "selector": {"matchLabels": selector},
-                "template": {
-                    "metadata": {"labels": pod_labels},
-                    "spec": {
-                        "nodeSelector": dict(cls.spec.node_selector),
-                        "tolerations": [t.to_api() for t in cls.spec.tolerations],
-                        "containers": [container],
-                        "terminationGracePeriodSeconds": 30,
-                        # held until the operator pins it to its planned node (reconcile.pinning)
-                        "schedulingGates": [{"name": labels.PLACEMENT_GATE}],
-                    },
-                },
+                "template": {"metadata": {"labels": pod_labels}, "spec": pod_spec},
                 # no surge: a replica beyond the plan would draw power and devices it never counted;
                 # a template change replaces replicas one at a time, each in its predecessor's slot
                 "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},

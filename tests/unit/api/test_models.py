@@ -115,7 +115,9 @@ BAD_CLASSES = [
         "powerIdleWatts must not exceed powerBusyWatts",
         id="idle-above-busy",
     ),
-    pytest.param("spec.hardware.memory", "lots", "spec.hardware.memory: must be a size", id="bad-size"),
+    pytest.param(
+        "spec.hardware.memory", "lots", "spec.hardware.memory: must be a non-negative quantity", id="bad-size"
+    ),
     pytest.param(
         "spec.resourceName",
         "gpu",
