@@ -32,6 +32,7 @@ from inferfleet.kube.writer import NotLeader
 from inferfleet.reconcile.decide import decide
 from inferfleet.reconcile.decision import Decision, StatusWrite
 from inferfleet.reconcile.ports import Obj, Refusal, Snapshot, Writer
+from inferfleet.reconcile.stuck import Stuck
 from inferfleet.translate.readiness import Seen
 
 __all__ = ["LoopMetrics", "PlanningLoop"]
@@ -86,6 +87,7 @@ class PlanningLoop:
         self.last_success: float | None = None
         self.refused: tuple[Refusal, ...] = ()  # the child writes of the last round that failed
         self.seen: dict[str, Seen] | None = None  # nodes' readiness as the last round left it
+        self.stuck: dict[tuple[str, str], Stuck] | None = None  # the scheduler's feedback, likewise
         self.verifier = Verifier(writer, _words)
         self._status_refused: dict[tuple[str, str | None, str], str] = {}  # said once per message
         self._said: dict[tuple[str, str, str, str, str], float] = {}  # event -> when it was recorded
@@ -151,6 +153,7 @@ class PlanningLoop:
             self._metrics.record_observed(observed)
         decision = self._decide(snapshot, observed)
         self.seen = decision.seen
+        self.stuck = decision.stuck
         if decision.resync_s:
             self.resync_s = decision.resync_s
         for problem in decision.problems:
@@ -192,7 +195,7 @@ class PlanningLoop:
         for attempt in range(MAX_REPLANS + 1):
             known = {(r.pool, r.kind, r.name): r for r in (*self.refused, *self.verifier.standing(snapshot))}
             refusals = [known[k] for k in sorted(known)]
-            decision = decide(snapshot, now, self._solve, observed, refusals, self.seen)
+            decision = decide(snapshot, now, self._solve, observed, refusals, self.seen, held=self.stuck)
             new = self.verifier.check(decision.reductions + decision.increases, snapshot, self._map)
             if not new:
                 return decision

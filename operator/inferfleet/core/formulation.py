@@ -3,7 +3,8 @@
 This module owns the translation of a :class:`~inferfleet.core.types.Problem` into numpy arrays that
 every solver path (exact MILP, LP relaxation, greedy) shares, and the node-capacity model:
 
-* ``n[j]`` integer replicas of column ``j`` (one pool's option on one class);
+* ``n[j]`` integer replicas of column ``j`` (one pool's option on one class), at most what demand,
+  the minimum or the current placement can use, and at most the option's own ``max_replicas``;
 * per pool with demand: ``sum_j min(rps_j/need_p, 1) * n_j + f_p >= 1`` where ``need_p = demand x
   headroom`` and ``f_p`` in [0, 1] is the shed *fraction* (shed rps = ``f_p * need_p``); capping a
   coefficient at 1 (one replica that alone covers the pool) is valid for integer ``n`` and makes
@@ -166,6 +167,9 @@ def compile_problem(problem: Problem) -> Compiled:
     cur_of = cur_on_pair[pair_of_col] if opts else np.zeros(0)
     by_demand = np.ceil(need[cp] / rps - 1e-9) if opts else np.zeros(0)
     ub = np.minimum(max_r[cp], np.maximum(np.maximum(by_demand, min_r[cp]), cur_of))
+    # an option's own cap (replicas beyond it could not be scheduled) holds against all of these
+    own = np.array([np.inf if o.max_replicas is None else max(o.max_replicas, 0) for o in opts])
+    ub = np.minimum(ub, own) if opts else ub
 
     cap_rows: list[CapacityRow] = []
     supplies: list[Supply] = []

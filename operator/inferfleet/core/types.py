@@ -209,6 +209,7 @@ class UnfitKind(enum.StrEnum):
     NOT_ALLOWED = "allowedClasses"  # outside the pool's allowedClasses
     UNDEFINED = "undefinedClass"  # allowedClasses names a class that does not exist
     REFUSED = "refused"  # the API server refuses the pool's replicas on this class (its words)
+    UNSCHEDULABLE = "unschedulable"  # its replicas there could not be scheduled for too long
 
 
 @dataclasses.dataclass(frozen=True)
@@ -236,6 +237,7 @@ class Option:
     ttft_s: float = 0.0
     tpot_s: float = 0.0
     preferred: bool = False
+    max_replicas: int | None = None  # at most this many (None: no cap of its own)
 
 
 @dataclasses.dataclass(frozen=True)

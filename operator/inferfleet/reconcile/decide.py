@@ -11,6 +11,9 @@ Owns ``decide``, a short orchestrator over named phases, each a function with it
 5. order the writes so power never goes over a budget in between (``gate``);
 6. pack each class's replicas node by node and pin gated replicas to their nodes (``pinning``);
 7. statuses and events (``report``, through ``status`` and ``autoscaling``).
+
+Before 3, the scheduler's feedback (``stuck``): a (pool, class) whose replicas could not be
+scheduled for too long is capped at those that did, so the plan places the rest elsewhere.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from inferfleet.api.conditions import ConditionType, EventReason, Reason
 from inferfleet.api.kinds import POLICY_NAME
 from inferfleet.core import types as core
 from inferfleet.core.observed import Observed
-from inferfleet.reconcile import autoscaling, children, gate, pinning, report, status
+from inferfleet.reconcile import autoscaling, children, gate, pinning, report, status, stuck
 from inferfleet.reconcile.decision import Decision, Event, StatusWrite
 from inferfleet.reconcile.ports import Refusal, Snapshot
 from inferfleet.reconcile.validate import Objects, meta, validate
@@ -43,20 +46,24 @@ def decide(
     refused: Sequence[Refusal] = (),
     seen: Mapping[str, readiness.Seen] | None = None,
     overrides: Overrides | None = None,
+    held: Mapping[tuple[str, str], stuck.Stuck] | None = None,
 ) -> Decision:
     """The writes that bring the cluster to a fresh plan.  ``observed``: the metrics of autoscaled
     pools by key (None: the operator has no metrics source); ``refused``: the child writes of the
     last round that failed (said in the pools' status and events); ``seen``: the nodes' readiness
     as the last round left it (``Decision.seen``; None on the first round); ``overrides``: what-if
     changes (``inferfleet plan --live``): their budgets, prices and time limit apply, their demand
-    replaces the autoscaler's, their factors and refusals are added to this round's."""
+    replaces the autoscaler's, their factors and refusals are added to this round's; ``held``: the
+    scheduler's feedback as the last round left it (``Decision.stuck``; None on the first round)."""
     objects = validate(snapshot)  # 1
     rules = _rules(objects)
     verdict = readiness.advance(seen, snapshot.nodes, autoscaling.seconds(now), rules)
-    if objects.policy_problem is not None:
-        return _paused(snapshot, objects.policy_problem, now, verdict)
+    if objects.policy_problem is not None:  # paused: the scheduler's feedback is kept as it was
+        return dataclasses.replace(
+            _paused(snapshot, objects.policy_problem, now, verdict), stuck=dict(held or {})
+        )
     if snapshot.policy is None and _recorded_budgets(snapshot):
-        return _policy_missing(snapshot, objects, now, verdict)
+        return dataclasses.replace(_policy_missing(snapshot, objects, now, verdict), stuck=dict(held or {}))
     existing = children.index(snapshot.deployments, objects)  # 2
     nodes = [
         inventory.node_info_from_manifest(
@@ -65,6 +72,7 @@ def decide(
         for n in snapshot.nodes
     ]
     scalings = autoscaling.evaluate(objects, observed, now)  # 3
+    stuck_now = _stuck(held, snapshot, objects, autoscaling.seconds(now))
     bridged = problem_from(
         Fleet(
             [p for _, p in sorted(objects.pools.items())],
@@ -80,6 +88,7 @@ def decide(
                 },
                 slo_factors={k: s.slo_factors for k, s in scalings.items() if s.slo_factors},
                 refused=children.excluded(refused, existing),
+                capped=stuck_now.caps(),
             ),
             overrides,
         ),
@@ -104,8 +113,12 @@ def decide(
         problems=objects.problems,
         deferred=deferred,
         ready=existing.ready,
-        resync_s=_soonest(_resync(objects, scalings), verdict.due_s(autoscaling.seconds(now))),
+        resync_s=_soonest(
+            _resync(objects, scalings),
+            _first(verdict.due_s(autoscaling.seconds(now)), stuck_now.due_s(autoscaling.seconds(now))),
+        ),
         seen=verdict.seen,
+        stuck=stuck_now.state,
         pins=pins,
         unpins=unpins,
         assignment=wanted.per_node,
@@ -114,9 +127,29 @@ def decide(
         snapshot, unschedulable={**_unplaced(wanted.unplaced), **snapshot.unschedulable}
     )
     report.report(
-        out, said, objects, existing, nodes, plan, now, scalings, observed or {}, refused, verdict
+        out, said, objects, existing, nodes, plan, now, scalings, observed or {}, refused, verdict, stuck_now
     )  # 7
     return out
+
+
+def _stuck(
+    held: Mapping[tuple[str, str], stuck.Stuck] | None, snapshot: Snapshot, objects: Objects, now: float
+) -> stuck.Verdict:
+    """The scheduler's feedback one round on: what could not be placed, what did, and the
+    generations that end a hold."""
+    bound = {k: sum(len(pods) for pods in nodes.values()) for k, nodes in snapshot.placed.items()}
+    class_gen = {meta(c).get("name"): meta(c).get("generation") for c in snapshot.classes}
+
+    def generations(key: tuple[str, str]) -> tuple[object, object]:
+        pool = objects.pool_raw.get(key[0])
+        return (meta(pool).get("generation") if pool is not None else None, class_gen.get(key[1]))
+
+    keys = set(snapshot.unschedulable) | set(held or {})
+    return stuck.advance(held, snapshot.unschedulable, bound, {k: generations(k) for k in keys}, now)
+
+
+def _first(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
 
 
 def _merged(own: Overrides, what_if: Overrides | None) -> Overrides:

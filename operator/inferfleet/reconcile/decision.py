@@ -2,7 +2,7 @@
 
 Owns ``Decision`` (reductions, deletions, increases, statuses, events, the domains whose increases
 wait, ready replicas, problems for the log, the resync interval of the validated policy, and the
-nodes' readiness memory the next round starts from),
+nodes' readiness and the scheduler's feedback the next round starts from),
 ``StatusWrite`` and ``Event`` (with a typed reason).
 """
 
@@ -15,6 +15,7 @@ from inferfleet.api.conditions import EventReason
 from inferfleet.core import types as core
 from inferfleet.reconcile.pinning import Pin, Unpin
 from inferfleet.reconcile.ports import Obj
+from inferfleet.reconcile.stuck import Stuck
 from inferfleet.translate.readiness import Seen
 
 __all__ = ["Decision", "Event", "StatusWrite"]
@@ -53,6 +54,8 @@ class Decision:
     ready: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)  # (pool key, class) -> ready
     resync_s: float | None = None  # the validated FleetPolicy's planning interval
     seen: dict[str, Seen] = dataclasses.field(default_factory=dict)  # nodes' readiness, for the next round
+    # the scheduler's feedback per (pool key, class), for the next round
+    stuck: dict[tuple[str, str], Stuck] = dataclasses.field(default_factory=dict)
     pins: list[Pin] = dataclasses.field(default_factory=list)  # gated replicas to pin to their nodes
     unpins: list[Unpin] = dataclasses.field(default_factory=list)  # pinned replicas to delete (stuck)
     assignment: dict[tuple[str, str], dict[str, int]] = dataclasses.field(default_factory=dict)

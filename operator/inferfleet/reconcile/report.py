@@ -13,7 +13,7 @@ from typing import Any
 from inferfleet.api.conditions import ConditionType, EventReason, Reason
 from inferfleet.core import types as core
 from inferfleet.core.observed import Observed
-from inferfleet.reconcile import autoscaling, children, node_status, scaling_status, status
+from inferfleet.reconcile import autoscaling, children, node_status, scaling_status, status, stuck
 from inferfleet.reconcile.decision import Decision, Event, StatusWrite
 from inferfleet.reconcile.ports import Refusal, Snapshot
 from inferfleet.reconcile.validate import Objects, meta
@@ -43,15 +43,25 @@ def report(
     observed: Mapping[str, Observed],
     refused: Sequence[Refusal] = (),
     verdict: readiness.Verdict | None = None,
+    held: stuck.Verdict | None = None,
 ) -> None:
     """Phase 6: statuses (written only when they differ) and events for every kind; ``verdict``:
-    the nodes' health as the plan counted it (None: NodesReady is not reported)."""
+    the nodes' health as the plan counted it (None: NodesReady is not reported); ``held``: the
+    options capped because their replicas could not be scheduled (said in Placed's message, and
+    once as a Replanned event when the hold begins)."""
     by_pool: dict[str, list[Refusal]] = {}
     for r in refused:
         by_pool.setdefault(r.pool, []).append(r)
     left_out = children.excluded(refused, existing)
+    caps = held.caps() if held is not None else {}
+    for key, cls in held.started if held is not None else ():
+        raw = objects.pool_raw.get(key)
+        if raw is not None:
+            words = f"{cls}: {caps[key][cls][1]}; the rest of the pool is planned on other classes"
+            out.events.append(Event(raw, "Warning", EventReason.REPLANNED, words))
     for pp in plan.pools:
         waiting = {c: v for (k, c), v in snapshot.unschedulable.items() if k == pp.key}
+        capped = "; ".join(f"{c}: {why}" for c, (_, why) in sorted(caps.get(pp.key, {}).items()))
         _pool(
             out,
             objects,
@@ -63,6 +73,7 @@ def report(
             by_pool.get(pp.key, []),
             status.unschedulable_words(waiting),
             set(left_out.get(pp.key, {})),
+            capped or None,
         )
     _invalid_pools(out, objects, now)
     _classes(out, snapshot, objects, nodes, plan, now, verdict)
@@ -80,6 +91,7 @@ def _pool(
     refused: Sequence[Refusal] = (),
     unschedulable: str | None = None,
     left_out: set[str] | None = None,
+    capped: str | None = None,
 ) -> None:
     """A planned pool: its status, the placement change and the autoscaler's say as events; a
     child the API server refused makes it Placed=False (ApplyFailed) with the server's words, and
@@ -114,6 +126,7 @@ def _pool(
     aside = [r for r in refused if placed_elsewhere and r.accelerator_class in (left_out or set())]
     failure = status.refusal_words([r for r in refused if r not in aside])
     note = status.refusal_words(aside)
+    said_aside = "; ".join(w for w in (note, capped) if w) or None
     new = status.pool_status(
         pp,
         ready,
@@ -126,7 +139,7 @@ def _pool(
         conds,
         refused=failure,
         unschedulable=unschedulable,
-        aside=note,
+        aside=said_aside,
     )
     if differs(prev, new):
         out.statuses.append(StatusWrite("InferencePool", m.get("namespace"), str(m.get("name")), new))

@@ -92,6 +92,8 @@ class Overrides:
     slo_factors: Mapping[str, Mapping[str, tuple[float, float]]] = dataclasses.field(default_factory=dict)
     # pool key -> class -> the API server's words refusing the pool's Deployment there (not planned)
     refused: Mapping[str, Mapping[str, str]] = dataclasses.field(default_factory=dict)
+    # pool key -> class -> (replicas at most, why): the scheduler could not place more there
+    capped: Mapping[str, Mapping[str, tuple[int, str]]] = dataclasses.field(default_factory=dict)
     electricity_per_kwh: float | None = None  # $/kWh in place of the policy's (plan --electricity)
 
 
@@ -204,6 +206,30 @@ def _refused(problem: core.Problem, refused: Mapping[str, Mapping[str, str]]) ->
     return dataclasses.replace(problem, options=options, unfit=unfit)
 
 
+def _capped(problem: core.Problem, capped: Mapping[str, Mapping[str, tuple[int, str]]]) -> core.Problem:
+    """Options whose replicas the scheduler could not place (``reconcile.stuck``): capped at the
+    replicas that did schedule, and left out (unfit, with the words) when none did."""
+    if not capped:
+        return problem
+    options: dict[str, tuple[core.Option, ...]] = {}
+    unfit = {k: dict(v) for k, v in problem.unfit.items()}
+    for key, opts in problem.options.items():
+        caps = capped.get(key, {})
+        kept = []
+        for o in opts:
+            cap = caps.get(o.accelerator_class)
+            if cap is None:
+                kept.append(o)
+            elif cap[0] > 0:
+                kept.append(dataclasses.replace(o, max_replicas=cap[0]))
+            else:
+                unfit.setdefault(key, {})[o.accelerator_class] = core.Unfit(
+                    core.UnfitKind.UNSCHEDULABLE, cap[1]
+                )
+        options[key] = tuple(kept)
+    return dataclasses.replace(problem, options=options, unfit=unfit)
+
+
 def problem_from(fleet: Fleet, running: Running | None = None, overrides: Overrides | None = None) -> Bridged:
     """The core Problem of a fleet, with the policy it used and what it had to assume."""
     running = running or Running()
@@ -230,4 +256,4 @@ def problem_from(fleet: Fleet, running: Running | None = None, overrides: Overri
     problem = build_problem(pools, classes, core_policy)
     known = {str(c.metadata["name"]) for c in fleet.classes}
     problem = _undefined_classes(problem, fleet.pools, known, notes)
-    return Bridged(_refused(problem, overrides.refused), policy, tuple(notes))
+    return Bridged(_capped(_refused(problem, overrides.refused), overrides.capped), policy, tuple(notes))

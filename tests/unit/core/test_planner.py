@@ -482,6 +482,35 @@ def _preference_never_beats_a_real_saving() -> Case:
     return Case(p, check)
 
 
+def _an_option_capped_keeps_its_replicas_and_the_rest_go_elsewhere() -> Case:
+    # l4 is cheapest, but only the 2 replicas running there could be scheduled: the rest go to h100,
+    # however much cheaper l4 is, and the 2 stay (no move)
+    capped = dataclasses.replace(opt("l4", rps=10, cost=1), max_replicas=2)
+    p = problem(
+        [(pool("a/p", 50, current={"l4": 2}), [capped, opt("h100", rps=10, cost=3)])],
+        [klass("l4"), klass("h100")],
+    )
+
+    def check(plan: Plan) -> None:
+        assert replicas(plan, "a/p") == {"l4": 2, "h100": 3}
+        assert pool_plan(plan, "a/p").status == "Placed"
+
+    return Case(p, check)
+
+
+def _an_option_capped_at_zero_is_not_used() -> Case:
+    capped = dataclasses.replace(opt("l4", rps=10, cost=1), max_replicas=0)
+    p = problem(
+        [(pool("a/p", 20, current={"l4": 2}), [capped, opt("h100", rps=10, cost=3)])],
+        [klass("l4"), klass("h100")],
+    )
+
+    def check(plan: Plan) -> None:
+        assert replicas(plan, "a/p") == {"h100": 2}
+
+    return Case(p, check)
+
+
 CASES = {
     "cheapest class wins": _cheapest_class_wins,
     "power budget forces a mix": _power_budget_forces_a_mix,
@@ -511,6 +540,10 @@ CASES = {
     "partial shed within a level is spread by fraction": _partial_shed_within_a_level_is_spread_by_fraction,
     "preferred class breaks a tie": _preferred_class_breaks_a_tie,
     "preference never beats a real saving": _preference_never_beats_a_real_saving,
+    "an option capped keeps its replicas and the rest go elsewhere": (
+        _an_option_capped_keeps_its_replicas_and_the_rest_go_elsewhere
+    ),
+    "an option capped at zero is not used": _an_option_capped_at_zero_is_not_used,
 }
 
 

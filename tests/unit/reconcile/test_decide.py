@@ -242,6 +242,42 @@ def test_replicas_the_scheduler_cannot_place_are_said_with_its_words_once() -> N
     assert len(events) == 1 and why in events[0].message  # said once, not every round
 
 
+def test_replicas_unschedulable_too_long_are_planned_elsewhere_and_said_once() -> None:
+    import dataclasses
+
+    first = decide(snapshot(), "2026-12-01T10:00:00Z", solve)
+    docs, deps = with_statuses(example_docs(), first), applied(first, ready=False)
+    placed = next(s for s in first.statuses if s.name == "chat-70b").status["placements"]
+    cls = placed[0]["acceleratorClass"]
+    why = "0/12 nodes are available: 12 Insufficient cpu."
+    held, replanned, d = first.stuck, [], first
+    for now in ("10:00:15", "10:01:15", "10:02:20", "10:03:00"):  # stuck from 10:00:15
+        snap = dataclasses.replace(snapshot(docs, deps), unschedulable={("chat/chat-70b", cls): (1, why)})
+        d = decide(snap, f"2026-12-01T{now}Z", solve, held=held)
+        docs, held = with_statuses(docs, d), d.stuck
+        replanned += [(now, e.message) for e in d.events if e.reason == "Replanned"]
+        assert d.plan is not None
+        on = {
+            p.accelerator_class
+            for pp in d.plan.pools
+            if pp.key == "chat/chat-70b"
+            for p in pp.placements
+            if p.replicas
+        }
+        assert (cls in on) == (now < "10:02:15"), (now, on)  # held off after 120 s, the rest elsewhere
+    assert [n for n, _ in replanned] == ["10:02:20"]  # said once, when the hold begins
+    assert why in replanned[0][1] and "planned on other classes" in replanned[0][1]
+    pool = next(x for x in docs if x["metadata"]["name"] == "chat-70b")
+    placed_cond = next(c for c in pool["status"]["conditions"] if c["type"] == "Placed")
+    assert (
+        placed_cond["status"] == "True"
+        and f"{cls}: 1 replica(s) could not be scheduled" in placed_cond["message"]
+    )
+    assert d.resync_s is not None and d.resync_s <= 600  # a round when the hold ends
+    shrunk = {x["metadata"]["name"]: x["spec"]["replicas"] for x in d.reductions}
+    assert shrunk[f"chat-70b-{cls}"] == 0  # none of its replicas there scheduled: it scales to 0
+
+
 def test_a_deleted_policy_cannot_lift_the_budgets_planning_pauses_and_every_class_says_why() -> None:
     docs = example_docs()
     first = decide(snapshot(docs), "2026-12-01T10:00:00Z", solve)

@@ -145,3 +145,20 @@ def test_an_allowed_class_that_does_not_exist_is_unfit_and_noted() -> None:
     key = f"{pool['metadata']['namespace']}/{pool['metadata']['name']}"
     assert bridged.problem.unfit[key]["no-such-class"].kind is core.UnfitKind.UNDEFINED
     assert any(n.kind is NoteKind.UNDEFINED_CLASS and n.subject == key for n in bridged.notes)
+
+
+def test_capped_options_keep_at_most_their_cap_and_a_cap_of_zero_leaves_the_class_out() -> None:
+    docs = example_docs()
+    fleet = _fleet(docs, None)
+    free = problem_from(fleet).problem
+    key = "chat/chat-70b"
+    first, second = (o.accelerator_class for o in free.options[key][:2])
+    capped = Overrides(capped={key: {first: (0, "stuck: no cpu"), second: (2, "stuck: no memory")}})
+    got = problem_from(fleet, overrides=capped).problem
+    by_class = {o.accelerator_class: o for o in got.options[key]}
+    assert first not in by_class
+    assert got.unfit[key][first] == core.Unfit(core.UnfitKind.UNSCHEDULABLE, "stuck: no cpu")
+    assert by_class[second].max_replicas == 2
+    others = [o for o in got.options[key] if o.accelerator_class not in (first, second)]
+    assert others and all(o.max_replicas is None for o in others)
+    assert got.options["search/embed"] == free.options["search/embed"]  # other pools untouched
