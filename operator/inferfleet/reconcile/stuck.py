@@ -112,7 +112,9 @@ def advance(
     return Verdict(state, tuple(started))
 
 
-def _step(before: Stuck | None, count: int, message: str, gens: Generations, now: float, rules: Rules) -> Stuck:
+def _step(
+    before: Stuck | None, count: int, message: str, gens: Generations, now: float, rules: Rules
+) -> Stuck:
     """One key one round on: the episode, the hold's end, the generation reset."""
     s = before or Stuck(None, None, message, count, gens)
     if s.generations != gens:  # the user changed the pool or the class: start afresh
