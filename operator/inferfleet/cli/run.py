@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import logging
 import os
 import shutil
 import sys
@@ -49,6 +48,10 @@ def with_context(kubeconfig: str | None, context: str) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    problem = _check(args)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         kubeconfig = with_context(args.kubeconfig, args.context) if args.context else args.kubeconfig
     except _InputError as exc:
@@ -60,10 +63,9 @@ def _run(args: argparse.Namespace) -> int:
         from inferfleet.kube.client import use_kubeconfig
 
         use_kubeconfig(kubeconfig)
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from inferfleet.cli.logs import configure
+
+    configure(args.log_level, args.log_format)
     from inferfleet.controller.main import serve
     from inferfleet.controller.runtime import Config
 
@@ -71,7 +73,13 @@ def _run(args: argparse.Namespace) -> int:
         kubeconfig=kubeconfig,
         namespace=args.namespace,
         metrics_port=args.metrics_port,
+        metrics_secure=args.metrics_secure,
+        metrics_cert_file=args.metrics_cert_file,
+        metrics_key_file=args.metrics_key_file,
         leader_elect=args.leader_elect,
+        lease_duration_s=args.leader_elect_lease_duration,
+        renew_deadline_s=args.leader_elect_renew_deadline,
+        retry_period_s=args.leader_elect_retry_period,
         lease_namespace=args.lease_namespace,
         identity=args.identity or Config().identity,
         prometheus_url=args.prometheus_url,
@@ -98,6 +106,39 @@ def _duration(text: str) -> str:
     return text
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text}")
+    return value
+
+
+def _check(args: argparse.Namespace) -> str | None:
+    """Cross-flag rules argparse cannot express: what is wrong, in one line (None: nothing)."""
+    lease, renew, retry = (
+        args.leader_elect_lease_duration,
+        args.leader_elect_renew_deadline,
+        args.leader_elect_retry_period,
+    )
+    if not retry < renew < lease:
+        return (
+            "need --leader-elect-retry-period < --leader-elect-renew-deadline < "
+            f"--leader-elect-lease-duration, got {retry:g}, {renew:g}, {lease:g}"
+        )
+    if bool(args.metrics_cert_file) != bool(args.metrics_key_file):
+        return "--metrics-cert-file and --metrics-key-file go together"
+    if args.metrics_secure and not args.metrics_cert_file:
+        return "--metrics-secure needs --metrics-cert-file and --metrics-key-file (its TLS certificate)"
+    for flag in ("metrics_cert_file", "metrics_key_file"):
+        path = getattr(args, flag)
+        if path and not os.path.isfile(path):
+            return f"--{flag.replace('_', '-')} {path}: no such file"
+    return None
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("run", help="run the operator", description="Run the inferfleet operator (kopf).")
     p.add_argument(
@@ -108,6 +149,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--namespace", default=None, help="watch one namespace (default: all)")
     p.add_argument("--metrics-port", type=int, default=8080, help="Prometheus metrics port (0: off)")
+    p.add_argument(
+        "--metrics-secure",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="serve the metrics over HTTPS and only to a bearer token the API server authenticates "
+        "(TokenReview) whose user may get /metrics (SubjectAccessReview)",
+    )
+    p.add_argument("--metrics-cert-file", default=None, help="TLS certificate (PEM) of the metrics endpoint")
+    p.add_argument("--metrics-key-file", default=None, help="TLS private key (PEM) of the metrics endpoint")
     p.add_argument(
         "--health-port",
         type=int,
@@ -146,6 +196,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=True,
         help="Lease-based leader election (run 2 replicas for HA)",
     )
+    p.add_argument(
+        "--leader-elect-lease-duration",
+        type=_seconds,
+        default=15.0,
+        help="seconds a standby waits on an unchanged Lease before taking it over",
+    )
+    p.add_argument(
+        "--leader-elect-renew-deadline",
+        type=_seconds,
+        default=10.0,
+        help="seconds the leader keeps leading without a successful renewal (less than the duration)",
+    )
+    p.add_argument(
+        "--leader-elect-retry-period",
+        type=_seconds,
+        default=2.0,
+        help="seconds between renewals and between a standby's attempts (less than the renew deadline)",
+    )
     p.add_argument("--lease-namespace", default=os.environ.get("POD_NAMESPACE", "default"))
     p.add_argument("--identity", default=os.environ.get("POD_NAME"), help="leader election identity")
     p.add_argument(
@@ -168,4 +236,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="short window that lets a load step scale up within a few scrapes (default: window / 4)",
     )
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    p.add_argument(
+        "--log-format",
+        default="text",
+        choices=("text", "json"),
+        help="text lines, or one JSON object a line (time, level, logger, message)",
+    )
     p.set_defaults(func=_run)

@@ -32,7 +32,13 @@ class Config:
     kubeconfig: str | None = None
     namespace: str | None = None  # None: all namespaces
     metrics_port: int = 8080
+    metrics_secure: bool = False  # HTTPS, every request's token and RBAC checked (kube/access.py)
+    metrics_cert_file: str | None = None
+    metrics_key_file: str | None = None
     leader_elect: bool = True
+    lease_duration_s: float = 15.0
+    renew_deadline_s: float = 10.0
+    retry_period_s: float = 2.0
     lease_name: str = "inferfleet-operator"
     lease_namespace: str = "default"
     identity: str = dataclasses.field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
@@ -81,13 +87,25 @@ class Runtime:
         from inferfleet.kube.informer import WatchCache
         from inferfleet.kube.lease import LeaderElector
         from inferfleet.kube.writer import KubeWriter
-        from inferfleet.metrics.exporter import OperatorMetrics, start_metrics_server
+        from inferfleet.metrics.exporter import OperatorMetrics
+        from inferfleet.metrics.server import MetricsServer
 
         cfg = self.config
         self._api = make_api_client(cfg.kubeconfig)
         self._metrics = OperatorMetrics()
         if cfg.metrics_port:
-            start_metrics_server(cfg.metrics_port, registry=self._metrics.registry)
+            authorize = None
+            if cfg.metrics_secure:
+                from inferfleet.kube.access import AccessReviewer
+
+                authorize = AccessReviewer(self._api).status
+            MetricsServer(
+                cfg.metrics_port,
+                registry=self._metrics.registry,
+                certfile=cfg.metrics_cert_file,
+                keyfile=cfg.metrics_key_file,
+                authorize=authorize,
+            ).start()
         writer = KubeWriter(self._api, is_leader=self.is_leader, metrics=self._metrics)
         cache = WatchCache(
             self._api, cfg.namespace, on_change=self.mark_dirty, relist_s=cfg.relist_s, probe_s=cfg.probe_s
@@ -107,6 +125,9 @@ class Runtime:
                 name=cfg.lease_name,
                 namespace=cfg.lease_namespace,
                 identity=cfg.identity,
+                lease_duration_s=cfg.lease_duration_s,
+                renew_deadline_s=cfg.renew_deadline_s,
+                retry_period_s=cfg.retry_period_s,
                 on_started_leading=self._started_leading,
                 on_stopped_leading=self._stopped_leading,
             )

@@ -1,25 +1,55 @@
 """The operator's own Prometheus metrics: definitions, updates from a plan, and the HTTP endpoint.
 
 Owns: ``OperatorMetrics`` (every ``inferfleet_*`` series, on a dedicated CollectorRegistry, with the
-typed methods the planning loop calls), the process-wide default instance, and
-``start_metrics_server``.  Gauges about things that can vanish (pools, classes, power domains) are
-rewritten whole on each plan: label sets absent from the new plan are removed, so no gauge keeps
-reporting a deleted pool.
+typed methods the planning loop calls; ``inferfleet_build_info``; the process, platform and GC
+collectors on the registry the operator serves), the process-wide default instance, ``families``
+(what ``docs/metrics.md`` is generated from: ``python -m inferfleet.metrics.reference``) and
+``start_metrics_server`` (plain HTTP; the authenticated HTTPS endpoint is ``metrics/server.py``).
+Counters carry no ``_created`` twin (``disable_created_metrics``, process-wide, on import).
+Gauges about things that can vanish (pools, classes, power domains) are rewritten whole on each
+plan: label sets absent from the new plan are removed, so no gauge keeps reporting a deleted pool.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.metadata
+import platform
 import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Final
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+    start_http_server,
+)
+from prometheus_client.metrics import MetricWrapperBase
 
+import inferfleet
 from inferfleet.core.observed import Observed
 from inferfleet.core.types import Plan
 
-__all__ = ["REGISTRY", "OperatorMetrics", "default_metrics", "split_pool_key", "start_metrics_server"]
+__all__ = [
+    "REGISTRY",
+    "RUNTIME_FAMILIES",
+    "Family",
+    "OperatorMetrics",
+    "build_versions",
+    "default_metrics",
+    "families",
+    "split_pool_key",
+    "start_metrics_server",
+]
+
+disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series beside each counter and histogram
 
 REGISTRY: Final = CollectorRegistry(auto_describe=True)  # dedicated: not prometheus_client's global
 PLAN_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -27,6 +57,43 @@ SHED_STATUSES: Final = frozenset({"PartiallyShed", "Shed"})
 PLAN_STATUSES: Final = ("Placed", "PartiallyShed", "Shed", "Unplaceable")
 
 Labels = tuple[str, ...]
+# what the runtime collectors export (names by prefix; which series exist depends on the platform)
+RUNTIME_FAMILIES: Final = (
+    (
+        "process_*",
+        "ProcessCollector",
+        "CPU seconds, resident and virtual memory, open and maximum file descriptors, start time (Linux)",
+    ),
+    ("python_info", "PlatformCollector", "the Python implementation and version"),
+    ("python_gc_*", "GCCollector", "collections, objects collected and uncollectable, per generation"),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """One metric the operator defines, as the reference documents it."""
+
+    name: str  # as exposed (counters with their _total)
+    type: str  # gauge, counter, histogram
+    labels: Labels
+    help: str
+
+
+def build_versions() -> dict[str, str]:
+    """The labels of ``inferfleet_build_info``: the operator's and its key dependencies' versions."""
+
+    def version(dist: str) -> str:
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            return "unknown"
+
+    return {
+        "version": inferfleet.__version__,
+        "python": platform.python_version(),
+        "kopf": version("kopf"),
+        "highspy": version("highspy"),
+    }
 
 
 def split_pool_key(key: str) -> tuple[str, str]:
@@ -51,15 +118,34 @@ class _GaugeFamily:
 
 
 class OperatorMetrics:
-    """Every metric the operator exports.  Thread-safe."""
+    """Every metric the operator exports.  Thread-safe.
+
+    ``runtime``: also register the process, platform and GC collectors on ``registry`` (the
+    registry the operator serves; tests of the plan gauges leave them out)."""
 
     def __init__(
-        self, registry: CollectorRegistry | None = None, *, clock: Callable[[], float] = time.time
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        runtime: bool = True,
     ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self._clock = clock
         self._lock = threading.Lock()
         reg = self.registry
+        if runtime:
+            ProcessCollector(registry=reg)
+            PlatformCollector(registry=reg)
+            GCCollector(registry=reg)
+        versions = build_versions()
+        self.build_info = Gauge(
+            "inferfleet_build_info",
+            "Always 1; the labels name the operator's version and those of Python, kopf and HiGHS.",
+            tuple(versions),
+            registry=reg,
+        )
+        self.build_info.labels(**versions).set(1)
         pool_class = ("namespace", "pool", "accelerator_class")
         pool = ("namespace", "pool")
         self.pool_replicas = _GaugeFamily(
@@ -281,6 +367,18 @@ class OperatorMetrics:
                 for key, accelerator_class in keys
             }
         )
+
+
+def families(metrics: OperatorMetrics) -> list[Family]:
+    """Every ``inferfleet_*`` metric ``metrics`` defines, by name."""
+    out = []
+    for attr in vars(metrics).values():
+        metric = attr.gauge if isinstance(attr, _GaugeFamily) else attr
+        if isinstance(metric, MetricWrapperBase):
+            kind = str(metric._type)
+            suffix = "_total" if kind == "counter" else ""
+            out.append(Family(metric._name + suffix, kind, tuple(metric._labelnames), metric._documentation))
+    return sorted(out, key=lambda f: f.name)
 
 
 _default: OperatorMetrics | None = None

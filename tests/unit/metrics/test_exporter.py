@@ -3,6 +3,7 @@ domains removed, counters, and the HTTP endpoint serving the dedicated registry.
 
 from __future__ import annotations
 
+import importlib.metadata
 import socket
 import urllib.request
 
@@ -50,7 +51,7 @@ def plan(
 
 @pytest.fixture
 def metrics() -> OperatorMetrics:
-    return OperatorMetrics(CollectorRegistry(), clock=lambda: 1_700_000_000.0)
+    return OperatorMetrics(CollectorRegistry(), clock=lambda: 1_700_000_000.0, runtime=False)
 
 
 def value(m: OperatorMetrics, name: str, **labels: str) -> float | None:
@@ -185,7 +186,33 @@ def test_metrics_server_serves_the_registry(metrics: OperatorMetrics) -> None:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
         body = resp.read().decode()
     assert 'inferfleet_api_writes_total{kind="Service",verb="apply"} 1.0' in body
-    assert "python_gc_objects_collected_total" not in body, "process collectors belong to the global registry"
+    assert "python_gc_objects_collected_total" not in body, "runtime=False: no runtime collectors"
+
+
+def test_the_served_registry_has_build_info_and_the_runtime_collectors_but_no_created_series() -> None:
+    import platform
+
+    from prometheus_client import generate_latest
+
+    import inferfleet
+
+    m = OperatorMetrics(CollectorRegistry())
+    m.record_write("Deployment", "apply")
+    m.plan_duration.observe(0.2)
+    text = generate_latest(m.registry).decode()
+    names = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if not line.startswith("#")}
+    for family in ("process_cpu_seconds_total", "process_resident_memory_bytes", "python_info"):
+        assert family in names, family
+    assert "python_gc_objects_collected_total" in names
+    assert not [n for n in names if n.endswith("_created")], "a _created series is exported"
+    labels = {
+        "version": inferfleet.__version__,
+        "python": platform.python_version(),
+        "kopf": importlib.metadata.version("kopf"),
+        "highspy": importlib.metadata.version("highspy"),
+    }
+    assert m.registry.get_sample_value("inferfleet_build_info", labels) == 1.0
+    assert GLOBAL_REGISTRY.get_sample_value("inferfleet_build_info", labels) is None
 
 
 def test_observed_load_latency_and_problems_follow_the_last_round(metrics: OperatorMetrics) -> None:
