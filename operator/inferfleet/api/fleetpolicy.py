@@ -75,6 +75,20 @@ class Planning(Spec):
         le=3600,
         description="A node counted lost is used again only once it has been Ready this long.",
     )
+    unschedulable_replan_seconds: int = Field(
+        120,
+        ge=1,
+        le=3600,
+        description="Replicas of a pool the scheduler cannot place on a class for this long are planned "
+        "elsewhere: the class is held at the replicas that did schedule there.",
+    )
+    unschedulable_hold_seconds: int = Field(
+        600,
+        ge=1,
+        le=86400,
+        description="How long such a hold lasts before the class is offered to the pool again; each "
+        "repeat doubles it, up to six times this.",
+    )
 
 
 class FleetPolicySpec(Spec):

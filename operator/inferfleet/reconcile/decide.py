@@ -145,7 +145,12 @@ def _stuck(
         return (meta(pool).get("generation") if pool is not None else None, class_gen.get(key[1]))
 
     keys = set(snapshot.unschedulable) | set(held or {})
-    return stuck.advance(held, snapshot.unschedulable, bound, {k: generations(k) for k in keys}, now)
+    rules = stuck.Rules()
+    if objects.policy is not None:
+        planning = objects.policy.spec.planning
+        hold = float(planning.unschedulable_hold_seconds)
+        rules = stuck.Rules(float(planning.unschedulable_replan_seconds), rules.gap_s, hold, 6.0 * hold)
+    return stuck.advance(held, snapshot.unschedulable, bound, {k: generations(k) for k in keys}, now, rules)
 
 
 def _first(a: float | None, b: float | None) -> float | None:

@@ -5,7 +5,8 @@ Owns the feedback path from the scheduler to the plan.  A (pool, class) whose re
 ``Unschedulable`` (the scheduler's PodScheduled condition, e.g. CPU or memory no node has) for
 ``Rules.replan_after_s`` is *held*: its option is capped at the replicas that did schedule there
 (``Hold.cap``; 0 when none did), so the plan counts devices and watts only for those and places
-the rest of the pool elsewhere.  Damped, so nothing flaps:
+the rest of the pool elsewhere (the FleetPolicy's ``spec.planning.unschedulableReplanSeconds`` and
+``unschedulableHoldSeconds`` set the bound and the hold).  Damped, so nothing flaps:
 
 - an episode survives the gaps the pinning makes (a stuck pinned replica is deleted after
   ``pinning.PIN_TIMEOUT_S`` and its replacement is stuck again seconds later): it ends only after
