@@ -108,6 +108,7 @@ def test_with_the_operator_settled_the_live_plan_changes_nothing_and_is_what_sta
     assert doc["schema"] == "inferfleet.dev/plan-live/v1"
     assert doc["changed"] is False, (doc["writes"], doc["moves"])
     assert doc["writes"] == [] and doc["moves"] == [] and doc["gone"] == []
+    assert doc["nodeMoves"] == []  # the packing keeps every bound replica where it runs
     assert {p["namespace"] for p in doc["pools"]} == {pool_ns}
     assert planned(doc, pool_ns) == status_placements(kube, pool_ns)
     assert all(r["delta"] == 0 for p in doc["pools"] for r in p["replicas"])

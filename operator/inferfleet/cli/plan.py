@@ -194,6 +194,7 @@ def _line(exc: BaseException) -> str:
 def _run_live(args: argparse.Namespace) -> int:
     from inferfleet.core import planner
     from inferfleet.plan import delta, live, livereport, whatif
+    from inferfleet.reconcile import pinning
     from inferfleet.reconcile.decide import decide
     from inferfleet.reconcile.validate import validate
     from inferfleet.translate.problem import Fleet
@@ -238,6 +239,8 @@ def _run_live(args: argparse.Namespace) -> int:
         per_replica_now=live.per_replica(snap.pools),
         applies=decision.reductions + decision.increases,
         deletes=decision.deletes,
+        nodes_now=pinning.counts(snap.placed),  # what the scheduler bound, node by node
+        nodes_planned=decision.assignment,  # the operator's packing of the plan
     )
     doc = livereport.document(
         decision.plan, changes, cluster=cluster, what_if=flags, problems=decision.problems
