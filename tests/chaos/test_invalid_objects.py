@@ -56,6 +56,7 @@ class Row:
     expect: str  # refused | valid | operator
     server_field: str | None
     operator_pending: str | None
+    rules: tuple[str, ...]  # the CEL rules (words of their messages) the row accepts or refuses by
 
     @staticmethod
     def of(raw: dict[str, Any]) -> Row:
@@ -71,6 +72,7 @@ class Row:
             raw.get("expect", "refused" if field else "valid"),
             raw.get("serverField"),
             raw.get("operatorPending"),
+            tuple([raw["rule"]] if isinstance(raw.get("rule"), str) else raw.get("rule", ())),
         )
 
 
@@ -258,7 +260,7 @@ def test_the_table_is_well_formed() -> None:
     assert len({r.name for r in table}) == len(table), "row names are unique (they name the objects)"
     assert all(r.expect in ("refused", "valid", "operator") for r in table)
     assert all((r.field is None) == (r.expect == "valid") for r in table)
-    assert len(table) >= 140
+    assert len(table) >= 210
 
 
 @pytest.mark.parametrize("row", rows(), ids=lambda r: r.name)
@@ -274,6 +276,7 @@ def test_the_api_server_plan_and_the_operator_agree(verdicts: Verdicts, row: Row
         field = row.server_field or row.field
         assert names(server, field), f"the API server did not name {field}: {server}"
         assert row.message in server, server
+        assert all(rule in server for rule in row.rules), f"not refused by its rule {row.rules}: {server}"
     else:
         assert server is None, f"the API server refused what the operator is to report: {server}"
     assert plan is not None, f"inferfleet plan accepted it ({row.why})"

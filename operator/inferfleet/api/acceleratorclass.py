@@ -65,7 +65,9 @@ class Toleration(Spec):
     key: QualifiedName | None = Field(
         None, description="Taint key tolerated; unset (with operator Exists) tolerates every taint."
     )
-    operator: Literal["Equal", "Exists"] = "Equal"
+    operator: Literal["Equal", "Exists"] = Field(
+        "Equal", description="Equal (the taint's value must match) or Exists (any value)."
+    )
     value: LabelValue | None = Field(None, description="Taint value matched by Equal; empty with Exists.")
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
         None, description="Taint effect tolerated; unset: every effect."
@@ -180,9 +182,9 @@ class CapacityOverride(Spec):
 class ProfileBucket(Spec):
     """Max req/s at the SLO for requests up to these lengths (a Mélange/AIBrix profile bucket)."""
 
-    input_tokens: int = Field(ge=1, le=2_097_152)
-    output_tokens: int = Field(ge=0, le=131_072)
-    requests_per_second: Decimal
+    input_tokens: int = Field(ge=1, le=2_097_152, description="Requests with at most this many input tokens.")
+    output_tokens: int = Field(ge=0, le=131_072, description="...and at most this many output tokens.")
+    requests_per_second: Decimal = Field(description="Max requests/s per replica at the SLO.")
 
 
 class ProfileSpec(Spec):
@@ -214,7 +216,11 @@ class AcceleratorClassSpec(Spec):
     node_selector: dict[Annotated[str, Field(max_length=317)], LabelValue] = Field(
         max_length=16, description="Labels selecting the class's nodes; copied onto every replica."
     )
-    tolerations: list[Toleration] = Field(default_factory=list, max_length=16)
+    tolerations: list[Toleration] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Tolerations copied onto every replica (the class's taints).",
+    )
     resource_name: str = Field(
         min_length=1,
         max_length=253,
@@ -228,7 +234,11 @@ class AcceleratorClassSpec(Spec):
     price: PriceSpec
     power_domain: Name = Field(description="Power domain (hall, row, site) whose budget this class draws on.")
     capacity: CapacityOverride | None = Field(None, description="Override capacity from nodes.")
-    profiles: list[ProfileSpec] = Field(default_factory=list, max_length=64)
+    profiles: list[ProfileSpec] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Measured profiles; override the analytic model per model.",
+    )
 
     cel_rules: ClassVar[tuple[CelRule, ...]] = (
         CelRule(
@@ -258,12 +268,12 @@ class AcceleratorClassSpec(Spec):
 class AcceleratorClassStatus(Spec):
     """Observed capacity and use, written by the operator."""
 
-    observed_generation: int | None = Field(None, ge=0)
+    observed_generation: int | None = Field(None, ge=0, description="The metadata.generation last acted on.")
     nodes: int = Field(0, ge=0, description="Matching nodes.")
     ready_nodes: int = Field(0, ge=0, description="Matching Ready, schedulable nodes.")
-    devices_total: int = Field(0, ge=0)
-    devices_used: int = Field(0, ge=0)
-    watts: int = Field(0, ge=0)
+    devices_total: int = Field(0, ge=0, description="Devices on the Ready nodes the plan counts.")
+    devices_used: int = Field(0, ge=0, description="Devices the planned replicas hold.")
+    watts: int = Field(0, ge=0, description="Planned power of the class's replicas, W.")
     power_budget_watts: int | None = Field(
         None,
         ge=0,

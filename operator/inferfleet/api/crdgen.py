@@ -36,7 +36,11 @@ def crd(kind: Kind) -> dict[str, Any]:
             "apiVersion": {"type": "string", "description": "APIVersion of this representation."},
             "kind": {"type": "string", "description": "Kind of this object."},
             # name declared so CEL rules at the root can report at fieldPath .metadata.name
-            "metadata": {"type": "object", "properties": {"name": {"type": "string"}}},
+            "metadata": {
+                "type": "object",
+                "description": "Standard object metadata (name, namespace, labels, annotations).",
+                "properties": {"name": {"type": "string", "description": "Name of the object."}},
+            },
             "spec": spec_schema,
             "status": status_schema,
         },

@@ -1,19 +1,22 @@
 """The API reference (docs/api.md), generated from the same schemas as the CRDs.
 
 Owns rendering each kind's spec and status fields as Markdown tables: path, type, default, bounds,
-description and the CEL rules with their messages; then the size limits, with each kind's largest
+description and the CEL rules with their messages; then the catalogue of condition types,
+condition reasons and event reasons (``api.conditions``); then the size limits, with each kind's largest
 valid object measured (``api.sizing``).  ``inferfleet crds`` writes it beside the CRDs
 and ``--check`` (and a unit test) fails when it drifts.
 """
 
 from __future__ import annotations
 
+import enum
 import json
 from pathlib import Path
 from typing import Any
 
 from inferfleet.api import sizing
 from inferfleet.api.acceleratorclass import PROFILE_BUCKETS_TOTAL
+from inferfleet.api.conditions import EVENT_DOCS, REASON_DOCS, TYPE_DOCS, ConditionType, EventReason, Reason
 from inferfleet.api.inferencepool import ARG_MAX_LENGTH, ARGS_TOTAL_LENGTH, ENV_TOTAL_LENGTH
 from inferfleet.api.kinds import KINDS, Kind
 from inferfleet.api.schema import root_rules, structural_schema
@@ -149,6 +152,44 @@ def _sizes() -> str:
     )
 
 
+def _catalogue() -> str:
+    """Condition types, condition reasons and event reasons: every value the operator writes."""
+
+    def table(head: str, members: list[enum.StrEnum], docs: dict[Any, str]) -> list[str]:
+        return [
+            f"| {head} | meaning |",
+            "|---|---|",
+            *(f"| `{m.value}` | {docs.get(m, '')} |" for m in members),
+        ]
+
+    return "\n".join(
+        [
+            "## Conditions and events",
+            "",
+            "Every kind's `status.conditions` is a list of metav1.Condition keyed by `type` "
+            "(`x-kubernetes-list-type: map`), with upstream's patterns for `type` and `reason`. The values "
+            "the operator writes (`operator/inferfleet/api/conditions.py`):",
+            "",
+            "### Condition types",
+            "",
+            *table("type", list(ConditionType), TYPE_DOCS),
+            "",
+            "### Condition reasons",
+            "",
+            "MetricsAvailable False also carries the reader's problem as reason: `PrometheusUnreachable`, "
+            "`PrometheusHTTPError`, `BadQuery`, `WrongShape`, `NoData`, `PartialCoverage`, `StaleSamples`, "
+            "`NotANumber`, `AbsurdValue` (`core/observed.py`).",
+            "",
+            *table("reason", list(Reason), REASON_DOCS),
+            "",
+            "### Event reasons",
+            "",
+            *table("reason", list(EventReason), EVENT_DOCS),
+            "",
+        ]
+    )
+
+
 def render() -> str:
     intro = (
         "# API reference: inferfleet.dev/v1alpha1\n\n"
@@ -156,7 +197,9 @@ def render() -> str:
         "never YAML floats, as in Kubernetes resource quantities. Unknown fields are rejected. "
         "Any valid object fits client-side `kubectl apply` ([size limits](#size-limits)).\n"
     )
-    return HEADER + intro + "\n" + "\n".join(_section(k) for k in KINDS) + "\n" + _sizes()
+    return (
+        HEADER + intro + "\n" + "\n".join(_section(k) for k in KINDS) + "\n" + _catalogue() + "\n" + _sizes()
+    )
 
 
 def write(root: Path, *, check: bool = False) -> list[str]:

@@ -32,11 +32,13 @@ DEFAULT_POLICY_NAME = "default"
 class PowerDomain(Spec):
     """A hall, row or site with a hard power budget."""
 
-    name: Name
+    name: Name = Field(description="The domain, as AcceleratorClasses name it in spec.powerDomain.")
     budget_kilowatts: Decimal = Field(description="Hard budget for the accelerators in this domain, kW.")
 
 
 class Electricity(Spec):
+    """The price of energy and the facility overhead on it."""
+
     dollars_per_kilowatt_hour: Decimal = Field(default=0.10, description="Energy price, $/kWh.")
     pue: Decimal = Field(default=1.3, description="Power usage effectiveness (facility / IT power), 1.0-3.0.")
     carbon_grams_per_kilowatt_hour: int | None = Field(
@@ -54,6 +56,8 @@ class Electricity(Spec):
 
 
 class Planning(Spec):
+    """When and how long the operator plans."""
+
     interval_seconds: int = Field(60, ge=5, le=3600, description="Periodic re-plan even without changes.")
     solver_time_limit_seconds: int = Field(5, ge=1, le=300, description="MILP time limit per plan.")
     autoscaling_interval_seconds: int = Field(
@@ -130,27 +134,35 @@ class FleetPolicySpec(Spec):
 
 
 class DomainStatus(Spec):
-    name: str = Field(max_length=63)
-    budget_watts: int | None = Field(None, ge=0)
-    used_watts: int = Field(0, ge=0)
+    """One power domain's budget and its planned use."""
+
+    name: str = Field(max_length=63, description="The power domain.")
+    budget_watts: int | None = Field(None, ge=0, description="Its budget, W (unset: unbudgeted).")
+    used_watts: int = Field(0, ge=0, description="Planned power of its classes' replicas, W.")
 
 
 class LastPlan(Spec):
-    time: str = Field(max_length=64)
-    duration_seconds: float = Field(ge=0)
-    status: str = Field(max_length=64)
-    method: str = Field(max_length=64)
-    gap: float = Field(ge=0)
-    pools: int = Field(0, ge=0)
-    shed_pools: int = Field(0, ge=0)
+    """The solver's figures of the last plan."""
+
+    time: str = Field(max_length=64, description="When it was made (RFC 3339).")
+    duration_seconds: float = Field(ge=0, description="How long solving took.")
+    status: str = Field(max_length=64, description="The solver's outcome, e.g. Optimal.")
+    method: str = Field(max_length=64, description="How it was solved, e.g. milp.")
+    gap: float = Field(ge=0, description="Relative gap to the best bound (0: proven optimal).")
+    pools: int = Field(0, ge=0, description="Pools planned.")
+    shed_pools: int = Field(0, ge=0, description="Pools not fully placed (lowest priority first).")
 
 
 class FleetPolicyStatus(Spec):
-    observed_generation: int | None = Field(None, ge=0)
-    domains: list[DomainStatus] = Field(default_factory=list, max_length=64)
-    watts: int = Field(0, ge=0)
-    dollars_per_hour: float = Field(0, ge=0)
-    last_plan: LastPlan | None = None
+    """Observed state of the fleet, written by the operator."""
+
+    observed_generation: int | None = Field(None, ge=0, description="The metadata.generation last acted on.")
+    domains: list[DomainStatus] = Field(
+        default_factory=list, max_length=64, description="Budget and use per power domain."
+    )
+    watts: int = Field(0, ge=0, description="Planned power of the whole fleet, W.")
+    dollars_per_hour: float = Field(0, ge=0, description="Cost of the whole fleet, $/h.")
+    last_plan: LastPlan | None = Field(None, description="The last plan's solver figures.")
     conditions: Conditions = Field(default_factory=list)
 
 

@@ -289,7 +289,11 @@ class SLOSpec(Spec):
 class Autoscaling(Spec):
     """Follow measured demand (Prometheus) instead of the static request rate."""
 
-    enabled: bool = Field(True, description="Follow the measured request rate.")
+    enabled: bool = Field(
+        True,
+        description="Follow the measured request rate while set (the default once autoscaling is given); "
+        "false keeps these settings but plans requestsPerSecond.",
+    )
     scale_down_stabilization_seconds: int = Field(
         300, ge=0, le=86_400, description="How long demand must stay lower before replicas are removed."
     )
@@ -313,7 +317,13 @@ class Demand(Spec):
     output_tokens: int = Field(
         256, ge=0, le=131_072, description="Typical output tokens per request (0 for embedding models)."
     )
-    autoscaling: Autoscaling | None = Field(None, description="Follow measured demand.")
+    autoscaling: Autoscaling | None = Field(
+        None,
+        description="Plan the request rate measured in Prometheus (the operator's --prometheus-url) instead "
+        "of requestsPerSecond, which stays the floor; unset: requestsPerSecond is planned. Without a "
+        "Prometheus the pool says MetricsAvailable=False (NoMetricsSource) and plans requestsPerSecond "
+        "(docs/autoscaling.md).",
+    )
 
 
 class PlacementPolicy(Spec):
@@ -378,12 +388,12 @@ class InferencePoolSpec(Spec):
 class PlacementStatus(Spec):
     """Replicas of the pool on one accelerator class."""
 
-    accelerator_class: str = Field(max_length=63)
-    replicas: int = Field(ge=0)
-    ready_replicas: int = Field(0, ge=0)
+    accelerator_class: str = Field(max_length=63, description="The AcceleratorClass.")
+    replicas: int = Field(ge=0, description="Planned replicas on the class.")
+    ready_replicas: int = Field(0, ge=0, description="Ready replicas on the class.")
     devices: int = Field(ge=0, description="Devices over all replicas.")
     watts: int = Field(ge=0, description="Planned power over all replicas.")
-    dollars_per_hour: float = Field(ge=0)
+    dollars_per_hour: float = Field(ge=0, description="Cost of the replicas on the class, $/h.")
     ttft_p95_milliseconds: float = Field(ge=0, description="Predicted p95 TTFT.")
     tpot_p95_milliseconds: float = Field(ge=0, description="Predicted p95 TPOT.")
     requests_per_second: float = Field(0, ge=0, description="Planned capacity over all replicas at the SLO.")
@@ -392,14 +402,14 @@ class PlacementStatus(Spec):
 class Recommendation(Spec):
     """One measured demand the stabilisation window remembers."""
 
-    time: str = Field(max_length=64)
-    requests_per_second: float = Field(ge=0)
+    time: str = Field(max_length=64, description="When it was measured (RFC 3339).")
+    requests_per_second: float = Field(ge=0, description="The demand measured then, req/s.")
 
 
 class ClassMeasurement(Spec):
     """Measured latency of the pool on one class, and the correction factors learnt from it."""
 
-    accelerator_class: str = Field(max_length=63)
+    accelerator_class: str = Field(max_length=63, description="The AcceleratorClass measured.")
     ttft_p95_milliseconds: float | None = Field(
         None, ge=0, description="Measured p95 TTFT (none: too few requests)."
     )
@@ -429,9 +439,11 @@ class AutoscalingStatus(Spec):
     demand_requests_per_second: float = Field(0, ge=0, description="The demand the pool is planned for.")
     signal: str = Field("", max_length=32, description="The last evaluation's outcome, e.g. ScaleUp, Held.")
     metrics_problem: str | None = Field(None, max_length=64, description="Why metrics were unusable.")
-    sample_age_seconds: float | None = Field(None, ge=0)
-    last_evaluation_time: str | None = Field(None, max_length=64)
-    last_scale_time: str | None = Field(None, max_length=64)
+    sample_age_seconds: float | None = Field(None, ge=0, description="Age of the newest metrics sample.")
+    last_evaluation_time: str | None = Field(
+        None, max_length=64, description="When demand was last evaluated."
+    )
+    last_scale_time: str | None = Field(None, max_length=64, description="When the demand last changed.")
     missing_since: str | None = Field(None, max_length=64, description="Since when metrics are unusable.")
     burst_requests_per_second: float | None = Field(
         None, ge=0, description="Measured offered load over the short window (scale-up only)."
@@ -439,30 +451,40 @@ class AutoscalingStatus(Spec):
     consecutive_breaches: int = Field(
         0, ge=0, description="Settled evaluations in a row with a measured p95 above the SLO."
     )
-    recommendations: list[Recommendation] = Field(default_factory=list, max_length=64)
-    classes: list[ClassMeasurement] = Field(default_factory=list, max_length=64)
+    recommendations: list[Recommendation] = Field(
+        default_factory=list, max_length=64, description="Measured demands within the stabilization window."
+    )
+    classes: list[ClassMeasurement] = Field(
+        default_factory=list, max_length=64, description="Measured latency per class, and what was learnt."
+    )
 
 
 class LastChange(Spec):
-    time: str = Field(max_length=64)
-    reason: str = Field(max_length=4096)
+    """The last change the operator made to the pool's replicas."""
+
+    time: str = Field(max_length=64, description="When (RFC 3339).")
+    reason: str = Field(max_length=4096, description="What changed and why, in a sentence.")
 
 
 class InferencePoolStatus(Spec):
     """Observed state, written by the operator."""
 
-    observed_generation: int | None = Field(None, ge=0)
+    observed_generation: int | None = Field(None, ge=0, description="The metadata.generation last acted on.")
     conditions: Conditions = Field(default_factory=list)
-    placements: list[PlacementStatus] = Field(default_factory=list, max_length=64)
+    placements: list[PlacementStatus] = Field(
+        default_factory=list, max_length=64, description="Replicas per accelerator class."
+    )
     replicas: int = Field(0, ge=0, description="Planned replicas over all classes.")
-    ready_replicas: int = Field(0, ge=0)
-    watts: int = Field(0, ge=0)
-    dollars_per_hour: float = Field(0, ge=0)
+    ready_replicas: int = Field(0, ge=0, description="Ready replicas over all classes.")
+    watts: int = Field(0, ge=0, description="Planned power over all replicas, W.")
+    dollars_per_hour: float = Field(0, ge=0, description="Cost of all replicas, $/h.")
     demand_requests_per_second: float = Field(0, ge=0, description="Demand the last plan used.")
     placement_summary: str = Field("", max_length=1024, description="e.g. h100=2,mi300x=1")
     selector: str = Field("", max_length=1024, description="Label selector of all replicas (scale).")
-    last_change: LastChange | None = None
-    autoscaling: AutoscalingStatus | None = None
+    last_change: LastChange | None = Field(None, description="The last change to the pool's replicas.")
+    autoscaling: AutoscalingStatus | None = Field(
+        None, description="The autoscaler's state (spec.demand.autoscaling.enabled)."
+    )
 
 
 class InferencePool(Spec):

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from inferfleet.api import crdgen
 from inferfleet.api.kinds import KINDS
+
+TABLE = Path(__file__).resolve().parents[2] / "chaos" / "invalid_objects.yaml"
 
 _READ = re.compile(r"(?<![\w.])(self|[a-z])\.(\w+)\b(?!\()")  # a field read, not a method call
 _ITERATED = re.compile(r"self\.(\w+)\.(?:all|exists|exists_one|map|filter)\(\s*([a-z])\s*,")
@@ -81,3 +85,59 @@ def test_the_guard_check_finds_the_bug_it_is_for() -> None:
         "self.powerDomains",
     ]
     assert unguarded(node, "!has(self.powerDomains) || self.powerDomains.all(d, d.name != '')") == []
+
+
+def _said(row: dict[str, Any]) -> list[str]:
+    rules = row.get("rule", [])
+    return [row["message"]] if row.get("message") else [rules] if isinstance(rules, str) else rules
+
+
+def test_every_rule_has_a_refused_and_an_accepted_row_in_the_invalid_object_table() -> None:
+    """tests/chaos/test_invalid_objects.py runs each row on the real API server, through ``plan``
+    and through the operator's validation: a rule no row refuses, or none accepts, could disagree
+    with its Python twin unseen (as the powerDomains rule did)."""
+    rows = yaml.safe_load(TABLE.read_text())["rows"]
+    missing = []
+    for where, _node, rule in rules():
+        kind = where.split(".")[0]
+        own = [r for r in rows if r["kind"] == kind]
+        refused = [r for r in own if r.get("field") and any(s in rule["message"] for s in _said(r))]
+        accepted = [r for r in own if not r.get("field") and any(s in rule["message"] for s in _said(r))]
+        if not refused or not accepted:
+            missing.append(f"{where}: {rule['message']} (refused {len(refused)}, accepted {len(accepted)})")
+    assert missing == []
+
+
+def fields() -> Iterator[tuple[str, dict[str, Any]]]:
+    """(path, schema) of every field of every CRD."""
+
+    def walk(node: dict[str, Any], path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        for name, child in node.get("properties", {}).items():
+            yield f"{path}.{name}", child
+            yield from walk(child, f"{path}.{name}")
+        for key, suffix in (("items", "[]"), ("additionalProperties", "{}")):
+            if isinstance(node.get(key), dict):
+                yield from walk(node[key], path + suffix)
+
+    for kind in KINDS:
+        yield from walk(crdgen.crd(kind)["spec"]["versions"][0]["schema"]["openAPIV3Schema"], kind.kind)
+
+
+def test_every_field_has_a_description_for_kubectl_explain() -> None:
+    every = list(fields())
+    assert len(every) > 250
+    assert [path for path, node in every if not node.get("description")] == []
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.kind)
+def test_every_kinds_conditions_are_a_list_map_with_upstream_patterns(kind: Any) -> None:
+    status = crdgen.crd(kind)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+    conditions = status["properties"]["conditions"]
+    assert conditions["x-kubernetes-list-type"] == "map"
+    assert conditions["x-kubernetes-list-map-keys"] == ["type"]
+    item = conditions["items"]
+    assert set(item["required"]) == {"type", "status", "lastTransitionTime", "reason", "message"}
+    # metav1.Condition's own markers (k8s.io/apimachinery/pkg/apis/meta/v1/types.go)
+    assert item["properties"]["type"]["maxLength"] == 316
+    assert item["properties"]["reason"]["pattern"] == "^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+    assert item["properties"]["type"]["pattern"].endswith("(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$")

@@ -1,0 +1,44 @@
+"""docs/api.md: generated from the models, with a catalogue of every condition type, condition reason
+and event reason the operator writes (test_models.py fails when the committed file is stale)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from inferfleet.api import docgen
+from inferfleet.api.conditions import EVENT_DOCS, REASON_DOCS, TYPE_DOCS, ConditionType, EventReason, Reason
+from inferfleet.core.observed import MetricsProblem
+from inferfleet.core.types import PlanStatus
+
+
+@pytest.mark.parametrize(
+    ("members", "docs"),
+    [(ConditionType, TYPE_DOCS), (Reason, REASON_DOCS), (EventReason, EVENT_DOCS)],
+    ids=["condition-types", "condition-reasons", "event-reasons"],
+)
+def test_every_value_is_explained(members: type, docs: dict[object, str]) -> None:
+    assert [m for m in members if not docs.get(m)] == [], "add a sentence for each in api/conditions.py"
+
+
+def section(text: str, title: str) -> str:
+    return text.split(f"### {title}\n", 1)[1].split("\n#", 1)[0]
+
+
+def test_the_catalogue_lists_each_value_once_in_its_section() -> None:
+    text = docgen.render()
+    for title, members in (
+        ("Condition types", ConditionType),
+        ("Condition reasons", Reason),
+        ("Event reasons", EventReason),
+    ):
+        listed = re.findall(r"^\| `(\w+)` \|", section(text, title), re.M)
+        assert listed == [m.value for m in members], title
+
+
+def test_reasons_from_the_core_are_in_the_catalogue() -> None:
+    """MetricsAvailable's reasons are the reader's problems; Placed's are the plan statuses."""
+    reasons = section(docgen.render(), "Condition reasons")
+    assert all(f"`{p.value}`" in reasons for p in MetricsProblem)
+    assert all(f"`{s.value}`" in reasons for s in PlanStatus)
