@@ -1,6 +1,6 @@
 """Reference hardware: public figures of the accelerators a fleet mixes, for defaults and examples.
 
-Memory, bandwidth, dense TFLOPs, rated power and prices come from ``shared/data/accelerators.csv``
+Memory, bandwidth, dense TFLOPs, rated power and prices come from ``data/accelerators.csv``
 (row names in the comments; that file gives each figure's source). Everything marked ESTIMATE is
 ours, with the reasoning next to it:
 

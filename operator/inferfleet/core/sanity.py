@@ -2,7 +2,7 @@
 
 ``markdown()`` renders the predicted-vs-published tables that docs/performance-model.md embeds
 (``python -m inferfleet.core.performance`` prints them; a unit test fails when the doc drifts).
-Published figures are those of shared/data/README.md.
+Published figures are those of data/README.md.
 """
 
 from __future__ import annotations
