@@ -2,8 +2,11 @@
 cluster as the operator sees it.
 
 Owns the command's flags and its run.  From files: read the paths (``plan.manifests``), turn the
-flags into overrides (``plan.whatif``), build the problem through the one bridge
-(``translate.problem``), solve, compare, and print the report (``plan.report``).  Live: read the
+flags into overrides (``plan.whatif``), plan through the one offline path (``plan.offline``: the
+bridge, then the planner), compare, and print the report (``plan.report``).  With ``--sweep``: one
+such plan per point of one or two axes (``plan.sweep``), break-even points by bisection
+(``plan.breakeven``), optional plots (``plan.plots``, matplotlib imported only then), one report
+(``plan.sweepreport``) printed once everything is known.  Live: read the
 operator's snapshot once (``kube.snapshot.read_snapshot``, GETs only), give it to the operator's
 own round (``reconcile.decide``) with the flags' overrides and the demand the operator recorded for
 autoscaled pools (``plan.live``), and print what would change against what runs now

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from inferfleet.core import types as core
 from inferfleet.plan.sweep import Planner, Point, Sweep
 
-__all__ = ["LIN_TOL", "REL_TOL", "BreakEven", "BreakEvenKind", "find", "majority", "uses"]
+__all__ = ["LIN_TOL", "REL_TOL", "BreakEven", "BreakEvenKind", "bisect", "find", "majority", "uses"]
 
 REL_TOL = 0.02
 LIN_TOL = 0.005
@@ -64,7 +64,9 @@ def majority(point: Point, cls: str, pool: str) -> bool:
     return total > 0 and mine > 0.5 * total
 
 
-def _bisect(planner: Planner, lo: Point, hi: Point, state: Callable[[Point], bool]) -> tuple[Point, Point]:
+def bisect(planner: Planner, lo: Point, hi: Point, state: Callable[[Point], bool]) -> tuple[Point, Point]:
+    """The two points within the tolerance of each other, between ``lo`` and ``hi`` (whose states
+    differ), where ``state`` flips."""
     axis = planner.axes[0]
     low_state = state(lo)
     for _ in range(MAX_STEPS):
@@ -98,6 +100,6 @@ def find(sweep: Sweep, planner: Planner) -> list[BreakEven]:
     for kind, cls, pool, state in states:
         for lo, hi in zip(sweep.points, sweep.points[1:], strict=False):
             if state(lo) != state(hi):
-                below, above = _bisect(planner, lo, hi, state)
+                below, above = bisect(planner, lo, hi, state)
                 out.append(BreakEven(kind, cls, pool, state(above), below, above, sweep.axes[0].log))
     return sorted(out, key=lambda b: (b.value, b.accelerator_class, b.kind, b.pool or ""))

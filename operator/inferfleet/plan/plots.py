@@ -1,7 +1,7 @@
 """Plots of a one-axis sweep (``inferfleet plan --sweep ... --plot DIR``), drawn from the sweep's JSON
 document (``plan.sweepreport``), so the plots and the table cannot disagree.
 
-Owns three figures, each written as PNG and SVG:
+Owns three figures, each written as PNG and SVG (``sweep-<figure>.png`` and ``.svg``):
 
 * ``cost``: dollars per million output tokens against the axis (for ``demand``: the fleet's demand
   in requests per second), one line for the mixed plan and one per single-class fleet (the pools
@@ -67,7 +67,7 @@ def _at(doc: dict[str, Any], value: float) -> float:
 def _save(fig: Any, directory: Path, name: str) -> list[Path]:
     out = []
     for ext in ("png", "svg"):
-        path = directory / f"{name}.{ext}"
+        path = directory / f"sweep-{name}.{ext}"
         meta: dict[str, Any] = {"Date": None} if ext == "svg" else {"Software": None}
         fig.savefig(path, format=ext, dpi=110, metadata=meta, bbox_inches="tight")
         out.append(path)

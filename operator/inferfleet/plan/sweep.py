@@ -282,7 +282,8 @@ def single_class_fleets(problem: core.Problem) -> list[SingleClassFleet]:
     out = []
     for cls in problem.classes:
         mine = [p for p in placeable if any(o.accelerator_class == cls.name for o in problem.options[p.key])]
-        rest = [p for p in placeable if p not in mine]
+        keys = {p.key for p in mine}
+        rest = [p for p in placeable if p.key not in keys]
         if not mine:
             continue
         on_class = _on(problem, mine, cls)

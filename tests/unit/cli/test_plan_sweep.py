@@ -107,10 +107,10 @@ def test_the_issues_command_prints_the_table_and_writes_the_plots(tmp_path: Path
     assert any("h200 enters the plan" in line for line in lines), proc.stdout
     assert any(line.startswith("    binding just above: the power budget of hall-b") for line in lines)
     written = sorted(p.name for p in (tmp_path / "plots").iterdir())
-    assert written == sorted(f"{n}.{e}" for n in ("cost", "power", "mix") for e in ("png", "svg"))
+    assert written == sorted(f"sweep-{n}.{e}" for n in ("cost", "power", "mix") for e in ("png", "svg"))
     for name in ("cost", "power", "mix"):
-        assert (tmp_path / "plots" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        svg = (tmp_path / "plots" / f"{name}.svg").read_text()
+        assert (tmp_path / "plots" / f"sweep-{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        svg = (tmp_path / "plots" / f"sweep-{name}.svg").read_text()
         assert svg.lstrip().startswith("<?xml") and "</svg>" in svg and "<dc:date>" not in svg
     assert "wrote " in proc.stderr
 
