@@ -77,6 +77,7 @@ def test_a_missing_command_after_a_flag_is_still_bad_usage() -> None:
         (["plan", "-f", "no/such/dir"], 2),
         (["plan", "--kubeconfig", "x"], 2),  # needs --live
         (["run", "--context", "nowhere", "--kubeconfig", "/no/such/kubeconfig"], 2),
+        (["run", "--leader-elect-retry-period", "20"], 2),  # retry < renew deadline < lease duration
         (["crds", "--check", "--root", "/no/such/checkout"], 2),
         (["version"], 0),
         (["plan", "-f", "examples/", "-o", "json"], 0),
@@ -87,6 +88,7 @@ def test_a_missing_command_after_a_flag_is_still_bad_usage() -> None:
         "manifests-that-are-not-there",
         "a-flag-without-the-one-it-needs",
         "a-kubeconfig-that-cannot-be-read",
+        "leader-election-timings-that-conflict",
         "a-root-that-is-no-checkout",
         "version",
         "a-plan",
