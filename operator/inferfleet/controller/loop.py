@@ -262,6 +262,11 @@ class PlanningLoop:
             return note
 
         def status_refused(s: StatusWrite, exc: Exception) -> None:
+            if getattr(exc, "status", None) is None:
+                # no answer from the API server (connection refused, timeout): nothing refused; the
+                # status still differs next round and is written then, and /healthz says it
+                log.warning("status of %s %s not written: %s", s.kind, s.name, _words(exc))
+                return
             key, words = (s.kind, s.namespace, s.name), _words(exc)
             if self._status_refused.get(key) == words:
                 return  # said already

@@ -195,9 +195,10 @@ class RefusingWriter(FakeWriter):
         refuse_status: bool = False,
         classes: frozenset[str] | None = None,
         dry_runs_pass: bool = False,
+        unreachable: bool = False,
     ) -> None:
         super().__init__()
-        self.pool, self.refuse_status = pool, refuse_status
+        self.pool, self.refuse_status, self.unreachable = pool, refuse_status, unreachable
         self.classes, self.dry_runs_pass = classes, dry_runs_pass
         self.statuses: dict[str, Obj] = {}
         self.events: list[tuple[str, str]] = []
@@ -228,6 +229,8 @@ class RefusingWriter(FakeWriter):
     def patch_status(self, kind: str, namespace: str | None, name: str, status: Obj) -> None:
         if self.refuse_status and kind == "InferencePool":
             raise APIRejected("status.placements[0].acceleratorClass: Too long", status=422)
+        if self.unreachable and kind == "InferencePool":
+            raise ConnectionRefusedError(111, "Connection refused")
         with self.lock:
             self.statuses[f"{kind}/{name}"] = status
 
@@ -324,6 +327,16 @@ def test_a_refused_status_becomes_one_event() -> None:
     said = [m for _, m in writer.events if m.startswith("StatusRefused")]
     pools = {p["metadata"]["name"] for p in _snapshot().pools}
     assert len(said) == len(pools) and all("Too long" in m for m in said)
+
+
+def test_a_status_write_that_gets_no_answer_is_not_said_to_be_refused() -> None:
+    writer = RefusingWriter("nobody", unreachable=True)
+    loop = PlanningLoop(_snapshot, writer)
+    loop.reconcile_once()
+    loop.stop()
+    assert not [m for _, m in writer.events if m.startswith("StatusRefused")]
+    assert not [k for k in writer.statuses if k.startswith("InferencePool/")]  # nothing was written
+    assert [m for _, m in writer.events if m.startswith("Placed")]  # the round went on
 
 
 def test_a_round_that_reads_a_snapshot_older_than_its_own_statuses_says_nothing_twice() -> None:
