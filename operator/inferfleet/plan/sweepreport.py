@@ -50,7 +50,7 @@ def _point(axes: Sequence[Axis], p: Point) -> dict[str, Any]:
         "values": {a.name: round(v, 6) for a, v in zip(axes, p.values, strict=True)},
         "demandRequestsPerSecond": round(p.demand_rps, 3),
         "servedRequestsPerSecond": round(e.requests_per_second, 3),
-        "shedRequestsPerSecond": round(sum(shed.values()), 3),
+        "shedRequestsPerSecond": round(float(sum(shed.values())), 3),
         "shed": {k: round(v, 3) for k, v in shed.items()},
         "outputTokensPerSecond": round(e.output_tokens_per_second, 1),
         "dollarsPerHour": round(p.plan.dollars_per_hour, 2),
@@ -212,7 +212,8 @@ def render_table(doc: dict[str, Any]) -> str:
                 out.append(f"    binding just above: {group[0]['bindingWords']}")
         else:
             out.append(
-                f"Break-even points ({axes[0]['name']}): none (the class mix is the same at every point)"
+                f"Break-even points ({axes[0]['name']}): none (between these points no class enters or "
+                "leaves the plan, or takes or loses the most of a pool's load)"
             )
     out.append("")
     out.append(f"{doc['plans']} plans in {doc['seconds']:.1f} s")
