@@ -1,0 +1,131 @@
+"""The authenticated metrics endpoint against the real API server: HTTPS, each request's bearer
+token checked with a TokenReview and its user authorised with a SubjectAccessReview (get on the
+non-resource URL /metrics). No token: 401; a token of a ServiceAccount without the RBAC: 403; with
+a ClusterRole allowing it: 200; a token the server never issued: 401."""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+import subprocess
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from inferfleet.kube.access import AccessReviewer
+from inferfleet.kube.client import NotFound, request
+from inferfleet.metrics.exporter import OperatorMetrics
+from inferfleet.metrics.server import MetricsServer
+
+pytestmark = pytest.mark.integration
+
+RBAC = "/apis/rbac.authorization.k8s.io/v1"
+
+
+def token_of(kube_api: Any, namespace: str, service_account: str) -> str:
+    """A short-lived token of the ServiceAccount (the TokenRequest API: `kubectl create token`)."""
+    answer = request(
+        kube_api,
+        "POST",
+        f"/api/v1/namespaces/{namespace}/serviceaccounts/{service_account}/token",
+        body={
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"expirationSeconds": 600},
+        },
+    )
+    token: str = answer["status"]["token"]
+    return token
+
+
+def get(url: str, token: str | None, trust: ssl.SSLContext) -> tuple[int, str]:
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(req, timeout=10, context=trust) as resp:
+            return int(resp.status), resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+@pytest.fixture
+def readers(kube_api: Any, namespace: str) -> Iterator[dict[str, str]]:
+    """ServiceAccounts "reader" (bound to a ClusterRole allowing get /metrics) and "nobody"."""
+    role = f"it-metrics-reader-{uuid.uuid4().hex[:5]}"
+    for sa in ("reader", "nobody"):
+        request(
+            kube_api,
+            "POST",
+            f"/api/v1/namespaces/{namespace}/serviceaccounts",
+            body={"metadata": {"name": sa}},
+        )
+    request(
+        kube_api,
+        "POST",
+        f"{RBAC}/clusterroles",
+        body={"metadata": {"name": role}, "rules": [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]},
+    )
+    request(
+        kube_api,
+        "POST",
+        f"{RBAC}/clusterrolebindings",
+        body={
+            "metadata": {"name": role},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": namespace}],
+        },
+    )
+    try:
+        yield {sa: token_of(kube_api, namespace, sa) for sa in ("reader", "nobody")}
+    finally:
+        for kind in ("clusterrolebindings", "clusterroles"):
+            with contextlib.suppress(NotFound):
+                request(kube_api, "DELETE", f"{RBAC}/{kind}/{role}")
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    d = tmp_path_factory.mktemp("tls")
+    cert, key = d / "tls.crt", d / "tls.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
+def test_metrics_answer_401_without_a_token_403_without_rbac_and_200_with_it(
+    kube_api: Any, readers: dict[str, str], certificate: tuple[Path, Path]
+) -> None:
+    metrics = OperatorMetrics(CollectorRegistry())
+    metrics.set_leader(True)
+    reviewer = AccessReviewer(kube_api)
+    cert, key = certificate
+    server = MetricsServer(
+        0, "127.0.0.1", metrics.registry, certfile=str(cert), keyfile=str(key), authorize=reviewer.status
+    ).start()
+    trust = ssl.create_default_context(cafile=str(cert))
+    url = f"https://127.0.0.1:{server.port}/metrics"
+    try:
+        assert get(url, None, trust)[0] == 401
+        assert get(url, "not-a-token-the-server-issued", trust)[0] == 401
+        code, body = get(url, readers["nobody"], trust)
+        assert code == 403 and "inferfleet_" not in body
+        code, body = get(url, readers["reader"], trust)
+        assert code == 200, body
+        assert "inferfleet_leader 1.0" in body and "inferfleet_build_info{" in body
+        assert "process_cpu_seconds_total" in body and "_created" not in body
+        verdict = reviewer.check(readers["nobody"], "/metrics")
+        assert verdict.user is not None and verdict.user.endswith(":nobody")
+        asked = reviewer.reviews
+        for _ in range(5):  # a scrape every few seconds does not cost two API calls each
+            assert get(url, readers["reader"], trust)[0] == 200
+        assert reviewer.reviews == asked
+    finally:
+        server.stop()
