@@ -178,19 +178,28 @@ def _plan(*paths: Path) -> subprocess.CompletedProcess[str]:
 
 
 def plan_verdicts(table: list[Row], objects: dict[str, dict[str, Any]], tmp: Path) -> dict[str, str | None]:
-    """Row name -> what ``inferfleet plan`` refused (None: accepted), one run over every row's file,
-    and one whole plan over the examples for each ``expect: operator`` row."""
-    batch = tmp / "rows"
-    batch.mkdir()
-    for row in table:
-        (batch / f"{row.name}.yaml").write_text(yaml.safe_dump(objects[row.name]))
-    proc = _plan(batch)
-    assert "Traceback" not in proc.stderr, proc.stderr
+    """Row name -> what ``inferfleet plan`` refused (None: accepted), one run over every row's file
+    (each valid FleetPolicy in a run of its own: two policies named default are one too many), and
+    one whole plan over the examples for each ``expect: operator`` row."""
+    alone = [r for r in table if r.kind == "FleetPolicy" and r.expect == "valid"]
+    batches = [[r for r in table if r not in alone], *([r] for r in alone)]
     lines: dict[str, list[str]] = {row.name: [] for row in table}
-    for line in proc.stderr.splitlines():
-        path, _, said = line.removeprefix("error: ").partition(": ")
-        if path.startswith(str(batch)):
-            lines[Path(path.split(" ")[0]).stem].append(said)
+    for i, rows_of_batch in enumerate(batches):
+        batch = tmp / f"rows-{i}"
+        batch.mkdir()
+        for row in rows_of_batch:
+            (batch / f"{row.name}.yaml").write_text(yaml.safe_dump(objects[row.name]))
+        if i:  # a policy alone is nothing to plan: the base class and pool beside it
+            for kind in ("AcceleratorClass", "InferencePool"):
+                (batch / f"base-{kind}.yaml").write_text(yaml.safe_dump(bases()[kind]))
+        proc = _plan(batch)
+        assert "Traceback" not in proc.stderr, proc.stderr
+        for line in proc.stderr.splitlines():
+            path, _, said = line.removeprefix("error: ").partition(": ")
+            if path.startswith(f"{batch}/"):
+                lines[Path(path.split(" ")[0]).stem].append(said)
+            else:
+                assert not path.startswith(str(batch)), line
     out: dict[str, str | None] = {name: "\n".join(said) or None for name, said in lines.items()}
     for row in table:
         if row.expect != "operator":

@@ -36,11 +36,8 @@ def crd(kind: Kind) -> dict[str, Any]:
             "apiVersion": {"type": "string", "description": "APIVersion of this representation."},
             "kind": {"type": "string", "description": "Kind of this object."},
             # name declared so CEL rules at the root can report at fieldPath .metadata.name
-            "metadata": {
-                "type": "object",
-                "description": "Standard object metadata (name, namespace, labels, annotations).",
-                "properties": {"name": {"type": "string", "description": "Name of the object."}},
-            },
+            # (the API server refuses a description or anything else here: metadata is its own)
+            "metadata": {"type": "object", "properties": {"name": {"type": "string"}}},
             "spec": spec_schema,
             "status": status_schema,
         },

@@ -199,7 +199,7 @@ def test_name_rules_run_at_the_root_on_create_only() -> None:
         (rule,) = schema["x-kubernetes-validations"]
         assert rule["rule"] == f"oldSelf.hasValue() || self.metadata.name.matches('{pattern}')"
         assert rule["optionalOldSelf"] is True and rule["fieldPath"] == ".metadata.name"
-        assert schema["properties"]["metadata"]["properties"]["name"]["type"] == "string"
+        assert schema["properties"]["metadata"]["properties"] == {"name": {"type": "string"}}
 
 
 def test_an_object_without_a_name_is_left_to_validate_object() -> None:

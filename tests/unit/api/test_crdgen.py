@@ -124,7 +124,8 @@ def fields() -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def test_every_field_has_a_description_for_kubectl_explain() -> None:
-    every = list(fields())
+    """All but metadata, whose schema is the API server's (it refuses a description there)."""
+    every = [(path, node) for path, node in fields() if ".metadata" not in path]
     assert len(every) > 250
     assert [path for path, node in every if not node.get("description")] == []
 
