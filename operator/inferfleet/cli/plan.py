@@ -265,7 +265,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--filename",
         action="append",
         metavar="PATH",
-        help="file or directory (non-recursive, like kubectl); repeatable; required without --live",
+        help="file or directory (non-recursive, like kubectl), or - for standard input; repeatable; "
+        "required without --live",
     )
     p.add_argument(
         "--live",

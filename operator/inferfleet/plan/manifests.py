@@ -3,13 +3,14 @@
 Owns turning paths into validated API objects with errors that name the file, the object and the
 field (``examples/pools.yaml: InferencePool chat/chat-70b: spec.slo.ttftP95Milliseconds: ...``).
 Directories are read like ``kubectl apply -f DIR``: their ``*.yaml``, ``*.yml`` and ``*.json`` files,
-not recursively.  Documents of other kinds (Namespaces, Nodes, SimulatedFleets, ...) are kept aside
-for whoever can use them.
+not recursively; ``-`` reads standard input (``<stdin>`` in messages).  Documents of other kinds
+(Namespaces, Nodes, SimulatedFleets, ...) are kept aside for whoever can use them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,11 +36,16 @@ class Manifests:
     others: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
+STDIN = Path("<stdin>")  # ``-f -``: told apart from a file of that name by identity
+
+
 def _files(paths: Iterable[str | Path]) -> list[Path]:
     out: list[Path] = []
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
+        if str(raw) == "-":
+            out.append(STDIN)
+        elif path.is_dir():
             out.extend(
                 sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml", ".json") and p.is_file())
             )
@@ -57,7 +63,7 @@ def load(paths: Iterable[str | Path], default_namespace: str = "default") -> Man
     seen: set[tuple[str, str, str]] = set()
     for file in _files(paths):
         try:
-            docs = list(yaml.safe_load_all(file.read_text()))
+            docs = list(yaml.safe_load_all(sys.stdin.read() if file is STDIN else file.read_text()))
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else str(file)
