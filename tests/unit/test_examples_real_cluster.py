@@ -22,6 +22,7 @@ from inferfleet.api.acceleratorclass import AcceleratorClass
 from inferfleet.api.common import parse_size
 from inferfleet.api.kinds import BY_KIND
 from inferfleet.api.validation import validate_object
+from inferfleet.translate import inventory
 
 ROOT = Path(__file__).resolve().parents[2]
 FOLDER = ROOT / "examples" / "real-cluster"
@@ -176,3 +177,89 @@ def test_the_figures_ship_in_the_repository_and_nothing_points_outside() -> None
     assert pointing == []
     for cited in ("examples/10-accelerator-classes.yaml", "docs/performance-model.md"):
         assert "data/accelerators.csv" in (ROOT / cited).read_text(), cited
+
+
+def _node(name: str, labels: dict[str, str], allocatable: dict[str, str] | None, **capacity: str) -> Any:
+    status: dict[str, Any] = {
+        "conditions": [{"type": "Ready", "status": "True"}],
+        "capacity": {"cpu": "192", **capacity},
+    }
+    if allocatable is not None:
+        status["allocatable"] = {"cpu": "190", **allocatable}
+    return {"metadata": {"name": name, "labels": labels}, "status": status}
+
+
+def _class(name: str) -> AcceleratorClass:
+    (doc,) = [d for _, _, d in CLASSES if d["metadata"]["name"] == name]
+    return validate_object(AcceleratorClass, doc, name)
+
+
+# Nodes as their vendors' tools label them (docs/real-cluster.md cites each label): the classes count
+# the devices of their own nodes only, from allocatable, less what other pods hold.
+GFD_H100 = {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3", "nvidia.com/gpu.count": "8"}
+GFD_A100 = {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB", "nvidia.com/gpu.count": "8"}
+GKE_TPU = {
+    "cloud.google.com/gke-tpu-accelerator": "tpu-v5-lite-podslice",
+    "cloud.google.com/gke-tpu-topology": "2x4",
+}
+
+
+@pytest.mark.parametrize(
+    ("cls", "nodes", "free"),
+    [
+        ("h100-sxm", [_node("h1", GFD_H100, {"nvidia.com/gpu": "8"}, **{"nvidia.com/gpu": "8"})], (8,)),
+        ("h100-sxm", [_node("a1", GFD_A100, {"nvidia.com/gpu": "8"}, **{"nvidia.com/gpu": "8"})], ()),
+        ("mi300x", [_node("m1", {"amd.com/gpu.device-id": "74a1"}, {"amd.com/gpu": "8"})], (8,)),
+        (
+            "inferentia2",
+            [
+                _node(
+                    "i1",
+                    {"node.kubernetes.io/instance-type": "inf2.48xlarge"},
+                    {"aws.amazon.com/neuron": "12"},
+                )
+            ],
+            (12,),
+        ),
+        ("tpu-v5e-2x4", [_node("t1", GKE_TPU, {"google.com/tpu": "8"})], (8,)),
+        ("tpu-v5e-2x4", [_node("t2", {**GKE_TPU, "cloud.google.com/gke-tpu-topology": "4x4"}, {})], ()),
+        # the hand-labelled node: capacity patched, allocatable not (yet): counted from allocatable
+        (
+            "cerebras-cs3",
+            [_node("c1", {"inferfleet.dev/accelerator": "cerebras-cs3"}, {}, **{"cerebras.net/wse": "4"})],
+            (),
+        ),
+        (
+            "cerebras-cs3",
+            [_node("c2", {"inferfleet.dev/accelerator": "cerebras-cs3"}, {"cerebras.net/wse": "4"})],
+            (4,),
+        ),
+        # a node with no allocatable at all (a manifest): its capacity counts
+        (
+            "groq-lpu",
+            [_node("g1", {"inferfleet.dev/accelerator": "groq-lpu"}, None, **{"groq.com/lpu": "576"})],
+            (576,),
+        ),
+    ],
+    ids=[
+        "gfd-h100",
+        "gfd-a100-is-not-h100",
+        "amd-labeller-mi300x",
+        "inf2-48xlarge",
+        "gke-tpu-2x4",
+        "gke-tpu-4x4-is-another-shape",
+        "patched-capacity-only-counts-nothing",
+        "patched-allocatable-counts",
+        "no-allocatable-capacity-counts",
+    ],
+)
+def test_real_nodes_count_as_the_guide_says(cls: str, nodes: list[Any], free: tuple[int, ...]) -> None:
+    infos = [inventory.node_info_from_manifest(n) for n in nodes]
+    assert inventory.class_capacity(_class(cls), infos).free == free
+
+
+def test_devices_other_pods_hold_are_not_counted() -> None:
+    node = inventory.node_info_from_manifest(
+        _node("h1", GFD_H100, {"nvidia.com/gpu": "8"}), foreign_used={"nvidia.com/gpu": 3}
+    )
+    assert inventory.class_capacity(_class("h100-sxm"), [node]).free == (5,)
