@@ -299,6 +299,32 @@ def test_rendered_chart_is_accepted_by_the_api_server_and_pod_security(
         assert f"customresourcedefinition.apiextensions.k8s.io/{crd} serverside-applied" in applied
     assert "deployment.apps/dry-inferfleet serverside-applied (server dry run)" in applied
     assert "PodSecurity" not in ok.stderr, ok.stderr
+    # every optional part on: the NetworkPolicy, the TLS volume, free-form scheduling, extra env
+    full = dry_run(
+        "networkPolicy.enabled=true",
+        "networkPolicy.apiServerCIDRs[0]=10.96.0.1/32",
+        "metrics.secure.enabled=true",
+        "metrics.secure.tlsSecretName=inferfleet-metrics-tls",
+        "image.digest=sha256:" + "0" * 64,
+        "logFormat=json",
+        "affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight=1",
+        "affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].preference"
+        ".matchExpressions[0].key=node-role.kubernetes.io/system",
+        "affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].preference"
+        ".matchExpressions[0].operator=Exists",
+        "topologySpreadConstraints[0].topologyKey=kubernetes.io/hostname",
+        "topologySpreadConstraints[0].maxSkew=1",
+        "topologySpreadConstraints[0].whenUnsatisfiable=ScheduleAnyway",
+        "extraEnv[0].name=NODE_NAME",
+        "extraEnv[0].valueFrom.fieldRef.fieldPath=spec.nodeName",
+        "extraArgs[0]=--api-probe-seconds=5",
+    )
+    assert full.returncode == 0, full.stderr
+    assert "networkpolicy.networking.k8s.io/dry-inferfleet serverside-applied" in full.stdout
+    assert (
+        "clusterrole.rbac.authorization.k8s.io/dry-inferfleet-metrics-auth serverside-applied" in full.stdout
+    )
+    assert "PodSecurity" not in full.stderr, full.stderr
     weak = dry_run("securityContext.allowPrivilegeEscalation=true")
     assert 'would violate PodSecurity "restricted:latest"' in weak.stderr, weak.stderr
     assert "allowPrivilegeEscalation" in weak.stderr

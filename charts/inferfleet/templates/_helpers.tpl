@@ -64,10 +64,35 @@ The ServiceAccount's name.
 {{- end }}
 
 {{/*
-The operator image, "<repository>:<tag>" (tag defaults to the chart's appVersion).
+The operator image: "<repository>@<digest>" when image.digest is set, else "<repository>:<tag>" (tag
+defaults to the chart's appVersion).
 */}}
 {{- define "inferfleet.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+A Prometheus duration ("1m30s", "500ms") in milliseconds, for comparing two of them.
+*/}}
+{{- define "inferfleet.durationMs" -}}
+{{- $total := 0 }}
+{{- range regexFindAll "[0-9]+(ms|s|m|h)" . -1 }}
+{{- $n := regexFind "^[0-9]+" . | int }}
+{{- $unit := regexFind "(ms|s|m|h)$" . }}
+{{- $total = add $total (mul $n (get (dict "ms" 1 "s" 1000 "m" 60000 "h" 3600000) $unit)) }}
+{{- end }}
+{{- $total }}
+{{- end }}
+
+{{/*
+The metrics port's name: https-metrics with metrics.secure, else http-metrics.
+*/}}
+{{- define "inferfleet.metricsPortName" -}}
+{{- if .Values.metrics.secure.enabled }}https-metrics{{ else }}http-metrics{{ end }}
 {{- end }}
 
 {{/*
@@ -83,6 +108,29 @@ Fail early on combinations the schema cannot express.
 {{- define "inferfleet.validate" -}}
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) }}
 {{- fail "replicaCount > 1 needs leaderElection.enabled=true: without it every replica would plan and write" }}
+{{- end }}
+{{- $le := .Values.leaderElection }}
+{{- if not (and (lt (float64 $le.retryPeriodSeconds) (float64 $le.renewDeadlineSeconds)) (lt (float64 $le.renewDeadlineSeconds) (float64 $le.leaseDurationSeconds))) }}
+{{- fail (printf "leaderElection: need retryPeriodSeconds < renewDeadlineSeconds < leaseDurationSeconds, got %v, %v, %v" $le.retryPeriodSeconds $le.renewDeadlineSeconds $le.leaseDurationSeconds) }}
+{{- end }}
+{{- $sm := .Values.metrics.serviceMonitor }}
+{{- if gt (include "inferfleet.durationMs" $sm.scrapeTimeout | int) (include "inferfleet.durationMs" $sm.interval | int) }}
+{{- fail (printf "metrics.serviceMonitor.scrapeTimeout (%s) must not be longer than metrics.serviceMonitor.interval (%s)" $sm.scrapeTimeout $sm.interval) }}
+{{- end }}
+{{- $pm := .Values.autoscaling.podMonitor }}
+{{- $window := .Values.autoscaling.prometheus.window }}
+{{- if $pm.enabled }}
+{{- if lt (include "inferfleet.durationMs" $window | int) (mul 4 (include "inferfleet.durationMs" $pm.interval | int)) }}
+{{- fail (printf "autoscaling.prometheus.window (%s) must be at least 4 x autoscaling.podMonitor.interval (%s): rate() needs several scrapes" $window $pm.interval) }}
+{{- end }}
+{{- with .Values.autoscaling.prometheus.burstWindow }}
+{{- if lt (include "inferfleet.durationMs" . | int) (mul 2 (include "inferfleet.durationMs" $pm.interval | int)) }}
+{{- fail (printf "autoscaling.prometheus.burstWindow (%s) must be at least 2 x autoscaling.podMonitor.interval (%s)" . $pm.interval) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if and .Values.metrics.secure.enabled (not .Values.metrics.secure.tlsSecretName) }}
+{{- fail "metrics.secure.enabled needs metrics.secure.tlsSecretName: a kubernetes.io/tls Secret with the endpoint's certificate (e.g. from cert-manager)" }}
 {{- end }}
 {{- end }}
 

@@ -87,7 +87,9 @@ def rules(objs: list[Obj]) -> dict[str, dict[str, list[str]]]:
             continue
         table = out.setdefault(obj["metadata"]["name"], {})
         for rule in obj["rules"]:
-            for group in rule["apiGroups"]:
+            for url in rule.get("nonResourceURLs") or ():
+                table[f"nonResource:{url}"] = sorted({*table.get(f"nonResource:{url}", []), *rule["verbs"]})
+            for group in rule.get("apiGroups") or ():
                 for resource in rule["resources"]:
                     names = f"[{','.join(rule['resourceNames'])}]" if rule.get("resourceNames") else ""
                     key = f"{group or 'core'}/{resource}{names}"
@@ -103,6 +105,17 @@ def rules(objs: list[Obj]) -> dict[str, dict[str, list[str]]]:
     [
         pytest.param([], id="defaults"),
         pytest.param(["metrics.serviceMonitor.enabled=true", "prometheusRule.enabled=true"], id="monitoring"),
+        pytest.param(
+            [
+                "metrics.secure.enabled=true",
+                "metrics.secure.tlsSecretName=inferfleet-metrics-tls",
+                "metrics.serviceMonitor.enabled=true",
+                "networkPolicy.enabled=true",
+                "image.digest=sha256:" + "a" * 64,
+                "logFormat=json",
+            ],
+            id="secure-metrics-network-policy-digest",
+        ),
         pytest.param(
             ["watchNamespace=team-a", "replicaCount=1", "leaderElection.enabled=false", "crds.enabled=false"],
             id="one-namespace-single-replica",
@@ -337,13 +350,25 @@ def test_the_plan_reader_is_read_only_bound_to_nobody_and_optional(helm: Path) -
     assert f"{FULLNAME}-plan-reader" not in rules(render(helm, "rbac.planReader=false"))
 
 
-@pytest.mark.parametrize("sets", [[], ["watchNamespace=team-a"], ["prometheusRule.enabled=true"]])
+@pytest.mark.parametrize(
+    "sets",
+    [
+        [],
+        ["watchNamespace=team-a"],
+        ["prometheusRule.enabled=true"],
+        ["metrics.secure.enabled=true", "metrics.secure.tlsSecretName=tls"],
+    ],
+)
 def test_rbac_has_no_wildcards(helm: Path, sets: list[str]) -> None:
     for obj in render(helm, *sets):
         for rule in obj.get("rules") or ():
             for field in ("apiGroups", "resources", "verbs", "resourceNames", "nonResourceURLs"):
                 assert not any("*" in item for item in rule.get(field) or ()), (obj["metadata"]["name"], rule)
-            assert "nonResourceURLs" not in rule
+            # the one non-resource rule: who may scrape the authenticated metrics (bound to nobody)
+            assert "nonResourceURLs" not in rule or (
+                obj["metadata"]["name"] == f"{FULLNAME}-metrics-reader"
+                and rule["nonResourceURLs"] == ["/metrics"]
+            )
         if obj["kind"] in ("ClusterRoleBinding", "RoleBinding"):
             assert obj["subjects"] == [{"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}]
 
@@ -548,6 +573,20 @@ MAPS = {
 }
 
 
+# Kubernetes objects passed through verbatim (their own schema is the API server's: it answers a
+# bad one with its message, which tests/integration/test_chart.py's server-side dry run sees)
+KUBERNETES_OBJECTS = {
+    "affinity.nodeAffinity",
+    "affinity.podAffinity",
+    "affinity.podAntiAffinity",
+    "topologySpreadConstraints[].labelSelector",
+    "extraEnv[].valueFrom",
+    "networkPolicy.metricsFrom[]",
+    "networkPolicy.extraEgress[]",
+    "metrics.serviceMonitor.tlsConfig",
+}
+
+
 def test_schema_is_closed_at_every_object_level() -> None:
     schema = json.loads((CHART / "values.schema.json").read_text())
     seen = set()
@@ -557,9 +596,11 @@ def test_schema_is_closed_at_every_object_level() -> None:
             continue
         if path in MAPS:  # free keys, typed values
             assert node["additionalProperties"] == {"type": "string"}, path
+        elif path in KUBERNETES_OBJECTS:
+            assert "additionalProperties" not in node and "properties" not in node, path
         else:
             assert node.get("additionalProperties") is False, f"{path} is not closed"
-    assert seen >= MAPS
+    assert seen >= MAPS | KUBERNETES_OBJECTS
 
 
 def _documented_keys(text: str) -> Iterator[tuple[str, bool, list[str]]]:
@@ -645,6 +686,8 @@ def test_schema_and_values_name_the_same_keys() -> None:
             return
         where = path or "(root)"
         assert set(vals) <= set(props), f"{where}: {sorted(set(vals) - set(props))} not in the schema"
+        if path == "affinity":  # a pod spec's affinity: its keys are Kubernetes', named in the comment
+            return
         for optional in set(props) - set(vals) - {"global"}:
             key = f"{path}.{optional}".lstrip(".")
             assert re.search(rf"^ *# {re.escape(key)} -- .*\n *# {re.escape(optional)}: ", text, re.M), (
@@ -662,3 +705,230 @@ def test_notes_explain_the_next_steps(helm: Path) -> None:
     assert "kubectl apply -f examples/" in notes
     assert "kubectl get inferencepools.inferfleet.dev -A" in notes
     assert f"Lease {NAMESPACE}/inferfleet-operator" in notes
+
+
+# -- issue 13: digest, free-form scheduling, extra args/env, log format, leader election, checks ---
+
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
+def test_the_digest_wins_over_the_tag(helm: Path) -> None:
+    assert container(render(helm, "image.tag=1.2.3"))["image"] == "inferfleet:1.2.3"
+    image = container(render(helm, "image.tag=1.2.3", f"image.digest={DIGEST}"))["image"]
+    assert image == f"inferfleet@{DIGEST}"
+
+
+def test_free_form_affinity_replaces_the_preset(helm: Path) -> None:
+    objs = render(
+        helm,
+        "affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0]"
+        ".matchExpressions[0].key=node-role.kubernetes.io/system",
+        "affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0]"
+        ".matchExpressions[0].operator=Exists",
+    )
+    affinity = one(objs, "Deployment")["spec"]["template"]["spec"]["affinity"]
+    assert list(affinity) == ["nodeAffinity"], "the podAntiAffinity preset is replaced, not merged"
+    term = affinity["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]
+    assert term["matchExpressions"] == [{"key": "node-role.kubernetes.io/system", "operator": "Exists"}]
+
+
+def test_free_form_topology_spread_replaces_the_preset_and_defaults_the_selector(helm: Path) -> None:
+    objs = render(
+        helm,
+        "topologySpreadConstraints[0].topologyKey=kubernetes.io/hostname",
+        "topologySpreadConstraints[0].maxSkew=1",
+        "topologySpreadConstraints[0].whenUnsatisfiable=DoNotSchedule",
+        "topologySpreadConstraints[1].topologyKey=topology.kubernetes.io/region",
+        "topologySpreadConstraints[1].maxSkew=2",
+        "topologySpreadConstraints[1].whenUnsatisfiable=ScheduleAnyway",
+        "topologySpreadConstraints[1].labelSelector.matchLabels.team=a",
+    )
+    spread = one(objs, "Deployment")["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert [c["topologyKey"] for c in spread] == ["kubernetes.io/hostname", "topology.kubernetes.io/region"]
+    selector = {"app.kubernetes.io/name": "inferfleet", "app.kubernetes.io/instance": RELEASE}
+    assert spread[0]["labelSelector"] == {"matchLabels": selector}
+    assert spread[1]["labelSelector"] == {"matchLabels": {"team": "a"}}, "a given selector is kept"
+    assert spread[0]["whenUnsatisfiable"] == "DoNotSchedule"
+
+
+def test_extra_args_and_env_come_after_the_charts_own(helm: Path) -> None:
+    c = container(
+        render(
+            helm,
+            "extraArgs[0]=--api-probe-seconds=5",
+            "extraEnv[0].name=HTTPS_PROXY",
+            "extraEnv[0].value=http://proxy:3128",
+            "extraEnv[1].name=NODE",
+            "extraEnv[1].valueFrom.fieldRef.fieldPath=spec.nodeName",
+        )
+    )
+    assert c["args"][-1] == "--api-probe-seconds=5"
+    assert [e["name"] for e in c["env"]] == ["POD_NAME", "POD_NAMESPACE", "HTTPS_PROXY", "NODE"]
+    assert c["env"][3]["valueFrom"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
+
+
+def test_log_format_and_leader_election_timings_become_flags(helm: Path) -> None:
+    args = container(render(helm))["args"]
+    assert "--log-format=text" in args
+    assert {
+        "--leader-elect-lease-duration=15",
+        "--leader-elect-renew-deadline=10",
+        "--leader-elect-retry-period=2",
+    } <= set(args)
+    args = container(
+        render(
+            helm,
+            "logFormat=json",
+            "leaderElection.leaseDurationSeconds=30",
+            "leaderElection.renewDeadlineSeconds=20",
+            "leaderElection.retryPeriodSeconds=4",
+        )
+    )["args"]
+    assert {"--log-format=json", "--leader-elect-lease-duration=30", "--leader-elect-retry-period=4"} <= set(
+        args
+    )
+    args = container(render(helm, "replicaCount=1", "leaderElection.enabled=false"))["args"]
+    assert not [a for a in args if a.startswith("--leader-elect-")], "no timings without an election"
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        pytest.param(
+            ["leaderElection.renewDeadlineSeconds=20"],
+            "leaderElection: need retryPeriodSeconds < renewDeadlineSeconds < leaseDurationSeconds, "
+            "got 2, 20, 15",
+            id="renew-past-the-lease",
+        ),
+        pytest.param(
+            ["metrics.serviceMonitor.scrapeTimeout=31s"],
+            "metrics.serviceMonitor.scrapeTimeout (31s) must not be longer than "
+            "metrics.serviceMonitor.interval (30s)",
+            id="scrape-timeout-past-interval",
+        ),
+        pytest.param(
+            ["metrics.serviceMonitor.interval=1m", "metrics.serviceMonitor.scrapeTimeout=1m30s"],
+            "scrapeTimeout (1m30s) must not be longer than metrics.serviceMonitor.interval (1m)",
+            id="mixed-units",
+        ),
+        pytest.param(
+            ["autoscaling.podMonitor.enabled=true", "autoscaling.podMonitor.interval=1m"],
+            "autoscaling.prometheus.window (2m) must be at least 4 x autoscaling.podMonitor.interval (1m)",
+            id="window-under-4-scrapes",
+        ),
+        pytest.param(
+            ["autoscaling.podMonitor.enabled=true", "autoscaling.prometheus.burstWindow=20s"],
+            "autoscaling.prometheus.burstWindow (20s) must be at least 2 x "
+            "autoscaling.podMonitor.interval (15s)",
+            id="burst-under-2-scrapes",
+        ),
+        pytest.param(
+            ["metrics.secure.enabled=true"],
+            "metrics.secure.enabled needs metrics.secure.tlsSecretName",
+            id="secure-without-certificate",
+        ),
+        pytest.param([f"image.digest={DIGEST[:-1]}"], "/image/digest", id="short-digest"),
+        pytest.param(["image.digest=latest"], "/image/digest", id="tag-as-digest"),
+        pytest.param(["logFormat=xml"], "logFormat", id="unknown-log-format"),
+        pytest.param(["extraArgs[0]=run"], "extraArgs", id="extra-arg-not-a-flag"),
+        pytest.param(["extraEnv[0].value=x"], "name", id="env-without-name"),
+        pytest.param(["topologySpreadConstraints[0].maxSkew=1"], "topologyKey", id="spread-without-key"),
+        pytest.param(["affinity.nodeAffinty.x=y"], "nodeAffinty", id="affinity-typo"),
+        pytest.param(["leaderElection.retryPeriodSeconds=0"], "retryPeriodSeconds", id="zero-retry"),
+        pytest.param(
+            ["networkPolicy.apiServerCIDRs[0]=10.0.0.1"], "apiServerCIDRs", id="cidr-without-prefix"
+        ),
+    ],
+)
+def test_bad_combinations_are_refused_naming_the_values(helm: Path, sets: list[str], message: str) -> None:
+    args = ["template", RELEASE, str(CHART)]
+    for value in sets:
+        args += ["--set", value]
+    proc = run_helm(helm, *args, check=False)
+    assert proc.returncode != 0, f"{sets} was accepted"
+    assert message in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_equal_scrape_timeout_and_interval_is_accepted(helm: Path) -> None:
+    objs = render(
+        helm,
+        "metrics.serviceMonitor.enabled=true",
+        "metrics.serviceMonitor.interval=15s",
+        "metrics.serviceMonitor.scrapeTimeout=15000ms",
+    )
+    assert one(objs, "ServiceMonitor")["spec"]["endpoints"][0]["scrapeTimeout"] == "15000ms"
+
+
+def test_the_network_policy_is_off_by_default_and_narrow_when_on(helm: Path) -> None:
+    assert "NetworkPolicy" not in kinds(render(helm))
+    policy = one(
+        render(
+            helm,
+            "networkPolicy.enabled=true",
+            "networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=monitoring",
+            "networkPolicy.apiServerCIDRs[0]=10.96.0.1/32",
+            "networkPolicy.extraEgress[0].ports[0].port=9090",
+        ),
+        "NetworkPolicy",
+    )["spec"]
+    assert policy["podSelector"]["matchLabels"]["app.kubernetes.io/instance"] == RELEASE
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    metrics, health = policy["ingress"]
+    assert metrics["ports"] == [{"port": "http-metrics", "protocol": "TCP"}]
+    assert metrics["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    ]
+    assert health == {"ports": [{"port": "http-health", "protocol": "TCP"}]}
+    api, dns, extra = policy["egress"]
+    assert [p["port"] for p in api["ports"]] == [443, 6443] and api["to"] == [
+        {"ipBlock": {"cidr": "10.96.0.1/32"}}
+    ]
+    assert {(p["port"], p["protocol"]) for p in dns["ports"]} == {(53, "UDP"), (53, "TCP")}
+    assert extra == {"ports": [{"port": 9090}]}
+    # the port names it allows are the container's
+    pod = one(render(helm, "networkPolicy.enabled=true"), "Deployment")["spec"]["template"]["spec"]
+    assert {"http-metrics", "http-health"} <= {p["name"] for p in pod["containers"][0]["ports"]}
+
+
+def test_secure_metrics_serve_tls_from_the_secret_with_review_rbac_and_an_https_scrape(helm: Path) -> None:
+    objs = render(
+        helm,
+        "metrics.secure.enabled=true",
+        "metrics.secure.tlsSecretName=inferfleet-metrics-tls",
+        "metrics.serviceMonitor.enabled=true",
+        "metrics.serviceMonitor.tlsConfig.serverName=rel-inferfleet-metrics.inferfleet-system.svc",
+        "networkPolicy.enabled=true",
+    )
+    deployment = one(objs, "Deployment")["spec"]["template"]["spec"]
+    c = deployment["containers"][0]
+    assert {
+        "--metrics-secure",
+        "--metrics-cert-file=/etc/inferfleet/metrics-tls/tls.crt",
+        "--metrics-key-file=/etc/inferfleet/metrics-tls/tls.key",
+    } <= set(c["args"])
+    assert {"name": "metrics-tls", "mountPath": "/etc/inferfleet/metrics-tls", "readOnly": True} in c[
+        "volumeMounts"
+    ]
+    volume = next(v for v in deployment["volumes"] if v["name"] == "metrics-tls")
+    assert volume["secret"]["secretName"] == "inferfleet-metrics-tls"
+    assert "https-metrics" in {p["name"] for p in c["ports"]}
+    service = one(objs, "Service")["spec"]["ports"][0]
+    assert service["name"] == service["targetPort"] == "https-metrics"
+    endpoint = one(objs, "ServiceMonitor")["spec"]["endpoints"][0]
+    assert endpoint["port"] == "https-metrics" and endpoint["scheme"] == "https"
+    assert endpoint["bearerTokenFile"] == "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    assert endpoint["tlsConfig"] == {"serverName": "rel-inferfleet-metrics.inferfleet-system.svc"}
+    assert one(objs, "NetworkPolicy")["spec"]["ingress"][0]["ports"][0]["port"] == "https-metrics"
+    table = rules(objs)
+    assert table[f"{FULLNAME}-metrics-auth"] == {
+        "authentication.k8s.io/tokenreviews": ["create"],
+        "authorization.k8s.io/subjectaccessreviews": ["create"],
+    }
+    assert table[f"{FULLNAME}-metrics-reader"] == {"nonResource:/metrics": ["get"]}
+    bound = {o["roleRef"]["name"]: o for o in objs if o["kind"] == "ClusterRoleBinding"}
+    assert bound[f"{FULLNAME}-metrics-auth"]["subjects"][0]["name"] == FULLNAME
+    assert f"{FULLNAME}-metrics-reader" not in bound, "the reader is bound to nobody by the chart"
+    plain = render(helm)
+    assert f"{FULLNAME}-metrics-auth" not in rules(plain)
+    assert "--metrics-secure" not in container(plain)["args"]
