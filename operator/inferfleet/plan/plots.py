@@ -80,6 +80,7 @@ def _cost(
     fig, ax = plt.subplots(figsize=(8.5, 5.0))
     mixed = [p["dollarsPerMillionOutputTokens"] for p in doc["points"]]
     names = sorted({s["class"] for p in doc["points"] for s in p["singleClass"]})
+    drawn = [y for y in mixed if y]
     for name in names:
         ys, elsewhere = [], 0
         for p in doc["points"]:
@@ -89,6 +90,7 @@ def _cost(
                 elsewhere = max(elsewhere, len(s["elsewhere"]))
         if all(y is None for y in ys):
             continue
+        drawn += [y for y in ys if y]
         tag = f" (+{elsewhere} pool{'s' if elsewhere > 1 else ''} it cannot run)" if elsewhere else ""
         ax.plot(x, [float("nan") if y is None else y for y in ys], lw=1.2, alpha=0.8, label=f"{name}{tag}")
     ax.plot(x, [float("nan") if y is None else y for y in mixed], color="black", lw=2.6, label="mixed plan")
@@ -106,7 +108,11 @@ def _cost(
         )
     if logx:
         ax.set_xscale("log")
-    ax.set_yscale("log")
+    ax.set_xlim(min(x), max(x))  # the axis's range even where no line has a value
+    if drawn:
+        ax.set_yscale("log")
+    else:  # e.g. only embedding pools: nothing to put on a per-output-token scale
+        ax.text(0.5, 0.5, "no output tokens at any point", transform=ax.transAxes, ha="center")
     ax.set_xlabel(label)
     ax.set_ylabel("$ per million output tokens")
     ax.set_title(
