@@ -17,7 +17,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from inferfleet.api import crdgen
+from inferfleet.api import crdgen, podtemplate
 from inferfleet.api.acceleratorclass import AcceleratorClass, AcceleratorClassSpec, Toleration
 from inferfleet.api.inferencepool import InferencePool, ServerTemplate
 from inferfleet.api.kinds import BY_KIND
@@ -148,7 +148,43 @@ NO_KEY = "key may be unset only with operator Exists"
 SECONDS = "tolerationSeconds needs effect NoExecute"
 PREFIX = "key's prefix (before '/') must be at most 253 characters"
 SELECTOR = "nodeSelector keys must be label keys"
-OURS = (UNIQUE, RESERVED, POOL_NAME, CLASS_NAME, EXISTS_VALUE, NO_KEY, SECONDS, PREFIX, SELECTOR)
+VALUE_BESIDE = "value must be empty when valueFrom is set"
+ONE_SOURCE = "valueFrom needs exactly one of secretKeyRef, configMapKeyRef and fieldRef"
+ENV_FROM = "envFrom needs exactly one of configMapRef and secretRef"
+UNIQUE_VOLUMES = "volumes must have unique names"
+SHM_NAME = "volumes must not be named inferfleet-shm"
+ONE_VOLUME_SOURCE = "a volume takes at most one of emptyDir, configMap, secret and persistentVolumeClaim"
+MOUNT_OF = "each of volumeMounts must name one of volumes"
+UNIQUE_PATHS = "volumeMounts must have unique mountPaths"
+AT_SHM = "volumeMounts must not use /dev/shm while sharedMemory is enabled"
+SUB_PATH = "subPath must be a relative path without '..'"
+ONE_CHECK = "a probe needs exactly one of httpGet and tcpSocket"
+STARTUP_ONCE = "startupProbe.successThreshold must be 1"
+OURS = (
+    UNIQUE,
+    RESERVED,
+    POOL_NAME,
+    CLASS_NAME,
+    EXISTS_VALUE,
+    NO_KEY,
+    SECONDS,
+    PREFIX,
+    SELECTOR,
+    VALUE_BESIDE,
+    ONE_SOURCE,
+    ENV_FROM,
+    UNIQUE_VOLUMES,
+    SHM_NAME,
+    ONE_VOLUME_SOURCE,
+    MOUNT_OF,
+    UNIQUE_PATHS,
+    AT_SHM,
+    SUB_PATH,
+    ONE_CHECK,
+    STARTUP_ONCE,
+)
+FROM_SECRET = {"secretKeyRef": {"name": "hf", "key": "token"}}
+EMPTY_AB = [{"name": "a", "emptyDir": {}}, {"name": "b", "emptyDir": {}}]
 MODELS: dict[str, type[BaseModel]] = {"InferencePool": InferencePool, "AcceleratorClass": AcceleratorClass}
 
 
@@ -180,6 +216,10 @@ def accelerator_class(
 
 def tolerating(*items: dict[str, Any], refused_at: str | None = None, message: str = "") -> Change:
     return accelerator_class({"spec.tolerations": list(items)}, refused_at, message)
+
+
+def volumes(items: list[dict[str, Any]], mounts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"spec.server.volumes": items, "spec.server.volumeMounts": mounts or []}
 
 
 def env(*names: str) -> dict[str, Any]:
@@ -326,6 +366,141 @@ CHANGES = [
         accelerator_class({"spec.nodeSelector": {f"{SUBDOMAIN_253}/k": "h100"}}),
         id="selector-key-prefix-253-long",
     ),
+    # the server template's Pod rules (issue 13): each refuses exactly what the Pod would refuse
+    pytest.param(
+        pool(
+            {"spec.server.env": [{"name": "X", "value": "1", "valueFrom": FROM_SECRET}]},
+            "spec.server.env[0].value",
+            VALUE_BESIDE,
+        ),
+        id="env-value-and-value-from",
+    ),
+    pytest.param(pool({"spec.server.env": [{"name": "X", "valueFrom": FROM_SECRET}]}), id="env-value-from"),
+    pytest.param(
+        pool(
+            {
+                "spec.server.env": [
+                    {"name": "X", "valueFrom": {**FROM_SECRET, "fieldRef": {"fieldPath": "metadata.uid"}}}
+                ]
+            },
+            "spec.server.env[0].valueFrom",
+            ONE_SOURCE,
+        ),
+        id="env-value-from-two-sources",
+    ),
+    pytest.param(
+        pool(
+            {"spec.server.env": [{"name": "X", "valueFrom": {}}]}, "spec.server.env[0].valueFrom", ONE_SOURCE
+        ),
+        id="env-value-from-nothing",
+    ),
+    pytest.param(
+        pool(
+            {"spec.server.envFrom": [{"configMapRef": {"name": "a"}, "secretRef": {"name": "b"}}]},
+            "spec.server.envFrom[0]",
+            ENV_FROM,
+        ),
+        id="env-from-both-sources",
+    ),
+    pytest.param(
+        pool({"spec.server.envFrom": [{"prefix": "P_", "secretRef": {"name": "b"}}]}), id="env-from"
+    ),
+    pytest.param(
+        pool(
+            volumes([{"name": "a", "emptyDir": {}}, {"name": "a", "emptyDir": {}}]),
+            "spec.server.volumes",
+            UNIQUE_VOLUMES,
+        ),
+        id="volume-name-twice",
+    ),
+    pytest.param(
+        pool(volumes([{"name": podtemplate.SHM_VOLUME, "emptyDir": {}}]), "spec.server.volumes", SHM_NAME),
+        id="volume-named-like-the-shm",
+    ),
+    pytest.param(
+        pool(
+            volumes([{"name": "a", "emptyDir": {}, "secret": {"secretName": "s"}}]),
+            "spec.server.volumes[0]",
+            ONE_VOLUME_SOURCE,
+        ),
+        id="volume-with-two-sources",
+    ),
+    pytest.param(pool(volumes([{"name": "a"}])), id="volume-with-no-source-is-an-empty-dir"),
+    pytest.param(
+        pool(volumes([], [{"name": "a", "mountPath": "/a"}]), "spec.server.volumeMounts", MOUNT_OF),
+        id="mount-of-no-volume",
+    ),
+    pytest.param(
+        pool(
+            volumes(EMPTY_AB, [{"name": "a", "mountPath": "/d"}, {"name": "b", "mountPath": "/d"}]),
+            "spec.server.volumeMounts",
+            UNIQUE_PATHS,
+        ),
+        id="two-mounts-at-one-path",
+    ),
+    pytest.param(
+        pool(volumes(EMPTY_AB, [{"name": "a", "mountPath": "/dev/shm"}]), "spec.server.volumeMounts", AT_SHM),
+        id="mount-at-dev-shm-beside-the-operators",
+    ),
+    pytest.param(
+        pool(
+            {
+                **volumes(EMPTY_AB, [{"name": "a", "mountPath": "/dev/shm"}]),
+                "spec.server.sharedMemory": {"enabled": False},
+            }
+        ),
+        id="own-dev-shm-with-shared-memory-off",
+    ),
+    pytest.param(
+        pool(
+            volumes(EMPTY_AB, [{"name": "a", "mountPath": "/d", "subPath": "x/../../etc"}]),
+            "spec.server.volumeMounts[0].subPath",
+            SUB_PATH,
+        ),
+        id="sub-path-climbing-out",
+    ),
+    pytest.param(
+        pool(
+            volumes(EMPTY_AB, [{"name": "a", "mountPath": "/d", "subPath": "/etc"}]),
+            "spec.server.volumeMounts[0].subPath",
+            SUB_PATH,
+        ),
+        id="sub-path-absolute",
+    ),
+    pytest.param(
+        pool(volumes(EMPTY_AB, [{"name": "a", "mountPath": "/d", "subPath": "x/..y/z"}])),
+        id="sub-path-with-dots-in-a-name",
+    ),
+    pytest.param(
+        pool({"spec.server.readinessProbe": {"periodSeconds": 5}}, "spec.server.readinessProbe", ONE_CHECK),
+        id="readiness-probe-with-no-check",
+    ),
+    pytest.param(
+        pool(
+            {"spec.server.startupProbe": {"httpGet": {"path": "/health"}, "tcpSocket": {}}},
+            "spec.server.startupProbe",
+            ONE_CHECK,
+        ),
+        id="startup-probe-with-two-checks",
+    ),
+    pytest.param(
+        pool(
+            {"spec.server.startupProbe": {"httpGet": {"path": "/health"}, "successThreshold": 2}},
+            "spec.server.startupProbe.successThreshold",
+            STARTUP_ONCE,
+        ),
+        id="startup-probe-success-threshold-2",
+    ),
+    pytest.param(
+        pool({"spec.server.readinessProbe": {"httpGet": {"path": "/v1/models"}, "successThreshold": 2}}),
+        id="readiness-probe-success-threshold-2",
+    ),
+    # quantities: what the pattern admits, every Pod admits too
+    *(
+        pytest.param(pool({"spec.server.cpu": q, "spec.server.memory": q}), id=f"quantity-{q}")
+        for q in ("2e3", "0.5", ".5", "5.", "+1", "1e-3", "500m", "1.5Gi", "64G", "999Ei", "1n", "12E")
+    ),
+    pytest.param(pool({"spec.server.sharedMemory": {"sizeLimit": "16Gi"}}), id="shared-memory-limited"),
 ]
 
 
@@ -385,6 +560,12 @@ RULED: tuple[type[BaseModel], ...] = (
     AcceleratorClass,
     AcceleratorClassSpec,
     Toleration,
+    podtemplate.EnvVar,
+    podtemplate.EnvVarSource,
+    podtemplate.EnvFromSource,
+    podtemplate.Volume,
+    podtemplate.VolumeMount,
+    podtemplate.Probe,
 )
 
 
@@ -445,3 +626,127 @@ def test_a_pool_named_before_the_rule_keeps_a_writable_status(
     cluster.kubectl("label", *target, "team=chat")
     cluster.kubectl("patch", *target, "--type=merge", "-p", '{"spec": {"minReplicas": 2}}')
     assert offline("InferencePool", old) is not None  # and the operator finds it invalid
+
+
+# --- the server template a real vLLM needs, through the real API server ---------------------------
+
+VLLM_SERVER: dict[str, Any] = {
+    "cpu": "500m",
+    "memory": "1.5Gi",
+    "env": [
+        {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf-token", "key": "token"}}},
+        {"name": "LOG", "valueFrom": {"configMapKeyRef": {"name": "vllm", "key": "log", "optional": True}}},
+        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {"name": "PLAIN", "value": "1"},
+    ],
+    "envFrom": [
+        {"prefix": "VLLM_", "configMapRef": {"name": "vllm-settings"}},
+        {"secretRef": {"name": "extra"}},
+    ],
+    "volumes": [
+        {"name": "cache", "persistentVolumeClaim": {"claimName": "model-cache", "readOnly": True}},
+        {"name": "template", "configMap": {"name": "chat-template", "defaultMode": 420}},
+        {"name": "certs", "secret": {"secretName": "tls"}},
+        {"name": "scratch", "emptyDir": {"sizeLimit": "10Gi"}},
+    ],
+    "volumeMounts": [
+        {"name": "cache", "mountPath": "/root/.cache/huggingface", "readOnly": True},
+        {"name": "template", "mountPath": "/templates", "subPath": "chat/v2"},
+        {"name": "certs", "mountPath": "/etc/tls"},
+        {"name": "scratch", "mountPath": "/scratch"},
+    ],
+    "sharedMemory": {"sizeLimit": "16Gi"},
+    "readinessProbe": {"httpGet": {"path": "/v1/models"}, "periodSeconds": 5},
+    "startupProbe": {"tcpSocket": {}, "failureThreshold": 360},
+    "imagePullSecrets": [{"name": "registry"}],
+    "serviceAccountName": "vllm",
+    "priorityClassName": "inference-high",
+    "runtimeClassName": "nvidia",
+}
+
+
+def applied_deployment(cluster: Cluster, namespace: str, name: str, server: dict[str, Any]) -> dict[str, Any]:
+    """Create the pool, read it back as the operator reads it, apply its Deployment as the operator
+    does (server-side, field manager inferfleet) and read that back."""
+    obj = copy.deepcopy(docs("InferencePool")[0])
+    obj["metadata"] = {"name": name, "namespace": namespace}
+    obj["spec"]["server"].update(copy.deepcopy(server))
+    cluster.kubectl("create", "-f", "-", input=json.dumps(obj))
+    stored = json.loads(
+        cluster.kubectl("get", "inferencepools.inferfleet.dev", name, "-n", namespace, "-o", "json").stdout
+    )
+    pool_obj = validate_object(InferencePool, {k: v for k, v in stored.items() if k != "status"}, "cluster")
+    cls_obj = AcceleratorClass.model_validate(docs("AcceleratorClass")[0])
+    dep = children.build_deployment(pool_obj, cls_obj, 1, 1)
+    cluster.kubectl("apply", "--server-side", "--field-manager=inferfleet", "-f", "-", input=json.dumps(dep))
+    got: dict[str, Any] = json.loads(
+        cluster.kubectl("get", "deployment", dep["metadata"]["name"], "-n", namespace, "-o", "json").stdout
+    )
+    return got
+
+
+def test_a_pool_with_every_server_field_yields_a_deployment_the_api_server_keeps(
+    cluster: Cluster, crds: list[Path], namespace: str
+) -> None:
+    """Every field of the template reaches the Deployment's Pod, and the API server accepts it."""
+    got = applied_deployment(cluster, namespace, "vllm-full", VLLM_SERVER)
+    spec = got["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    assert container["resources"]["requests"]["cpu"] == "500m"
+    assert container["resources"]["requests"]["memory"] == "1536Mi"  # the server's canonical form
+    env = copy.deepcopy(container["env"][:4])
+    assert env[2]["valueFrom"]["fieldRef"].pop("apiVersion") == "v1"  # defaulted by the server
+    assert env == VLLM_SERVER["env"]
+    assert container["envFrom"] == VLLM_SERVER["envFrom"]
+    volumes_by_name = {v["name"]: v for v in spec["volumes"]}
+    assert volumes_by_name["inferfleet-shm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "16Gi"}
+    assert volumes_by_name["cache"]["persistentVolumeClaim"] == {"claimName": "model-cache", "readOnly": True}
+    assert volumes_by_name["certs"]["secret"]["secretName"] == "tls"
+    assert [m["mountPath"] for m in container["volumeMounts"]] == [
+        "/dev/shm",
+        *(m["mountPath"] for m in VLLM_SERVER["volumeMounts"]),
+    ]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/v1/models"
+    assert container["readinessProbe"]["httpGet"]["port"] == "http"
+    assert container["startupProbe"]["tcpSocket"] == {"port": "http"}
+    assert container["startupProbe"]["failureThreshold"] == 360
+    assert spec["imagePullSecrets"] == [{"name": "registry"}]
+    assert (spec["serviceAccountName"], spec["priorityClassName"], spec["runtimeClassName"]) == (
+        "vllm",
+        "inference-high",
+        "nvidia",
+    )
+
+
+def test_by_default_the_deployment_has_shared_memory_and_health_probes(
+    cluster: Cluster, crds: list[Path], namespace: str
+) -> None:
+    spec = applied_deployment(cluster, namespace, "vllm-default", {})["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    assert spec["volumes"] == [{"name": "inferfleet-shm", "emptyDir": {"medium": "Memory"}}]
+    assert container["volumeMounts"] == [{"name": "inferfleet-shm", "mountPath": "/dev/shm"}]
+    for probe in ("readinessProbe", "startupProbe"):
+        assert (
+            container[probe]["httpGet"]["path"] == "/health" and container[probe]["httpGet"]["port"] == "http"
+        )
+    assert container["startupProbe"]["failureThreshold"] == 180
+
+
+def test_quantities_the_upstream_pattern_admits_but_ours_refuses_are_refused_in_a_pod_too(
+    cluster: Cluster, crds: list[Path]
+) -> None:
+    """Why the pattern is narrower than upstream's: a Deployment with these is refused."""
+    obj = copy.deepcopy(docs("InferencePool")[0])
+    obj["metadata"]["namespace"] = "default"
+    dep = children.build_deployment(
+        InferencePool.model_validate(obj), AcceleratorClass.model_validate(docs("AcceleratorClass")[0]), 1, 1
+    )
+    for value in ("1e1.5", "-1"):
+        bad = copy.deepcopy(dep)
+        bad["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"] = value
+        proc = cluster.kubectl(
+            "apply", "--server-side", "--dry-run=server", "-f", "-", input=json.dumps(bad), check=False
+        )
+        assert proc.returncode != 0, value
+        rc, out = apply(cluster, changed(pool({"spec.server.cpu": value})))
+        assert rc != 0 and "spec.server.cpu" in out, out

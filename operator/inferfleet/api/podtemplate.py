@@ -192,7 +192,7 @@ class PersistentVolumeClaimVolumeSource(Spec):
 
 
 class Volume(Spec):
-    """A volume of the replica's Pod: a name and exactly one source."""
+    """A volume of the replica's Pod: a name and at most one source (none: an emptyDir)."""
 
     name: str = Field(
         min_length=1, max_length=63, pattern=DNS1123_LABEL, description="Volume name, for volumeMounts."
@@ -204,13 +204,15 @@ class Volume(Spec):
         None, description="A PersistentVolumeClaim."
     )
 
+    # As in a Pod, a volume without a source is an emptyDir (the API server defaults it so).
     cel_rules: ClassVar[tuple[CelRule, ...]] = (
         CelRule(
-            _one_of("emptyDir", "configMap", "secret", "persistentVolumeClaim"),
-            "a volume needs exactly one of emptyDir, configMap, secret and persistentVolumeClaim",
+            _one_of("emptyDir", "configMap", "secret", "persistentVolumeClaim").replace("== 1", "<= 1"),
+            "a volume takes at most one of emptyDir, configMap, secret and persistentVolumeClaim "
+            "(none: an emptyDir)",
             lambda v: (
                 sum(x is not None for x in (v.empty_dir, v.config_map, v.secret, v.persistent_volume_claim))
-                == 1
+                <= 1
             ),
         ),
     )

@@ -92,10 +92,14 @@ def _with_hash(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def _env(server: ServerTemplate, pool_name: str, class_name: str) -> list[dict[str, Any]]:
+    # as a Pod spells it: a value, or valueFrom (a value beside it is refused by the CRD, and would be
+    # by the Pod: carried as written, never dropped)
     own = [
-        {"name": e.name, "valueFrom": e.value_from.to_api()}
-        if e.value_from
-        else {"name": e.name, "value": e.value}
+        {
+            "name": e.name,
+            **({"value": e.value} if e.value or e.value_from is None else {}),
+            **({"valueFrom": e.value_from.to_api()} if e.value_from else {}),
+        }
         for e in server.env
     ]
     return [
