@@ -15,8 +15,8 @@ tests check it).  The planner takes no start, so every point is solved afresh; w
 is the bridge's performance estimates (cached per model and class).
 
 Owns parsing and checking axes (``parse_axes``: messages name the flag and what is known), the
-values of an axis, the overrides of a point, the figures of a point (``Point``) and the single-class
-fleets the plots compare with.  Pure apart from the solver it is given.
+values of an axis, the overrides of a point and the figures of a point (``Point``, with the
+single-class fleets of ``plan.singleclass``).  Pure apart from the solver it is given.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from inferfleet.core import types as core
-from inferfleet.core.planner import best_single_class
 from inferfleet.plan.energy import Energy, plan_energy
 from inferfleet.plan.offline import Solve, Solved, solve_fleet
+from inferfleet.plan.singleclass import SingleClassFleet, single_class_fleets
 from inferfleet.plan.whatif import UsageError
 from inferfleet.translate.objects import pool_key
 from inferfleet.translate.problem import Fleet, Overrides
@@ -42,14 +42,12 @@ __all__ = [
     "AxisKind",
     "Planner",
     "Point",
-    "SingleClassFleet",
     "Sweep",
     "evaluate",
     "grid",
     "parse_axes",
     "point_overrides",
     "run",
-    "single_class_fleets",
 ]
 
 MAX_POINTS = 200
@@ -236,63 +234,6 @@ def _slo_factors(
         ttft, tpot = mine.get(cls.name, pool.slo_factors.get(cls.name, (1.0, 1.0)))
         mine[cls.name] = (ttft * scale, tpot) if axis.metric == "ttft" else (ttft, tpot * scale)
     return factors
-
-
-@dataclasses.dataclass(frozen=True)
-class SingleClassFleet:
-    """A fleet built on one class, with no budgets or node limits (the comparison the plan's
-    ``bestSingleClassWithoutLimits`` makes, per class): every pool the class can run on it, and each
-    pool it cannot run on the cheapest class that can, so that every line serves the same tokens."""
-
-    name: str
-    pools: int  # how many of the fleet's pools run on the class
-    others: tuple[str, ...]  # the pools it cannot run (placed on their cheapest class)
-    dollars_per_hour: float
-    output_tokens_per_second: float
-
-    @property
-    def dollars_per_million_output_tokens(self) -> float | None:
-        if self.output_tokens_per_second <= 0:
-            return None
-        return self.dollars_per_hour / (self.output_tokens_per_second * 3600.0) * 1e6
-
-
-def _on(problem: core.Problem, pools: Sequence[core.Pool], cls: core.AcceleratorClass) -> float | None:
-    """$/h of ``pools`` all on ``cls``, no limits (None: some pool's maxReplicas is too low)."""
-    options = {
-        p.key: tuple(o for o in problem.options.get(p.key, ()) if o.accelerator_class == cls.name)
-        for p in pools
-    }
-    sub = dataclasses.replace(problem, pools=tuple(pools), options=options, classes=(cls,))
-    best = best_single_class(sub, respect_limits=False)
-    return None if best is None else best[1]
-
-
-def _cheapest(problem: core.Problem, pool: core.Pool) -> float | None:
-    """$/h of one pool on its cheapest class, no limits."""
-    best = best_single_class(dataclasses.replace(problem, pools=(pool,)), respect_limits=False)
-    return None if best is None else best[1]
-
-
-def single_class_fleets(problem: core.Problem) -> list[SingleClassFleet]:
-    """Per class, its single-class fleet (classes that can run no pool, or whose fleet breaks a
-    pool's maxReplicas, are left out; pools no class can run are left out of every fleet)."""
-    placeable = [p for p in problem.pools if problem.options.get(p.key)]
-    tokens = sum(max(p.demand_rps, 0.0) * p.workload.output_tokens for p in placeable)
-    out = []
-    for cls in problem.classes:
-        mine = [p for p in placeable if any(o.accelerator_class == cls.name for o in problem.options[p.key])]
-        keys = {p.key for p in mine}
-        rest = [p for p in placeable if p.key not in keys]
-        if not mine:
-            continue
-        on_class = _on(problem, mine, cls)
-        elsewhere = [_cheapest(problem, p) for p in rest]
-        if on_class is None or any(c is None for c in elsewhere):
-            continue
-        dollars = on_class + sum(c for c in elsewhere if c is not None)
-        out.append(SingleClassFleet(cls.name, len(mine), tuple(p.key for p in rest), dollars, tokens))
-    return out
 
 
 @dataclasses.dataclass(frozen=True)
