@@ -37,6 +37,7 @@ __all__ = [
     "live_replicas",
     "placed_on_nodes",
     "node_fingerprint",
+    "pending_pod_fingerprint",
     "pod_requests",
     "read_snapshot",
     "sources",
@@ -239,6 +240,12 @@ def pod_fingerprint(pod: Obj) -> str:
     return _hash([pod.get("metadata"), pod.get("spec"), phase in TERMINAL])
 
 
+def pending_pod_fingerprint(pod: Obj) -> str:
+    """A trimmed unbound pod whole: its gate lifted, its pin, the scheduler's verdict all matter
+    (the trimmed pod keeps no resourceVersion, so the default fingerprint would never change)."""
+    return _hash([pod.get("metadata"), pod.get("spec"), pod.get("status")])
+
+
 def sources(namespace: str | None = None) -> tuple[Source, ...]:
     """The collections one plan needs.  ``namespace`` limits pools, Deployments and Services to one
     namespace; nodes and the pods that use them are always read cluster-wide (any pod on a node
@@ -278,6 +285,7 @@ def sources(namespace: str | None = None) -> tuple[Source, ...]:
             labels=labels.OURS,
             fields=UNBOUND_PENDING,
             trim=trim_pending_pod,
+            fingerprint=pending_pod_fingerprint,
         ),
         Source(
             "Deployment",

@@ -616,3 +616,29 @@ def test_the_probe_thread_probes_at_once_and_every_period_until_stopped() -> Non
     finally:
         cache.stop(timeout=5)
     assert not any(t.is_alive() for t in cache._threads)
+
+
+def test_an_unbound_pod_of_ours_wakes_the_planner_when_its_gate_lifts_and_when_it_cannot_schedule() -> None:
+    from inferfleet.kube.informer import Store
+
+    by_kind = {src.name: src for src in sources()}
+    store = Store(by_kind["PendingPod"])
+    gated: dict[str, Any] = {
+        "metadata": {"name": "r1", "namespace": "ns", "resourceVersion": "1", "labels": {"a": "b"}},
+        "spec": {"schedulingGates": [{"name": "inferfleet.dev/placement"}], "containers": []},
+        "status": {"phase": "Pending"},
+    }
+    pinned = copy.deepcopy(gated)
+    pinned["metadata"]["resourceVersion"] = "2"
+    pinned["spec"] = {"nodeSelector": {"kubernetes.io/hostname": "n1"}, "containers": []}
+    stuck = copy.deepcopy(pinned)
+    stuck["metadata"]["resourceVersion"] = "3"
+    stuck["status"]["conditions"] = [
+        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "Insufficient cpu"}
+    ]
+    same = copy.deepcopy(stuck)
+    same["metadata"]["resourceVersion"] = "4"
+    same["metadata"]["annotations"] = {"noise": "1"}  # what the trimmed pod does not keep
+    got = [store.apply({"type": "ADDED", "object": gated})]
+    got += [store.apply({"type": "MODIFIED", "object": o}) for o in (pinned, stuck, same)]
+    assert got == ["PendingPod ns/r1 added", "PendingPod ns/r1 changed", "PendingPod ns/r1 changed", None]
