@@ -104,6 +104,16 @@ def two_classes(
             kube.core.delete_node(name)
 
 
+def _explain(kube: Kube, namespace: str) -> None:
+    """What the cluster shows when a wait fails: the pool's status, its pods, its ReplicaSets' events."""
+    print(json.dumps(kube.pool(namespace, "needs-cpu").get("status"), indent=1)[:3000])
+    for pod in kube.core.list_namespaced_pod(namespace).items:
+        conds = [(c.type, c.status, c.reason, c.message) for c in pod.status.conditions or ()]
+        print(pod.metadata.name, pod.status.phase, pod.spec.node_name, pod.spec.node_selector, conds)
+    for e in kube.core.list_namespaced_event(namespace).items:
+        print(e.involved_object.kind, e.involved_object.name, e.reason, (e.message or "")[:300])
+
+
 def test_replicas_that_cannot_schedule_on_a_class_are_replanned_elsewhere_and_all_run(
     operator: Any,
     kube: Kube,
@@ -138,7 +148,11 @@ def test_replicas_that_cannot_schedule_on_a_class_are_replanned_elsewhere_and_al
         ready = conditions(p).get("Ready", {})
         return p if ready.get("reason") == "Unschedulable" else None
 
-    first = wait_for(said_unschedulable, timeout=60, what="Ready=False, Unschedulable on the cheap class")
+    try:
+        first = wait_for(said_unschedulable, timeout=60, what="Ready=False, Unschedulable on the cheap class")
+    except BaseException:
+        _explain(kube, pool_ns)
+        raise
     assert {pl["acceleratorClass"] for pl in first["status"]["placements"]} == {CRAMPED}
     assert "Insufficient cpu" in conditions(first)["Ready"]["message"]
     said_at = time.monotonic() - start
