@@ -71,6 +71,7 @@ class Stuck:
 class Verdict:
     state: dict[Key, Stuck]
     started: tuple[Key, ...]  # holds that began this round (said once, as an event)
+    replan_after_s: float = Rules.replan_after_s
 
     def caps(self) -> dict[str, dict[str, tuple[int, str]]]:
         """Pool key -> class -> (replicas at most, why) for every option held now."""
@@ -81,8 +82,10 @@ class Verdict:
         return out
 
     def due_s(self, now: float) -> float | None:
-        """Seconds until the first hold ends (its option is then offered again)."""
+        """Seconds until the next round that must look: a stuck episode reaching the bound (it is
+        then held), or a hold ending (the option is offered again)."""
         ends = [s.hold.until for s in self.state.values() if s.hold is not None]
+        ends += [s.since + self.replan_after_s for s in self.state.values() if s.since is not None]
         return max(min(ends) - now, 0.0) if ends else None
 
 
@@ -110,7 +113,7 @@ def advance(
             started.append(key)
         if not _forgotten(s, now, rules):
             state[key] = s
-    return Verdict(state, tuple(started))
+    return Verdict(state, tuple(started), rules.replan_after_s)
 
 
 def _step(

@@ -29,10 +29,11 @@ def run(
     return out
 
 
-def test_stuck_for_less_than_the_bound_is_only_remembered() -> None:
-    v = run([(0, 2), (60, 2), (119, 2)])[-1]
+def test_stuck_for_less_than_the_bound_is_only_remembered_and_a_round_is_due_at_the_bound() -> None:
+    v = run([(0, 2), (60, 2), (100, 2)])[-1]
     assert v.caps() == {} and not v.started
     assert v.state[KEY].since == 0
+    assert v.due_s(100) == 20  # the round that holds it comes when the bound is reached
 
 
 def test_stuck_past_the_bound_is_held_at_what_did_schedule_and_said_once() -> None:
