@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from inferfleet.reconcile.ports import Snapshot
+    from inferfleet.translate.problem import Fleet, Overrides
 
 __all__ = ["register"]
 
@@ -135,7 +136,7 @@ def _electricity(value: float) -> float:
     return value
 
 
-def _run_sweep(args: argparse.Namespace, fleet: Any, overrides: Any) -> int:
+def _run_sweep(args: argparse.Namespace, fleet: Fleet, overrides: Overrides) -> int:
     """Every point of the sweep, the break-even points, the plots, then the report: nothing is
     printed until everything is known (bad input raises ``UsageError`` before any plan)."""
     import time

@@ -34,7 +34,7 @@ from inferfleet.plan.offline import Solve, Solved, solve_fleet
 from inferfleet.plan.singleclass import SingleClassFleet, single_class_fleets
 from inferfleet.plan.whatif import UsageError
 from inferfleet.translate.objects import pool_key
-from inferfleet.translate.problem import Fleet, Overrides
+from inferfleet.translate.problem import Fleet, Overrides, problem_from
 
 __all__ = [
     "MAX_POINTS",
@@ -300,7 +300,8 @@ class Planner:
         self, fleet: Fleet, base: Overrides, axes: Sequence[Axis], solve: Solve | None = None
     ) -> None:
         self.fleet, self.base, self.axes, self.solve = fleet, base, tuple(axes), solve
-        self.base_problem = solve_fleet_problem(fleet, base)
+        # the base problem, unsolved: the demand and SLOs the axes scale and replace
+        self.base_problem = problem_from(fleet, overrides=base).problem
         self.cache: dict[tuple[float, ...], Point] = {}
         self.solves = 0
 
@@ -311,13 +312,6 @@ class Planner:
             self.cache[key] = evaluate(key, solve_fleet(self.fleet, overrides, self.solve))
             self.solves += 1
         return self.cache[key]
-
-
-def solve_fleet_problem(fleet: Fleet, base: Overrides) -> core.Problem:
-    """The base problem (no solve): the demand and SLOs the axes scale and replace."""
-    from inferfleet.translate.problem import problem_from
-
-    return problem_from(fleet, overrides=base).problem
 
 
 def grid(axes: Sequence[Axis]) -> list[tuple[float, ...]]:
