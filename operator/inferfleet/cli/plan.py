@@ -302,7 +302,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="append",
         metavar="AXIS=LO:HI:N",
         help="plan N points from LO to HI (one or two axes): demand (scale factor, log-spaced), "
-        "price.CLASS ($/device-hour), electricity ($/kWh), budget.DOMAIN (kW), "
+        "price.CLASS ($/device-hour), capital.CLASS ($/device, amortised), electricity ($/kWh), "
+        "budget.DOMAIN (kW), "
         "slo.NAMESPACE/POOL.ttft|tpot (ms); at most 200 points; break-even points for one axis "
         "(docs/capacity-planning.md)",
     )

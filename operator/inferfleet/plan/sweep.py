@@ -5,7 +5,9 @@ Axes (values in the API's units):
 
 * ``demand``: a scale factor on every pool's demand (after ``--demand``/``--measurements``),
   log-spaced;
-* ``price.<class>``: the class's $/device-hour; ``electricity``: $/kWh; ``budget.<domain>``: kW;
+* ``price.<class>``: the class's $/device-hour; ``capital.<class>``: its purchase price per device,
+  amortised over its ``spec.price.lifetimeYears`` (``core.cost.amortised_hourly_price``) into the
+  same $/device-hour; ``electricity``: $/kWh; ``budget.<domain>``: kW;
 * ``slo.<namespace>/<pool>.ttft|tpot``: the pool's p95 SLO in milliseconds (planned through the
   pool's correction factors: a class is planned against the swept SLO / its measured factor).
 
@@ -29,6 +31,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from inferfleet.core import types as core
+from inferfleet.core.cost import amortised_hourly_price
 from inferfleet.plan.energy import Energy, plan_energy
 from inferfleet.plan.offline import Solve, Solved, solve_fleet
 from inferfleet.plan.singleclass import SingleClassFleet, single_class_fleets
@@ -57,6 +60,7 @@ MAX_AXES = 2
 class AxisKind(enum.StrEnum):
     DEMAND = "demand"
     PRICE = "price"
+    CAPITAL = "capital"
     ELECTRICITY = "electricity"
     BUDGET = "budget"
     SLO = "slo"
@@ -66,6 +70,7 @@ class AxisKind(enum.StrEnum):
 LIMITS: Mapping[AxisKind, tuple[str, float, float, bool]] = {
     AxisKind.DEMAND: ("x", 0.0, 10_000.0, False),
     AxisKind.PRICE: ("$/device-hour", 0.0, 100_000.0, True),
+    AxisKind.CAPITAL: ("$/device", 0.0, 1_000_000_000.0, True),
     AxisKind.ELECTRICITY: ("$/kWh", 0.0, 10.0, True),
     AxisKind.BUDGET: ("kW", 0.0, 10_000_000.0, True),
     AxisKind.SLO: ("ms", 0.0, 600_000.0, False),
@@ -82,6 +87,7 @@ class Axis:
     points: int
     subject: str = ""
     metric: str = ""  # slo: "ttft" or "tpot"
+    lifetime_years: int = 0  # capital: the class's amortisation period
 
     @property
     def name(self) -> str:
@@ -114,7 +120,10 @@ def _number(text: str, where: str) -> float:
 
 def _subject(name: str, fleet: Fleet, flag: str) -> tuple[AxisKind, str, str]:
     head, _, rest = name.partition(".")
-    known_axes = "demand, price.<class>, electricity, budget.<domain>, slo.<namespace>/<pool>.ttft|tpot"
+    known_axes = (
+        "demand, price.<class>, capital.<class>, electricity, budget.<domain>, "
+        "slo.<namespace>/<pool>.ttft|tpot"
+    )
     try:
         kind = AxisKind(head)
     except ValueError:
@@ -125,7 +134,7 @@ def _subject(name: str, fleet: Fleet, flag: str) -> tuple[AxisKind, str, str]:
         return kind, "", ""
     if not rest:
         raise UsageError(f"{flag}: axis {head!r} needs a subject: {known_axes}")
-    if kind is AxisKind.PRICE:
+    if kind in (AxisKind.PRICE, AxisKind.CAPITAL):
         classes = sorted(str(c.metadata["name"]) for c in fleet.classes)
         if rest not in classes:
             raise UsageError(f"{flag}: no such AcceleratorClass {rest!r} (known: {', '.join(classes)})")
@@ -158,6 +167,14 @@ def _axis(text: str, fleet: Fleet) -> Axis:
     if not sep or not name or len(parts) != 3:
         raise UsageError(f"{flag}: expected AXIS=LO:HI:N (e.g. demand=0.1:100:30)")
     kind, subject, metric = _subject(name, fleet, flag)
+    lifetime = next(
+        (
+            c.spec.price.lifetime_years
+            for c in fleet.classes
+            if kind is AxisKind.CAPITAL and c.metadata["name"] == subject
+        ),
+        0,
+    )
     low, high = _number(parts[0], f"{flag}: LO"), _number(parts[1], f"{flag}: HI")
     try:
         points = int(parts[2])
@@ -174,7 +191,7 @@ def _axis(text: str, fleet: Fleet) -> Axis:
             f"{flag}: the range {low:g}:{high:g} is outside what a {name} axis can mean "
             f"({sign} {lowest:g} and <= {highest:g} {unit})"
         )
-    return Axis(kind, low, high, points, subject, metric)
+    return Axis(kind, low, high, points, subject, metric, lifetime)
 
 
 def parse_axes(texts: Sequence[str], fleet: Fleet, base: Overrides) -> tuple[Axis, ...]:
@@ -185,6 +202,9 @@ def parse_axes(texts: Sequence[str], fleet: Fleet, base: Overrides) -> tuple[Axi
     names = [a.name for a in axes]
     if len(set(names)) != len(names):
         raise UsageError(f"--sweep: axis {names[0]} given twice")
+    priced = [a.subject for a in axes if a.kind in (AxisKind.PRICE, AxisKind.CAPITAL)]
+    if len(set(priced)) != len(priced):
+        raise UsageError(f"--sweep price.{priced[0]} and capital.{priced[0]} set the same thing: give one")
     total = math.prod(a.points for a in axes)
     if total > MAX_POINTS:
         counts = " x ".join(str(a.points) for a in axes)
@@ -192,6 +212,7 @@ def parse_axes(texts: Sequence[str], fleet: Fleet, base: Overrides) -> tuple[Axi
     for a in axes:
         flag = {
             AxisKind.PRICE: f"--price {a.subject}" if a.subject in base.prices else "",
+            AxisKind.CAPITAL: f"--price {a.subject}" if a.subject in base.prices else "",
             AxisKind.BUDGET: f"--power-budget {a.subject}" if a.subject in base.budgets_kilowatts else "",
             AxisKind.ELECTRICITY: "--electricity" if base.electricity_per_kwh is not None else "",
         }.get(a.kind, "")
@@ -212,6 +233,9 @@ def point_overrides(
             out = dataclasses.replace(out, demand_rps=demand)
         elif axis.kind is AxisKind.PRICE:
             out = dataclasses.replace(out, prices={**out.prices, axis.subject: value})
+        elif axis.kind is AxisKind.CAPITAL:
+            hourly = amortised_hourly_price(value, axis.lifetime_years)
+            out = dataclasses.replace(out, prices={**out.prices, axis.subject: hourly})
         elif axis.kind is AxisKind.ELECTRICITY:
             out = dataclasses.replace(out, electricity_per_kwh=value)
         elif axis.kind is AxisKind.BUDGET:

@@ -147,9 +147,10 @@ def _value(axis: dict[str, Any], v: float) -> str:
     unit = axis["unit"]
     if axis["kind"] == AxisKind.DEMAND:
         return f"{v:.3g}x"
+    number = f"{v:,.0f}" if abs(v) >= 10_000 else f"{v:.4g}"
     if unit.startswith("$"):
-        return f"${v:.4g}{unit[1:]}"
-    return f"{v:.4g} {unit}"
+        return f"${number}{unit[1:]}"
+    return f"{number} {unit}"
 
 
 def _mix(classes: Sequence[dict[str, Any]]) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from inferfleet.core import types as core
+from inferfleet.core.cost import amortised_hourly_price
 from inferfleet.plan import manifests, offline, sweep
 from inferfleet.plan.whatif import UsageError
 from inferfleet.translate.problem import Fleet, Overrides
@@ -61,6 +62,8 @@ SINGLE = {
     "price.mi300x": lambda v: Overrides(prices={"mi300x": v}),
     "electricity": lambda v: Overrides(electricity_per_kwh=v),
     "budget.hall-b": lambda v: Overrides(budgets_kilowatts={"hall-b": v}),
+    # the CS-3's capital cost over the 5 years its spec.price.lifetimeYears says, as --price takes it
+    "capital.cerebras-cs3": lambda v: Overrides(prices={"cerebras-cs3": amortised_hourly_price(v, 5)}),
 }
 
 
@@ -70,6 +73,7 @@ SINGLE = {
         pytest.param("price.mi300x=1:6:3", SINGLE["price.mi300x"], id="price"),
         pytest.param("electricity=0:1:3", SINGLE["electricity"], id="electricity"),
         pytest.param("budget.hall-b=10:40:3", SINGLE["budget.hall-b"], id="budget"),
+        pytest.param("capital.cerebras-cs3=1e6:4e6:3", SINGLE["capital.cerebras-cs3"], id="capital"),
     ],
 )
 def test_each_point_is_the_single_plan_at_its_setting(fleet: Fleet, flag: str, single: object) -> None:
@@ -227,6 +231,18 @@ def test_a_tighter_slo_never_makes_an_unbudgeted_fleet_cheaper(fleet: Fleet) -> 
             Overrides(prices={"h100": 3.0}),
             "--sweep price.h100 and --price h100 set the same thing",
             id="price-flag-too",
+        ),
+        pytest.param(
+            ["price.h100=1:2:2", "capital.h100=1:2:2"],
+            Overrides(),
+            "--sweep price.h100 and capital.h100 set the same thing",
+            id="price-and-capital-axes",
+        ),
+        pytest.param(
+            ["capital.groq=1:2:2"],
+            Overrides(prices={"groq": 3.0}),
+            "--sweep capital.groq and --price groq set the same thing",
+            id="capital-and-price-flag",
         ),
         pytest.param(
             ["budget.hall-a=1:2:2"],
