@@ -160,6 +160,8 @@ AT_SHM = "volumeMounts must not use /dev/shm while sharedMemory is enabled"
 SUB_PATH = "subPath must be a relative path without '..'"
 ONE_CHECK = "a probe needs exactly one of httpGet and tcpSocket"
 STARTUP_ONCE = "startupProbe.successThreshold must be 1"
+SECCOMP = "localhostProfile must be set with type Localhost, and only then"
+SYS_ADMIN = "allowPrivilegeEscalation cannot be false while capabilities.add has CAP_SYS_ADMIN"
 OURS = (
     UNIQUE,
     RESERVED,
@@ -182,6 +184,8 @@ OURS = (
     SUB_PATH,
     ONE_CHECK,
     STARTUP_ONCE,
+    SECCOMP,
+    SYS_ADMIN,
 )
 FROM_SECRET = {"secretKeyRef": {"name": "hf", "key": "token"}}
 EMPTY_AB = [{"name": "a", "emptyDir": {}}, {"name": "b", "emptyDir": {}}]
@@ -501,6 +505,72 @@ CHANGES = [
         for q in ("2e3", "0.5", ".5", "5.", "+1", "1e-3", "500m", "1.5Gi", "64G", "999Ei", "1n", "12E")
     ),
     pytest.param(pool({"spec.server.sharedMemory": {"sizeLimit": "16Gi"}}), id="shared-memory-limited"),
+    pytest.param(
+        pool(
+            {"spec.server.podSecurityContext": {"seccompProfile": {"type": "Localhost"}}},
+            "spec.server.podSecurityContext.seccompProfile.localhostProfile",
+            SECCOMP,
+        ),
+        id="seccomp-localhost-without-a-profile",
+    ),
+    pytest.param(
+        pool(
+            {
+                "spec.server.securityContext": {
+                    "seccompProfile": {"type": "RuntimeDefault", "localhostProfile": "p.json"}
+                }
+            },
+            "spec.server.securityContext.seccompProfile.localhostProfile",
+            SECCOMP,
+        ),
+        id="seccomp-profile-beside-runtime-default",
+    ),
+    pytest.param(
+        pool(
+            {
+                "spec.server.securityContext": {
+                    "seccompProfile": {"type": "Localhost", "localhostProfile": "p.json"}
+                }
+            }
+        ),
+        id="seccomp-localhost-with-its-profile",
+    ),
+    pytest.param(
+        pool(
+            {
+                "spec.server.securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "capabilities": {"add": ["CAP_SYS_ADMIN"]},
+                }
+            },
+            "spec.server.securityContext.allowPrivilegeEscalation",
+            SYS_ADMIN,
+        ),
+        id="no-escalation-with-cap-sys-admin",
+    ),
+    pytest.param(
+        pool(
+            {
+                "spec.server.securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+                "spec.server.podSecurityContext": {"runAsNonRoot": True, "runAsUser": 1000, "fsGroup": 1000},
+            }
+        ),
+        id="security-contexts-as-restricted-asks",
+    ),
+    pytest.param(
+        pool(
+            {
+                "spec.server.securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "capabilities": {"add": ["SYS_ADMIN"]},
+                }
+            }
+        ),
+        id="no-escalation-with-sys-admin-spelt-without-cap",
+    ),
 ]
 
 
@@ -566,6 +636,8 @@ RULED: tuple[type[BaseModel], ...] = (
     podtemplate.Volume,
     podtemplate.VolumeMount,
     podtemplate.Probe,
+    podtemplate.SeccompProfile,
+    podtemplate.ContainerSecurityContext,
 )
 
 
@@ -662,6 +734,8 @@ VLLM_SERVER: dict[str, Any] = {
     "serviceAccountName": "vllm",
     "priorityClassName": "inference-high",
     "runtimeClassName": "nvidia",
+    "podSecurityContext": {"runAsNonRoot": True, "runAsUser": 1000, "fsGroup": 1000},
+    "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
 }
 
 
@@ -710,6 +784,8 @@ def test_a_pool_with_every_server_field_yields_a_deployment_the_api_server_keeps
     assert container["readinessProbe"]["httpGet"]["port"] == "http"
     assert container["startupProbe"]["tcpSocket"] == {"port": "http"}
     assert container["startupProbe"]["failureThreshold"] == 360
+    assert spec["securityContext"] == VLLM_SERVER["podSecurityContext"]
+    assert container["securityContext"] == VLLM_SERVER["securityContext"]
     assert spec["imagePullSecrets"] == [{"name": "registry"}]
     assert (spec["serviceAccountName"], spec["priorityClassName"], spec["runtimeClassName"]) == (
         "vllm",

@@ -20,9 +20,11 @@ from inferfleet.api.conditions import Conditions
 from inferfleet.api.podtemplate import (
     SHM_PATH,
     SHM_VOLUME,
+    ContainerSecurityContext,
     EnvFromSource,
     EnvVar,
     LocalObjectReference,
+    PodSecurityContext,
     Probe,
     SharedMemory,
     SubdomainName,
@@ -182,6 +184,12 @@ class ServerTemplate(Spec):
     )
     runtime_class_name: SubdomainName | None = Field(
         None, description="RuntimeClass of the replicas (e.g. nvidia, for the NVIDIA container runtime)."
+    )
+    pod_security_context: PodSecurityContext | None = Field(
+        None, description="The replica Pod's securityContext (user, groups, fsGroup, seccomp)."
+    )
+    security_context: ContainerSecurityContext | None = Field(
+        None, description="The server container's securityContext (privilege escalation, capabilities, ...)."
     )
 
     cel_rules: ClassVar[tuple[CelRule, ...]] = (

@@ -29,9 +29,13 @@ __all__ = [
     "HTTPGetAction",
     "KeySelector",
     "LocalObjectReference",
+    "Capabilities",
+    "ContainerSecurityContext",
     "ObjectFieldSelector",
     "PersistentVolumeClaimVolumeSource",
+    "PodSecurityContext",
     "Probe",
+    "SeccompProfile",
     "SecretVolumeSource",
     "SharedMemory",
     "SourceReference",
@@ -305,5 +309,89 @@ class Probe(Spec):
             _one_of("httpGet", "tcpSocket"),
             "a probe needs exactly one of httpGet and tcpSocket",
             lambda p: (p.http_get is None) != (p.tcp_socket is None),
+        ),
+    )
+
+
+# --- security contexts -----------------------------------------------------------------------------
+
+Id = Annotated[int, Field(ge=0, le=2**31 - 1)]  # a UID or GID
+
+
+class SeccompProfile(Spec):
+    """The seccomp filter: the runtime's default, none, or a profile file on the node."""
+
+    type: Literal["RuntimeDefault", "Unconfined", "Localhost"] = Field(
+        description="RuntimeDefault (what the restricted Pod Security level asks), Unconfined or Localhost."
+    )
+    localhost_profile: str | None = Field(
+        None,
+        max_length=PATH_MAX,
+        pattern=RELATIVE_PATH,
+        description="With Localhost: the profile's path under the kubelet's seccomp directory.",
+    )
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            "self.type == 'Localhost' ? has(self.localhostProfile) : !has(self.localhostProfile)",
+            "localhostProfile must be set with type Localhost, and only then",
+            lambda s: (s.type == "Localhost") == (s.localhost_profile is not None),
+            ".localhostProfile",
+        ),
+    )
+
+
+class PodSecurityContext(Spec):
+    """The replica Pod's security context (a subset of PodSecurityContext)."""
+
+    run_as_user: Id | None = Field(None, description="UID the containers run as.")
+    run_as_group: Id | None = Field(None, description="GID the containers run as.")
+    run_as_non_root: bool | None = Field(None, description="Refuse to start a container running as UID 0.")
+    fs_group: Id | None = Field(None, description="GID that owns the Pod's volumes.")
+    supplemental_groups: list[Id] | None = Field(
+        None, max_length=16, description="More GIDs for the containers' first process."
+    )
+    seccomp_profile: SeccompProfile | None = Field(None, description="The seccomp filter of every container.")
+
+
+CAPABILITY = r"^[A-Z][A-Z0-9_]*$"
+Capability = Annotated[str, Field(min_length=1, max_length=32, pattern=CAPABILITY)]
+
+
+class Capabilities(Spec):
+    """Linux capabilities added to or dropped from the runtime's default set (e.g. drop ALL)."""
+
+    add: list[Capability] | None = Field(None, max_length=16, description="Capabilities added.")
+    drop: list[Capability] | None = Field(None, max_length=16, description="Capabilities dropped.")
+
+
+class ContainerSecurityContext(Spec):
+    """The server container's security context (a subset of SecurityContext; no privileged mode)."""
+
+    allow_privilege_escalation: bool | None = Field(
+        None, description="Whether a process may gain more privileges than its parent (false: no_new_privs)."
+    )
+    read_only_root_filesystem: bool | None = Field(
+        None, description="Mount the image's filesystem read-only."
+    )
+    run_as_user: Id | None = Field(None, description="UID the server runs as.")
+    run_as_group: Id | None = Field(None, description="GID the server runs as.")
+    run_as_non_root: bool | None = Field(None, description="Refuse to start as UID 0.")
+    capabilities: Capabilities | None = Field(None, description="Capabilities added or dropped.")
+    seccomp_profile: SeccompProfile | None = Field(None, description="The server's seccomp filter.")
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        # a Pod refuses no_new_privs beside CAP_SYS_ADMIN (spelt so: SYS_ADMIN it lets in)
+        CelRule(
+            "!has(self.allowPrivilegeEscalation) || self.allowPrivilegeEscalation || "
+            "!has(self.capabilities) || !has(self.capabilities.add) || "
+            "!('CAP_SYS_ADMIN' in self.capabilities.add)",
+            "allowPrivilegeEscalation cannot be false while capabilities.add has CAP_SYS_ADMIN",
+            lambda s: (
+                s.allow_privilege_escalation is not False
+                or s.capabilities is None
+                or "CAP_SYS_ADMIN" not in (s.capabilities.add or [])
+            ),
+            ".allowPrivilegeEscalation",
         ),
     )

@@ -322,6 +322,9 @@ def _pool(obj: dict[str, Any]) -> None:
     for probe in ("readinessProbe", "startupProbe"):
         del server[probe]["tcpSocket"]  # exactly one check
     server["startupProbe"]["successThreshold"] = 1
+    for context in (server["podSecurityContext"], server["securityContext"]):
+        context["seccompProfile"]["type"] = "Localhost"  # the one type with a profile
+    server["securityContext"]["allowPrivilegeEscalation"] = True  # beside any capability
 
 
 def _accelerator_class(obj: dict[str, Any]) -> None:

@@ -143,6 +143,8 @@ def _pod_extras(server: ServerTemplate) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if server.image_pull_secrets:
         out["imagePullSecrets"] = [s.to_api() for s in server.image_pull_secrets]
+    if server.pod_security_context is not None:
+        out["securityContext"] = server.pod_security_context.to_api()
     for key, value in (
         ("serviceAccountName", server.service_account_name),
         ("priorityClassName", server.priority_class_name),
@@ -180,6 +182,8 @@ def build_deployment(
         container["envFrom"] = [e.to_api() for e in server.env_from]
     if mounts:
         container["volumeMounts"] = mounts
+    if server.security_context is not None:
+        container["securityContext"] = server.security_context.to_api()
     pod_spec: dict[str, Any] = {
         "nodeSelector": dict(cls.spec.node_selector),
         "tolerations": [t.to_api() for t in cls.spec.tolerations],

@@ -40,6 +40,12 @@ FULL_SERVER: dict[str, Any] = {
     "serviceAccountName": "vllm",
     "priorityClassName": "inference-high",
     "runtimeClassName": "nvidia",
+    "podSecurityContext": {
+        "runAsNonRoot": True,
+        "fsGroup": 1000,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    },
+    "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
 }
 
 
@@ -75,6 +81,7 @@ def test_by_default_a_replica_gets_shared_memory_and_health_probes() -> None:
     }
     for absent in ("imagePullSecrets", "serviceAccountName", "priorityClassName", "runtimeClassName"):
         assert absent not in spec
+    assert "securityContext" not in spec and "securityContext" not in container
     assert "envFrom" not in container
 
 
@@ -99,6 +106,8 @@ def test_every_field_of_the_template_reaches_the_pod() -> None:
     }
     assert container["startupProbe"] == {"tcpSocket": {"port": 9000}, "failureThreshold": 30}
     assert spec["imagePullSecrets"] == [{"name": "registry"}]
+    assert spec["securityContext"] == FULL_SERVER["podSecurityContext"]
+    assert container["securityContext"] == FULL_SERVER["securityContext"]
     assert (spec["serviceAccountName"], spec["priorityClassName"], spec["runtimeClassName"]) == (
         "vllm",
         "inference-high",
