@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import ssl
 import subprocess
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -17,11 +18,14 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
+from test_chart import CHART, sa_kubeconfig
 
 from inferfleet.kube.access import AccessReviewer
-from inferfleet.kube.client import NotFound, request
+from inferfleet.kube.client import NotFound, make_api_client, request
 from inferfleet.metrics.exporter import OperatorMetrics
 from inferfleet.metrics.server import MetricsServer
+from inferfleet_dev import install
+from inferfleet_dev.cluster import Cluster
 
 pytestmark = pytest.mark.integration
 
@@ -129,3 +133,55 @@ def test_metrics_answer_401_without_a_token_403_without_rbac_and_200_with_it(
         assert reviewer.reviews == asked
     finally:
         server.stop()
+
+
+def test_the_charts_rbac_is_enough_to_review_and_its_reader_role_to_scrape(
+    cluster: Cluster, kube_api: Any, namespace: str, certificate: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The chart's own roles (rendered with metrics.secure): the operator's ServiceAccount bound to
+    <release>-metrics-auth can make the reviews, and <release>-metrics-reader is what a scraper
+    needs; without the reader binding the scraper gets 403."""
+    release = f"it-ma-{uuid.uuid4().hex[:5]}"
+    helm = str(install.ensure_binaries(("helm",), quiet=True)["helm"])
+    rendered = subprocess.run(
+        [helm, "template", release, str(CHART), "-n", namespace,
+         "--set", "metrics.secure.enabled=true", "--set", "metrics.secure.tlsSecretName=tls",
+         "--show-only", "templates/metrics-auth-rbac.yaml", "--show-only", "templates/serviceaccount.yaml"],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    cluster.kubectl("apply", "-f", "-", input=rendered)
+    reader = f"{release}-inferfleet-metrics-reader"
+    try:
+        request(
+            kube_api,
+            "POST",
+            f"/api/v1/namespaces/{namespace}/serviceaccounts",
+            body={"metadata": {"name": "scraper"}},
+        )
+        kubeconfig = sa_kubeconfig(
+            cluster, namespace, f"{release}-inferfleet", tmp_path / "operator.kubeconfig"
+        )
+        with make_api_client(str(kubeconfig)) as as_operator:
+            reviewer = AccessReviewer(as_operator, deny_ttl_s=0.001)
+            scraper = token_of(kube_api, namespace, "scraper")
+            assert reviewer.check(scraper, "/metrics").status == 403  # reviewed (not 503): RBAC enough
+            request(
+                kube_api,
+                "POST",
+                f"{RBAC}/clusterrolebindings",
+                body={
+                    "metadata": {"name": reader},
+                    "roleRef": {
+                        "apiGroup": "rbac.authorization.k8s.io",
+                        "kind": "ClusterRole",
+                        "name": reader,
+                    },
+                    "subjects": [{"kind": "ServiceAccount", "name": "scraper", "namespace": namespace}],
+                },
+            )
+            time.sleep(0.01)
+            assert reviewer.check(scraper, "/metrics").status == 200
+    finally:
+        cluster.kubectl("delete", "-f", "-", "--ignore-not-found", input=rendered, check=False)
+        with contextlib.suppress(NotFound):
+            request(kube_api, "DELETE", f"{RBAC}/clusterrolebindings/{reader}")
