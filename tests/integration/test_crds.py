@@ -126,6 +126,20 @@ def test_kubectl_explain_and_short_names(cluster: Cluster, crds: list[Path]) -> 
     assert "infpool" not in out
 
 
+def test_kubectl_explain_describes_the_new_fields_and_the_status(cluster: Cluster, crds: list[Path]) -> None:
+    """kubectl explain is never blank: the server template's Pod fields and every status field."""
+    for path, words in (
+        ("inferencepools.inferfleet.dev.spec.server.sharedMemory", "/dev/shm"),
+        ("inferencepools.inferfleet.dev.spec.server.env.valueFrom", "Secret"),
+        ("inferencepools.inferfleet.dev.spec.server.cpu", "quantity"),
+        ("inferencepools.inferfleet.dev.spec.demand.autoscaling", "Prometheus"),
+        ("fleetpolicies.inferfleet.dev.status.lastPlan.gap", "gap"),
+        ("acceleratorclasses.inferfleet.dev.status.conditions.reason", "CamelCase"),
+    ):
+        out = cluster.kubectl("explain", path).stdout
+        assert words in out, out
+
+
 def test_server_side_defaults(cluster: Cluster, crds: list[Path]) -> None:
     pol = copy.deepcopy(docs("FleetPolicy")[0])
     pol["spec"].pop("electricity")
