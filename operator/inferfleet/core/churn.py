@@ -103,6 +103,7 @@ def most_replicas(comp: Compiled) -> FloatArray:
         comp.running + np.ceil(comp.need / r_min - EPS), np.floor((comp.need + r_max) / r_min + EPS)
     )
     useful = np.maximum(np.maximum(comp.min_r, comp.running), by_need)
+    useful = np.where(comp.aware(), ub_sum, useful)  # a split pool: its columns' bounds only
     return np.asarray(np.minimum(np.minimum(ub_sum, comp.max_r), useful), dtype=np.float64)
 
 

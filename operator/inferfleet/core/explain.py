@@ -3,7 +3,9 @@
 Owns the per-pool status (Placed / PartiallyShed / Shed / Unplaceable), the binding constraints
 (typed ``Binding`` values: a power domain, a class's capacity, maxReplicas, minReplicas, and for
 unplaceable pools the kinds of their Unfit reasons), the one-sentence reason, and the domain, class
-and fleet totals.
+and fleet totals.  A size-aware pool's placements carry the split (the req/s of each bucket of its
+demand routed to them, :func:`~inferfleet.core.formulation.split_of`), their capacity is at the
+mix routed to them, and its shed is what the split leaves unserved.
 
 A budget binds a pool when the pool is short (shed or below its minimum) or runs on something
 dearer than one of its options, and that option cannot get one more replica: its power domain is at
@@ -15,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from inferfleet.core.formulation import Compiled
+from inferfleet.core.formulation import Compiled, split_of
 from inferfleet.core.heuristic import Fleet
 from inferfleet.core.types import (
     Binding,
@@ -76,9 +78,37 @@ class _Context:
         self.cls = comp.col_class.tolist()
 
 
-def _pool_plan(comp: Compiled, ctx: _Context, p: int, cols: range, lowest: int) -> PoolPlan:
+class _Split:
+    """The split of the size-aware pools for the plan's counts, per column."""
+
+    def __init__(self, comp: Compiled, n: FloatArray) -> None:
+        y, self.served = split_of(comp, n)
+        nb = len(comp.bucket_pool)
+        # per column: req/s of each bucket of its pool's demand (a row per column, global buckets)
+        demand = np.array([comp.problem.pools[p].demand_rps for p in comp.bucket_pool], dtype=np.float64)
+        rate = y * comp.bucket_share[comp.split_bucket]
+        self.routed = np.zeros((comp.n_cols, nb), dtype=np.float64)
+        np.add.at(self.routed, (comp.split_col, comp.split_bucket), rate * demand[comp.split_bucket])
+        need = comp.need[comp.bucket_pool[comp.split_bucket]]
+        self.assigned = np.bincount(comp.split_col, weights=rate * need, minlength=comp.n_cols)
+        self.units = np.bincount(comp.split_col, weights=y * comp.split_load, minlength=comp.n_cols)
+        self.aware = comp.aware()
+        self.buckets = [np.flatnonzero(comp.bucket_pool == p) for p in range(comp.n_pools)]
+
+    def capacity(self, comp: Compiled, j: int, count: float) -> float:
+        """Req/s of ``count`` replicas of column ``j`` at the mix routed to them."""
+        if self.units[j] > TOL:
+            return float(count * self.assigned[j] / self.units[j])
+        return float(count * comp.rps_fill[j])
+
+    def bucket_rps(self, p: int, j: int) -> tuple[float, ...]:
+        return tuple(float(v) for v in self.routed[j, self.buckets[p]])
+
+
+def _pool_plan(comp: Compiled, ctx: _Context, split: _Split, p: int, cols: range, lowest: int) -> PoolPlan:
     pool = comp.problem.pools[p]
     n = ctx.n
+    aware = bool(split.aware[p])
     placements = tuple(
         Placement(
             accelerator_class=comp.options[j].accelerator_class,
@@ -86,9 +116,10 @@ def _pool_plan(comp: Compiled, ctx: _Context, p: int, cols: range, lowest: int) 
             devices=int(n[j]) * ctx.devices[j],
             watts=n[j] * ctx.watts[j],
             dollars_per_hour=n[j] * ctx.cost[j],
-            rps_capacity=n[j] * ctx.rps[j],
+            rps_capacity=split.capacity(comp, j, n[j]) if aware else n[j] * ctx.rps[j],
             ttft_s=comp.options[j].ttft_s,
             tpot_s=comp.options[j].tpot_s,
+            bucket_rps=split.bucket_rps(p, j) if aware else (),
         )
         for j in cols
         if n[j] > 0
@@ -111,6 +142,9 @@ def _pool_plan(comp: Compiled, ctx: _Context, p: int, cols: range, lowest: int) 
     capacity = sum(pl.rps_capacity for pl in placements)
     count = sum(pl.replicas for pl in placements)
     shed = max(0.0, need - capacity)
+    if aware:  # what the best split leaves unserved (spare replicas may not serve a bucket)
+        shed = max(0.0, need * (1.0 - float(split.served[p])))
+        capacity = min(capacity, need - shed) if shed > 0 else capacity
     short = shed > TOL * max(need, 1.0) or count < min_r
     status: PlanStatus
     if need > 0 and capacity <= TOL:
@@ -176,10 +210,11 @@ def build_plan(comp: Compiled, n: FloatArray, solver: SolverStats) -> Plan:
     """The plan of integral replica counts ``n`` per column of ``comp``."""
     problem = comp.problem
     ctx = _Context(comp, n)
+    split = _Split(comp, n)
     lowest = min((p.priority for p in problem.pools), default=0)
     bounds = np.searchsorted(comp.col_pool, np.arange(comp.n_pools + 1)).tolist()
     pools = tuple(
-        _pool_plan(comp, ctx, p, range(bounds[p], bounds[p + 1]), lowest) for p in range(comp.n_pools)
+        _pool_plan(comp, ctx, split, p, range(bounds[p], bounds[p + 1]), lowest) for p in range(comp.n_pools)
     )
     watts_by_class = np.bincount(comp.col_class, weights=n * comp.watts, minlength=len(comp.class_names))
     dev_by_class = np.bincount(comp.col_class, weights=n * comp.devices, minlength=len(comp.class_names))

@@ -24,7 +24,16 @@ every solver path (exact MILP, LP relaxation, greedy) shares, and the node-capac
   sum_nodes floor(free_i / s) * s`` (exact then, and only the rows that can bind); otherwise the
   class's packing columns (maximal per-node patterns, or one column per node and size) with their
   rows, unless every replica the column bounds allow fits anyway;
-* per power domain with a budget: ``sum_j watts_j * n_j <= budget``.
+* per power domain with a budget: ``sum_j watts_j * n_j <= budget``;
+* per size-aware pool (:mod:`inferfleet.core.mix`: two or more buckets, routed by size): split
+  columns ``y[b, j]`` in [0, 1], the fraction of bucket ``b`` sent to column ``j`` (only where ``j``
+  serves ``b`` at the SLO); its demand row is ``sum_{b,j} share_b * y[b, j] + f_p >= 1`` in place of
+  the replica terms, with ``sum_j y[b, j] <= 1`` per bucket and ``sum_b load[b, j] * y[b, j] <= n_j``
+  per column, ``load[b, j] = share_b * need_p / rps[b, j]`` (Mélange's formulation, continuous).
+  For such a column ``rps`` is its fastest bucket's rate, so ``sum_j min(rps_j / need_p, 1) n_j + f_p
+  >= 1`` still holds for every split plan (what the cuts and the drop rows derive from); ``rps_fill``
+  (the whole mix's rate, what any replica surely serves) is what the greedy fills with, and
+  ``rps_low`` (its slowest bucket's) what bounds the replicas a plan may use.
 """
 
 from __future__ import annotations
@@ -35,10 +44,11 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from inferfleet.core.mix import best_split, mixture_rps, size_aware
 from inferfleet.core.patterns import Supply, class_supply, fits_greedily, is_chain
 from inferfleet.core.types import Option, Problem
 
-__all__ = ["CapacityRow", "Compiled", "compile_problem", "packs_decreasing"]
+__all__ = ["CapacityRow", "Compiled", "compile_problem", "packs_decreasing", "split_of"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -89,6 +99,16 @@ class Compiled:
     budgets: FloatArray
     capacity_rows: tuple[CapacityRow, ...]  # classes whose sizes are a chain
     supplies: tuple[Supply, ...]  # packing columns of the other classes whose nodes can bind
+    # request mixes (module notes): per column the rate every replica surely serves and the
+    # slowest bucket's (both ``rps`` for a pool without a split); per size-aware bucket its pool
+    # and share; per split column its replica column, bucket and load (replicas for all of it)
+    rps_fill: FloatArray
+    rps_low: FloatArray
+    bucket_pool: IntArray
+    bucket_share: FloatArray
+    split_col: IntArray
+    split_bucket: IntArray
+    split_load: FloatArray
 
     @property
     def n_cols(self) -> int:
@@ -97,6 +117,16 @@ class Compiled:
     @property
     def n_pools(self) -> int:
         return len(self.problem.pools)
+
+    @property
+    def n_split(self) -> int:
+        return len(self.split_col)
+
+    def aware(self) -> npt.NDArray[np.bool_]:
+        """Per pool: whether it is size-aware (has buckets and split columns)."""
+        out = np.zeros(self.n_pools, dtype=np.bool_)
+        out[self.bucket_pool] = True
+        return out
 
 
 def _capacity(free: Sequence[int], size: int) -> float:
@@ -118,18 +148,40 @@ def compile_problem(problem: Problem) -> Compiled:
     opts: list[Option] = []
     col_pool: list[int] = []
     col_class: list[int] = []
+    rates: list[tuple[float, float, float]] = []  # rps, rps_fill, rps_low per column
+    bucket_pool: list[int] = []
+    bucket_share: list[float] = []
+    split: list[tuple[int, int, float]] = []  # column, bucket, rate
     for pi, pool in enumerate(problem.pools):
+        aware = size_aware(pool)
+        first_bucket = len(bucket_pool)
+        if aware:
+            bucket_pool.extend([pi] * len(pool.buckets))
+            bucket_share.extend(b.share for b in pool.buckets)
         for opt in problem.options.get(pool.key, ()):
             ci = class_index.get(opt.accelerator_class)
-            if ci is None or opt.rps <= 0 or opt.devices <= 0:
+            if ci is None or opt.devices <= 0:
                 continue
+            if aware:
+                if len(opt.bucket_rps) != len(pool.buckets) or max(opt.bucket_rps, default=0.0) <= 0:
+                    continue
+                live = [r for r in opt.bucket_rps if r > 0]
+                shares = [b.share for b in pool.buckets]
+                rates.append((max(live), mixture_rps(shares, opt.bucket_rps), min(live)))
+                split.extend((len(opts), first_bucket + b, r) for b, r in enumerate(opt.bucket_rps) if r > 0)
+            elif opt.rps <= 0:
+                continue
+            else:
+                rates.append((opt.rps, opt.rps, opt.rps))
             opts.append(opt)
             col_pool.append(pi)
             col_class.append(ci)
     cp = np.array(col_pool, dtype=np.int64)
     cc = np.array(col_class, dtype=np.int64)
     devices = np.array([o.devices for o in opts], dtype=np.float64)
-    rps = np.array([o.rps for o in opts], dtype=np.float64)
+    rps = np.array([r[0] for r in rates], dtype=np.float64)
+    rps_fill = np.array([r[1] for r in rates], dtype=np.float64)
+    rps_low = np.array([r[2] for r in rates], dtype=np.float64)
     watts = np.array([o.watts for o in opts], dtype=np.float64)
     cost = np.array([o.dollars_per_hour for o in opts], dtype=np.float64)
     preferred = np.array([o.preferred for o in opts], dtype=np.bool_)
@@ -139,6 +191,12 @@ def compile_problem(problem: Problem) -> Compiled:
     min_r = np.array([max(p.min_replicas, 0) for p in pools], dtype=np.float64)
     max_r = np.array([max(p.max_replicas, 0) for p in pools], dtype=np.float64)
     level = np.array([level_of[p.priority] for p in pools], dtype=np.int64)
+    b_pool = np.array(bucket_pool, dtype=np.int64)
+    b_share = np.array(bucket_share, dtype=np.float64)
+    s_col = np.array([t[0] for t in split], dtype=np.int64)
+    s_bucket = np.array([t[1] for t in split], dtype=np.int64)
+    s_rate = np.array([t[2] for t in split], dtype=np.float64)
+    s_load = b_share[s_bucket] * need[b_pool[s_bucket]] / s_rate if split else np.zeros(0)
 
     churn_rows: list[tuple[int, int, float]] = []
     for pi, pool in enumerate(pools):
@@ -166,6 +224,11 @@ def compile_problem(problem: Problem) -> Compiled:
     np.add.at(cur_on_pair, churn_pair[found], churn_current[found])
     cur_of = cur_on_pair[pair_of_col] if opts else np.zeros(0)
     by_demand = np.ceil(need[cp] / rps - 1e-9) if opts else np.zeros(0)
+    if split:  # a split column may carry every bucket it serves
+        all_of = np.bincount(s_col, weights=s_load, minlength=len(opts))
+        on_split = np.zeros(len(opts), dtype=np.bool_)
+        on_split[s_col] = True
+        by_demand = np.where(on_split, np.ceil(all_of - 1e-9), by_demand)
     ub = np.minimum(max_r[cp], np.maximum(np.maximum(by_demand, min_r[cp]), cur_of))
     # an option's own cap (replicas beyond it could not be scheduled) holds against all of these
     own = np.array([np.inf if o.max_replicas is None else max(o.max_replicas, 0) for o in opts])
@@ -222,6 +285,13 @@ def compile_problem(problem: Problem) -> Compiled:
         budgets=np.array([float(budgets[d]) for d in domain_names], dtype=np.float64),
         capacity_rows=tuple(cap_rows),
         supplies=tuple(supplies),
+        rps_fill=rps_fill,
+        rps_low=rps_low,
+        bucket_pool=b_pool,
+        bucket_share=b_share,
+        split_col=s_col,
+        split_bucket=s_bucket,
+        split_load=s_load,
     )
 
 
@@ -260,3 +330,26 @@ def packs_decreasing(sizes: Sequence[int], free: Sequence[int]) -> bool:
                 hist[best - rest * size] = hist.get(best - rest * size, 0) + 1
             left -= used
     return True
+
+
+def split_of(comp: Compiled, n: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """The best split of every size-aware pool's buckets for replica counts ``n``
+    (:func:`~inferfleet.core.mix.best_split`): the value of each split column, and per pool the
+    fraction of its requests served (1 for pools without a split; theirs is ``n @ rps``)."""
+    y = np.zeros(comp.n_split, dtype=np.float64)
+    served = np.ones(comp.n_pools, dtype=np.float64)
+    for p in np.unique(comp.bucket_pool).tolist():
+        buckets = np.flatnonzero(comp.bucket_pool == p)
+        mine = np.flatnonzero(np.isin(comp.split_bucket, buckets))
+        cols = np.unique(comp.split_col[mine])
+        load = np.full((len(buckets), len(cols)), np.inf)
+        bi = np.searchsorted(buckets, comp.split_bucket[mine])
+        ci = np.searchsorted(cols, comp.split_col[mine])
+        load[bi, ci] = comp.split_load[mine]
+        if comp.need[p] <= 0:
+            served[p] = 1.0
+            continue
+        got, frac = best_split(comp.bucket_share[buckets], load, np.asarray(n, dtype=np.float64)[cols])
+        y[mine] = got[bi, ci]
+        served[p] = frac
+    return y, served

@@ -8,6 +8,10 @@ satisfy the threshold rows always pack when replica sizes divide each other; on 
 sizes the whole lot is packed exactly first, :func:`~inferfleet.core.patterns.pack`, so a solver's
 plan that packs is kept as it is), rounds fractions up where the pool is short and fills what is
 still missing greedily.  Both are deterministic.
+
+A size-aware pool's replicas are counted at ``rps_fill``, the whole mix's rate (what a replica
+surely serves when the pool's traffic is spread in proportion): both stay feasible and leave the
+split itself to the MILP (a column that cannot serve every bucket is not filled here).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from inferfleet.core.formulation import Compiled
+from inferfleet.core.formulation import Compiled, split_of
 from inferfleet.core.patterns import is_chain, pack
 
 __all__ = ["Fleet", "greedy", "repair"]
@@ -93,9 +97,10 @@ class _Pools:
         bounds = np.searchsorted(comp.col_pool, np.arange(comp.n_pools + 1)).tolist()
         self.cols = [range(bounds[p], bounds[p + 1]) for p in range(comp.n_pools)]
         self.cost = comp.cost.tolist()
-        self.rps = comp.rps.tolist()
+        self.rps = comp.rps_fill.tolist()
         self.ub = comp.ub.tolist()
-        ratio = comp.cost / comp.rps * np.where(comp.preferred, 0.999, 1.0)
+        fill = np.where(comp.rps_fill > 0, comp.rps_fill, np.inf)
+        ratio = comp.cost / fill * np.where(comp.preferred, 0.999, 1.0)
         self.ratio = ratio.tolist()
         self.need = comp.need.tolist()
         self.min_r = comp.min_r.tolist()
@@ -108,7 +113,7 @@ def _fill_pool(pools: _Pools, fleet: Fleet, p: int, n: FloatArray, first: list[i
 
     ``first`` are columns to round up by one replica before anything else (while still short).
     """
-    cols = [j for j in pools.cols[p] if pools.ub[j] > 0]
+    cols = [j for j in pools.cols[p] if pools.ub[j] > 0 and pools.rps[j] > 0]
     if not cols:
         return
     cost, rps, ub = pools.cost, pools.rps, pools.ub
@@ -176,7 +181,9 @@ def repair(comp: Compiled, counts: FloatArray) -> FloatArray:
     for j in cols[np.lexsort((cols, comp.level[comp.col_pool[cols]], -comp.devices[cols]))].tolist():
         n[j] = fleet.place(j, int(want[j]))
     frac = counts - want
-    served = np.bincount(comp.col_pool, weights=n * comp.rps, minlength=comp.n_pools)
+    served = np.bincount(comp.col_pool, weights=n * comp.rps_fill, minlength=comp.n_pools)
+    if comp.n_split:  # a size-aware pool serves what its best split does
+        served = np.where(comp.aware(), split_of(comp, n)[1] * comp.need, served)
     count = np.bincount(comp.col_pool, weights=n, minlength=comp.n_pools)
     short = ((served < comp.need - EPS) | (count < comp.min_r)) & (count < comp.max_r)
     pools = _Pools(comp)

@@ -1,14 +1,15 @@
 """The placement model for HiGHS: sparse rows built with numpy, one model passed, phases by costs.
 
 Owns the column layout (replicas, grow binaries, packing columns of the classes whose replica sizes
-are not a chain, shed fractions, missing-minimum slacks, replicas taken off a class, drop credits),
-the sparse matrix of every row :mod:`inferfleet.core.formulation` describes (the churn rows come
-from :mod:`inferfleet.core.churn`, the packing columns and rows from
-:mod:`inferfleet.core.patterns`) plus one row per priority level (the normalised shed of that
-level, used to cap a level once it is optimised), the solver options that make runs reproducible
-(one thread, fixed seed), MIP starts, the integral point a plan's counts imply (and its violation
-of the rows), and the dual bound and status a phase reports.  The same class holds the MILP and its
-LP relaxation.  The solver itself is reached only through :mod:`inferfleet.core.highs`.
+are not a chain, the split columns of size-aware pools (continuous), shed fractions,
+missing-minimum slacks, replicas taken off a class, drop credits), the sparse matrix of every row
+:mod:`inferfleet.core.formulation` describes (the churn rows come from
+:mod:`inferfleet.core.churn`, the packing columns and rows from :mod:`inferfleet.core.patterns`)
+plus one row per priority level (the normalised shed of that level, used to cap a level once it
+is optimised), the solver options that make runs reproducible (one thread, fixed seed), MIP
+starts, the integral point a plan's counts imply (and its violation of the rows), and the dual
+bound and status a phase reports.  The same class holds the MILP and its LP relaxation.  The
+solver itself is reached only through :mod:`inferfleet.core.highs`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from inferfleet.core.churn import ChurnColumns, drop_rows, most_replicas
-from inferfleet.core.formulation import Compiled
+from inferfleet.core.formulation import Compiled, split_of
 from inferfleet.core.highs import INF, OptionValue, Solver, SparseModel
 from inferfleet.core.patterns import supply_values
 
@@ -38,6 +39,7 @@ class Layout:
     grow_pools: IntArray  # running pools that can grow past what runs: binary column n_rep + i
     supply_start: tuple[int, ...]  # first packing column of each of comp.supplies (integer)
     n_pack: int  # packing columns, after the grow binaries
+    n_split: int  # split columns (continuous), after the integer ones; comp.split_* describe them
     shed_pools: IntArray  # pools with demand and a column: shed fraction column shed_start + i
     min_pools: IntArray  # pools with a minimum and a column: missing-minimum column min_start + i
     churn_pairs: IntArray  # churn pairs with columns: taken-off column churn_start + i
@@ -58,8 +60,12 @@ class Layout:
         return self.pack_start + self.n_pack
 
     @property
-    def shed_start(self) -> int:
+    def split_start(self) -> int:
         return self.n_int
+
+    @property
+    def shed_start(self) -> int:
+        return self.n_int + self.n_split
 
     @property
     def min_start(self) -> int:
@@ -162,7 +168,12 @@ class HighsModel:
         gp = lay.grow_pools
         x[lay.n_rep : lay.pack_start] = count[gp] > comp.running[gp] + 1e-9
         sp = lay.shed_pools
-        x[lay.shed_start : lay.min_start] = np.clip(1.0 - served[sp] / comp.need[sp], 0.0, 1.0)
+        shed = np.clip(1.0 - served[sp] / comp.need[sp], 0.0, 1.0)
+        if comp.n_split:  # size-aware pools: their best split for these counts
+            y, frac = split_of(comp, n)
+            x[lay.split_start : lay.shed_start] = y
+            shed = np.where(comp.aware()[sp], np.clip(1.0 - frac[sp], 0.0, 1.0), shed)
+        x[lay.shed_start : lay.min_start] = shed
         mp = lay.min_pools
         x[lay.min_start : lay.churn_start] = np.maximum(comp.min_r[mp] - count[mp], 0.0)
         if len(lay.churn_pairs):
@@ -219,9 +230,11 @@ class _Rows:
 
     def add(self, r: IntArray, c: IntArray, v: FloatArray, lo: FloatArray, hi: FloatArray) -> int:
         first = self.count
-        self.rows.append(np.asarray(r, dtype=np.int64) + first)
-        self.cols.append(np.asarray(c, dtype=np.int64))
-        self.vals.append(np.asarray(v, dtype=np.float64))
+        v = np.asarray(v, dtype=np.float64)
+        nz = v != 0.0
+        self.rows.append(np.asarray(r, dtype=np.int64)[nz] + first)
+        self.cols.append(np.asarray(c, dtype=np.int64)[nz])
+        self.vals.append(v[nz])
         self.lower.append(np.asarray(lo, dtype=np.float64))
         self.upper.append(np.asarray(hi, dtype=np.float64))
         self.count += len(lo)
@@ -248,6 +261,12 @@ class _Rows:
             v = np.concatenate([v, np.ones(k)])
         return self.add(r, c, v, rhs_lo, rhs_hi)
 
+    def extend(self, r: IntArray, c: IntArray, v: FloatArray) -> None:
+        """Entries in rows already added (``r`` absolute row numbers)."""
+        self.rows.append(np.asarray(r, dtype=np.int64))
+        self.cols.append(np.asarray(c, dtype=np.int64))
+        self.vals.append(np.asarray(v, dtype=np.float64))
+
     def single(self, cols: IntArray, vals: FloatArray, lo: float, hi: float) -> int:
         return self.add(np.zeros(len(cols), dtype=np.int64), cols, vals, np.array([lo]), np.array([hi]))
 
@@ -270,21 +289,27 @@ def build_model(comp: Compiled, *, integer: bool) -> tuple[Layout, SparseModel]:
     pack0 = grow0 + len(grow_pools)
     supply_start = tuple(int(v) for v in pack0 + np.cumsum([0] + [sp.n_cols for sp in comp.supplies])[:-1])
     n_pack = sum(sp.n_cols for sp in comp.supplies)
-    shed0 = pack0 + n_pack
+    split0 = pack0 + n_pack
+    shed0 = split0 + comp.n_split
     min0 = shed0 + len(shed_pools)
     churn0 = min0 + len(min_pools)
     drop0 = churn0 + len(churn_pairs)
     rows = _Rows()
     ones = np.ones(n_rep)
     inf_k = np.full(len(shed_pools), INF)
+    aware = comp.aware()
     demand0 = rows.per_pool(
         comp,
         shed_pools,
         shed0,
         np.ones(len(shed_pools)),
         inf_k,
-        np.minimum(comp.rps / np.maximum(comp.need[comp.col_pool], 1e-12), 1.0),
+        np.where(
+            aware[comp.col_pool], 0.0, np.minimum(comp.rps / np.maximum(comp.need[comp.col_pool], 1e-12), 1.0)
+        ),
     )
+    if comp.n_split:
+        _split_rows(comp, rows, shed_pools, demand0, split0)
     rows.per_pool(comp, min_pools, min0, comp.min_r[min_pools], np.full(len(min_pools), INF), ones)
     max_pools = np.flatnonzero(ub_sum > comp.max_r)
     rows.per_pool(comp, max_pools, None, np.full(len(max_pools), -INF), comp.max_r[max_pools], ones)
@@ -359,6 +384,7 @@ def build_model(comp: Compiled, *, integer: bool) -> tuple[Layout, SparseModel]:
             comp.col_pool,
             grow_pools,
             np.full(n_pack, -1),
+            comp.col_pool[comp.split_col],
             shed_pools,
             min_pools,
             comp.churn_pool[churn_pairs],
@@ -370,6 +396,7 @@ def build_model(comp: Compiled, *, integer: bool) -> tuple[Layout, SparseModel]:
         grow_pools=grow_pools,
         supply_start=supply_start,
         n_pack=n_pack,
+        n_split=comp.n_split,
         shed_pools=shed_pools,
         min_pools=min_pools,
         churn_pairs=churn_pairs,
@@ -392,6 +419,7 @@ def build_model(comp: Compiled, *, integer: bool) -> tuple[Layout, SparseModel]:
                 comp.ub,
                 np.ones(len(grow_pools)),
                 *(sp.upper for sp in comp.supplies),
+                np.ones(comp.n_split),
                 np.ones(len(shed_pools)),
                 comp.min_r[min_pools],
                 comp.churn_current[churn_pairs],
@@ -406,3 +434,26 @@ def build_model(comp: Compiled, *, integer: bool) -> tuple[Layout, SparseModel]:
         n_int=lay.n_int if integer else None,
     )
     return lay, lp
+
+
+def _split_rows(comp: Compiled, rows: _Rows, shed_pools: IntArray, demand0: int, split0: int) -> None:
+    """The split of size-aware pools (:mod:`~inferfleet.core.formulation` notes): share-weighted
+    split columns in their pools' demand rows, one row per bucket and one per split replica column."""
+    k = comp.n_split
+    idx = np.arange(k, dtype=np.int64)
+    row_of = np.full(comp.n_pools, -1, dtype=np.int64)
+    row_of[shed_pools] = demand0 + np.arange(len(shed_pools))
+    pool = comp.bucket_pool[comp.split_bucket]
+    on = row_of[pool] >= 0
+    rows.extend(row_of[pool[on]], split0 + idx[on], comp.bucket_share[comp.split_bucket[on]])
+    nb = len(comp.bucket_pool)
+    rows.add(comp.split_bucket, split0 + idx, np.ones(k), np.full(nb, -INF), np.ones(nb))
+    cols, col_row = np.unique(comp.split_col, return_inverse=True)
+    m = len(cols)
+    rows.add(
+        np.concatenate([col_row, np.arange(m)]),
+        np.concatenate([split0 + idx, cols]),
+        np.concatenate([comp.split_load, -np.ones(m)]),
+        np.full(m, -INF),
+        np.zeros(m),
+    )

@@ -10,10 +10,12 @@ planner's concern; only a replica larger than one whole node of the class is unf
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Sequence
 
 from inferfleet.core.cost import replica_dollars_per_hour
+from inferfleet.core.mix import bucket_rates, check_buckets, size_aware
 from inferfleet.core.performance import estimate
 from inferfleet.core.power import replica_watts
 from inferfleet.core.types import (
@@ -76,11 +78,20 @@ def build_problem(pools: Sequence[Pool], classes: Sequence[AcceleratorClass], po
     options: dict[str, tuple[Option, ...]] = {}
     unfit: dict[str, dict[str, Unfit]] = {}
     for pool in sorted_pools:
+        check_buckets(pool)
         fits: list[Option] = []
         why: dict[str, Unfit] = {}
         for cls in sorted_classes:
             if pool.allowed_classes is not None and cls.name not in pool.allowed_classes:
                 why[cls.name] = NOT_ALLOWED
+                continue
+            if pool.buckets:  # demand as request sizes (core.mix)
+                rated = bucket_rates(pool, corrected_slo(pool, cls.name), cls)
+                if isinstance(rated, Unfit):
+                    why[cls.name] = rated
+                    continue
+                opt = _option(pool, cls, rated[0], utilisation, policy)
+                fits.append(dataclasses.replace(opt, bucket_rps=rated[1]) if size_aware(pool) else opt)
                 continue
             est = estimate(pool.model, pool.workload, corrected_slo(pool, cls.name), cls)
             if not isinstance(est, Estimate):

@@ -20,6 +20,7 @@ __all__ = [
     "AcceleratorClass",
     "Binding",
     "BindingKind",
+    "Bucket",
     "ClassUse",
     "DomainUse",
     "Estimate",
@@ -36,6 +37,7 @@ __all__ = [
     "Problem",
     "Profile",
     "ProfilePoint",
+    "Routing",
     "SolverStats",
     "Unfit",
     "UnfitKind",
@@ -149,6 +151,22 @@ class Workload:
 
 
 @dataclasses.dataclass(frozen=True)
+class Bucket:
+    """One request size of a pool's demand: its representative request and its share of the pool's
+    req/s (a pool's shares sum to 1; :mod:`inferfleet.core.mix` checks them)."""
+
+    workload: Workload
+    share: float
+
+
+class Routing(enum.StrEnum):
+    """How a pool's requests reach its replicas when its demand is a mix of buckets."""
+
+    MIXED = "mixed"  # every replica sees the whole mix: a replica's capacity is the mixture's
+    SIZE_AWARE = "sizeAware"  # each class receives the buckets the plan gives it
+
+
+@dataclasses.dataclass(frozen=True)
 class Pool:
     """One InferencePool as the planner sees it."""
 
@@ -166,6 +184,10 @@ class Pool:
     # class -> (TTFT, TPOT) correction factors learnt from measurements: the class is planned
     # against SLO / factor (``core.correction``); absent means 1.
     slo_factors: Mapping[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
+    # Demand as request sizes (empty: every request is ``workload``); ``routing`` says how they
+    # reach the replicas (:mod:`inferfleet.core.mix`).
+    buckets: tuple[Bucket, ...] = ()
+    routing: Routing = Routing.MIXED
 
 
 @dataclasses.dataclass(frozen=True)
@@ -238,6 +260,9 @@ class Option:
     tpot_s: float = 0.0
     preferred: bool = False
     max_replicas: int | None = None  # at most this many (None: no cap of its own)
+    # Size-aware pools only: req/s per replica at the SLO of each of the pool's buckets, in its
+    # order (0: the class cannot serve that bucket); ``rps`` is then the whole mix's.
+    bucket_rps: tuple[float, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -296,6 +321,9 @@ class Placement:
     rps_capacity: float  # total
     ttft_s: float
     tpot_s: float
+    # Size-aware pools: the req/s of each of the pool's buckets routed to these replicas (of its
+    # demand, in bucket order); empty otherwise.
+    bucket_rps: tuple[float, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
