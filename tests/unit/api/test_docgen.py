@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+import yaml
 
 from inferfleet.api import docgen
 from inferfleet.api.conditions import EVENT_DOCS, REASON_DOCS, TYPE_DOCS, ConditionType, EventReason, Reason
@@ -42,3 +43,26 @@ def test_reasons_from_the_core_are_in_the_catalogue() -> None:
     reasons = section(docgen.render(), "Condition reasons")
     assert all(f"`{p.value}`" in reasons for p in MetricsProblem)
     assert all(f"`{s.value}`" in reasons for s in PlanStatus)
+
+
+def test_the_vllm_example_is_a_valid_server_template_and_reaches_the_pod() -> None:
+    from examples import example
+
+    from inferfleet.api.acceleratorclass import AcceleratorClass
+    from inferfleet.api.inferencepool import InferencePool
+    from inferfleet.api.validation import validate_object
+    from inferfleet.reconcile import children
+
+    doc = example("InferencePool", "chat-70b")
+    doc["spec"]["server"] = yaml.safe_load(docgen.VLLM_SERVER_EXAMPLE)["server"]
+    pool = validate_object(InferencePool, doc, "docs/api.md")
+    dep = children.build_deployment(
+        pool, AcceleratorClass.model_validate(example("AcceleratorClass", "h100")), 1, 4
+    )
+    spec = dep["spec"]["template"]["spec"]
+    assert spec["serviceAccountName"] == "vllm"
+    assert spec["volumes"][0] == {
+        "name": "inferfleet-shm",
+        "emptyDir": {"medium": "Memory", "sizeLimit": "32Gi"},
+    }
+    assert docgen.VLLM_SERVER_EXAMPLE.splitlines()[1] in docgen.render()
