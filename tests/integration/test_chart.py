@@ -387,6 +387,8 @@ def test_service_account_may_do_exactly_what_the_operator_needs(
         ("escalate", "roles.rbac.authorization.k8s.io"),
         ("impersonate", "users"),
         ("create", "serviceaccounts/token", "-n", ns),
+        ("create", "tokenreviews.authentication.k8s.io"),  # only with metrics.secure
+        ("create", "subjectaccessreviews.authorization.k8s.io"),
         ("*", "*"),
     ]
     wrong = [" ".join(a) for a in allowed if not can_i(cluster, kubeconfig, *a)]
