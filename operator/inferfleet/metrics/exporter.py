@@ -249,7 +249,11 @@ class OperatorMetrics:
             registry=reg,
         )
         self.writes = Counter(
-            "inferfleet_api_writes_total", "Writes to the Kubernetes API.", ("kind", "verb"), registry=reg
+            "inferfleet_api_writes_total",
+            "Writes to the Kubernetes API by kind and verb; verb dropped counts Events over their "
+            "object's rate limit, not written.",
+            ("kind", "verb"),
+            registry=reg,
         )
         self.last_success = Gauge(
             "inferfleet_last_successful_plan_timestamp_seconds",
