@@ -49,13 +49,25 @@ _DECIMAL = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,6})?$")
 DECIMAL_PATTERN = r"^[0-9]{1,12}(\.[0-9]{1,6})?$"
 
 
+INT64_MAX: Final = 2**63 - 1
+
+
+def _check_int(value: int) -> None:
+    """An integer as the API server reads it: JSON past int64 is a number, no integer."""
+    if value < 0:
+        raise ValueError(f"must not be negative, got {value}")
+    if value > INT64_MAX:
+        raise ValueError(
+            f"must be at most {INT64_MAX} (an int64; write larger values as strings), got {value}"
+        )
+
+
 def parse_decimal(value: Any) -> float:
     """A non-negative decimal given as an integer or a string such as ``"12.29"``; never a YAML float."""
     if isinstance(value, bool):
         raise ValueError('must be a number such as 12 or "12.5", not a boolean')
     if isinstance(value, int):
-        if value < 0:
-            raise ValueError(f"must not be negative, got {value}")
+        _check_int(value)
         return float(value)
     if isinstance(value, float):
         raise ValueError(f'write fractional numbers as strings ("{value}"): Kubernetes specs avoid floats')
@@ -116,8 +128,7 @@ def parse_quantity(value: Any) -> decimal.Decimal:
             "a YAML number with a point is no integer, and a quantity field takes an integer or a string"
         )
     if isinstance(value, int):
-        if value < 0:
-            raise ValueError(f"must not be negative, got {value}")
+        _check_int(value)
         return decimal.Decimal(value)
     if isinstance(value, str) and len(value) <= QUANTITY_MAX_LENGTH:
         match = _QUANTITY.match(value)
