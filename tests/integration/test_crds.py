@@ -840,3 +840,36 @@ def test_quantities_the_upstream_pattern_admits_but_ours_refuses_are_refused_in_
         assert proc.returncode != 0, value
         rc, out = apply(cluster, changed(pool({"spec.server.cpu": value})))
         assert rc != 0 and "spec.server.cpu" in out, out
+
+
+def test_the_api_server_and_the_quantity_parser_agree_on_random_strings(
+    kube_api: Any, crds: list[Path]
+) -> None:
+    """Strings over a quantity's alphabet (seeded): the API server (schema: pattern, maxLength) and
+    ``inferfleet plan`` (common.parse_quantity) accept exactly the same ones."""
+    import random
+
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    rng = random.Random(13)
+    alphabet = "0123456789.+-eEiKMGTPnumk"
+    samples = {"".join(rng.choice(alphabet) for _ in range(rng.randint(1, 6))) for _ in range(300)}
+    samples |= {"1" * 32, "1" * 33, "1e99", "1e100", "0.5", "500m", "1.5Gi"}
+    custom = client.CustomObjectsApi(kube_api)
+    disagreements, accepted = [], 0
+    for text in sorted(samples):
+        obj = changed(pool({"spec.server.cpu": text}))
+        try:
+            custom.create_namespaced_custom_object(
+                "inferfleet.dev", "v1alpha1", "default", "inferencepools", obj, dry_run="All"
+            )
+            server_ok = True
+        except ApiException as exc:
+            server_ok = exc.status == 409  # AlreadyExists comes after validation
+        said = offline("InferencePool", obj)
+        accepted += server_ok
+        if server_ok != (said is None):
+            disagreements.append((text, server_ok, said))
+    assert disagreements == []
+    assert 20 < accepted < len(samples) - 20  # both kinds were tried
