@@ -519,6 +519,10 @@ CHANGES = [
         for q in ("2e3", "0.5", ".5", "5.", "+1", "1e-3", "500m", "1.5Gi", "64G", "999Ei", "1n", "12E")
     ),
     pytest.param(pool({"spec.server.sharedMemory": {"sizeLimit": "16Gi"}}), id="shared-memory-limited"),
+    *(
+        pytest.param(pool(volumes(EMPTY_AB, [{"name": "a", "mountPath": path}])), id=f"mount-path-{path}")
+        for path in ("/a/../b", "/a:b", "/", "/a//b/", "/~user/x@1")
+    ),
     pytest.param(
         pool(
             {"spec.server.podSecurityContext": {"seccompProfile": {"type": "Localhost"}}},
