@@ -6,8 +6,12 @@ a ClusterRole allowing it: 200; a token the server never issued: 401."""
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import signal
 import ssl
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -18,7 +22,7 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
-from test_chart import CHART, sa_kubeconfig
+from test_chart import CHART, ROOT, free_port, sa_kubeconfig
 
 from inferfleet.kube.access import AccessReviewer
 from inferfleet.kube.client import NotFound, make_api_client, request
@@ -185,3 +189,57 @@ def test_the_charts_rbac_is_enough_to_review_and_its_reader_role_to_scrape(
         cluster.kubectl("delete", "-f", "-", "--ignore-not-found", input=rendered, check=False)
         with contextlib.suppress(NotFound):
             request(kube_api, "DELETE", f"{RBAC}/clusterrolebindings/{reader}")
+
+
+def test_the_operator_run_with_metrics_secure_serves_https_to_an_authorised_token_only(
+    cluster: Cluster, readers: dict[str, str], certificate: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """`inferfleet run --metrics-secure` wires the reviewer into its endpoint (the health port stays
+    plain HTTP for the kubelet's probes)."""
+    cert, key = certificate
+    metrics_port, health_port = free_port(), free_port()
+    log = tmp_path / "operator.log"
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    env["PYTHONPATH"] = str(ROOT / "operator")
+    cmd = [
+        sys.executable,
+        "-m",
+        "inferfleet",
+        "run",
+        f"--kubeconfig={cluster.kubeconfig}",
+        "--no-leader-elect",
+        f"--metrics-port={metrics_port}",
+        f"--health-port={health_port}",
+        "--metrics-secure",
+        f"--metrics-cert-file={cert}",
+        f"--metrics-key-file={key}",
+        "--log-format=json",
+    ]
+    trust = ssl.create_default_context(cafile=str(cert))
+    url = f"https://127.0.0.1:{metrics_port}/metrics"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                with contextlib.suppress(urllib.error.URLError, ConnectionError):  # not listening yet
+                    if get(url, None, trust)[0] == 401:
+                        break
+                assert proc.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, "the secure endpoint never answered"
+                time.sleep(0.2)
+            assert get(url, readers["nobody"], trust)[0] == 403
+            code, body = get(url, readers["reader"], trust)
+            assert code == 200 and "inferfleet_leader 1.0" in body
+            with urllib.request.urlopen(f"http://127.0.0.1:{health_port}/healthz", timeout=5) as rsp:
+                assert rsp.status == 200
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    assert lines and all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+    assert "Traceback" not in log.read_text()
