@@ -69,7 +69,9 @@ def previous_version() -> tuple[str, str]:
         version = yaml.safe_load(git("show", f"{commit}:charts/inferfleet/Chart.yaml"))["version"]
         if version != current:
             return commit, str(version)
-    pytest.fail(f"no commit has a chart version other than {current}", pytrace=False)
+    shallow = git("rev-parse", "--is-shallow-repository").strip() == "true"
+    why = " (a shallow clone: `git fetch --unshallow`)" if shallow else ""
+    pytest.fail(f"no commit has a chart version other than {current}{why}", pytrace=False)
 
 
 def extract(commit: str, into: Path) -> Path:
