@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import random
 
 import numpy as np
 import pytest
@@ -26,6 +27,8 @@ from inferfleet.core.types import (
     Unfit,
     Workload,
 )
+from inferfleet_dev.simulate.calibrate import calibrate
+from inferfleet_dev.simulate.engine import Replica, Request
 
 H100 = AcceleratorClass("h100", REFERENCE_HARDWARE["H100-SXM5-80GB"], 8, 3.0, "dc", node_free_devices=(8, 8))
 MODEL = ModelSpec("llama-8b", 8.0)
@@ -124,3 +127,27 @@ def test_best_split_serves_the_most_within_each_columns_replicas() -> None:
     assert y.sum(axis=1) == pytest.approx([1.0, 1.0])
     _, none = best_split(shares, load, np.zeros(2))
     assert none == 0.0
+
+
+def test_mixture_rate_is_the_simulated_replicas_at_saturation() -> None:
+    """The load model behind the mixture (each request takes 1 / rps_b of a replica's second) against
+    the fleet simulator's continuous-batching engine: a backlog of requests of one bucket, of the
+    other, and of the mix, each run to completion on one replica (L4, llama-8b)."""
+    cls = AcceleratorClass("L4", REFERENCE_HARDWARE["L4"], 8, 0.6, "dc", node_free_devices=(8,))
+    cal = calibrate(Pool("ns/p", MODEL, SLO(), Workload(1000, 200), 1.0), cls)
+    short, long = (200, 50), (3000, 400)
+
+    def throughput(share_short: float, n: int = 2000) -> float:
+        rng = random.Random(7)
+        replica = Replica(cal.step, kv_capacity_tokens=cal.kv_capacity_tokens, max_num_seqs=64)
+        reqs = [Request(0.0, *(short if rng.random() < share_short else long)) for _ in range(n)]
+        for r in reqs:
+            assert replica.submit(r)
+        replica.advance(1e9)
+        return n / max(r.finish or 0.0 for r in reqs)
+
+    alone = throughput(1.0), throughput(0.0)
+    assert alone[0] > 5 * alone[1]  # sizes that matter
+    for s in (0.2, 0.5, 0.8):
+        predicted = mixture_rps([s, 1 - s], list(alone))
+        assert throughput(s) == pytest.approx(predicted, rel=0.05)
