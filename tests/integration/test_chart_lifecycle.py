@@ -240,7 +240,7 @@ def test_install_restricted_upgrade_without_rollouts_and_uninstall_with_live_poo
         with operator(old, kubeconfig, ns, log):
             wait_for(fleet.placed, timeout=120, what="the previous operator to place both pools")
         before = fleet.rollout_state()
-        assert len(before) == 2, before
+        assert len(before) == 2 and all(hashes for _, _, hashes in before.values()), before
 
         # 2. upgrade to this chart; this operator takes over from the previous one
         figures["upgrade_s"] = round(timed(lambda: install(CHART, "upgrade")), 1)
