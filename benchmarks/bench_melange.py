@@ -19,6 +19,12 @@ move to a class that draws more per req/s or be shed.  A bucket no GPU serves at
 SLO is left out on both sides (said per case); Mélange's profile zeros (no rate) become 1e-6
 req/s there (its solver divides by the rate).
 
+Last, the mixed-routing capacity model against the fleet simulator at an SLO: one L4 replica of
+llama-8b (the simulator's engine, calibrated from the roofline), Poisson arrivals for 300 s, the
+highest rate whose p95 TTFT (2 s) and p95 TPOT (80 ms) hold (bisection), for 200/50-token requests
+alone, 3000/400 alone, their mixes at 20/50/80% short, and the mean request of each mix; beside
+``mixture_rps`` of the two rates alone.
+
 Figures only: nothing is asserted.  Run::
 
     ./scripts/bench melange [--melange DIR] [--aibrix DIR] [--slice-factors 1,8]
@@ -32,7 +38,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -42,6 +50,7 @@ from typing import Any
 
 from inferfleet.core.mix import mixture_rps
 from inferfleet.core.planner import solve
+from inferfleet.core.reference import REFERENCE_HARDWARE
 from inferfleet.core.types import (
     SLO,
     AcceleratorClass,
@@ -56,6 +65,8 @@ from inferfleet.core.types import (
     Routing,
     Workload,
 )
+from inferfleet_dev.simulate.calibrate import calibrate
+from inferfleet_dev.simulate.engine import Replica, Request
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "inferfleet"
 VENV = CACHE / "melange-venv"
@@ -298,6 +309,61 @@ def _fleet(plan: Plan) -> str:
     return (where or "-") + shed
 
 
+def simulated_rate(sizes: list[tuple[tuple[int, int], float]], slo: SLO, seconds: float = 300.0) -> float:
+    """The highest Poisson rate one simulated L4 replica of llama-8b serves within ``slo`` (p95 of the
+    requests after the first fifth), by bisection; ``sizes`` are ((input, output), weight)."""
+    cls = AcceleratorClass("L4", REFERENCE_HARDWARE["L4"], 8, 0.6, "dc", node_free_devices=(8,))
+    cal = calibrate(Pool("sim/l4", ModelSpec("llama-8b", 8.0), SLO(), Workload(1000, 200), 1.0), cls)
+
+    def p95(xs: list[float]) -> float:
+        xs = sorted(xs)
+        return xs[int(0.95 * (len(xs) - 1))]
+
+    def holds(rate: float) -> bool:
+        rng = random.Random(3)
+        replica = Replica(cal.step, kv_capacity_tokens=cal.kv_capacity_tokens, max_num_seqs=256)
+        t, reqs = 0.0, []
+        while (t := t + rng.expovariate(rate)) <= seconds:
+            n_in, n_out = rng.choices([sz for sz, _ in sizes], weights=[w for _, w in sizes])[0]
+            req = Request(t, n_in, n_out)
+            replica.advance(t)
+            replica.submit(req)
+            reqs.append(req)
+        replica.advance(seconds * 3)
+        kept = reqs[len(reqs) // 5 :]
+        done = [r for r in kept if r.finish is not None]
+        if not done or len(done) < 0.95 * len(kept):
+            return False
+        tpots = [v for r in done if (v := r.tpot) is not None]
+        return p95([r.ttft for r in done]) <= (slo.ttft_s or math.inf) and (
+            not tpots or p95(tpots) <= (slo.tpot_s or math.inf)
+        )
+
+    lo, hi = 0.01, 100.0
+    for _ in range(18):
+        mid = math.sqrt(lo * hi)
+        lo, hi = (mid, hi) if holds(mid) else (lo, mid)
+    return lo
+
+
+def simulated_mixture() -> None:
+    slo = SLO(ttft_s=2.0, tpot_s=0.08)
+    short, long = (200, 50), (3000, 400)
+    alone = simulated_rate([(short, 1.0)], slo), simulated_rate([(long, 1.0)], slo)
+    print("\n== mixed routing against the simulator at an SLO (one L4, llama-8b, p95 TTFT 2 s, TPOT 80 ms)")
+    print(f"200/50 alone {alone[0]:.3f} req/s, 3000/400 alone {alone[1]:.3f} req/s")
+    print(
+        f"{'short share':>11} {'mix simulated':>13} {'mixture_rps':>11} {'ratio':>6} "
+        f"{'mean request simulated':>22}"
+    )
+    for s in (0.2, 0.5, 0.8):
+        mix = simulated_rate([(short, s), (long, 1 - s)], slo)
+        mean = (round(s * short[0] + (1 - s) * long[0]), round(s * short[1] + (1 - s) * long[1]))
+        typical = simulated_rate([(mean, 1.0)], slo)
+        predicted = mixture_rps([s, 1 - s], list(alone))
+        print(f"{s:11.1f} {mix:13.3f} {predicted:11.3f} {mix / predicted:6.2f} {typical:22.3f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--melange", type=Path, default=MIRRORS / "tyler-griggs+melange-release" / "repo")
@@ -350,6 +416,7 @@ def main() -> None:
             f"{_fleet(aware)}; {_fleet(mixed)}"
         )
     print(f"\n(watts a GPU: {', '.join(f'{g} {w:.0f} W' for g, w in WATTS.items())})")
+    simulated_mixture()
 
 
 if __name__ == "__main__":
