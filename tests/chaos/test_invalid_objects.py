@@ -3,6 +3,9 @@
 on a manifest file of the object) and the operator's own validation (``reconcile.validate``, in
 process); all three must agree on each row, refusing it with the same field named, or accepting it.
 
+Then the children the operator would build of every valid row are applied (a server-side dry
+run): none is refused.
+
 Fast by batching: every row's object is created against one namespace through one client, and
 ``plan`` reads every row's file in one run (it reports every problem before failing, each line
 naming its file); a row the API server accepts but the operator reports (``expect: operator``)
@@ -28,8 +31,12 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from inferfleet.api.acceleratorclass import AcceleratorClass
+from inferfleet.api.inferencepool import InferencePool
+from inferfleet.reconcile import children
 from inferfleet.reconcile.ports import Snapshot
 from inferfleet.reconcile.validate import key_of, validate
+from inferfleet_dev.cluster import Cluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 ROOT = Path(__file__).resolve().parents[2]
@@ -295,3 +302,43 @@ def test_the_api_server_plan_and_the_operator_agree(verdicts: Verdicts, row: Row
     assert operator is not None, f"the operator accepted it ({row.why})"
     assert not row.operator_pending, f"the operator now refuses it: drop operatorPending of {row.name}"
     assert names(operator, row.field), f"the operator did not name the field: {operator}"
+
+
+def test_every_valid_row_yields_children_the_api_server_accepts(
+    cluster: Cluster, verdicts: Verdicts, table_namespace: str
+) -> None:
+    """The operator never writes a child the API server refuses for something the CRD let in: the
+    Deployment (of the row's pool on the base class, or of the base pool on the row's class) and
+    Service of every valid row, applied as the operator applies them (server-side, field manager
+    inferfleet), as a dry run."""
+    table = rows()
+    base_pool = {**copy.deepcopy(bases()["InferencePool"]), "metadata": {"name": "chat-70b"}}
+    base_pool["metadata"]["namespace"] = table_namespace
+    pairs = [
+        (verdicts.objects[r.name], bases()["AcceleratorClass"])
+        for r in table
+        if r.expect == "valid" and r.kind == "InferencePool"
+    ] + [
+        (base_pool, verdicts.objects[r.name])
+        for r in table
+        if r.expect == "valid" and r.kind == "AcceleratorClass"
+    ]
+    assert len(pairs) > 40
+    items = []
+    for pool_doc, class_doc in pairs:
+        owned = {**pool_doc, "metadata": {**pool_doc["metadata"], "uid": str(uuid.uuid4())}}
+        pool = InferencePool.model_validate(owned)
+        cls = AcceleratorClass.model_validate(class_doc)
+        items += [children.build_deployment(pool, cls, 1, 1), children.build_service(pool)]
+    proc = cluster.kubectl(
+        "apply",
+        "--server-side",
+        "--dry-run=server",
+        "--field-manager=inferfleet",
+        "-f",
+        "-",
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}),
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("serverside-applied") == len(items)
