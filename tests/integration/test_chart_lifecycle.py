@@ -9,6 +9,10 @@ Deployments and the Lease left; no finalizers), and the namespaces then delete w
 Every operator here runs as a local process with a token of the release's ServiceAccount (the
 chart's pods are kwok fakes), so its RBAC is the chart's. The figures (install and upgrade time,
 rollouts, leftovers, namespace deletion time) are printed: `pytest -s` shows them.
+``INFERFLEET_UPGRADE_FROM=<commit>`` upgrades from another commit instead. The CRDs are this
+version's throughout (the session's), so an operator older than a defaulted CRD field sees that
+field and, reading strictly, refuses the object (78258b4 and a473de0 do, for
+spec.planning.unschedulableHoldSeconds): such a version cannot be the "previous" one here.
 """
 
 from __future__ import annotations
@@ -32,7 +36,6 @@ from test_chart import (
     condition,
     create_namespace,
     denials,
-    example,
     free_port,
     helm,
     helm_bin,
@@ -63,8 +66,13 @@ def git(*args: str) -> str:
 
 
 def previous_version() -> tuple[str, str]:
-    """(commit, chart version) of the newest commit whose chart version differs from this one's."""
+    """(commit, chart version) of the newest commit whose chart version differs from this one's;
+    $INFERFLEET_UPGRADE_FROM names another commit to upgrade from (e.g. an older release)."""
     current = yaml.safe_load((CHART / "Chart.yaml").read_text())["version"]
+    chosen = os.environ.get("INFERFLEET_UPGRADE_FROM")
+    if chosen:
+        commit = git("rev-parse", chosen).strip()
+        return commit, str(yaml.safe_load(git("show", f"{commit}:charts/inferfleet/Chart.yaml"))["version"])
     for commit in git("log", "--format=%H", "--", "charts/inferfleet").split():
         version = yaml.safe_load(git("show", f"{commit}:charts/inferfleet/Chart.yaml"))["version"]
         if version != current:
@@ -75,10 +83,13 @@ def previous_version() -> tuple[str, str]:
 
 
 def extract(commit: str, into: Path) -> Path:
-    """The chart and the operator of ``commit`` under ``into``."""
+    """The chart, the operator and the examples of ``commit`` under ``into``."""
     into.mkdir(parents=True, exist_ok=True)
     archive = subprocess.run(
-        ["git", "archive", commit, "charts/inferfleet", "operator"], cwd=ROOT, capture_output=True, check=True
+        ["git", "archive", commit, "charts/inferfleet", "operator", "examples"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True, timeout=60)
     return into
@@ -117,6 +128,15 @@ def operator(
                 proc.wait()
 
 
+def example(root: Path, kind: str, name: str) -> dict[str, Any]:
+    """An object of ``root``'s examples/ (the previous version's: what its users applied)."""
+    for path in sorted((root / "examples").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc["kind"] == kind and doc["metadata"]["name"] == name:
+                return dict(doc)
+    raise LookupError(f"{kind} {name} in {root}/examples")
+
+
 def timed(fn: Callable[[], Any]) -> float:
     start = time.monotonic()
     fn()
@@ -126,8 +146,8 @@ def timed(fn: Callable[[], Any]) -> float:
 class Fleet:
     """A class over four l4 nodes labelled for this test, the "default" policy if none, two pools."""
 
-    def __init__(self, kube_api: Any, cluster: Cluster) -> None:
-        self.api, self.cluster = kube_api, cluster
+    def __init__(self, kube_api: Any, cluster: Cluster, examples: Path) -> None:
+        self.api, self.cluster, self.examples = kube_api, cluster, examples
         self.cls = f"it-life-{uuid.uuid4().hex[:5]}"
         self.namespace = create_namespace(cluster, "it-life-pools")
         self.pools = ["embed", "embed-two"]
@@ -145,17 +165,22 @@ class Fleet:
 
     def create(self) -> None:
         self.label(self.cls)
-        cls = example("AcceleratorClass", "l4")
+        cls = example(self.examples, "AcceleratorClass", "l4")
         cls["metadata"] = {"name": self.cls}
         cls["spec"]["nodeSelector"] = {**cls["spec"]["nodeSelector"], LABEL: self.cls}
         request(self.api, "POST", f"{GROUP}/acceleratorclasses", body=cls)
         try:
             request(self.api, "GET", f"{GROUP}/fleetpolicies/default")
         except NotFound:
-            request(self.api, "POST", f"{GROUP}/fleetpolicies", body=example("FleetPolicy", "default"))
+            request(
+                self.api,
+                "POST",
+                f"{GROUP}/fleetpolicies",
+                body=example(self.examples, "FleetPolicy", "default"),
+            )
             self.created_policy = True
         for name in self.pools:
-            pool = example("InferencePool", "embed")
+            pool = example(self.examples, "InferencePool", "embed")
             pool["metadata"] = {"name": name, "namespace": self.namespace}
             pool["spec"]["placement"] = {"allowedClasses": [self.cls]}
             pool["spec"]["demand"]["requestsPerSecond"] = 500
@@ -226,7 +251,7 @@ def test_install_restricted_upgrade_without_rollouts_and_uninstall_with_live_poo
     fullname = f"{name}-inferfleet"
     values = values_file(tmp_path, "values", {"crds": {"enabled": False}, **TOLERATE_FLEET})
     log = tmp_path / "operator.log"
-    fleet = Fleet(kube_api, cluster)
+    fleet = Fleet(kube_api, cluster, old)  # the objects as users of the previous version wrote them
     figures: dict[str, Any] = {"previous": f"{version} ({commit[:7]})"}
 
     def install(chart: Path, verb: str) -> None:
