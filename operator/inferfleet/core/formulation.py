@@ -44,11 +44,19 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from inferfleet.core.mix import best_split, mixture_rps, size_aware
+from inferfleet.core.mix import mixture_rps, size_aware, split_and_margins
 from inferfleet.core.patterns import Supply, class_supply, fits_greedily, is_chain
 from inferfleet.core.types import Option, Problem
 
-__all__ = ["CapacityRow", "Compiled", "compile_problem", "packs_decreasing", "split_of"]
+__all__ = [
+    "CapacityRow",
+    "Compiled",
+    "compile_problem",
+    "packs_decreasing",
+    "PoolSplit",
+    "pool_split",
+    "split_of",
+]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -332,24 +340,44 @@ def packs_decreasing(sizes: Sequence[int], free: Sequence[int]) -> bool:
     return True
 
 
+@dataclasses.dataclass(frozen=True)
+class PoolSplit:
+    """The best split of one size-aware pool for given replica counts."""
+
+    entries: slice  # its entries of ``comp.split_*`` (each pool's are together)
+    values: FloatArray  # of those entries: the fraction of the bucket on the column
+    served: float  # the fraction of the pool's requests served
+    cols: IntArray  # its replica columns with a split entry
+    margins: FloatArray  # per such column: the most one more replica adds to ``served``
+
+
+def pool_split(comp: Compiled, p: int, n: FloatArray) -> PoolSplit:
+    """The best split of size-aware pool ``p``'s buckets for replica counts ``n``
+    (:func:`~inferfleet.core.mix.split_and_margins`)."""
+    owner = comp.bucket_pool[comp.split_bucket]
+    mine = slice(int(np.searchsorted(owner, p, "left")), int(np.searchsorted(owner, p, "right")))
+    cols = np.unique(comp.split_col[mine])
+    if comp.need[p] <= 0:
+        return PoolSplit(mine, np.zeros(mine.stop - mine.start), 1.0, cols, np.zeros(len(cols)))
+    buckets = np.flatnonzero(comp.bucket_pool == p)
+    load = np.full((len(buckets), len(cols)), np.inf)
+    bi = np.searchsorted(buckets, comp.split_bucket[mine])
+    ci = np.searchsorted(cols, comp.split_col[mine])
+    load[bi, ci] = comp.split_load[mine]
+    got, frac, margins = split_and_margins(
+        comp.bucket_share[buckets], load, np.asarray(n, dtype=np.float64)[cols]
+    )
+    return PoolSplit(mine, got[bi, ci], frac, cols, margins)
+
+
 def split_of(comp: Compiled, n: FloatArray) -> tuple[FloatArray, FloatArray]:
     """The best split of every size-aware pool's buckets for replica counts ``n``
-    (:func:`~inferfleet.core.mix.best_split`): the value of each split column, and per pool the
-    fraction of its requests served (1 for pools without a split; theirs is ``n @ rps``)."""
+    (:func:`pool_split`): the value of each split column, and per pool the fraction of its requests
+    served (1 for pools without a split; theirs is ``n @ rps``)."""
     y = np.zeros(comp.n_split, dtype=np.float64)
     served = np.ones(comp.n_pools, dtype=np.float64)
     for p in np.unique(comp.bucket_pool).tolist():
-        buckets = np.flatnonzero(comp.bucket_pool == p)
-        mine = np.flatnonzero(np.isin(comp.split_bucket, buckets))
-        cols = np.unique(comp.split_col[mine])
-        load = np.full((len(buckets), len(cols)), np.inf)
-        bi = np.searchsorted(buckets, comp.split_bucket[mine])
-        ci = np.searchsorted(cols, comp.split_col[mine])
-        load[bi, ci] = comp.split_load[mine]
-        if comp.need[p] <= 0:
-            served[p] = 1.0
-            continue
-        got, frac = best_split(comp.bucket_share[buckets], load, np.asarray(n, dtype=np.float64)[cols])
-        y[mine] = got[bi, ci]
-        served[p] = frac
+        got = pool_split(comp, p, n)
+        y[got.entries] = got.values
+        served[p] = got.served
     return y, served

@@ -9,9 +9,10 @@ sizes the whole lot is packed exactly first, :func:`~inferfleet.core.patterns.pa
 plan that packs is kept as it is), rounds fractions up where the pool is short and fills what is
 still missing greedily.  Both are deterministic.
 
-A size-aware pool's replicas are counted at ``rps_fill``, the whole mix's rate (what a replica
-surely serves when the pool's traffic is spread in proportion): both stay feasible and leave the
-split itself to the MILP (a column that cannot serve every bucket is not filled here).
+A size-aware pool is filled by what its best split serves (:func:`_fill_split`): fractions
+rounded up first, then, while short, replicas of the option that adds the most served demand per
+dollar, as many at once as that option's first replica's gain says the rest needs (the served
+fraction is concave in each option's count, so this never overshoots by more than one step).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from inferfleet.core.formulation import Compiled, split_of
+from inferfleet.core.formulation import Compiled, pool_split, split_of
 from inferfleet.core.patterns import is_chain, pack
 
 __all__ = ["Fleet", "greedy", "repair"]
@@ -154,13 +155,58 @@ def _fill_pool(pools: _Pools, fleet: Fleet, p: int, n: FloatArray, first: list[i
                 break
 
 
+def _fill_split(comp: Compiled, pools: _Pools, fleet: Fleet, p: int, n: FloatArray, first: list[int]) -> None:
+    """Add replicas to size-aware pool ``p`` until its best split serves its demand, its minimum is
+    met, or nothing more fits (module notes); ``first`` are columns to round up by one first."""
+    cols = [j for j in pools.cols[p] if pools.ub[j] > 0]
+    count = float(sum(n[j] for j in cols))
+    max_r, ub, cost = pools.max_r[p], pools.ub, pools.cost
+
+    def add(j: int, k: int) -> int:
+        nonlocal count
+        k = fleet.place(j, k) if k > 0 else 0
+        n[j] += k
+        count += k
+        return k
+
+    now = pool_split(comp, p, n) if comp.need[p] > 0 else None
+    for j in first:
+        if now is None or now.served >= 1.0 - EPS or count >= max_r:
+            break
+        if n[j] < ub[j] and add(j, 1):
+            now = pool_split(comp, p, n)
+    stuck: set[int] = set()
+    while now is not None and now.served < 1.0 - EPS and count < max_r:
+        margin = dict(zip(now.cols.tolist(), now.margins.tolist(), strict=True))
+        live = [j for j in cols if j not in stuck and n[j] < ub[j] and margin.get(j, 0.0) > EPS]
+        if not live:
+            break
+        best = max(live, key=lambda j: (margin[j] / max(cost[j], 1e-12), -j))
+        k = int(min(max(1.0, (1.0 - now.served) // margin[best]), max_r - count, ub[best] - n[best]))
+        if add(best, k) == 0:
+            stuck.add(best)
+            continue
+        before = now.served
+        now = pool_split(comp, p, n)
+        if now.served <= before + EPS:  # a dual above the real gain (a degenerate LP): not again
+            stuck.add(best)
+    for j in sorted(cols, key=lambda c: (cost[c], c)):
+        while count < pools.min_r[p] and count < max_r and n[j] < ub[j]:
+            if add(j, int(min(pools.min_r[p] - count, ub[j] - n[j]))) == 0:
+                break
+
+
 def greedy(comp: Compiled) -> FloatArray:
     """Replica counts per column: highest priority first, cheapest $/rps that fits."""
     n = np.zeros(comp.n_cols, dtype=np.float64)
     fleet = Fleet(comp)
     pools = _Pools(comp)
+    aware = comp.aware()
     for p in pools.order:
-        _fill_pool(pools, fleet, p, n, [])
+        if aware[p]:
+            _fill_split(comp, pools, fleet, p, n, [])
+        else:
+            _fill_pool(pools, fleet, p, n, [])
     return n
 
 
@@ -187,12 +233,16 @@ def repair(comp: Compiled, counts: FloatArray) -> FloatArray:
     count = np.bincount(comp.col_pool, weights=n, minlength=comp.n_pools)
     short = ((served < comp.need - EPS) | (count < comp.min_r)) & (count < comp.max_r)
     pools = _Pools(comp)
+    aware = comp.aware()
     for p in pools.order:
         if not short[p]:
             continue
         up = [j for j in pools.cols[p] if frac[j] > 1e-6]
         up.sort(key=lambda j: (-frac[j], j))
-        _fill_pool(pools, fleet, p, n, up)
+        if aware[p]:
+            _fill_split(comp, pools, fleet, p, n, up)
+        else:
+            _fill_pool(pools, fleet, p, n, up)
     return n
 
 

@@ -211,6 +211,10 @@ class Solver:
             value.astype(np.float64),
         )
 
+    def row_duals(self) -> FloatArray:
+        """The rows' dual values of the last LP solved (HiGHS's signs: minimisation)."""
+        return np.array(self._h.getSolution().row_dual, dtype=np.float64)
+
     def run(self, time_limit: float, start: FloatArray | None = None) -> RunResult:
         """Run for at most ``time_limit`` more seconds, from the MIP start ``start`` when given."""
         h = self._h

@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from inferfleet.core.churn import ChurnColumns, drop_rows, most_replicas
-from inferfleet.core.formulation import Compiled, split_of
+from inferfleet.core.formulation import Compiled, pool_split, split_of
 from inferfleet.core.highs import INF, OptionValue, Solver, SparseModel
 from inferfleet.core.patterns import supply_values
 
@@ -169,8 +169,8 @@ class HighsModel:
         x[lay.n_rep : lay.pack_start] = count[gp] > comp.running[gp] + 1e-9
         sp = lay.shed_pools
         shed = np.clip(1.0 - served[sp] / comp.need[sp], 0.0, 1.0)
-        if comp.n_split:  # size-aware pools: their best split for these counts
-            y, frac = split_of(comp, n)
+        if comp.n_split:  # size-aware pools: the hint's split where it holds, else the best
+            y, frac = _split_for(comp, lay, n, hint)
             x[lay.split_start : lay.shed_start] = y
             shed = np.where(comp.aware()[sp], np.clip(1.0 - frac[sp], 0.0, 1.0), shed)
         x[lay.shed_start : lay.min_start] = shed
@@ -206,6 +206,30 @@ class HighsModel:
         lp_bound = res.objective if res.status == "Optimal" else -INF
         bound = res.mip_dual_bound if self.integer else lp_bound
         return SolveResult(res.values, res.objective, bound, res.status)
+
+
+def _split_for(
+    comp: Compiled, lay: Layout, n: FloatArray, hint: FloatArray | None
+) -> tuple[FloatArray, FloatArray]:
+    """Split values for counts ``n`` and the fraction each pool serves: a solver point's own split
+    for every size-aware pool whose columns it keeps within ``n`` and whose buckets it serves in
+    full, the best split (:func:`~inferfleet.core.formulation.split_of`) for the others."""
+    if hint is None or len(hint) < lay.shed_start:
+        return split_of(comp, n)
+    y = np.clip(hint[lay.split_start : lay.shed_start], 0.0, 1.0)
+    use = np.bincount(comp.split_col, weights=comp.split_load * y, minlength=comp.n_cols)
+    over = use > n + 1e-9
+    per_bucket = np.bincount(comp.split_bucket, weights=y, minlength=len(comp.bucket_pool))
+    short = per_bucket < 1.0 - 1e-9
+    bad = np.zeros(comp.n_pools, dtype=np.bool_)
+    bad[comp.col_pool[over]] = True
+    bad[comp.bucket_pool[short]] = True
+    served = np.ones(comp.n_pools, dtype=np.float64)
+    for p in np.unique(comp.bucket_pool[bad[comp.bucket_pool]]).tolist():
+        got = pool_split(comp, p, n)
+        y[got.entries] = got.values
+        served[p] = got.served
+    return y, served
 
 
 def _coo_to_csc(

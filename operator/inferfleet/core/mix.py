@@ -43,7 +43,15 @@ from inferfleet.core.types import (
     UnfitKind,
 )
 
-__all__ = ["SHARE_TOL", "best_split", "bucket_rates", "check_buckets", "mixture_rps", "size_aware"]
+__all__ = [
+    "SHARE_TOL",
+    "best_split",
+    "bucket_rates",
+    "check_buckets",
+    "mixture_rps",
+    "size_aware",
+    "split_and_margins",
+]
 
 FloatArray = npt.NDArray[np.float64]
 SHARE_TOL = 1e-6  # shares may miss 1 by this much
@@ -132,6 +140,16 @@ def bucket_rates(pool: Pool, slo: SLO, cls: AcceleratorClass) -> tuple[Estimate,
     return est, rates
 
 
+_SOLVERS: list[Solver] = []
+
+
+def _solver() -> Solver:
+    """One HiGHS instance for these small LPs, reused (each pass_model replaces the last model)."""
+    if not _SOLVERS:
+        _SOLVERS.append(Solver({"threads": 1, "random_seed": 1729}))
+    return _SOLVERS[0]
+
+
 def best_split(shares: FloatArray, load: FloatArray, counts: FloatArray) -> tuple[FloatArray, float]:
     """The split of one pool's buckets over its columns that serves the most, for fixed replicas.
 
@@ -139,12 +157,24 @@ def best_split(shares: FloatArray, load: FloatArray, counts: FloatArray) -> tupl
     bucket ``b`` (``inf`` where it cannot serve it), ``counts[j]`` its replicas.  Returns ``y[b, j]``
     (the fraction of bucket ``b`` on column ``j``) and the fraction of the pool's requests served.
     """
+    y, served, _ = split_and_margins(shares, load, counts)
+    return y, served
+
+
+def split_and_margins(
+    shares: FloatArray, load: FloatArray, counts: FloatArray
+) -> tuple[FloatArray, float, FloatArray]:
+    """:func:`best_split`, and per column the served fraction one more replica adds at most (the
+    LP's dual value of its capacity; the served fraction is concave in each count, so ``k`` more
+    replicas add at most ``k`` times it).  A column without replicas is tried at a tiny capacity."""
     nb, nc = load.shape
     y = np.zeros((nb, nc), dtype=np.float64)
-    ok = np.isfinite(load) & (counts[None, :] > 0)
+    margins = np.zeros(nc, dtype=np.float64)
+    cap = np.where(counts > 0, counts, 1e-9).astype(np.float64)
+    ok = np.isfinite(load)
     bs, cs = np.nonzero(ok)
     if len(bs) == 0:
-        return y, 0.0
+        return y, 0.0, margins
     k = len(bs)
     # rows: one per bucket (sum_j y <= 1), one per column (sum_b load y <= n)
     rows = np.concatenate([bs, nb + cs]).astype(np.int64)
@@ -158,17 +188,19 @@ def best_split(shares: FloatArray, load: FloatArray, counts: FloatArray) -> tupl
         col_lower=np.zeros(k),
         col_upper=np.ones(k),
         row_lower=np.full(nb + nc, -INF),
-        row_upper=np.concatenate([np.ones(nb), counts.astype(np.float64)]),
+        row_upper=np.concatenate([np.ones(nb), cap]),
         start=start,
         index=rows[order],
         value=vals[order],
     )
-    h = Solver({"threads": 1, "random_seed": 1729})
+    h = _solver()
     h.pass_model(model)
     res = h.run(10.0)
     if not res.ok:  # pragma: no cover - the LP is feasible (y = 0) and bounded
-        return y, 0.0
+        return y, 0.0, margins
+    margins = np.abs(h.row_duals()[nb:])
     v = np.clip(res.values, 0.0, 1.0)
+    v[counts[cs] <= 0] = 0.0  # the tiny capacity of a column without replicas
     # keep every column within its replicas despite the LP's tolerances
     use = np.bincount(cs, weights=load[bs, cs] * v, minlength=nc)
     scale = np.where(use > counts, counts / np.maximum(use, 1e-300), 1.0)
@@ -176,4 +208,4 @@ def best_split(shares: FloatArray, load: FloatArray, counts: FloatArray) -> tupl
     per = np.bincount(bs, weights=v, minlength=nb)
     v = v / np.maximum(per[bs], 1.0)
     y[bs, cs] = v
-    return y, float(np.clip(shares @ y.sum(axis=1), 0.0, 1.0))
+    return y, float(np.clip(shares @ y.sum(axis=1), 0.0, 1.0)), margins

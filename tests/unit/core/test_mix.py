@@ -9,7 +9,7 @@ import random
 import numpy as np
 import pytest
 
-from inferfleet.core.mix import best_split, bucket_rates, check_buckets, mixture_rps
+from inferfleet.core.mix import best_split, bucket_rates, check_buckets, mixture_rps, split_and_margins
 from inferfleet.core.performance import estimate, estimate_on_devices
 from inferfleet.core.problem import build_problem
 from inferfleet.core.reference import REFERENCE_HARDWARE
@@ -151,3 +151,19 @@ def test_mixture_rate_is_the_simulated_replicas_at_saturation() -> None:
     for s in (0.2, 0.5, 0.8):
         predicted = mixture_rps([s, 1 - s], list(alone))
         assert throughput(s) == pytest.approx(predicted, rel=0.05)
+
+
+def test_margins_bound_what_one_more_replica_adds() -> None:
+    rng = np.random.default_rng(5)
+    for _ in range(40):
+        nb, nc = 3, 3
+        shares = rng.dirichlet(np.ones(nb))
+        load = np.where(rng.random((nb, nc)) < 0.25, np.inf, rng.uniform(0.2, 4.0, (nb, nc)))
+        counts = rng.integers(0, 3, nc).astype(np.float64)
+        _, served, margins = split_and_margins(shares, load, counts)
+        assert served == pytest.approx(best_split(shares, load, counts)[1])
+        for j in range(nc):
+            more = counts.copy()
+            more[j] += 1
+            gain = best_split(shares, load, more)[1] - served
+            assert gain <= margins[j] + 1e-7, (j, gain, margins[j])

@@ -21,6 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from inferfleet.core.cost import moved_replicas
+from inferfleet.core.formulation import compile_problem, split_of
+from inferfleet.core.heuristic import greedy
 from inferfleet.core.highs import INF, Solver, SparseModel
 from inferfleet.core.mix import mixture_rps
 from inferfleet.core.planner import Method, solve
@@ -331,3 +333,22 @@ def test_one_bucket_is_todays_plan_exactly(
         pb.classes,
         pb.domains,
     )
+
+
+@SETTINGS
+@given(split_fleets())
+def test_greedy_serves_every_servable_size_aware_pool_when_nothing_binds(problem: Problem) -> None:
+    free = dataclasses.replace(
+        problem,
+        classes=tuple(dataclasses.replace(c, node_free_devices=(8,) * 200) for c in problem.classes),
+        pools=tuple(dataclasses.replace(p, max_replicas=1000, min_replicas=0) for p in problem.pools),
+        policy=dataclasses.replace(problem.policy, domain_budgets_watts={}),
+    )
+    comp = compile_problem(free)
+    n = greedy(comp)
+    _, served = split_of(comp, n)
+    for p, pool in enumerate(free.pools):
+        opts = free.options[pool.key]
+        servable = all(any(o.bucket_rps[b] > 0 for o in opts) for b in range(len(pool.buckets)))
+        if pool.demand_rps > 0 and opts and servable:
+            assert served[p] >= 1.0 - 1e-6, (pool.key, served[p])
