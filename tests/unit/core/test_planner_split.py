@@ -352,3 +352,31 @@ def test_greedy_serves_every_servable_size_aware_pool_when_nothing_binds(problem
         servable = all(any(o.bucket_rps[b] > 0 for o in opts) for b in range(len(pool.buckets)))
         if pool.demand_rps > 0 and opts and servable:
             assert served[p] >= 1.0 - 1e-6, (pool.key, served[p])
+
+
+def as_mixed(problem: Problem) -> Problem:
+    """The same pools with mixed routing: each option at its mixture rate (gone where it misses a
+    bucket)."""
+    pools = tuple(dataclasses.replace(p, routing=Routing.MIXED) for p in problem.pools)
+    options = {
+        k: tuple(dataclasses.replace(o, bucket_rps=()) for o in opts if o.rps > 0)
+        for k, opts in problem.options.items()
+    }
+    return dataclasses.replace(problem, pools=pools, options=options)
+
+
+@SETTINGS
+@given(split_fleets())
+def test_size_aware_is_never_worse_than_mixed(problem: Problem) -> None:
+    """A mixed plan is a size-aware plan (every replica taking the mix in proportion), so the
+    size-aware optimum sheds no more at any level and, shedding as much, costs no more."""
+    aware = solve(problem, method="milp")
+    mixed = solve(as_mixed(problem), method="milp")
+    assert aware.solver.status == mixed.solver.status == "Optimal"
+    a_levels, a_cost = split_score(problem, counts(aware, problem))
+    m_levels, m_cost = split_score(problem, counts(mixed, problem))
+    for a, m in zip(a_levels, m_levels, strict=True):
+        assert a <= m + 1e-6
+        if a < m - 1e-6:
+            return
+    assert a_cost <= m_cost * (1 + 1e-4) + 1e-6
