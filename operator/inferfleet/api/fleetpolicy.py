@@ -14,6 +14,7 @@ from pydantic import Field
 from inferfleet.api import API_VERSION
 from inferfleet.api.common import CelRule, Decimal, Name, Spec, name_rule
 from inferfleet.api.conditions import Conditions
+from inferfleet.api.energy import EnergyStatus
 
 __all__ = [
     "DomainStatus",
@@ -163,6 +164,7 @@ class FleetPolicyStatus(Spec):
     watts: int = Field(0, ge=0, description="Planned power of the whole fleet, W.")
     dollars_per_hour: float = Field(0, ge=0, description="Cost of the whole fleet, $/h.")
     last_plan: LastPlan | None = Field(None, description="The last plan's solver figures.")
+    energy: EnergyStatus | None = Field(None, description="What the whole fleet's plan draws and buys.")
     conditions: Conditions = Field(default_factory=list)
 
 

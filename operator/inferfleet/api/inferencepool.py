@@ -17,6 +17,7 @@ from pydantic import BeforeValidator, Field, PlainSerializer, WithJsonSchema
 from inferfleet.api import API_VERSION
 from inferfleet.api.common import DNS1035_LABEL, CelRule, Decimal, Name, Quantity, Spec, name_rule
 from inferfleet.api.conditions import Conditions
+from inferfleet.api.energy import EnergyStatus
 from inferfleet.api.podtemplate import (
     SHM_PATH,
     SHM_VOLUME,
@@ -493,6 +494,7 @@ class InferencePoolStatus(Spec):
     autoscaling: AutoscalingStatus | None = Field(
         None, description="The autoscaler's state (spec.demand.autoscaling.enabled)."
     )
+    energy: EnergyStatus | None = Field(None, description="What the pool's plan draws and buys.")
 
 
 class InferencePool(Spec):

@@ -27,6 +27,7 @@ from inferfleet.api.conditions import EventReason
 from inferfleet.controller.verify import Verifier
 from inferfleet.core import planner
 from inferfleet.core import types as core
+from inferfleet.core.energy import Energy
 from inferfleet.core.observed import Observed
 from inferfleet.kube.writer import NotLeader
 from inferfleet.reconcile.decide import decide
@@ -46,6 +47,7 @@ class LoopMetrics(Protocol):
     ) -> None: ...
     def record_error(self, stage: str) -> None: ...
     def record_observed(self, observed: Mapping[str, Observed]) -> None: ...
+    def record_energy(self, per_pool: Mapping[str, Energy], fleet: Energy | None) -> None: ...
 
 
 def _now() -> str:
@@ -175,6 +177,7 @@ class PlanningLoop:
         self.last_success = time.time()
         if decision.plan is not None and self._metrics:
             self._metrics.record_plan(decision.plan, time.monotonic() - start, decision.ready)
+            self._metrics.record_energy(decision.energy, decision.fleet_energy)
         if decision.writes:
             log.info(
                 "plan applied in %.2fs: %d reductions, %d deletions, %d increases, %d statuses, %d events",

@@ -34,6 +34,7 @@ from prometheus_client import (
 from prometheus_client.metrics import MetricWrapperBase
 
 import inferfleet
+from inferfleet.core.energy import Energy
 from inferfleet.core.observed import Observed
 from inferfleet.core.types import Plan
 
@@ -285,6 +286,37 @@ class OperatorMetrics:
                 registry=reg,
             )
         )
+        self.pool_tokens_per_joule = _GaugeFamily(
+            Gauge(
+                "inferfleet_pool_output_tokens_per_joule",
+                "Output tokens per joule of device energy at the planned load (absent: none).",
+                pool,
+                registry=reg,
+            )
+        )
+        self.pool_dollars_per_million = _GaugeFamily(
+            Gauge(
+                "inferfleet_pool_dollars_per_million_output_tokens",
+                "Hardware and energy $ per million output tokens at the planned load (absent: none).",
+                pool,
+                registry=reg,
+            )
+        )
+        self.fleet_tokens_per_joule = Gauge(
+            "inferfleet_fleet_output_tokens_per_joule",
+            "Output tokens per joule of the whole fleet's device energy at the planned load.",
+            registry=reg,
+        )
+        self.fleet_energy_cost = Gauge(
+            "inferfleet_fleet_energy_dollars_per_hour",
+            "The energy part of the fleet's planned cost (facility energy x electricity price).",
+            registry=reg,
+        )
+        self.fleet_energy = Gauge(
+            "inferfleet_fleet_energy_kilowatt_hours_per_day",
+            "Facility energy per day at the planned load (device energy x PUE).",
+            registry=reg,
+        )
         self._planned: set[tuple[str, str]] = set()  # (pool key, class) in the last plan
 
     def record_plan(self, plan: Plan, duration_s: float, ready: Mapping[tuple[str, str], int]) -> None:
@@ -327,6 +359,24 @@ class OperatorMetrics:
             self.plan_duration.observe(duration_s)
             self.plans.labels(plan.solver.status).inc()
             self.last_success.set(self._clock())
+
+    def record_energy(self, per_pool: Mapping[str, Energy], fleet: Energy | None) -> None:
+        """The plan's energy figures (``core.energy``): per pool, and for the fleet."""
+        per_joule: dict[Labels, float] = {}
+        per_million: dict[Labels, float] = {}
+        for key, e in per_pool.items():
+            labels = split_pool_key(key)
+            if (tpj := e.output_tokens_per_joule) is not None and e.output_tokens_per_second > 0:
+                per_joule[labels] = tpj
+            if (dpm := e.dollars_per_million_output_tokens) is not None:
+                per_million[labels] = dpm
+        with self._lock:
+            self.pool_tokens_per_joule.replace(per_joule)
+            self.pool_dollars_per_million.replace(per_million)
+            if fleet is not None:
+                self.fleet_tokens_per_joule.set(fleet.output_tokens_per_joule or 0.0)
+                self.fleet_energy_cost.set(fleet.energy_dollars_per_hour)
+                self.fleet_energy.set(fleet.facility_kwh_per_day)
 
     def record_observed(self, observed: Mapping[str, Observed]) -> None:
         """Set the measurement gauges of autoscaled pools (what the autoscaler saw this round)."""

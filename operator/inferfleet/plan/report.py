@@ -12,7 +12,7 @@ from typing import Any
 
 from inferfleet.core import types as core
 from inferfleet.core.compare import Comparison, SingleClass
-from inferfleet.plan.energy import Energy, plan_energy
+from inferfleet.core.energy import Energy, plan_energy
 
 __all__ = [
     "SCHEMA_VERSION",

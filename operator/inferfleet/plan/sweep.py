@@ -32,7 +32,7 @@ import numpy as np
 
 from inferfleet.core import types as core
 from inferfleet.core.cost import amortised_hourly_price
-from inferfleet.plan.energy import Energy, plan_energy
+from inferfleet.core.energy import Energy, plan_energy
 from inferfleet.plan.offline import Solve, Solved, solve_fleet
 from inferfleet.plan.singleclass import SingleClassFleet, single_class_fleets
 from inferfleet.plan.whatif import UsageError

@@ -24,6 +24,7 @@ from typing import Any
 
 from inferfleet.api.conditions import ConditionType, EventReason, Reason
 from inferfleet.api.kinds import POLICY_NAME
+from inferfleet.core import energy
 from inferfleet.core import types as core
 from inferfleet.core.observed import Observed
 from inferfleet.reconcile import autoscaling, children, gate, pinning, report, status, stuck
@@ -123,6 +124,7 @@ def decide(
         unpins=unpins,
         assignment=wanted.per_node,
     )
+    out.energy, out.fleet_energy = energy.plan_energy(plan, bridged.problem)
     said = dataclasses.replace(
         snapshot, unschedulable={**_unplaced(wanted.unplaced), **snapshot.unschedulable}
     )

@@ -13,6 +13,7 @@ from typing import Literal
 
 from inferfleet.api.conditions import EventReason
 from inferfleet.core import types as core
+from inferfleet.core.energy import Energy
 from inferfleet.reconcile.pinning import Pin, Unpin
 from inferfleet.reconcile.ports import Obj
 from inferfleet.reconcile.stuck import Stuck
@@ -59,6 +60,9 @@ class Decision:
     pins: list[Pin] = dataclasses.field(default_factory=list)  # gated replicas to pin to their nodes
     unpins: list[Unpin] = dataclasses.field(default_factory=list)  # pinned replicas to delete (stuck)
     assignment: dict[tuple[str, str], dict[str, int]] = dataclasses.field(default_factory=dict)
+    # the plan's energy figures per pool key, and the fleet's (status and metrics)
+    energy: dict[str, Energy] = dataclasses.field(default_factory=dict)
+    fleet_energy: Energy | None = None
 
     @property
     def writes(self) -> int:

@@ -140,6 +140,7 @@ def _pool(
         refused=failure,
         unschedulable=unschedulable,
         aside=said_aside,
+        energy=out.energy.get(pp.key),
     )
     if differs(prev, new):
         out.statuses.append(StatusWrite("InferencePool", m.get("namespace"), str(m.get("name")), new))
@@ -289,7 +290,7 @@ def _policy(
         prev = snapshot.policy.get("status") or {}
         gen = meta(snapshot.policy).get("generation")
         healthy = [node_status.fleet_condition(verdict, gen)] if verdict is not None else []
-        new = status.policy_status(plan, prev, gen, now, plan.solver.seconds, healthy)
+        new = status.policy_status(plan, prev, gen, now, plan.solver.seconds, healthy, out.fleet_energy)
         for cond in healthy:
             if event := node_status.transition_event(prev.get("conditions"), cond):
                 out.events.append(Event(snapshot.policy, event[0], event[1], cond["message"]))

@@ -22,6 +22,7 @@ from inferfleet.api.fleetpolicy import FleetPolicyStatus
 from inferfleet.api.inferencepool import InferencePoolStatus
 from inferfleet.api.labels import pool_selector
 from inferfleet.core import types as core
+from inferfleet.core.energy import Energy
 from inferfleet.reconcile.ports import Refusal
 
 __all__ = [
@@ -196,6 +197,7 @@ def pool_status(
     refused: str | None = None,
     unschedulable: str | None = None,
     aside: str | None = None,
+    energy: Energy | None = None,
 ) -> dict[str, Any]:
     """The InferencePool status for a plan; ``ready`` is ready replicas per class now;
     ``autoscaling`` and ``extra_conditions`` come from the autoscaling phase; ``refused`` says
@@ -282,10 +284,28 @@ def pool_status(
     }
     if autoscaling is not None:
         status["autoscaling"] = dict(autoscaling)
+    if energy is not None:
+        status["energy"] = energy_block(energy)
     out = checked(InferencePoolStatus, status)
     if autoscaling is None and (previous or {}).get("autoscaling") is not None:
         out["autoscaling"] = None  # autoscaling was turned off: the merge patch removes the old block
     return out
+
+
+def energy_block(e: Energy) -> dict[str, Any]:
+    """A plan's energy figures as status carries them (rounded, so equal plans write nothing)."""
+
+    def sig(x: float | None) -> float | None:
+        return None if x is None else float(f"{x:.4g}")
+
+    return {
+        "outputTokensPerJoule": sig(e.output_tokens_per_joule),
+        "tokensPerJoule": sig(e.tokens_per_joule),
+        "dollarsPerMillionOutputTokens": sig(e.dollars_per_million_output_tokens),
+        "kilowattHoursPerDay": round(e.facility_kwh_per_day, 1),
+        "energyDollarsPerHour": round(e.energy_dollars_per_hour, 2),
+        "hardwareDollarsPerHour": round(e.hardware_dollars_per_hour, 2),
+    }
 
 
 def pool_status_invalid(
@@ -402,8 +422,10 @@ def policy_status(
     now: str,
     duration_s: float,
     extra: Sequence[dict[str, Any]] = (),
+    energy: Energy | None = None,
 ) -> dict[str, Any]:
-    """The FleetPolicy status for a plan; ``extra``: further conditions (e.g. NodesHealthy)."""
+    """The FleetPolicy status for a plan; ``extra``: further conditions (e.g. NodesHealthy);
+    ``energy``: the fleet's energy figures."""
     shed = sum(1 for p in plan.pools if p.status in (core.PlanStatus.SHED, core.PlanStatus.PARTIALLY_SHED))
     over = [
         d.name for d in plan.domains if d.budget_watts is not None and d.used_watts > d.budget_watts + 1e-6
@@ -439,6 +461,7 @@ def policy_status(
             ],
             "watts": round(plan.watts),
             "dollarsPerHour": round(plan.dollars_per_hour, 2),
+            **({"energy": energy_block(energy)} if energy is not None else {}),
             "lastPlan": {
                 "time": now,
                 "durationSeconds": round(duration_s, 3),

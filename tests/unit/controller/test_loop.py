@@ -65,6 +65,9 @@ class Metrics:
     def record_observed(self, observed: Mapping[str, Any]) -> None:
         pass
 
+    def record_energy(self, per_pool: Mapping[str, Any], fleet: Any) -> None:
+        self.energy = (dict(per_pool), fleet)
+
 
 def _snapshot(deployments: list[Obj] | None = None, interval: int | None = None) -> Snapshot:
     docs = example_docs()

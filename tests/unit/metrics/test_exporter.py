@@ -237,3 +237,23 @@ def test_observed_load_latency_and_problems_follow_the_last_round(metrics: Opera
     metrics.record_observed({"chat/b": Observed(at=1.0, rps=3.0)})  # recovered; a is gone
     assert value(metrics, "inferfleet_pool_metrics_problem", **problem) is None
     assert value(metrics, "inferfleet_pool_observed_requests_per_second", namespace="chat", pool="a") is None
+
+
+def test_record_energy_sets_the_pool_and_fleet_energy_gauges_and_drops_vanished_pools(
+    metrics: OperatorMetrics,
+) -> None:
+    from inferfleet.core.energy import Energy
+
+    chat = Energy(2.0, 2048.0, 512.0, 1400.0, 1.3, 9.0, 0.2)
+    embed = Energy(100.0, 25_600.0, 0.0, 300.0, 1.3, 1.0, 0.05)
+    fleet = Energy(102.0, 27_648.0, 512.0, 1700.0, 1.3, 10.0, 0.25)
+    metrics.record_energy({"chat/llama": chat, "search/embed": embed}, fleet)
+    tpj = "inferfleet_pool_output_tokens_per_joule"
+    assert value(metrics, tpj, namespace="chat", pool="llama") == 512.0 / 1400.0
+    assert value(metrics, tpj, namespace="search", pool="embed") is None, "no output tokens: absent, not 0"
+    dpm = value(metrics, "inferfleet_pool_dollars_per_million_output_tokens", namespace="chat", pool="llama")
+    assert dpm == 9.2 / (512.0 * 3600.0) * 1e6
+    assert value(metrics, "inferfleet_fleet_energy_dollars_per_hour") == 0.25
+    assert value(metrics, "inferfleet_fleet_energy_kilowatt_hours_per_day") == 1.7 * 24 * 1.3
+    metrics.record_energy({"search/embed": embed}, fleet)
+    assert value(metrics, tpj, namespace="chat", pool="llama") is None  # the pool went

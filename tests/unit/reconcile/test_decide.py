@@ -70,6 +70,28 @@ def test_fresh_fleet_creates_children_statuses_and_events() -> None:
     assert any(e.reason == "Placed" for e in d.events)
 
 
+def test_statuses_carry_the_plans_energy_figures_which_add_up_to_the_fleets() -> None:
+    d = decide(snapshot(), "2026-12-01T10:00:00Z", solve)
+    pools = {s.name: s.status for s in d.statuses if s.kind == "InferencePool"}
+    policy = next(s.status for s in d.statuses if s.kind == "FleetPolicy")
+    fleet = policy["energy"]
+    for name, st in pools.items():
+        e = st["energy"]
+        assert e["hardwareDollarsPerHour"] + e["energyDollarsPerHour"] == pytest.approx(
+            st["dollarsPerHour"], abs=0.02
+        ), name
+        assert e["kilowattHoursPerDay"] > 0 and (e["tokensPerJoule"] or 0) > 0, name
+    chat = pools["chat-70b"]["energy"]
+    assert chat["outputTokensPerJoule"] is not None and chat["dollarsPerMillionOutputTokens"] > 0
+    assert pools["embed"]["energy"]["outputTokensPerJoule"] in (None, 0.0)  # embeddings emit none
+    assert sum(p["energy"]["kilowattHoursPerDay"] for p in pools.values()) == pytest.approx(
+        fleet["kilowattHoursPerDay"], abs=0.5
+    )
+    assert fleet["hardwareDollarsPerHour"] + fleet["energyDollarsPerHour"] == pytest.approx(
+        policy["dollarsPerHour"], abs=0.05
+    )
+
+
 def test_nothing_changed_means_no_write() -> None:
     docs = example_docs()
     first = decide(snapshot(docs), "2026-12-01T10:00:00Z", solve)

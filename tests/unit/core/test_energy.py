@@ -1,4 +1,4 @@
-"""``plan.energy`` and the energy blocks of the plan report: the figures add up to the plan's, per
+"""``core.energy`` and the energy blocks of the plan report: the figures add up to the plan's, per
 pool and for the fleet, and mean what docs/plan-output.md says."""
 
 from __future__ import annotations
@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from inferfleet.core import energy
 from inferfleet.core import types as core
 from inferfleet.core.compare import Comparison
-from inferfleet.plan import energy, manifests, offline, report
+from inferfleet.plan import manifests, offline, report
 from inferfleet.translate.problem import Fleet, Overrides
 
 ROOT = Path(__file__).resolve().parents[3]

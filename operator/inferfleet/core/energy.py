@@ -13,7 +13,8 @@ Owns the definitions (docs/plan-output.md#energy), as typed values; the reports 
 * hardware $/h is devices x price per device-hour, energy $/h the facility energy at the policy's
   electricity price (``core.cost.energy_dollars_per_hour``); they add up to the plan's $/h.
 
-Pure: a core ``Plan`` and its ``Problem`` in, frozen dataclasses out.
+Pure: a core ``Plan`` and its ``Problem`` in, frozen dataclasses out; ``plan`` reports them, the
+operator writes them into the pools' and the FleetPolicy's status and the metrics.
 """
 
 from __future__ import annotations
