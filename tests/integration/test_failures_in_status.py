@@ -155,6 +155,27 @@ def test_replicas_no_node_can_hold_are_unschedulable_with_the_scheduler_s_messag
     assert len(said) == 1 and "Insufficient memory" in said[0].message
 
 
+def test_pods_a_replicaset_cannot_create_are_said_in_ready_with_the_controllers_words(
+    kube: Kube, pool_ns: str, operator: Any, wait_for: Callable[..., Any]
+) -> None:
+    # the API server accepts the Deployment; its ReplicaSet cannot create a Pod naming a missing
+    # ServiceAccount (the ServiceAccount admission plugin refuses it)
+    pool = small_pool(
+        "no-sa", pool_ns, server={"image": "registry.invalid/inference:1", "serviceAccountName": "missing"}
+    )
+    kube.create_pool(pool)
+
+    def failing() -> dict[str, Any] | None:
+        ready = conditions(kube.pool(pool_ns, "no-sa")).get("Ready")
+        return ready if ready and ready["reason"] == "ReplicaFailure" else None
+
+    ready = wait_for(failing, timeout=90, what="Ready=False, ReplicaFailure")
+    assert ready["status"] == "False" and "cannot create pods" in ready["message"], ready
+    assert "missing" in ready["message"], ready
+    said = wait_for(lambda: kube.events(pool_ns, "no-sa", "ReplicaFailure"), timeout=30, what="the event")
+    assert len(said) == 1 and (said[0].count or 1) == 1
+
+
 def test_deleting_the_fleet_policy_pauses_planning_and_every_class_says_why(
     kube: Kube, pool_ns: str, operator: Any, cluster: Cluster, wait_for: Callable[..., Any]
 ) -> None:

@@ -84,6 +84,8 @@ class Reason(enum.StrEnum):
     APPLY_FAILED = "ApplyFailed"
     # Ready False: replicas the scheduler cannot place, for a reason the plan did not model
     UNSCHEDULABLE = "Unschedulable"
+    # Ready False: a ReplicaSet cannot create the pods (a missing ServiceAccount, a quota, a policy)
+    REPLICA_FAILURE = "ReplicaFailure"
     # PowerBudget (AcceleratorClass)
     BUDGET_KNOWN = "BudgetKnown"
     UNBUDGETED = "Unbudgeted"  # no FleetPolicy lists budgets, or the policy lists none
@@ -120,6 +122,7 @@ class EventReason(enum.StrEnum):
     STATUS_REFUSED = "StatusRefused"  # the API server refused the object's status
     UNSCHEDULABLE = "Unschedulable"  # replicas Pending with the scheduler's message
     REPLANNED = "Replanned"  # replicas unschedulable too long on a class: placed elsewhere
+    REPLICA_FAILURE = "ReplicaFailure"  # a ReplicaSet cannot create the pool's pods
     UNKNOWN_POWER_DOMAIN = "UnknownPowerDomain"
     POLICY_MISSING = "PolicyMissing"
     NODES_LOST = "NodesLost"  # nodes of a class NotReady beyond the grace period
@@ -179,6 +182,9 @@ REASON_DOCS: dict[Reason, str] = {
     Reason.WITHIN_SLO: "SLOAtRisk False: measured p95s are within the SLO.",
     Reason.NO_LATENCY_SAMPLE: "SLOAtRisk Unknown: too few requests to measure a p95.",
     Reason.APPLY_FAILED: "Placed/Ready False: the API server refused a child (Deployment, Service).",
+    Reason.REPLICA_FAILURE: (
+        "Ready False: a ReplicaSet cannot create the pods (missing ServiceAccount, quota, admission)."
+    ),
     Reason.UNSCHEDULABLE: (
         "Ready False: replicas the scheduler cannot place, for a reason the plan did not model."
     ),
@@ -215,6 +221,7 @@ EVENT_DOCS: dict[EventReason, str] = {
     EventReason.STATUS_REFUSED: "The API server refused the object's status.",
     EventReason.UNSCHEDULABLE: "Replicas are Pending with the scheduler's message.",
     EventReason.REPLANNED: "Replicas unschedulable too long on a class were placed elsewhere.",
+    EventReason.REPLICA_FAILURE: "A ReplicaSet cannot create the pool's pods (the controller's words).",
     EventReason.UNKNOWN_POWER_DOMAIN: "A class names a power domain the policy does not list.",
     EventReason.POLICY_MISSING: "The FleetPolicy was deleted; the last budgets hold.",
     EventReason.NODES_LOST: "Nodes of a class NotReady beyond the grace period.",

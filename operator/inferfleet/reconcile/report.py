@@ -102,6 +102,7 @@ def _pool(
     m = meta(raw)
     new_counts = {p.accelerator_class: p.replicas for p in pp.placements if p.replicas > 0}
     old_counts = {c: n for c, n in existing.current.get(pp.key, {}).items() if n > 0}
+    classes = sorted(set(new_counts) | set(old_counts))
     # said: what this round carries out (an increase the gate holds back is said when it is applied)
     change = status.change_of(old_counts, _carried_out(pp.key, old_counts, new_counts, out.increases))
     sentence = status.describe(change, pp) if change else None
@@ -126,6 +127,9 @@ def _pool(
     aside = [r for r in refused if placed_elsewhere and r.accelerator_class in (left_out or set())]
     failure = status.refusal_words([r for r in refused if r not in aside])
     note = status.refusal_words(aside)
+    failing = status.replica_failure_words(
+        {str(meta(d).get("name")): d for d in (existing.deployments.get((pp.key, c)) for c in classes) if d}
+    )
     said_aside = "; ".join(w for w in (note, capped) if w) or None
     new = status.pool_status(
         pp,
@@ -141,6 +145,7 @@ def _pool(
         unschedulable=unschedulable,
         aside=said_aside,
         energy=out.energy.get(pp.key),
+        replica_failure=failing,
     )
     if differs(prev, new):
         out.statuses.append(StatusWrite("InferencePool", m.get("namespace"), str(m.get("name")), new))
@@ -154,6 +159,10 @@ def _pool(
         before = next((c for c in prev.get("conditions", []) if c.get("type") == ConditionType.PLACED), {})
         if note not in str(before.get("message", "")):
             out.events.append(Event(raw, "Warning", EventReason.APPLY_FAILED, note))
+    if failing is not None and failure is None:
+        before = next((c for c in prev.get("conditions", []) if c.get("type") == ConditionType.READY), {})
+        if before.get("reason") != Reason.REPLICA_FAILURE:  # once while it fails
+            out.events.append(Event(raw, "Warning", EventReason.REPLICA_FAILURE, failing))
     if unschedulable is not None and failure is None:
         before = next((c for c in prev.get("conditions", []) if c.get("type") == ConditionType.READY), {})
         if (before.get("reason"), before.get("message")) != (Reason.UNSCHEDULABLE, _ready_message(new)):

@@ -198,6 +198,7 @@ def pool_status(
     unschedulable: str | None = None,
     aside: str | None = None,
     energy: Energy | None = None,
+    replica_failure: str | None = None,
 ) -> dict[str, Any]:
     """The InferencePool status for a plan; ``ready`` is ready replicas per class now;
     ``autoscaling`` and ``extra_conditions`` come from the autoscaling phase; ``refused`` says
@@ -231,6 +232,11 @@ def pool_status(
         )
     elif all_ready:
         ready_reason, ready_words = Reason.ALL_REPLICAS_READY, f"{ready_total} of {replicas} replicas ready"
+    elif replica_failure is not None:
+        ready_reason, ready_words = (
+            Reason.REPLICA_FAILURE,
+            f"{ready_total} of {replicas} replicas ready; {replica_failure}",
+        )
     elif unschedulable is not None:
         ready_reason, ready_words = (
             Reason.UNSCHEDULABLE,
@@ -290,6 +296,17 @@ def pool_status(
     if autoscaling is None and (previous or {}).get("autoscaling") is not None:
         out["autoscaling"] = None  # autoscaling was turned off: the merge patch removes the old block
     return out
+
+
+def replica_failure_words(deployments: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """What the Deployment controller says when a ReplicaSet cannot create pods (its
+    ``ReplicaFailure`` condition), per Deployment name; None when none fails."""
+    said = []
+    for name, dep in sorted(deployments.items()):
+        for c in (dep.get("status") or {}).get("conditions") or ():
+            if c.get("type") == "ReplicaFailure" and c.get("status") == "True":
+                said.append(f"Deployment {name} cannot create pods: {c.get('message') or c.get('reason')}")
+    return "; ".join(said)[:1024] if said else None
 
 
 def energy_block(e: Energy) -> dict[str, Any]:

@@ -379,3 +379,27 @@ def test_a_policy_can_allow_unlisted_domains_which_are_then_planned_unbudgeted()
     status = next(s for s in d.statuses if s.name == "h100").status
     cond = next(c for c in status["conditions"] if c["type"] == "PowerBudget")
     assert (cond["status"], cond["reason"]) == ("True", "Unbudgeted") and "allows unlisted" in cond["message"]
+
+
+def test_a_replicaset_that_cannot_create_pods_is_said_in_ready_and_once_as_an_event() -> None:
+    first = decide(snapshot(), "2026-12-01T10:00:00Z", solve)
+    docs, deps = with_statuses(example_docs(), first), applied(first, ready=False)
+    dep = next(d for d in deps if d["metadata"]["name"].startswith("chat-70b-"))
+    why = 'pods "chat-70b-x" is forbidden: error looking up service account chat/vllm: not found'
+    dep["status"]["conditions"] = [
+        {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate", "message": why}
+    ]
+    events = []
+    for now in ("2026-12-01T10:00:15Z", "2026-12-01T10:00:30Z"):
+        d = decide(snapshot(docs, deps), now, solve)
+        docs = with_statuses(docs, d)
+        events += [e for e in d.events if e.reason == "ReplicaFailure"]
+    pool = next(x for x in docs if x["metadata"]["name"] == "chat-70b")
+    ready = next(c for c in pool["status"]["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "ReplicaFailure")
+    assert f"Deployment {dep['metadata']['name']} cannot create pods: {why}" in ready["message"]
+    assert len(events) == 1 and why in events[0].message
+    other = next(x for x in docs if x["metadata"]["name"] == "embed")
+    assert (
+        next(c for c in other["status"]["conditions"] if c["type"] == "Ready")["reason"] != "ReplicaFailure"
+    )
