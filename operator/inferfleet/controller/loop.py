@@ -287,8 +287,19 @@ class PlanningLoop:
         self._phase(w.apply, d.reductions, "reduce", child("apply"))
         self._phase(lambda item: w.delete(*item), d.deletes, "delete", child("delete"))
         self._phase(w.apply, d.increases, "apply", child("apply"))  # already in order: biggest first
-        self._phase(lambda p: w.pin(p.namespace, p.name, p.node), d.pins, "pin")
-        self._phase(lambda u: w.delete("Pod", u.namespace, u.name), d.unpins, "unpin")
+
+        def pod(verb: Literal["pin", "delete"]) -> Callable[[Any, Exception], None]:
+            def note(item: Any, exc: Exception) -> None:  # said in the pool's status next round
+                pool = owners.get(("Pod", item.namespace, item.name))
+                if pool is not None:
+                    refused.append(
+                        Refusal(pool, "Pod", item.name, verb, _words(exc), None, getattr(exc, "status", None))
+                    )
+
+            return note
+
+        self._phase(lambda p: w.pin(p.namespace, p.name, p.node), d.pins, "pin", pod("pin"))
+        self._phase(lambda u: w.delete("Pod", u.namespace, u.name), d.unpins, "unpin", pod("delete"))
 
         def write_status(s: StatusWrite) -> None:
             w.patch_status(s.kind, s.namespace, s.name, s.status)
@@ -355,10 +366,18 @@ def _pool_of(obj: Obj) -> str | None:
 def _owners(snapshot: Snapshot) -> dict[tuple[str, str | None, str], str]:
     """(kind, namespace, name) of our children -> their pool key."""
     out = {}
-    for kind, objs in (("Deployment", snapshot.deployments), ("Service", snapshot.services)):
+    for kind, objs in (
+        ("Deployment", snapshot.deployments),
+        ("Service", snapshot.services),
+        ("Pod", snapshot.pending_pods),
+    ):
         for obj in objs:
             meta = obj.get("metadata") or {}
             pool = _pool_of(obj)
             if pool is not None:
                 out[(kind, meta.get("namespace"), str(meta.get("name")))] = pool
+    for (pool, _cls), nodes in snapshot.placed.items():  # bound replicas: the packing may move them
+        for names in nodes.values():
+            for name in names:
+                out[("Pod", pool.partition("/")[0], name)] = pool
     return out

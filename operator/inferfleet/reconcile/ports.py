@@ -52,9 +52,9 @@ class Refusal:
     a server-side dry run refused before the plan counted it (``dry_run``)."""
 
     pool: str  # "namespace/name" of the pool the child belongs to
-    kind: str  # Deployment | Service
+    kind: str  # Deployment | Service | Pod (a replica pinned to its node, or taken off one)
     name: str
-    verb: Literal["apply", "delete"]
+    verb: Literal["apply", "delete", "pin"]
     message: str  # the server's words (status code and message), or the transport failure
     accelerator_class: str | None = None  # the class a Deployment runs on
     code: int | None = None  # the HTTP status (None: no answer)

@@ -350,3 +350,53 @@ def test_a_round_that_reads_a_snapshot_older_than_its_own_statuses_says_nothing_
     loop.reconcile_once()
     loop.stop()
     assert first and [c for c in writer.calls if c[0] == "event"] == first
+
+
+class PinRefusingWriter(RefusingWriter):
+    """Every pin is refused (as an admission policy on pods would)."""
+
+    def pin(self, namespace: str, name: str, node: str | None) -> None:
+        raise APIRejected(f'pods "{name}" is forbidden: pinning denied by policy', status=403)
+
+
+def test_a_refused_pin_is_said_in_the_pools_status_not_only_in_a_log() -> None:
+    from inferfleet.api import labels
+
+    writer = PinRefusingWriter("nobody")
+    base = _reading_back(writer)
+    first = PlanningLoop(base, FakeWriter()).reconcile_once()
+    assert first.plan is not None
+    cls = next(
+        p.accelerator_class
+        for pp in first.plan.pools
+        if pp.key == "chat/chat-70b"
+        for p in pp.placements
+        if p.replicas
+    )
+    gated = {
+        "metadata": {
+            "name": "chat-70b-x-1",
+            "namespace": "chat",
+            "labels": {
+                labels.POOL: "chat-70b",
+                labels.ACCELERATOR_CLASS: cls,
+                labels.MANAGED_BY: labels.MANAGER,
+            },
+        },
+        "spec": {"schedulingGates": [{"name": labels.PLACEMENT_GATE}]},
+        "status": {"phase": "Pending"},
+    }
+
+    def read() -> Snapshot:
+        snap = base()
+        return Snapshot(snap.pools, snap.classes, snap.policy, snap.nodes, {}, [], [], pending_pods=[gated])
+
+    loop = PlanningLoop(read, writer)
+    loop.reconcile_once()
+    assert [(r.pool, r.kind, r.verb) for r in loop.refused] == [("chat/chat-70b", "Pod", "pin")]
+    loop.reconcile_once()  # the next round says it
+    loop.stop()
+    placed = _placed(writer, "chat-70b")
+    assert (placed["status"], placed["reason"]) == ("False", "ApplyFailed")
+    assert "refused to pin Pod chat-70b-x-1" in placed["message"] and "denied by policy" in placed["message"]
+    assert [m for o, m in writer.events if o == "InferencePool/chat-70b" and m.startswith("ApplyFailed")]
