@@ -356,6 +356,11 @@ def test_service_account_may_do_exactly_what_the_operator_needs(
         ("patch", "services", "-n", other),
         ("list", "services", "-A"),
         ("watch", "services", "-A"),
+        ("delete", "services", "-n", other),  # a class Service of a size-aware pool
+        ("create", "configmaps", "-n", other),  # a size-aware pool's routing
+        ("patch", "configmaps", "-n", other),
+        ("delete", "configmaps", "-n", other),
+        ("watch", "configmaps", "-A"),
         ("create", "events", "-n", other),
         ("patch", "events", "-n", other),  # an event told again: its count raised
         ("patch", "pods", "-n", other),  # pin a gated replica to its planned node
@@ -372,7 +377,7 @@ def test_service_account_may_do_exactly_what_the_operator_needs(
         ("get", "pods", "-n", other),
         ("patch", "nodes"),
         ("update", "deployments.apps", "-n", other),
-        ("delete", "services", "-n", other),
+        ("update", "configmaps", "-n", other),
         ("update", "inferencepools.inferfleet.dev", "-n", other),
         ("delete", "inferencepools.inferfleet.dev", "-n", other),
         ("create", "acceleratorclasses.inferfleet.dev"),

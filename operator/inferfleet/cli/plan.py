@@ -180,7 +180,8 @@ def _read_cluster(args: argparse.Namespace) -> tuple[Snapshot, dict[str, Any]]:
         raise _InputError(f"kubeconfig: {_line(exc)}") from None
     server = str(getattr(api.configuration, "host", "") or "")
     try:
-        snap = snapshot.read_snapshot(api, request_fn=read_only)
+        # the routing ConfigMaps are what the operator writes, not what it plans from
+        snap = snapshot.read_snapshot(api, request_fn=read_only, without=frozenset({"ConfigMap"}))
     except snapshot.CRDsMissing as exc:
         raise _InputError(f"{server}: {_line(exc)}") from None
     except client.APIError as exc:

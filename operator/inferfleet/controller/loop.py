@@ -369,6 +369,7 @@ def _owners(snapshot: Snapshot) -> dict[tuple[str, str | None, str], str]:
     for kind, objs in (
         ("Deployment", snapshot.deployments),
         ("Service", snapshot.services),
+        ("ConfigMap", snapshot.config_maps),
         ("Pod", snapshot.pending_pods),
     ):
         for obj in objs:

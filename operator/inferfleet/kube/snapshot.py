@@ -1,12 +1,12 @@
 """What one plan reads from the API, and the arithmetic on it: sources, one-shot reads, snapshots.
 
-Owns: ``SOURCES``/``sources`` (the seven collections a plan needs: pools, classes, the "default"
-FleetPolicy, nodes, bound unfinished pods, our Deployments and Services; their paths, selectors, the
-trimming of pods to what the arithmetic reads and the fingerprint of what in an object matters to a
-plan, e.g. not a node's heartbeat), ``list_source`` (one paginated LIST as raw JSON), ``read_snapshot``
-(every source LISTed once, in parallel: for one-shot readers; the operator reads the watch cache of
-``kube/informer.py``, which shares all of this), ``build_snapshot`` and the arithmetic of devices
-that pods we do not manage hold on each node.
+Owns: ``SOURCES``/``sources`` (the collections a plan needs: pools, classes, the "default"
+FleetPolicy, nodes, bound unfinished pods, our pending pods, Deployments, Services and ConfigMaps;
+their paths, selectors, the trimming of pods to what the arithmetic reads and the fingerprint of
+what in an object matters to a plan, e.g. not a node's heartbeat), ``list_source`` (one paginated
+LIST as raw JSON), ``read_snapshot`` (every source LISTed once, in parallel: for one-shot readers;
+the operator reads the watch cache of ``kube/informer.py``, which shares all of this),
+``build_snapshot`` and the arithmetic of devices that pods we do not manage hold on each node.
 """
 
 from __future__ import annotations
@@ -138,6 +138,11 @@ def custom_fingerprint(obj: Obj) -> str:
 def service_fingerprint(obj: Obj) -> str:
     meta = obj.get("metadata") or {}
     return _hash([meta.get("labels"), meta.get("annotations"), obj.get("spec")])
+
+
+def config_map_fingerprint(obj: Obj) -> str:
+    meta = obj.get("metadata") or {}
+    return _hash([meta.get("labels"), meta.get("annotations"), obj.get("data")])
 
 
 def trim_node(node: Obj) -> Obj:
@@ -302,22 +307,35 @@ def sources(namespace: str | None = None) -> tuple[Source, ...]:
             labels=labels.OURS,
             fingerprint=service_fingerprint,
         ),
+        Source(
+            "ConfigMap",
+            "v1",
+            "ConfigMap",
+            lambda: _ns_path("/api/v1", namespace, "configmaps"),
+            labels=labels.OURS,
+            fingerprint=config_map_fingerprint,
+        ),
     )
 
 
 def read_snapshot(
-    api: kubernetes.client.ApiClient, namespace: str | None = None, *, request_fn: RequestFn = request
+    api: kubernetes.client.ApiClient,
+    namespace: str | None = None,
+    *,
+    request_fn: RequestFn = request,
+    without: frozenset[str] = frozenset(),
 ) -> Snapshot:
     """Everything one plan needs, as the API server says it is now: one LIST per source.
 
     For one-shot readers; the operator reads its watch cache (``kube/informer.py``) instead.
-    ``request_fn``: ``kube.client.request`` or a stand-in with its signature (tests).
+    ``request_fn``: ``kube.client.request`` or a stand-in with its signature (tests); ``without``:
+    sources (by name) a reader does not need, e.g. the routing ConfigMaps no plan reads.
     Raises ``CRDsMissing``, ``TransientAPIError`` or ``APIRejected``.
     """
     # in parallel: the API server encodes one LIST while we parse another.  Locally (1,000 pools,
     # 2,000 Deployments and Pods, 200 Nodes; 2 cores shared with the API server) 4 threads read in
     # ~0.3-0.4 s against ~0.45 s one after another; more threads only contend for the GIL.
-    wanted = sources(namespace)
+    wanted = [src for src in sources(namespace) if src.name not in without]
     with concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="snapshot") as pool:
         futures = {src: pool.submit(list_source, api, src, request_fn) for src in wanted}
         concurrent.futures.wait(futures.values())
@@ -346,6 +364,7 @@ def build_snapshot(got: Mapping[str, Sequence[Obj]]) -> Snapshot:
         foreign_used=foreign_usage(pods),
         deployments=ordered["Deployment"],
         services=ordered["Service"],
+        config_maps=list(ordered.get("ConfigMap", ())),
         live_replicas=live_replicas(ours, ordered["Node"]),
         unschedulable=unschedulable(ordered.get("PendingPod", ())),
         placed=placed_on_nodes(ours),

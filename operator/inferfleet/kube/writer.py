@@ -1,6 +1,6 @@
 """``KubeWriter``: every write the operator makes, through the Kubernetes API, counted and fenced.
 
-Owns: server-side apply of our Deployments and Services (and its dry run), their deletion, lifting
+Owns: server-side apply of our Deployments, Services and ConfigMaps (and its dry run), their deletion, lifting
 a replica's placement gate (``pin``) or deleting it, merge patches of our custom resources' status
 subresource, and core/v1 Events: a repeat of an Event told within the window patches its ``count``
 and ``lastTimestamp`` instead of creating another, and each object's Events are rate-limited (the
@@ -32,7 +32,7 @@ from inferfleet.kube.client import (
     custom_path,
     request,
 )
-from inferfleet.reconcile.ports import Obj
+from inferfleet.reconcile.ports import ChildKind, Obj
 
 __all__ = [
     "APIRejected",
@@ -55,10 +55,11 @@ CLUSTER_EVENT_NAMESPACE: Final = "default"  # where Events about cluster-scoped 
 _CHILD_PATHS: Final = {
     "Deployment": ("/apis/apps/v1", "deployments"),
     "Service": ("/api/v1", "services"),
+    "ConfigMap": ("/api/v1", "configmaps"),
     "Pod": ("/api/v1", "pods"),
 }
 STRATEGIC_MERGE_PATCH: Final = "application/strategic-merge-patch+json"
-_CHILD_API_VERSIONS: Final = {"Deployment": "apps/v1", "Service": "v1"}
+_CHILD_API_VERSIONS: Final = {"Deployment": "apps/v1", "Service": "v1", "ConfigMap": "v1"}
 
 
 class WriteRecorder(Protocol):
@@ -115,7 +116,8 @@ class KubeWriter:
         kind = obj.get("kind", "")
         if kind not in _CHILD_API_VERSIONS or obj.get("apiVersion") != _CHILD_API_VERSIONS[kind]:
             raise ValueError(
-                f"apply handles apps/v1 Deployment and v1 Service, not {obj.get('apiVersion')}/{kind}"
+                "apply handles apps/v1 Deployment, v1 Service and v1 ConfigMap, "
+                f"not {obj.get('apiVersion')}/{kind}"
             )
         meta = obj.get("metadata") or {}
         namespace, name = meta.get("namespace"), meta.get("name")
@@ -152,7 +154,7 @@ class KubeWriter:
             )
         self._count("Pod", "pin")
 
-    def delete(self, kind: Literal["Deployment", "Service", "Pod"], namespace: str, name: str) -> None:
+    def delete(self, kind: ChildKind, namespace: str, name: str) -> None:
         self._fence()
         with contextlib.suppress(NotFound):  # already gone: the desired state holds
             request(

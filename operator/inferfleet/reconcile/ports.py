@@ -13,9 +13,10 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Literal, Protocol
 
-__all__ = ["INVALID_CODES", "Obj", "Refusal", "Snapshot", "Writer"]
+__all__ = ["INVALID_CODES", "ChildKind", "Obj", "Refusal", "Snapshot", "Writer"]
 
 Obj = dict[str, Any]  # a Kubernetes object as JSON (camelCase), e.g. from the API or a manifest
+ChildKind = Literal["Deployment", "Service", "ConfigMap", "Pod"]  # what the operator may delete
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +42,8 @@ class Snapshot:
     placed: Mapping[tuple[str, str], Mapping[str, tuple[str, ...]]] = dataclasses.field(default_factory=dict)
     # our unbound pods (trimmed: identity, scheduling gates, hostname pin, PodScheduled condition)
     pending_pods: list[Obj] = dataclasses.field(default_factory=list)
+    # ConfigMaps labelled app.kubernetes.io/managed-by=inferfleet (size-aware pools' routing)
+    config_maps: list[Obj] = dataclasses.field(default_factory=list)
 
 
 INVALID_CODES = (400, 403, 422)  # the server judged the object (invalid, or denied by admission)
@@ -52,7 +55,7 @@ class Refusal:
     a server-side dry run refused before the plan counted it (``dry_run``)."""
 
     pool: str  # "namespace/name" of the pool the child belongs to
-    kind: str  # Deployment | Service | Pod (a replica pinned to its node, or taken off one)
+    kind: str  # Deployment | Service | ConfigMap | Pod (a replica pinned to its node, or taken off one)
     name: str
     verb: Literal["apply", "delete", "pin"]
     message: str  # the server's words (status code and message), or the transport failure
@@ -76,13 +79,14 @@ class Writer(Protocol):
     """Every write the operator makes.  Implementations count writes by kind and verb."""
 
     def apply(self, obj: Obj) -> None:
-        """Server-side apply (field manager ``inferfleet``, force) of a Deployment or Service."""
+        """Server-side apply (field manager ``inferfleet``, force) of a Deployment, Service or
+        ConfigMap."""
 
     def dry_run(self, obj: Obj) -> None:
         """``apply`` with ``dryRun=All``: admission and validation run, nothing is stored; raises
         as ``apply`` would."""
 
-    def delete(self, kind: Literal["Deployment", "Service", "Pod"], namespace: str, name: str) -> None:
+    def delete(self, kind: ChildKind, namespace: str, name: str) -> None:
         """Delete a child, or a replica (404 is not an error)."""
 
     def pin(self, namespace: str, name: str, node: str | None) -> None:

@@ -308,7 +308,8 @@ EXPECTED_WORKLOADS = {
     "inferfleet.dev/inferencepools/status": ["patch"],
     "inferfleet.dev/inferencepools/finalizers": ["update"],
     "apps/deployments": ["create", "delete", "list", "patch", "watch"],
-    "core/services": ["create", "list", "patch", "watch"],
+    "core/services": ["create", "delete", "list", "patch", "watch"],
+    "core/configmaps": ["create", "delete", "list", "patch", "watch"],
     "core/pods": ["delete", "patch"],
 }
 EXPECTED_LEASE = {

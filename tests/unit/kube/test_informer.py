@@ -419,7 +419,7 @@ def test_no_snapshot_until_every_store_has_synced_once() -> None:
     stores = list(cache.stores.values())
     for store in stores[:-1]:
         cache.run_once(store)
-    with pytest.raises(CacheNotSynced, match="Service"):
+    with pytest.raises(CacheNotSynced, match="ConfigMap"):
         cache.snapshot()
     assert changes == [], "nothing wakes the planner before the first full sync"
     threading.Timer(0.2, cache.run_once, args=(stores[-1],)).start()
