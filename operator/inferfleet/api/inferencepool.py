@@ -51,6 +51,7 @@ __all__ = [
     "ModelRef",
     "PlacementPolicy",
     "PlacementStatus",
+    "RequestBucket",
     "ServerTemplate",
     "SLOSpec",
 ]
@@ -316,6 +317,94 @@ class Autoscaling(Spec):
     )
 
 
+MAX_INPUT_TOKENS: Final = 2_097_152
+MAX_OUTPUT_TOKENS: Final = 131_072
+REQUEST_MIX_BUCKETS: Final = 16  # buckets of one pool's request mix
+
+
+def _out_top(b: str) -> str:
+    """CEL: a bucket's output range's top, an output range of (0, 0] (embeddings) taken as (0, 1]."""
+    return f"({b}.maxOutputTokens + ({b}.maxOutputTokens == 0 ? 1 : 0))"
+
+
+def _overlap(a: str, b: str) -> str:
+    """CEL: buckets ``a`` and ``b`` share some request size."""
+    return (
+        f"{a}.minInputTokens < {b}.maxInputTokens && {b}.minInputTokens < {a}.maxInputTokens && "
+        f"{a}.minOutputTokens < {_out_top(b)} && {b}.minOutputTokens < {_out_top(a)}"
+    )
+
+
+def _area(b: str) -> str:
+    return f"({b}.maxInputTokens - {b}.minInputTokens) * ({_out_top(b)} - {b}.minOutputTokens)"
+
+
+class RequestBucket(Spec):
+    """One size of request in the pool's demand: input and output lengths in (min, max] tokens (a
+    min of 0 takes 0 too), and its weight among the pool's requests."""
+
+    min_input_tokens: int = Field(
+        0, ge=0, le=MAX_INPUT_TOKENS, description="Input tokens above this (0: from none)."
+    )
+    max_input_tokens: int = Field(ge=1, le=MAX_INPUT_TOKENS, description="Input tokens up to this.")
+    min_output_tokens: int = Field(
+        0, ge=0, le=MAX_OUTPUT_TOKENS, description="Output tokens above this (0: from none)."
+    )
+    max_output_tokens: int = Field(
+        ge=0, le=MAX_OUTPUT_TOKENS, description="Output tokens up to this (0 with a min of 0: embeddings)."
+    )
+    weight: int = Field(
+        ge=1,
+        le=1_000_000,
+        description="The bucket's share of the pool's requests, relative to the other buckets' weights "
+        "(percentages, or req/s, as HTTPRoute backend weights): share = weight / sum of weights.",
+    )
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            "self.minInputTokens < self.maxInputTokens",
+            "minInputTokens must be less than maxInputTokens",
+            lambda b: b.min_input_tokens < b.max_input_tokens,
+            ".minInputTokens",
+        ),
+        CelRule(
+            "self.minOutputTokens < self.maxOutputTokens || self.maxOutputTokens == 0",
+            "minOutputTokens must be less than maxOutputTokens",
+            lambda b: b.min_output_tokens < b.max_output_tokens or b.max_output_tokens == 0,
+            ".minOutputTokens",
+        ),
+    )
+
+    @property
+    def output_top(self) -> int:
+        return self.max_output_tokens + (1 if self.max_output_tokens == 0 else 0)
+
+    def overlaps(self, other: RequestBucket) -> bool:
+        return (
+            self.min_input_tokens < other.max_input_tokens
+            and other.min_input_tokens < self.max_input_tokens
+            and self.min_output_tokens < other.output_top
+            and other.min_output_tokens < self.output_top
+        )
+
+    @property
+    def area(self) -> int:
+        return (self.max_input_tokens - self.min_input_tokens) * (self.output_top - self.min_output_tokens)
+
+
+def _covers_from_zero(mix: list[RequestBucket]) -> bool:
+    """The buckets tile a rectangle from (0, 0): no gap, given that none overlap."""
+    if not mix:
+        return True
+    top_in = max(b.max_input_tokens for b in mix)
+    top_out = max(b.output_top for b in mix)
+    return (
+        min(b.min_input_tokens for b in mix) == 0
+        and min(b.min_output_tokens for b in mix) == 0
+        and sum(b.area for b in mix) == top_in * top_out
+    )
+
+
 class Demand(Spec):
     """The traffic the pool must serve at its SLO."""
 
@@ -326,12 +415,50 @@ class Demand(Spec):
     output_tokens: int = Field(
         256, ge=0, le=131_072, description="Typical output tokens per request (0 for embedding models)."
     )
+    request_mix: list[RequestBucket] = Field(
+        default_factory=list,
+        max_length=REQUEST_MIX_BUCKETS,
+        description="The requests as a mix of sizes (buckets tiling input x output lengths from 0, no "
+        "overlap, no gap; a longer request counts in the bucket at the edge it passes), instead of "
+        "inputTokens and outputTokens; each bucket is planned at its largest request "
+        "(docs/request-mix.md).",
+    )
+    routing: Literal["Mixed", "SizeAware"] = Field(
+        "Mixed",
+        description="With a requestMix: Mixed, every replica serves the whole mix (the pool's Service "
+        "spreads requests); SizeAware, the plan sends each bucket to the classes where it is cheapest, "
+        "and a router sends each request to its class's Service by the routing ConfigMap "
+        "<pool>-routing (docs/request-mix.md).",
+    )
     autoscaling: Autoscaling | None = Field(
         None,
         description="Plan the request rate measured in Prometheus (the operator's --prometheus-url) instead "
         "of requestsPerSecond, which stays the floor; unset: requestsPerSecond is planned. Without a "
         "Prometheus the pool says MetricsAvailable=False (NoMetricsSource) and plans requestsPerSecond "
         "(docs/autoscaling.md).",
+    )
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        # every bucket overlaps itself only (a duplicate overlaps its twin)
+        CelRule(
+            "!has(self.requestMix) || self.requestMix.all(a, "
+            f"self.requestMix.filter(b, {_overlap('a', 'b')}).size() == 1)",
+            "requestMix buckets must not overlap: each request size belongs to one bucket",
+            lambda d: all(sum(a.overlaps(b) for b in d.request_mix) == 1 for a in d.request_mix),
+            ".requestMix",
+        ),
+        CelRule(
+            "!has(self.requestMix) || size(self.requestMix) == 0 || "
+            "(self.requestMix.map(b, b.minInputTokens).min() == 0 && "
+            "self.requestMix.map(b, b.minOutputTokens).min() == 0 && "
+            f"self.requestMix.map(b, {_area('b')}).sum() == "
+            "self.requestMix.map(b, b.maxInputTokens).max() * "
+            f"self.requestMix.map(b, {_out_top('b')}).max())",
+            "requestMix buckets must leave no gap: together they cover every input length from 0 to the "
+            "largest maxInputTokens with every output length from 0 to the largest maxOutputTokens",
+            lambda d: _covers_from_zero(d.request_mix),
+            ".requestMix",
+        ),
     )
 
 
@@ -391,6 +518,17 @@ class InferencePoolSpec(Spec):
             ),
             ".placement.preferredClasses",
         ),
+        CelRule(
+            "!has(self.demand.requestMix) || "
+            "self.demand.requestMix.all(b, b.minInputTokens + b.maxOutputTokens < self.model.contextLength)",
+            "every requestMix bucket must hold a request within model.contextLength: minInputTokens + "
+            "maxOutputTokens below it",
+            lambda s: all(
+                b.min_input_tokens + b.max_output_tokens < s.model.context_length
+                for b in s.demand.request_mix
+            ),
+            ".demand.requestMix",
+        ),
     )
 
 
@@ -406,6 +544,12 @@ class PlacementStatus(Spec):
     ttft_p95_milliseconds: float = Field(ge=0, description="Predicted p95 TTFT.")
     tpot_p95_milliseconds: float = Field(ge=0, description="Predicted p95 TPOT.")
     requests_per_second: float = Field(0, ge=0, description="Planned capacity over all replicas at the SLO.")
+    bucket_requests_per_second: list[float] | None = Field(
+        None,
+        max_length=REQUEST_MIX_BUCKETS,
+        description="SizeAware pools: the req/s of each requestMix bucket (in its order) the plan routes "
+        "to the class (the routing ConfigMap's weights).",
+    )
 
 
 class Recommendation(Spec):

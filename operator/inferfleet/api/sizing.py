@@ -29,7 +29,12 @@ from pydantic import BaseModel
 
 from inferfleet.api.acceleratorclass import PREFIX_MAX, PROFILE_BUCKETS_TOTAL, QUALIFIED_NAME
 from inferfleet.api.common import DNS1123_LABEL
-from inferfleet.api.inferencepool import ARGS_TOTAL_LENGTH, ENV_TOTAL_LENGTH
+from inferfleet.api.inferencepool import (
+    ARGS_TOTAL_LENGTH,
+    ENV_TOTAL_LENGTH,
+    MAX_INPUT_TOKENS,
+    MAX_OUTPUT_TOKENS,
+)
 from inferfleet.api.kinds import BY_KIND
 from inferfleet.api.simulatedfleet import MAX_ENTRIES, SimulatedFleet
 
@@ -325,6 +330,11 @@ def _pool(obj: dict[str, Any]) -> None:
     for context in (server["podSecurityContext"], server["securityContext"]):
         context["seccompProfile"]["type"] = "Localhost"  # the one type with a profile
     server["securityContext"]["allowPrivilegeEscalation"] = True  # beside any capability
+    mix = obj["spec"]["demand"]["requestMix"]  # strips of input lengths tiling the whole range
+    width = (MAX_INPUT_TOKENS - MAX_OUTPUT_TOKENS) // len(mix)  # each holds its longest output
+    for i, bucket in enumerate(mix):
+        bucket.update(minInputTokens=i * width, maxInputTokens=(i + 1) * width, minOutputTokens=0)
+    mix[-1]["maxInputTokens"] = MAX_INPUT_TOKENS
 
 
 def _accelerator_class(obj: dict[str, Any]) -> None:

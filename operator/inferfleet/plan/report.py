@@ -58,6 +58,8 @@ def placement(pl: core.Placement) -> dict[str, Any]:
         "requestsPerSecond": _round(pl.rps_capacity, 3),
         "ttftP95Milliseconds": _round(pl.ttft_s * 1000, 1),
         "tpotP95Milliseconds": _round(pl.tpot_s * 1000, 2),
+        # size-aware pools: req/s of each requestMix bucket routed to the class
+        **({"bucketRequestsPerSecond": [_round(r, 3) for r in pl.bucket_rps]} if pl.bucket_rps else {}),
     }
 
 
@@ -198,6 +200,15 @@ def render_table(doc: dict[str, Any]) -> str:
             headers = ["CLASS", "REPLICAS", "DEVICES", "KW", "$/H", "REQ/S", "TTFT-P95-MS", "TPOT-P95-MS"]
             out.append("  " + table(headers, rows).replace("\n", "\n  "))
             out.append(f"  energy: {energy_line(pool['energy'])}")
+            split = [p for p in pool["placements"] if "bucketRequestsPerSecond" in p]
+            if split:
+                out.append(
+                    "  size-aware split, req/s per requestMix bucket: "
+                    + "; ".join(
+                        f"{p['class']} " + " ".join(f"{r:g}" for r in p["bucketRequestsPerSecond"])
+                        for p in split
+                    )
+                )
         out.append("")
     rows = []
     for d in doc["domains"]:

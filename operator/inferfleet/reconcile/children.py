@@ -1,4 +1,5 @@
-"""Children of InferencePools: one Deployment per (pool, class), one Service per pool.
+"""Children of InferencePools: one Deployment per (pool, class), one Service per pool (a size-aware
+pool's class Services and routing ConfigMap: reconcile/routing.py).
 
 Owns the manifests (pure ``build_*`` functions over API objects: the pool's server template carried
 into the Pod, with the operator's env, the /dev/shm volume and default probes), their names, labels and
@@ -36,13 +37,16 @@ __all__ = [
     "Existing",
     "build_deployment",
     "build_service",
+    "child_labels",
     "deployment_name",
     "devices_per_replica",
     "diff",
     "excluded",
     "index",
+    "owner",
     "pool_and_class",
     "spec_hash",
+    "with_hash",
 ]
 
 
@@ -55,7 +59,7 @@ def deployment_name(pool: str, accelerator_class: str) -> str:
     return f"{name[:54].rstrip('-')}-{digest}"
 
 
-def _owner(pool: InferencePool) -> dict[str, Any]:
+def owner(pool: InferencePool) -> dict[str, Any]:
     return {
         "apiVersion": API_VERSION,
         "kind": "InferencePool",
@@ -66,7 +70,7 @@ def _owner(pool: InferencePool) -> dict[str, Any]:
     }
 
 
-def _child_labels(pool: InferencePool, extra: Mapping[str, str]) -> dict[str, str]:
+def child_labels(pool: InferencePool, extra: Mapping[str, str]) -> dict[str, str]:
     name = str(pool.metadata["name"])
     return {
         labels.NAME: "inference-server",
@@ -86,7 +90,7 @@ def spec_hash(obj: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _with_hash(obj: dict[str, Any]) -> dict[str, Any]:
+def with_hash(obj: dict[str, Any]) -> dict[str, Any]:
     obj["metadata"].setdefault("annotations", {})[labels.SPEC_HASH] = spec_hash(obj)
     return obj
 
@@ -163,7 +167,7 @@ def build_deployment(
     class_name = str(cls.metadata["name"])
     server = pool.spec.server
     resources = {"cpu": server.cpu, "memory": server.memory, cls.spec.resource_name: str(devices)}
-    pod_labels = _child_labels(pool, {labels.ACCELERATOR_CLASS: class_name})
+    pod_labels = child_labels(pool, {labels.ACCELERATOR_CLASS: class_name})
     selector = {labels.POOL: name, labels.ACCELERATOR_CLASS: class_name}
     volumes, mounts = _volumes(server)
     container: dict[str, Any] = {
@@ -195,7 +199,7 @@ def build_deployment(
     }
     if volumes:
         pod_spec["volumes"] = volumes
-    return _with_hash(
+    return with_hash(
         {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
@@ -203,7 +207,7 @@ def build_deployment(
                 "name": deployment_name(name, class_name),
                 "namespace": pool.metadata.get("namespace", "default"),
                 "labels": pod_labels,
-                "ownerReferences": [_owner(pool)],
+                "ownerReferences": [owner(pool)],
             },
             "spec": {
                 "replicas": replicas,
@@ -220,15 +224,15 @@ def build_deployment(
 def build_service(pool: InferencePool) -> dict[str, Any]:
     """One Service selecting every replica of the pool across classes (Gateway API can route to it)."""
     name = str(pool.metadata["name"])
-    return _with_hash(
+    return with_hash(
         {
             "apiVersion": "v1",
             "kind": "Service",
             "metadata": {
                 "name": name,
                 "namespace": pool.metadata.get("namespace", "default"),
-                "labels": _child_labels(pool, {}),
-                "ownerReferences": [_owner(pool)],
+                "labels": child_labels(pool, {}),
+                "ownerReferences": [owner(pool)],
             },
             "spec": {
                 "selector": {labels.POOL: name},

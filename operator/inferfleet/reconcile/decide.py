@@ -27,7 +27,7 @@ from inferfleet.api.kinds import POLICY_NAME
 from inferfleet.core import energy
 from inferfleet.core import types as core
 from inferfleet.core.observed import Observed
-from inferfleet.reconcile import autoscaling, children, gate, pinning, report, status, stuck
+from inferfleet.reconcile import autoscaling, children, gate, pinning, report, routing, status, stuck
 from inferfleet.reconcile.decision import Decision, Event, StatusWrite
 from inferfleet.reconcile.ports import Refusal, Snapshot
 from inferfleet.reconcile.validate import Objects, meta, validate
@@ -96,6 +96,7 @@ def decide(
     )
     plan = solve(bridged.problem)
     writes = children.diff(plan, objects, existing, snapshot.services)  # 4
+    routing.extend(writes, plan, objects.pools, snapshot.services, snapshot.config_maps)
     deferred = gate.gate(writes, plan, bridged.problem, snapshot.live_replicas)  # 5
     wanted = pinning.assignment(plan, bridged.problem, snapshot.placed, snapshot.pending_pods)  # 6
     unpinned = {c.name for c in bridged.problem.classes if not c.node_names}

@@ -215,6 +215,7 @@ def pool_status(
             "ttftP95Milliseconds": round(p.ttft_s * 1000, 1),
             "tpotP95Milliseconds": round(p.tpot_s * 1000, 2),
             "requestsPerSecond": round(p.rps_capacity, 3),
+            **({"bucketRequestsPerSecond": [round(r, 3) for r in p.bucket_rps]} if p.bucket_rps else {}),
         }
         for p in plan.placements
         if p.replicas > 0

@@ -14,12 +14,13 @@ from inferfleet.api.acceleratorclass import AcceleratorClass as ApiClass
 from inferfleet.api.acceleratorclass import InterconnectSpec
 from inferfleet.api.fleetpolicy import FleetPolicy as ApiPolicy
 from inferfleet.api.inferencepool import InferencePool as ApiPool
+from inferfleet.api.inferencepool import InferencePoolSpec
 from inferfleet.core import cost
 from inferfleet.core import types as core
 from inferfleet.core.roofline import INTERCONNECT_DEFAULTS, Interconnect, LinkedHardware
 from inferfleet.core.units import GIGA, KILO, MICRO, MILLI, TERA
 
-__all__ = ["pool_key", "to_core_class", "to_core_policy", "to_core_pool", "watts"]
+__all__ = ["buckets", "pool_key", "to_core_class", "to_core_policy", "to_core_pool", "watts"]
 
 
 def pool_key(pool: ApiPool) -> str:
@@ -87,6 +88,32 @@ def to_core_class(
     )
 
 
+def buckets(spec: InferencePoolSpec) -> tuple[core.Bucket, ...]:
+    """The pool's request mix for the planner: each bucket rated at its largest request that fits
+    the model's context (its longest output after the longest input that leaves room for it;
+    admission keeps one inside every bucket), share = its weight over the weights' sum."""
+    mix, context = spec.demand.request_mix, spec.model.context_length
+    total = sum(b.weight for b in mix)
+    return tuple(
+        core.Bucket(
+            core.Workload(min(b.max_input_tokens, context - b.max_output_tokens), b.max_output_tokens),
+            b.weight / total,
+        )
+        for b in mix
+    )
+
+
+def _workload(spec: InferencePoolSpec) -> core.Workload:
+    """The typical request: the spec's, or the share-weighted mean of the mix's (tokens/s figures)."""
+    mix = buckets(spec)
+    if not mix:
+        return core.Workload(spec.demand.input_tokens, spec.demand.output_tokens)
+    return core.Workload(
+        max(1, round(sum(b.share * b.workload.input_tokens for b in mix))),
+        round(sum(b.share * b.workload.output_tokens for b in mix)),
+    )
+
+
 def to_core_pool(
     pool: ApiPool,
     current: Mapping[str, int] | None = None,
@@ -116,7 +143,9 @@ def to_core_pool(
             ttft_s=spec.slo.ttft_p95_milliseconds * MILLI if spec.slo.ttft_p95_milliseconds else None,
             tpot_s=spec.slo.tpot_p95_milliseconds * MILLI if spec.slo.tpot_p95_milliseconds else None,
         ),
-        workload=core.Workload(spec.demand.input_tokens, spec.demand.output_tokens),
+        workload=_workload(spec),
+        buckets=buckets(spec),
+        routing=core.Routing.SIZE_AWARE if spec.demand.routing == "SizeAware" else core.Routing.MIXED,
         demand_rps=demand,
         min_replicas=min_replicas,
         max_replicas=max_replicas,

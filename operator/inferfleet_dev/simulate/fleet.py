@@ -3,7 +3,8 @@
 Owns reading the API server for the simulator (raw JSON LISTs through ``inferfleet.kube.client``): pods
 labelled ``inferfleet.dev/pool`` and ``inferfleet.dev/accelerator-class`` that are Ready and not
 terminating (with the time their Ready condition turned True), the InferencePools and
-AcceleratorClasses validated through the pydantic models and converted to the core's types.
+AcceleratorClasses validated through the pydantic models and converted to the core's types, and the
+routing ConfigMaps of size-aware pools (the simulator routes by them, as a router would).
 ``FleetWatcher`` polls every ``interval`` seconds in a thread and syncs the simulation; an API
 error keeps the last picture (and is reported once), so a blip does not drop the fleet.
 """
@@ -22,7 +23,8 @@ from pydantic import ValidationError
 from inferfleet.api import GROUP, VERSION
 from inferfleet.api.acceleratorclass import AcceleratorClass as ApiClass
 from inferfleet.api.inferencepool import InferencePool as ApiPool
-from inferfleet.api.labels import ACCELERATOR_CLASS, POOL
+from inferfleet.api.labels import ACCELERATOR_CLASS, OURS, POOL
+from inferfleet.api.routing import ROUTING_KEY, RoutingTable, routing_name
 from inferfleet.core.types import AcceleratorClass, Pool
 from inferfleet.kube.client import request
 from inferfleet.translate.objects import pool_key, to_core_class, to_core_pool
@@ -37,6 +39,7 @@ class FleetView:
     classes: dict[str, AcceleratorClass]
     pods: list[Pod]
     invalid: list[str]  # objects that failed validation, one line each
+    routes: dict[str, RoutingTable] = dataclasses.field(default_factory=dict)  # size-aware pools
 
 
 def _timestamp(value: str | None) -> float:
@@ -95,7 +98,19 @@ def read_fleet(api: Any) -> FleetView:
         except (ValidationError, ValueError) as exc:
             invalid.append(f"AcceleratorClass {(obj.get('metadata') or {}).get('name')}: {exc}")
     pods = ready_pods(_list(api, "/api/v1/pods", {"labelSelector": f"{POOL},{ACCELERATOR_CLASS}"}))
-    return FleetView(pools, classes, pods, invalid)
+    routes: dict[str, RoutingTable] = {}
+    for obj in _list(api, "/api/v1/configmaps", {"labelSelector": f"{OURS},{POOL}"}):
+        meta = obj.get("metadata") or {}
+        key = f"{meta.get('namespace')}/{(meta.get('labels') or {}).get(POOL)}"
+        if meta.get("name") != routing_name(key.partition("/")[2]):
+            continue
+        try:
+            routes[key] = RoutingTable.model_validate_json((obj.get("data") or {}).get(ROUTING_KEY) or "")
+        except ValidationError as exc:
+            invalid.append(
+                f"ConfigMap {meta.get('namespace')}/{meta.get('name')}: {str(exc).splitlines()[0]}"
+            )
+    return FleetView(pools, classes, pods, invalid, routes)
 
 
 class FleetWatcher:
@@ -136,7 +151,7 @@ class FleetWatcher:
         self._last_error = ""
         with self.sim.lock:
             self.sim.advance(self.clock())
-            self.sim.sync(view.pools, view.classes, view.pods)
+            self.sim.sync(view.pools, view.classes, view.pods, view.routes)
             self.sim.invalid = view.invalid
         self.passes += 1
         self.synced.set()

@@ -2,13 +2,15 @@
 
 Owns which simulated replicas exist (``sync`` with what the API server shows: Ready pods, their
 pools and classes), when each starts serving (Ready time + the class's model start-up time), how a
-pool's arrivals are spread (least outstanding among its serving replicas, round-robin on ties),
+pool's arrivals are spread (least outstanding among its serving replicas, round-robin on ties; a
+size-aware pool's first by its routing table to the Service of its bucket's class, drawn by share),
 faults (a slow class, metrics withheld) and the state report.  Pure apart from the optional JSONL
 log: ``advance(t)`` is driven by a virtual or a real clock from outside; callers hold ``lock``.
 """
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import itertools
 import random
@@ -16,7 +18,9 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from inferfleet.api.routing import RoutingTable
 from inferfleet.core.types import AcceleratorClass, Pool
+from inferfleet.reconcile.children import deployment_name
 from inferfleet_dev.simulate.calibrate import Calibration, calibrate
 from inferfleet_dev.simulate.engine import Replica, Request
 from inferfleet_dev.simulate.load import Arrivals, Constant, Profile, TokenDist
@@ -95,15 +99,24 @@ class Simulation:
         self.loads: dict[str, _Load] = {}
         self.unknown: dict[str, str] = {}  # pod key -> why it is not simulated
         self.invalid: list[str] = []  # API objects that failed validation (set by the fleet reader)
+        self.routes: dict[str, RoutingTable] = {}
+        # pool key -> class -> requests dispatched per bucket of the pool's mix (its order)
+        self.routed: dict[str, dict[str, list[int]]] = {}
         self.now = 0.0
         self._rr = itertools.count()
 
     # -- the fleet -----------------------------------------------------------------------------
     def sync(
-        self, pools: Mapping[str, Pool], classes: Mapping[str, AcceleratorClass], pods: Iterable[Pod]
+        self,
+        pools: Mapping[str, Pool],
+        classes: Mapping[str, AcceleratorClass],
+        pods: Iterable[Pod],
+        routes: Mapping[str, RoutingTable] | None = None,
     ) -> None:
-        """Make the replicas exactly ``pods`` (those whose pool and class are known)."""
+        """Make the replicas exactly ``pods`` (those whose pool and class are known); ``routes``:
+        the routing tables of size-aware pools, by pool key."""
         self.pools, self.classes = dict(pools), dict(classes)
+        self.routes = dict(routes or {})
         wanted: dict[str, Pod] = {}
         self.unknown = {}
         for pod in pods:
@@ -194,15 +207,43 @@ class Simulation:
         if pool is None or not serving:
             self.loads[key].dropped += 1
             return
+        n_in, n_out, bucket = self._draw(pool)
+        table = self.routes.get(key)
+        if table is not None:  # a router reading the routing ConfigMap: the bucket's class Services
+            service = table.pick(n_in, n_out, self.rng)
+            if service != table.service:
+                mine = [
+                    r
+                    for r in serving
+                    if deployment_name(pool.key.partition("/")[2], r.pod.accelerator_class) == service
+                ]
+                serving = mine or serving  # a Service with no serving replica: the pool's
         for r in serving:
             r.engine.advance(a)
         least = min(r.engine.outstanding for r in serving)
         candidates = [r for r in serving if r.engine.outstanding == least]
         chosen = candidates[next(self._rr) % len(candidates)]
-        n_in = self.tokens.draw(self.rng, pool.workload.input_tokens, high=pool.model.context_length)
-        room = max(0, pool.model.context_length - n_in)
-        n_out = self.tokens.draw(self.rng, pool.workload.output_tokens, high=room) if room else 0
+        if bucket is not None:
+            counts = self.routed.setdefault(key, {}).setdefault(
+                chosen.pod.accelerator_class, [0] * len(pool.buckets)
+            )
+            counts[bucket] += 1
         chosen.engine.submit(Request(a, n_in, n_out, pool=key))
+
+    def _draw(self, pool: Pool) -> tuple[int, int, int | None]:
+        """A request's token lengths (and its bucket, for a pool whose demand is a mix): around the
+        pool's typical request, or a bucket's drawn by share, never above the bucket's largest."""
+        bucket, shape, cap = None, pool.workload, pool.model.context_length
+        if pool.buckets:
+            edges = list(itertools.accumulate(b.share for b in pool.buckets))
+            bucket = min(bisect.bisect_right(edges, self.rng.random() * edges[-1]), len(edges) - 1)
+            shape = pool.buckets[bucket].workload
+            cap = shape.input_tokens
+        n_in = self.tokens.draw(self.rng, shape.input_tokens, high=cap)
+        room = max(0, pool.model.context_length - n_in)
+        high = min(room, shape.output_tokens) if pool.buckets else room
+        n_out = self.tokens.draw(self.rng, shape.output_tokens, high=high) if high else 0
+        return n_in, n_out, bucket
 
     # -- reading ---------------------------------------------------------------------------------
     def metrics_text(self) -> str | None:
@@ -231,6 +272,9 @@ class Simulation:
                     c: rec.p95(rec.window(now, window_seconds, pool=key, accelerator_class=c))
                     for c in classes
                 },
+                # a mix's requests per class and bucket since the start, and whether a table routed them
+                "routedByBucket": {c: list(v) for c, v in sorted(self.routed.get(key, {}).items())},
+                "routingTable": key in self.routes,
             }
         replicas = {
             key: {

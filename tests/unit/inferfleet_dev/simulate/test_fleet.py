@@ -4,6 +4,7 @@ into the simulation; an invalid object is reported, an API error keeps the last 
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -25,13 +26,14 @@ def pod(name: str, pool: str = "chat-70b", cls: str = "h100") -> dict[str, Any]:
 
 
 class FakeAPI:
-    """Answers the three LISTs the reader makes, or fails them all."""
+    """Answers the four LISTs the reader makes, or fails them all."""
 
     def __init__(self) -> None:
         docs = example_docs()
         self.pools = [d for d in docs if d["kind"] == "InferencePool"]
         self.classes = [d for d in docs if d["kind"] == "AcceleratorClass"]
         self.pods = [pod("a"), pod("b", cls="mi300x")]
+        self.config_maps: list[dict[str, Any]] = []
         self.down = False
         self.calls: list[tuple[str, list[tuple[str, str]]]] = []
 
@@ -44,6 +46,8 @@ class FakeAPI:
             return {"items": copy.deepcopy(self.pools)}
         if path.endswith("/acceleratorclasses"):
             return {"items": copy.deepcopy(self.classes)}
+        if path == "/api/v1/configmaps":
+            return {"items": copy.deepcopy(self.config_maps)}
         assert path == "/api/v1/pods"
         return {"items": copy.deepcopy(self.pods)}
 
@@ -83,3 +87,30 @@ def test_an_invalid_pool_is_reported_and_its_pods_ignored(api: FakeAPI) -> None:
     sim = Simulation()
     sim.sync(view.pools, view.classes, view.pods)
     assert sim.replicas == {} and sim.state()["ignoredPods"]["chat/a"] == "no InferencePool chat/chat-70b"
+
+
+def routing_map(pool: str, name: str, data: str) -> dict[str, Any]:
+    labels = {POOL: pool, "app.kubernetes.io/managed-by": "inferfleet"}
+    return {"metadata": {"name": name, "namespace": "chat", "labels": labels}, "data": {"routing.json": data}}
+
+
+def test_the_reader_takes_routing_tables_and_names_a_broken_one(api: FakeAPI) -> None:
+    table = {
+        "pool": "chat-70b",
+        "service": "chat-70b",
+        "port": 8000,
+        "generation": 3,
+        "buckets": [
+            {"minInputTokens": 0, "maxInputTokens": 512, "minOutputTokens": 0, "maxOutputTokens": 64}
+        ],
+    }
+    api.config_maps = [
+        routing_map("chat-70b", "chat-70b-routing", json.dumps(table)),
+        routing_map("chat-70b", "chat-70b-other", "{}"),  # not the routing table's name: ignored
+        routing_map("embed", "embed-routing", '{"pool": "embed"}'),
+    ]
+    view = fleet.read_fleet(api)
+    assert list(view.routes) == ["chat/chat-70b"] and view.routes["chat/chat-70b"].generation == 3
+    assert [line for line in view.invalid if line.startswith("ConfigMap")] == [
+        next(line for line in view.invalid if "chat/embed-routing" in line)
+    ]
