@@ -31,7 +31,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def docs(kind: str) -> list[dict[str, Any]]:
     out = []
-    for path in sorted((ROOT / "examples").glob("*.yaml")):
+    for path in sorted(
+        [*(ROOT / "examples").glob("*.yaml"), *(ROOT / "examples/request-mix").glob("*.yaml")]
+    ):
         out += [d for d in yaml.safe_load_all(path.read_text()) if d and d["kind"] == kind]
     return out
 

@@ -5,6 +5,7 @@ and exit 0; ``--help`` lists the exit statuses; each status listed is what the c
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -127,3 +128,17 @@ def test_an_interruption_exits_130() -> None:
         sub.add_parser("interrupted").set_defaults(func=interrupted)
 
     assert main(["interrupted"], extra=(register,)) == 130
+
+
+def test_plan_prints_a_size_aware_pool_s_split_per_bucket() -> None:
+    """The request-mix example, planned as a user runs it: JSON on stdout, the split per bucket
+    summing to the demand, and the table's split line."""
+    files = ["-f", "examples/00-namespaces.yaml", "-f", "examples/10-accelerator-classes.yaml"]
+    proc = _cli("plan", *files, "-f", "examples/request-mix", "-o", "json")
+    assert proc.returncode == 0, proc.stderr
+    pool = next(p for p in json.loads(proc.stdout)["pools"] if p["name"] == "chat-8b-mix")
+    split = {p["class"]: p["bucketRequestsPerSecond"] for p in pool["placements"]}
+    assert len(split) >= 2 and all(len(r) == 3 for r in split.values())
+    assert abs(sum(map(sum, split.values())) - 30) < 0.01, "every req/s of the mix is routed somewhere"
+    table = _cli("plan", *files, "-f", "examples/request-mix")
+    assert "size-aware split, req/s per requestMix bucket:" in table.stdout
