@@ -4,7 +4,8 @@ Owns the timing (debounce, periodic resync, back-off after errors), leader gatin
 plans and writes) and executing a ``Decision`` in a budget-safe order: reductions, then deletions,
 then increases, then statuses and events.  Children the server has not accepted before are first
 dry-run (``verify``): one it refuses leaves the plan before its devices and watts are counted, and
-the round re-plans.  A child write that fails becomes a ``Refusal`` the next
+the round re-plans.  Replicas the round's increases created are pinned at its end (``_pin_late``), not a
+round later.  A child write that fails becomes a ``Refusal`` the next
 round (planned at once) says in the pool's status and events; a refused status becomes an event
 (once per message).  It keeps the nodes' readiness memory from round to round (``readiness``: a
 blip moves nothing, a return waits); a restart rebuilds it from the nodes' conditions.  Runs in its
@@ -30,6 +31,7 @@ from inferfleet.core import types as core
 from inferfleet.core.energy import Energy
 from inferfleet.core.observed import Observed
 from inferfleet.kube.writer import NotLeader
+from inferfleet.reconcile import pinning
 from inferfleet.reconcile.decide import decide
 from inferfleet.reconcile.decision import Decision, StatusWrite
 from inferfleet.reconcile.ports import Obj, Refusal, Snapshot, Writer
@@ -310,6 +312,36 @@ class PlanningLoop:
         failed_pools = {r.pool for r in refused}
         events = [e for e in d.events if not (e.reason in _CHANGES and _key(e.obj) in failed_pools)]
         self._phase(lambda e: w.event(e.obj, e.type, e.reason, e.message), self._fresh(events), "event")
+        self._phase(lambda p: w.pin(p.namespace, p.name, p.node), self._pin_late(d), "pin", pod("pin"))
+
+    def _pin_late(self, d: Decision) -> list[pinning.Pin]:
+        """The gated replicas of this round's increases that exist by its end, pinned to the nodes
+        the round planned: a fresh read of the cache, so their ReplicaSets' pods are pinned now
+        rather than a round later (at thousands of pools a round lasts minutes).  The round's own
+        pins hold their nodes' room, whatever the cache has heard of them yet."""
+        grown = {_pool_class(c) for c in d.increases}
+        if not grown or not d.assignment:
+            return []
+        try:
+            snapshot = self._read()
+        except Exception as exc:  # the next round pins them instead
+            log.warning("no late pins this round: %s", exc)
+            return []
+        done = {(p.namespace, p.name): p.node for p in d.pins}
+        pending: list[Obj] = []
+        for pod in snapshot.pending_pods:
+            meta = pod.get("metadata") or {}
+            where = (str(meta.get("namespace")), str(meta.get("name")))
+            if where in done:  # pinned this round: holds its node's room
+                if done[where] is not None:
+                    pending.append(
+                        {"metadata": meta, "spec": {"nodeSelector": {labels.HOSTNAME: done[where]}}}
+                    )
+            elif _pool_class(pod) in grown:
+                pending.append(pod)
+        wanted = pinning.Assignment({k: n for k, n in d.assignment.items() if k in grown}, {}, {})
+        late, _unpins = pinning.pins(wanted, snapshot.placed, pending, time.time())  # unpins: next round
+        return late
 
     def _fresh(self, events: list[Any]) -> list[Any]:
         """Events less those recorded in the last EVENT_REPEAT_S: a round whose snapshot predates its

@@ -400,3 +400,70 @@ def test_a_refused_pin_is_said_in_the_pools_status_not_only_in_a_log() -> None:
     assert (placed["status"], placed["reason"]) == ("False", "ApplyFailed")
     assert "refused to pin Pod chat-70b-x-1" in placed["message"] and "denied by policy" in placed["message"]
     assert [m for o, m in writer.events if o == "InferencePool/chat-70b" and m.startswith("ApplyFailed")]
+
+
+class ReplicaSetWriter(FakeWriter):
+    """A Deployment applied makes its gated replicas at once (the ReplicaSet controller, fast);
+    pins are recorded and the pinned pods leave the gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pods: dict[str, Obj] = {}
+        self.pins: list[tuple[str, str | None]] = []
+
+    def apply(self, obj: Obj) -> None:
+        from inferfleet.api import labels
+
+        super().apply(obj)
+        if obj["kind"] != "Deployment":
+            return
+        meta = obj["metadata"]
+        with self.lock:
+            for i in range(obj["spec"]["replicas"]):
+                name = f"{meta['name']}-{i}"
+                self.pods.setdefault(
+                    name,
+                    {
+                        "metadata": {"name": name, "namespace": meta["namespace"], "labels": meta["labels"]},
+                        "spec": {"schedulingGates": [{"name": labels.PLACEMENT_GATE}]},
+                        "status": {"phase": "Pending"},
+                    },
+                )
+
+    def pin(self, namespace: str, name: str, node: str | None) -> None:
+        from inferfleet.api import labels
+
+        with self.lock:
+            self.calls.append(("pin", name))
+            self.pins.append((name, node))
+            self.pods[name]["spec"] = {"nodeSelector": {labels.HOSTNAME: node}}
+
+
+def test_replicas_a_round_creates_are_pinned_by_its_end_to_the_nodes_it_planned() -> None:
+    writer = ReplicaSetWriter()
+
+    def read() -> Snapshot:
+        snap = _snapshot()
+        with writer.lock:
+            pending = [dict(p) for p in writer.pods.values()]
+        return Snapshot(snap.pools, snap.classes, snap.policy, snap.nodes, {}, [], [], pending_pods=pending)
+
+    loop = PlanningLoop(read, writer)
+    decision = loop.reconcile_once()
+    loop.stop()
+    assert decision.pins == []  # no pod existed when the round planned
+    assert _phases(writer.calls) == ["apply", "status", "event", "pin"]
+    assert sorted(n for n, _ in writer.pins) == sorted(writer.pods)  # every new replica, once
+    room = {k: dict(nodes) for k, nodes in decision.assignment.items()}
+    for name, node in writer.pins:
+        labels_ = writer.pods[name]["metadata"]["labels"]
+        key = (
+            f"{writer.pods[name]['metadata']['namespace']}/{labels_['inferfleet.dev/pool']}",
+            labels_["inferfleet.dev/accelerator-class"],
+        )
+        assert node is not None and room[key].get(node, 0) > 0, (name, node)
+        room[key][node] -= 1
+    # the next round finds them pinned: nothing pinned twice
+    again = PlanningLoop(read, writer)
+    assert again.reconcile_once().pins == []
+    again.stop()
