@@ -13,6 +13,11 @@ Targets (issues 4 and 10): 1,000 pools settled <= 120 s with 0 Pending, 5,000 <=
 The power budgets grow with the pools (``--budget-scale``, default pools / 1,000).
 
     ./scripts/bench operator [--pools 1000] [--scale 10] [--budget-scale X] [--keep]
+                             [--cluster NAME] [--port-base N]
+
+The wait for settling ends early only on a plateau: no pool settled, no write and no round ended
+for ``plateau_s`` (30 s, or twice the longest round seen so far when rounds are longer: a 5,000-pool
+round can plan for a minute before its first write).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from inferfleet_dev import demo
 from inferfleet_dev.cluster import Cluster, default_fleet_file
 
 ROOT = Path(__file__).resolve().parents[1]
-METRICS_PORT = 19180
+METRICS_PORT = 19180  # the defaults; --port-base moves them to base + 7 and base + 8
 HEALTH_PORT = 19181
 INTERVAL_S = 20  # the FleetPolicy's planning interval: an idle round every 20 s
 IDLE_ROUNDS = 3
@@ -72,12 +77,42 @@ def pools(n: int, namespaces: int) -> list[dict[str, Any]]:
     return out
 
 
-def metric_sum(name: str) -> float:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=10).read().decode()
+def plateau_s(longest_round_s: float, floor_s: float = 30.0) -> float:
+    """How long nothing may happen before the wait calls it a plateau: 30 s, or twice the longest
+    round seen so far (a round plans before it writes, and a long one is quiet for a while)."""
+    return max(floor_s, 2.0 * longest_round_s)
+
+
+def scrape() -> str:
+    """The operator's /metrics text.  Not free: ~0.1 s of the operator's CPU at 1,000 pools (550 kB;
+    every per-pool series), so the waits below poll it once a second or less, never faster."""
+    body: bytes = urllib.request.urlopen(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=10).read()
+    return body.decode()
+
+
+def metric_sum(name: str, text: str | None = None) -> float:
     return sum(
         float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
+        for line in (scrape() if text is None else text).splitlines()
         if line.startswith(name) and not line.startswith("#")
+    )
+
+
+def writes_by(text: str) -> dict[str, float]:
+    """``inferfleet_api_writes_total`` of a /metrics text by "Kind verb"."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("inferfleet_api_writes_total{"):
+            labels_text, value = line.rsplit(" ", 1)
+            kind = labels_text.split('kind="', 1)[1].split('"', 1)[0]
+            verb = labels_text.split('verb="', 1)[1].split('"', 1)[0]
+            out[f"{kind} {verb}"] = out.get(f"{kind} {verb}", 0.0) + float(value)
+    return out
+
+
+def writes_now() -> dict[str, float]:
+    return writes_by(
+        urllib.request.urlopen(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=10).read().decode()
     )
 
 
@@ -94,7 +129,8 @@ def round_seconds(before: tuple[float, float], after: tuple[float, float]) -> fl
 
 
 def rounds_now() -> tuple[float, float]:
-    return metric_sum(PLANS), metric_sum("inferfleet_plan_duration_seconds_sum")
+    text = scrape()
+    return metric_sum(PLANS, text), metric_sum("inferfleet_plan_duration_seconds_sum", text)
 
 
 def rss_mb(pid: int) -> float:
@@ -125,7 +161,7 @@ def wait_rounds(done: float, more: int, timeout: float = 300.0) -> float:
         count = metric_sum(PLANS)
         if count >= done + more:
             return count
-        time.sleep(0.1)
+        time.sleep(1.0)
     raise TimeoutError(f"fewer than {more} planning rounds in {timeout:.0f}s")
 
 
@@ -134,7 +170,7 @@ def wait_loop_quiet(quiet_s: float = 4.0, timeout: float = 120.0) -> float:
     deadline = time.monotonic() + timeout
     last, since = metric_sum(PLANS), time.monotonic()
     while time.monotonic() < deadline and time.monotonic() - since < quiet_s:
-        time.sleep(0.2)
+        time.sleep(1.0)
         count = metric_sum(PLANS)
         if count != last:
             last, since = count, time.monotonic()
@@ -189,7 +225,7 @@ def wait_quiet(start: float, quiet_s: float = 3.0, timeout: float = 120.0) -> tu
     base = metric_sum("inferfleet_api_writes_total")
     last_value, last_change = base, start
     while time.monotonic() - start < timeout:
-        time.sleep(0.2)
+        time.sleep(0.5)
         value = metric_sum("inferfleet_api_writes_total")
         if value != last_value:
             last_value, last_change = value, time.monotonic()
@@ -204,9 +240,14 @@ def main() -> int:
     ap.add_argument("--scale", type=int, default=10)
     ap.add_argument("--budget-scale", type=float, default=None, help="x the budgets (default pools/1000)")
     ap.add_argument("--keep", action="store_true", help="leave the cluster running")
+    ap.add_argument("--cluster", default="bench", help="the dev cluster's name (default bench)")
+    ap.add_argument("--port-base", type=int, default=None, help="its port base (default: by name)")
     args = ap.parse_args()
+    global METRICS_PORT, HEALTH_PORT  # the module's helpers read them
+    if args.port_base is not None:
+        METRICS_PORT, HEALTH_PORT = args.port_base + 7, args.port_base + 8
     budget = args.budget_scale if args.budget_scale is not None else max(args.pools / 1000, 1.0)
-    cluster = Cluster("bench")
+    cluster = Cluster(args.cluster, port_base=args.port_base)
     t = time.monotonic()
     cluster.up(default_fleet_file(), scale=args.scale)
     nodes = len(json.loads(cluster.kubectl("get", "nodes", "-o", "json").stdout)["items"])
@@ -253,21 +294,28 @@ def main() -> int:
             )
         applied = time.monotonic() - t0
         print(f"applied {len(docs)} pools in {applied:.1f}s")
-        done, total, last_change, last_seen = 0, len(docs), time.monotonic(), (-1, -1.0)
+        done, total, last_change = 0, len(docs), time.monotonic()
+        last_seen: tuple[int, float, float] = (-1, -1.0, -1.0)
+        longest, round_ended = 0.0, time.monotonic()
         while time.monotonic() - t0 < max(900.0, 0.3 * len(docs)):
             done, total = settled_count(cluster)
             if total == len(docs) and done == total:
                 break
-            seen = (done, metric_sum("inferfleet_api_writes_total"))
-            if seen != last_seen:  # progress: more pools settled, or the operator still writing
+            text = scrape()
+            seen = (done, metric_sum("inferfleet_api_writes_total", text), metric_sum(PLANS, text))
+            if seen[2] != last_seen[2]:
+                longest, round_ended = max(longest, time.monotonic() - round_ended), time.monotonic()
+            quiet = plateau_s(longest)
+            if seen != last_seen:  # progress: pools settled, the operator writing, or a round ended
                 last_seen, last_change = seen, time.monotonic()
-            elif done > 0 and time.monotonic() - last_change > 30:  # plateau: report what is stuck
+            elif done > 0 and time.monotonic() - last_change > quiet:  # plateau: report what is stuck
                 stuck = pending_pods(cluster)
                 print(
-                    f"plateau: {done}/{total} settled, no writes for 30 s; {len(stuck)} pending: {stuck[:5]}"
+                    f"plateau: {done}/{total} settled, no writes and no round for {quiet:.0f} s; "
+                    f"{len(stuck)} pending: {stuck[:5]}"
                 )
                 break
-            time.sleep(2)
+            time.sleep(max(2.0, len(docs) / 1000))  # each poll LISTs every pool: 5 s at 5,000
         settled_at = time.monotonic() if done == total else last_change  # a plateau: its start
         placed_s = settled_at - t0
         after_apply = placed_s - applied
@@ -290,6 +338,12 @@ def main() -> int:
             f"the first apply, {after_apply:.1f}s after the last "
             f"({len(deps)} Deployments, {replicas} replicas, {len(pending)} Pending); "
             f"RSS {rss_mb(pid):.0f} MB; operator CPU {cpu_s(pid):.0f} s"
+        )
+        by_kind = writes_now()
+        print(
+            f"writes so far: {sum(by_kind.values()):.0f} ("
+            + ", ".join(f"{k} {v:.0f}" for k, v in sorted(by_kind.items()))
+            + f"); rounds {metric_sum(PLANS):.0f}, longest between round ends {longest:.0f} s"
         )
         writes_before = metric_sum("inferfleet_api_writes_total")
         time.sleep(5)
