@@ -65,7 +65,7 @@ class Simulator:
             doc: dict[str, Any] = json.loads(rsp.read())
             return doc
 
-    def set_load(self, key: str, rps: float) -> None:
+    def set_load(self, key: str, rps: float, mix: list[float] | None = None) -> None:
         argv = [
             sys.executable,
             "-m",
@@ -74,6 +74,7 @@ class Simulator:
             "set-load",
             f"{key}={rps}",
             f"--url={self.url}",
+            *([f"--mix={','.join(f'{w:g}' for w in mix)}"] if mix is not None else []),
         ]
         env = dict(os.environ, PYTHONPATH=str(SOURCE_ROOT))
         subprocess.run(argv, check=True, env=env, cwd=ROOT, capture_output=True, timeout=30)

@@ -2,7 +2,8 @@
 classes, makes a Service per class and the routing ConfigMap, and the fleet simulator, routing each
 request as a router reading that ConfigMap would, sends each bucket's requests to the classes in the
 plan's shares; switched to Mixed routing, the class Services and the table go and the pool's
-Service stays.
+Service stays.  Autoscaled, with a real Prometheus scraping the simulator, the mix planned follows
+the traffic's (vLLM's token-length histograms), not the spec's weights.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 from operator_proc import OperatorProcess
-from test_autoscaling_e2e import Simulator
+from test_autoscaling_e2e import Simulator, autoscaling_operator, prometheus  # noqa: F401
 from test_operator import (  # noqa: F401
     GROUP,
     POOLS,
@@ -27,6 +28,7 @@ from test_operator import (  # noqa: F401
     kube,
     operator,
     operators,
+    policy_restored,
     pool_ns,
     shared_operator,
     small_pool,
@@ -149,3 +151,72 @@ def test_the_simulator_routing_by_the_published_table_gives_each_class_its_plann
     assert kube.core.read_namespaced_service("mix", pool_ns).spec.selector == {labels.POOL: "mix"}
     placements = kube.pool(pool_ns, "mix")["status"]["placements"]
     assert all("bucketRequestsPerSecond" not in p for p in placements), json.dumps(placements)
+
+
+@pytest.fixture
+def no_shared_operator(shared_operator: OperatorProcess) -> None:  # noqa: F811
+    """The module's operator (the first test's) stopped: it would hold the leader lease."""
+    if shared_operator.alive:
+        shared_operator.stop()
+
+
+def test_an_autoscaled_pool_plans_the_mix_its_traffic_has(
+    no_shared_operator: None,
+    kube: Kube,  # noqa: F811
+    pool_ns: str,  # noqa: F811
+    autoscaling_operator: OperatorProcess,  # noqa: F811
+    simulator: Simulator,
+    wait_for: Callable[..., Any],
+) -> None:
+    # bucket edges on vLLM's histogram edges (1, 2, 5 x 10^k): the measured shares are exact
+    mix = [
+        {"maxInputTokens": 200, "maxOutputTokens": 50, "weight": 1},
+        {"minInputTokens": 200, "maxInputTokens": 2000, "maxOutputTokens": 50, "weight": 1},
+    ]
+    pool = small_pool(
+        "mixauto",
+        pool_ns,
+        demand={
+            "requestsPerSecond": 4,
+            "routing": "SizeAware",
+            "requestMix": mix,
+            "autoscaling": {"scaleDownStabilizationSeconds": 15},
+        },
+        placement={"allowedClasses": ["l4", "h100"]},
+    )
+    kube.create_pool(pool)
+    key = f"{pool_ns}/mixauto"
+
+    def planned() -> tuple[list[float], list[float]] | None:
+        status = kube.pool(pool_ns, "mixauto").get("status") or {}
+        measured = (status.get("autoscaling") or {}).get("requestMix")
+        placements = [p for p in status.get("placements") or [] if p.get("bucketRequestsPerSecond")]
+        if not measured or not placements:
+            return None
+        routed = [sum(p["bucketRequestsPerSecond"][i] for p in placements) for i in range(2)]
+        return [b["share"] for b in measured], routed
+
+    def near(target: list[float]) -> tuple[list[float], list[float]] | None:
+        got = planned()
+        if got is None or max(abs(a - b) for a, b in zip(got[0], target, strict=True)) > 0.06:
+            return None
+        return got
+
+    wait_for(
+        lambda: (simulator.state()["pools"].get(key) or {}).get("serving", 0) > 0,
+        timeout=60,
+        what="the simulator serving the pool",
+    )
+    for weights, target in (([9, 1], [0.9, 0.1]), ([2, 8], [0.2, 0.8])):
+        simulator.set_load(key, 8.0, mix=weights)
+        shares, routed = wait_for(
+            lambda target=target: near(target), timeout=120, what=f"the planned mix near {target}"
+        )
+        assert abs(sum(shares) - 1) < 1e-3
+        # the plan routes each bucket its measured share of the demand
+        total = sum(routed)
+        assert total > 0 and all(abs(r / total - s) < 0.01 for r, s in zip(routed, shares, strict=True))
+        table = table_of(kube, pool_ns, "mixauto")
+        assert (
+            table is not None and table.generation == kube.pool(pool_ns, "mixauto")["metadata"]["generation"]
+        )

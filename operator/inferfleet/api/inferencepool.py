@@ -585,6 +585,16 @@ class ClassMeasurement(Spec):
     )
 
 
+class MeasuredBucket(Spec):
+    """One requestMix bucket's share of the requests as measured (the token-length histograms)."""
+
+    min_input_tokens: int = Field(0, ge=0, description="The bucket's minInputTokens.")
+    max_input_tokens: int = Field(ge=0, description="The bucket's maxInputTokens.")
+    min_output_tokens: int = Field(0, ge=0, description="The bucket's minOutputTokens.")
+    max_output_tokens: int = Field(ge=0, description="The bucket's maxOutputTokens.")
+    share: float = Field(ge=0, le=1, description="Its share of the requests, planned in place of its weight.")
+
+
 class AutoscalingStatus(Spec):
     """What the autoscaler measured and decided: its state, so a restart or a new leader continues."""
 
@@ -609,6 +619,12 @@ class AutoscalingStatus(Spec):
     )
     classes: list[ClassMeasurement] = Field(
         default_factory=list, max_length=64, description="Measured latency per class, and what was learnt."
+    )
+    request_mix: list[MeasuredBucket] | None = Field(
+        None,
+        max_length=REQUEST_MIX_BUCKETS,
+        description="A pool with a requestMix: each bucket's share as measured from the token-length "
+        "histograms and planned (a change within tolerancePercent is ignored); unset: the weights.",
     )
 
 

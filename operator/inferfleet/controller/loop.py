@@ -15,6 +15,7 @@ own thread because the Kubernetes client is synchronous; kopf handlers only call
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import logging
 import threading
@@ -95,6 +96,8 @@ class PlanningLoop:
         self.verifier = Verifier(writer, _words)
         self._status_refused: dict[tuple[str, str | None, str], str] = {}  # said once per message
         self._said: dict[tuple[str, str, str, str, str], float] = {}  # event -> when it was recorded
+        self._pinned: dict[tuple[str, str], tuple[str | None, float]] = {}  # pod -> (node, when)
+        self._pins_lock = threading.Lock()
 
     # --- called from kopf handlers (any thread) ---
     def mark_dirty(self, why: str = "") -> None:
@@ -151,7 +154,7 @@ class PlanningLoop:
     # --- one round ---
     def reconcile_once(self) -> Decision:
         start = time.monotonic()
-        snapshot = self._read()
+        snapshot = self._snapshot()
         observed = self._observe(snapshot)
         if observed is not None and self._metrics:
             self._metrics.record_observed(observed)
@@ -300,7 +303,7 @@ class PlanningLoop:
 
             return note
 
-        self._phase(lambda p: w.pin(p.namespace, p.name, p.node), d.pins, "pin", pod("pin"))
+        self._phase(self._pin, d.pins, "pin", pod("pin"))
         self._phase(lambda u: w.delete("Pod", u.namespace, u.name), d.unpins, "unpin", pod("delete"))
 
         def write_status(s: StatusWrite) -> None:
@@ -312,36 +315,65 @@ class PlanningLoop:
         failed_pools = {r.pool for r in refused}
         events = [e for e in d.events if not (e.reason in _CHANGES and _key(e.obj) in failed_pools)]
         self._phase(lambda e: w.event(e.obj, e.type, e.reason, e.message), self._fresh(events), "event")
-        self._phase(lambda p: w.pin(p.namespace, p.name, p.node), self._pin_late(d), "pin", pod("pin"))
+        self._phase(self._pin, self._pin_late(d), "pin", pod("pin"))
 
     def _pin_late(self, d: Decision) -> list[pinning.Pin]:
         """The gated replicas of this round's increases that exist by its end, pinned to the nodes
         the round planned: a fresh read of the cache, so their ReplicaSets' pods are pinned now
-        rather than a round later (at thousands of pools a round lasts minutes).  The round's own
-        pins hold their nodes' room, whatever the cache has heard of them yet."""
+        rather than a round later (at thousands of pools a round lasts minutes)."""
         grown = {_pool_class(c) for c in d.increases}
         if not grown or not d.assignment:
             return []
         try:
-            snapshot = self._read()
+            snapshot = self._snapshot()
         except Exception as exc:  # the next round pins them instead
             log.warning("no late pins this round: %s", exc)
             return []
-        done = {(p.namespace, p.name): p.node for p in d.pins}
-        pending: list[Obj] = []
-        for pod in snapshot.pending_pods:
-            meta = pod.get("metadata") or {}
-            where = (str(meta.get("namespace")), str(meta.get("name")))
-            if where in done:  # pinned this round: holds its node's room
-                if done[where] is not None:
-                    pending.append(
-                        {"metadata": meta, "spec": {"nodeSelector": {labels.HOSTNAME: done[where]}}}
-                    )
-            elif _pool_class(pod) in grown:
-                pending.append(pod)
+        tried = {(p.namespace, p.name) for p in d.pins}  # a pin refused this round is not retried in it
+        pending = [
+            p
+            for p in snapshot.pending_pods
+            if _pool_class(p) in grown and not (_where(p) in tried and _gated(p))
+        ]
         wanted = pinning.Assignment({k: n for k, n in d.assignment.items() if k in grown}, {}, {})
         late, _unpins = pinning.pins(wanted, snapshot.placed, pending, time.time())  # unpins: next round
         return late
+
+    def _pin(self, p: pinning.Pin) -> None:
+        self._writer.pin(p.namespace, p.name, p.node)
+        with self._pins_lock:
+            self._pinned[(p.namespace, p.name)] = (p.node, time.monotonic())
+
+    def _snapshot(self) -> Snapshot:
+        """The cache's snapshot, with the replicas this loop pinned shown pinned while the cache
+        still has them at the gate: a pin the watch has not delivered yet (it lags when the API
+        server is busy) is never made twice (the second would change an ungated pod's
+        nodeSelector, which the API server refuses) and its node's room stays taken."""
+        at = time.monotonic()
+        snapshot = self._read()
+        gated = {_where(p) for p in snapshot.pending_pods if _gated(p)}
+        with self._pins_lock:
+            for key, (_node, when) in list(self._pinned.items()):
+                if at - when > PIN_MEMORY_S or (when < at and key not in gated):  # heard, or gone
+                    del self._pinned[key]
+            memory = dict(self._pinned)
+        if not memory:
+            return snapshot
+        pods: list[Obj] = []
+        for pod in snapshot.pending_pods:
+            where = _where(pod)
+            if where not in memory or where not in gated:
+                pods.append(pod)
+                continue
+            node = memory[where][0]
+            spec = dict(pod.get("spec") or {})
+            spec["schedulingGates"] = [
+                g for g in spec.get("schedulingGates") or () if g.get("name") != labels.PLACEMENT_GATE
+            ]
+            if node is not None:
+                spec["nodeSelector"] = {**(spec.get("nodeSelector") or {}), labels.HOSTNAME: node}
+            pods.append({**pod, "spec": spec})
+        return dataclasses.replace(snapshot, pending_pods=pods)
 
     def _fresh(self, events: list[Any]) -> list[Any]:
         """Events less those recorded in the last EVENT_REPEAT_S: a round whose snapshot predates its
@@ -382,6 +414,19 @@ def _pool_class(obj: Obj) -> tuple[str | None, str | None]:
     """(pool key, class) of one of our children, from its labels."""
     obj_labels = (obj.get("metadata") or {}).get("labels") or {}
     return _pool_of(obj), obj_labels.get(labels.ACCELERATOR_CLASS)
+
+
+PIN_MEMORY_S = 300.0  # a pin the cache has not shown after this is forgotten (the pod re-read as it is)
+
+
+def _where(pod: Obj) -> tuple[str, str]:
+    meta = pod.get("metadata") or {}
+    return str(meta.get("namespace")), str(meta.get("name"))
+
+
+def _gated(pod: Obj) -> bool:
+    gates = (pod.get("spec") or {}).get("schedulingGates") or ()
+    return any(g.get("name") == labels.PLACEMENT_GATE for g in gates)
 
 
 def _key(obj: Obj) -> str:

@@ -4,7 +4,8 @@ replicas per class, handed to the Prometheus reader.
 Owns ``Observer``, the ``observe`` callable the planning loop takes: it selects the pools whose
 ``spec.demand.autoscaling`` is on (pinned ones too: their autoscaling reports), counts their Ready
 replicas per class from our Deployments (the coverage a reading is checked against), passes each
-pool's own ``requestRateQuery``, and returns the reader's ``Observed`` per pool.  A reader that
+pool's own ``requestRateQuery`` and whether it has a request mix (its histograms are read), and
+returns the reader's ``Observed`` per pool.  A reader that
 fails as a whole still yields a typed problem per pool, never an exception that stops planning.
 """
 
@@ -47,7 +48,9 @@ def pool_queries(snapshot: Snapshot) -> list[PoolQuery]:
             continue
         meta = pool.get("metadata") or {}
         namespace, name = str(meta.get("namespace", "default")), str(meta.get("name"))
-        out.append(PoolQuery(namespace, name, ready.get((namespace, name), {}), query))
+        mix = ((pool.get("spec") or {}).get("demand") or {}).get("requestMix")
+        many = isinstance(mix, list) and len(mix) > 1
+        out.append(PoolQuery(namespace, name, ready.get((namespace, name), {}), query, mix=many))
     return out
 
 

@@ -2,7 +2,8 @@
 (``inferfleet.observe``) and the autoscaling policy (``core.autoscale``).
 
 Owns ``Observed`` (one pool at one evaluation: offered load, mean token lengths, p95 latencies per
-class, coverage and sample age) and ``MetricsProblem``, the distinct ways reading can fail.  A
+class, coverage, sample age and, for a pool with a request mix, its token-length histograms) and
+``MetricsProblem``, the distinct ways reading can fail.  A
 missing value is ``None`` with a problem, never zero.
 """
 
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+
+from inferfleet.core.mixfit import Histogram
 
 __all__ = ["ClassSample", "MetricsProblem", "Observed"]
 
@@ -57,3 +60,6 @@ class Observed:
     series: int = 0  # pods reporting the load
     window_s: float = 120.0  # the range of rate() and the percentiles: what a sample spans
     burst_window_s: float = 30.0  # the range behind ``burst_rps``
+    # pools with a request mix: the prompt- and generated-length histograms over the window
+    input_lengths: Histogram | None = None
+    output_lengths: Histogram | None = None

@@ -7,7 +7,8 @@ growth (or the pool's own query); a failed, empty, stale, NaN or absurd load is 
 the problem; fewer reporting pods than Ready ones keeps the value and says ``PartialCoverage``; a
 NaN percentile or one resting on too few requests is "no sample", never 0 and never a breach.  The
 burst load (the same over the short window) and the per-class queue and KV cache are extras: when
-they cannot be read they are ``None`` with a detail, and the long-window reading still stands.
+they cannot be read they are ``None`` with a detail, and the long-window reading still stands; so
+are a request-mix pool's token-length histograms.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 
+from inferfleet.core.mixfit import Histogram
 from inferfleet.core.observed import ClassSample, MetricsProblem, Observed
 from inferfleet.observe.parse import DETAIL_LIMIT, QueryError, Sample
 from inferfleet.observe.queries import CLASS_SIGNALS, Signal
@@ -35,6 +37,7 @@ class PoolQuery:
     name: str
     ready: Mapping[str, int] = dataclasses.field(default_factory=dict)
     rate_query: str | None = None  # spec.demand.autoscaling.requestRateQuery ({namespace}, {pool})
+    mix: bool = False  # the pool has a request mix: read its token-length histograms
 
     @property
     def key(self) -> str:
@@ -271,6 +274,33 @@ def _classes(pool: PoolQuery, idx: _Index, limits: Limits, notes: _Notes) -> tup
     return tuple(out)
 
 
+def _histogram(result: Result | None, what: str, notes: _Notes) -> Histogram | None:
+    """A ``sum by (namespace, pool, le)`` histogram of one pool, or None (a detail, not a problem:
+    without it the mix stays as planned and the load still stands)."""
+    if result is None:
+        return None
+    if isinstance(result, QueryError):
+        notes.error(result, f"request mix unknown ({what}): ", fatal=False)
+        return None
+    points = []
+    for sample in result:
+        try:
+            edge = float(sample.labels.get("le", ""))
+        except ValueError:
+            continue
+        if not math.isnan(sample.value):
+            points.append((edge, max(0.0, sample.value)))
+    if not points:
+        notes.add(None, f"request mix unknown: no {what} histogram for the pool")
+        return None
+    points.sort()
+    counts, top = [], 0.0
+    for _, count in points:  # cumulative counts never fall (increase() can jitter by a sample)
+        top = max(top, count)
+        counts.append(top)
+    return Histogram(tuple(e for e, _ in points), tuple(counts))
+
+
 def _series(idx: _Index, key: Key, notes: _Notes) -> int:
     sample = idx.get(Signal.PODS, key)
     if isinstance(sample, QueryError):
@@ -300,6 +330,7 @@ def assemble(
     limits: Limits | None = None,
     *,
     burst_overrides: Mapping[str, tuple[str, Result]] | None = None,
+    mixes: Mapping[str, Mapping[Signal, Result]] | None = None,
     window_s: float = 120.0,
     burst_window_s: float = 30.0,
 ) -> dict[str, Observed]:
@@ -321,6 +352,15 @@ def assemble(
         series = _series(idx, key, notes)
         classes = _classes(pool, idx, limits, notes)
         _coverage(pool, series, classes, notes)
+        mix = (mixes or {}).get(pool.key, {})
+        lengths = (
+            (
+                _histogram(mix.get(Signal.INPUT_LENGTHS), "prompt-length", notes),
+                _histogram(mix.get(Signal.OUTPUT_LENGTHS), "generated-length", notes),
+            )
+            if pool.mix
+            else (None, None)
+        )
         out[pool.key] = Observed(
             at=now,
             rps=rps,
@@ -334,5 +374,7 @@ def assemble(
             series=series,
             window_s=window_s,
             burst_window_s=burst_window_s,
+            input_lengths=lengths[0],
+            output_lengths=lengths[1],
         )
     return out

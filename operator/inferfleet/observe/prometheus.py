@@ -22,7 +22,14 @@ from pathlib import Path
 from inferfleet.core.observed import MetricsProblem, Observed
 from inferfleet.observe.assemble import Limits, PoolQuery, Result, assemble
 from inferfleet.observe.parse import QueryError, Sample, parse_answer
-from inferfleet.observe.queries import DEFAULT_QUERIES, Signal, duration_seconds, render, render_override
+from inferfleet.observe.queries import (
+    DEFAULT_QUERIES,
+    MIX_SIGNALS,
+    Signal,
+    duration_seconds,
+    render,
+    render_override,
+)
 
 __all__ = ["PrometheusReader"]
 
@@ -154,7 +161,19 @@ class PrometheusReader:
     # -- one evaluation ---------------------------------------------------------------------
     def batch_queries(self) -> dict[Signal, str]:
         """The query of every signal for all pools at once."""
-        return {s: render(t, window=self.window, burst=self.burst_window) for s, t in self.templates.items()}
+        return {
+            s: render(t, window=self.window, burst=self.burst_window)
+            for s, t in self.templates.items()
+            if s not in MIX_SIGNALS
+        }
+
+    def mix_queries(self, pool: PoolQuery) -> dict[Signal, str]:
+        """The token-length histograms of one pool with a request mix (none if the engine has none)."""
+        return {
+            s: render(self.templates[s], window=self.window, namespace=pool.namespace, pool=pool.name)
+            for s in MIX_SIGNALS
+            if s in self.templates
+        }
 
     def observe(self, pools: Sequence[PoolQuery], now: float) -> dict[str, Observed]:
         """``Observed`` per pool key; never raises for what Prometheus answers (or does not)."""
@@ -170,7 +189,13 @@ class PrometheusReader:
             batch_futures = {s: pool.submit(self._run, q, now) for s, q in batch.items()}
             own_futures = {k: (q, pool.submit(self._run, q, now, True)) for k, q in own.items()}
             burst_futures = {k: (q, pool.submit(self._run, q, now, True)) for k, q in own_burst.items()}
+            mix_futures = {
+                p.key: {s: pool.submit(self._run, q, now) for s, q in self.mix_queries(p).items()}
+                for p in pools
+                if p.mix
+            }
             results = {s: f.result() for s, f in batch_futures.items()}
+            mixes = {k: {s: f.result() for s, f in fs.items()} for k, fs in mix_futures.items()}
             overrides = {k: (q, f.result()) for k, (q, f) in own_futures.items()}
             bursts = {k: (q, f.result()) for k, (q, f) in burst_futures.items()}
         return assemble(
@@ -181,6 +206,7 @@ class PrometheusReader:
             now,
             self.limits,
             burst_overrides=bursts,
+            mixes=mixes,
             window_s=self.window_s,
             burst_window_s=self.burst_window_s,
         )

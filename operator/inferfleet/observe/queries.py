@@ -21,6 +21,7 @@ from typing import Final
 __all__ = [
     "CLASS_SIGNALS",
     "DEFAULT_QUERIES",
+    "MIX_SIGNALS",
     "POOL_SIGNALS",
     "Signal",
     "burst_window",
@@ -47,6 +48,8 @@ class Signal(enum.StrEnum):
     CLASS_PODS = "class_pods"  # per class, pods reporting
     WAITING = "waiting"  # per class, requests queued now (a saturation guard)
     KV_USAGE = "kv_usage"  # per class, the fullest replica's KV cache 0..1 (a saturation guard)
+    INPUT_LENGTHS = "input_lengths"  # per pool with a requestMix: prompt-length histogram, by le
+    OUTPUT_LENGTHS = "output_lengths"  # the same of generated lengths
 
 
 POOL_SIGNALS: Final = (
@@ -59,6 +62,8 @@ POOL_SIGNALS: Final = (
     Signal.PODS,
     Signal.SAMPLE_AGE,
 )
+# read for pools with a request mix only, one query per pool (a histogram per pool is ~20 series)
+MIX_SIGNALS: Final = (Signal.INPUT_LENGTHS, Signal.OUTPUT_LENGTHS)
 CLASS_SIGNALS: Final = (
     Signal.TTFT_P95,
     Signal.TPOT_P95,
@@ -88,9 +93,11 @@ def _engine(
     waiting: str,
     kv: str,
     tokens: tuple[tuple[str, str], tuple[str, str]],
+    lengths: tuple[str, str] | None = None,
 ) -> Mapping[Signal, str]:
     """The templates of an engine from its metric names (``tokens``: (sum, count) of prompt and
-    generated tokens per request; ``tpot``: histograms tried in order, per class, with ``or``)."""
+    generated tokens per request; ``tpot``: histograms tried in order, per class, with ``or``;
+    ``lengths``: the prompt- and generated-length histograms, when the engine has them)."""
     count = f"{ttft}_count"
     (in_sum, in_count), (out_sum, out_count) = tokens
 
@@ -103,8 +110,17 @@ def _engine(
             f" / sum by ({_POOL}) (rate({n}{{{_S}}}[{{window}}]))"
         )
 
+    def histogram(name: str) -> str:
+        return f"sum by ({_POOL}, le) (increase({name}_bucket{{{_S}}}[{{window}}]))"
+
+    mix = (
+        {}
+        if lengths is None
+        else {Signal.INPUT_LENGTHS: histogram(lengths[0]), Signal.OUTPUT_LENGTHS: histogram(lengths[1])}
+    )
     return MappingProxyType(
         {
+            **mix,
             Signal.FIRST_TOKENS: f"sum by ({_POOL}) (rate({count}{{{_S}}}[{{window}}]))",
             # arrivals = first tokens + the queue's change over the same window: delta (end minus
             # start) is what makes the identity exact; a regression slope (deriv) does not cancel
@@ -143,6 +159,7 @@ DEFAULT_QUERIES: Final[Mapping[str, Mapping[Signal, str]]] = MappingProxyType(
                 ("vllm:request_prompt_tokens_sum", "vllm:request_prompt_tokens_count"),
                 ("vllm:request_generation_tokens_sum", "vllm:request_generation_tokens_count"),
             ),
+            lengths=("vllm:request_prompt_tokens", "vllm:request_generation_tokens"),
         ),
         # SGLang, from its metrics reference (not run against a live SGLang here): token means from
         # the token counters over the finished-request counter.

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from inferfleet.api.inferencepool import AutoscalingStatus, InferencePool
-from inferfleet.core import autoscale, correction, startup
+from inferfleet.core import autoscale, correction, mixfit, startup
 from inferfleet.core.observed import ClassSample, Observed
 from inferfleet.core.units import MILLI
 from inferfleet.reconcile.validate import Objects
@@ -62,6 +62,8 @@ class Scaling:
     burst_rps: float | None = None
     startups: dict[str, startup.Startup] = dataclasses.field(default_factory=dict)
     pinned: bool = False  # spec.replicas pins the total: measured and reported, not planned
+    mix_shares: tuple[float, ...] | None = None  # a request mix's shares, measured (None: the weights)
+    mix_edges: tuple[dict[str, int], ...] = ()  # its buckets' edges (camelCase), for status
 
     @property
     def planned_demand_rps(self) -> float | None:
@@ -230,6 +232,34 @@ def _breaches(
     return tuple(out)
 
 
+def _ranges(pool: InferencePool) -> list[mixfit.Range]:
+    return [
+        mixfit.Range(b.min_input_tokens, b.max_input_tokens, b.min_output_tokens, b.max_output_tokens)
+        for b in pool.spec.demand.request_mix
+    ]
+
+
+def _mix(
+    pool: InferencePool, prev: AutoscalingStatus | None, reading: Observed | None, tolerance: float
+) -> tuple[float, ...] | None:
+    """The shares of the pool's request mix to plan: measured, damped by the pool's tolerance;
+    a measurement of other buckets (the mix was edited) is dropped."""
+    ranges = _ranges(pool)
+    if len(ranges) < 2:
+        return None
+    planned = None
+    if prev is not None and prev.request_mix is not None:
+        edges = [
+            mixfit.Range(b.min_input_tokens, b.max_input_tokens, b.min_output_tokens, b.max_output_tokens)
+            for b in prev.request_mix
+        ]
+        planned = [b.share for b in prev.request_mix] if edges == ranges else None
+    measured = None
+    if reading is not None and reading.input_lengths is not None and reading.output_lengths is not None:
+        measured = mixfit.measured_shares(ranges, reading.input_lengths, reading.output_lengths)
+    return mixfit.follow(planned, measured, tolerance)
+
+
 def evaluate(objects: Objects, observed: Mapping[str, Observed] | None, now_stamp: str) -> dict[str, Scaling]:
     """Every autoscaled pool's demand and factors; ``observed`` None: no metrics source configured."""
     out: dict[str, Scaling] = {}
@@ -267,5 +297,15 @@ def evaluate(objects: Objects, observed: Mapping[str, Observed] | None, now_stam
             None if reading is None or reading.rps is None else reading.burst_rps,
             _startups(prev, placed, samples, reading, now),
             pool.spec.replicas is not None,
+            _mix(pool, prev, reading, settings.tolerance),  # no reading: as planned (plan --live)
+            tuple(
+                {
+                    "minInputTokens": r.min_in,
+                    "maxInputTokens": r.max_in,
+                    "minOutputTokens": r.min_out,
+                    "maxOutputTokens": r.max_out,
+                }
+                for r in _ranges(pool)
+            ),
         )
     return out

@@ -88,6 +88,7 @@ def decide(
                     k: demand for k, s in scalings.items() if (demand := s.planned_demand_rps) is not None
                 },
                 slo_factors={k: s.slo_factors for k, s in scalings.items() if s.slo_factors},
+                mix_shares={k: s.mix_shares for k, s in scalings.items() if s.mix_shares is not None},
                 refused=children.excluded(refused, existing),
                 capped=stuck_now.caps(),
             ),
@@ -171,6 +172,7 @@ def _merged(own: Overrides, what_if: Overrides | None) -> Overrides:
         demand_rps={**own.demand_rps, **what_if.demand_rps},
         time_limit_s=own.time_limit_s if what_if.time_limit_s is None else what_if.time_limit_s,
         slo_factors={**own.slo_factors, **what_if.slo_factors},
+        mix_shares={**own.mix_shares, **what_if.mix_shares},
         refused={**own.refused, **what_if.refused},
     )
 

@@ -71,6 +71,11 @@ def status_block(s: Scaling, now: float) -> dict[str, Any]:
         ],
         "classes": classes,
     }
+    if s.mix_shares is not None:
+        block["requestMix"] = [
+            {**edges, "share": round(share, 4)}
+            for edges, share in zip(s.mix_edges, s.mix_shares, strict=True)
+        ]
     return status.checked(AutoscalingStatus, block)
 
 

@@ -8,7 +8,7 @@ assembled by ``translate.problem``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from inferfleet.api.acceleratorclass import AcceleratorClass as ApiClass
 from inferfleet.api.acceleratorclass import InterconnectSpec
@@ -88,24 +88,27 @@ def to_core_class(
     )
 
 
-def buckets(spec: InferencePoolSpec) -> tuple[core.Bucket, ...]:
+def buckets(spec: InferencePoolSpec, shares: Sequence[float] | None = None) -> tuple[core.Bucket, ...]:
     """The pool's request mix for the planner: each bucket rated at its largest request that fits
     the model's context (its longest output after the longest input that leaves room for it;
-    admission keeps one inside every bucket), share = its weight over the weights' sum."""
+    admission keeps one inside every bucket), share = its weight over the weights' sum, or
+    ``shares`` (measured, one per bucket, summing to 1)."""
     mix, context = spec.demand.request_mix, spec.model.context_length
     total = sum(b.weight for b in mix)
+    if shares is None or len(shares) != len(mix) or not 0.99 <= sum(shares) <= 1.01:
+        shares = [b.weight / total for b in mix]
+    else:
+        shares = [s / sum(shares) for s in shares]
     return tuple(
         core.Bucket(
-            core.Workload(min(b.max_input_tokens, context - b.max_output_tokens), b.max_output_tokens),
-            b.weight / total,
+            core.Workload(min(b.max_input_tokens, context - b.max_output_tokens), b.max_output_tokens), share
         )
-        for b in mix
+        for b, share in zip(mix, shares, strict=True)
     )
 
 
-def _workload(spec: InferencePoolSpec) -> core.Workload:
+def _workload(spec: InferencePoolSpec, mix: tuple[core.Bucket, ...]) -> core.Workload:
     """The typical request: the spec's, or the share-weighted mean of the mix's (tokens/s figures)."""
-    mix = buckets(spec)
     if not mix:
         return core.Workload(spec.demand.input_tokens, spec.demand.output_tokens)
     return core.Workload(
@@ -119,9 +122,11 @@ def to_core_pool(
     current: Mapping[str, int] | None = None,
     demand_rps: float | None = None,
     slo_factors: Mapping[str, tuple[float, float]] | None = None,
+    mix_shares: Sequence[float] | None = None,
 ) -> core.Pool:
     """``demand_rps`` overrides the static demand (measured demand, or a what-if); ``slo_factors``
-    are the measured (TTFT, TPOT) correction factors per class."""
+    are the measured (TTFT, TPOT) correction factors per class; ``mix_shares`` the request mix's
+    measured shares."""
     spec = pool.spec
     model = spec.model
     demand = spec.demand.requests_per_second if demand_rps is None else demand_rps
@@ -143,8 +148,8 @@ def to_core_pool(
             ttft_s=spec.slo.ttft_p95_milliseconds * MILLI if spec.slo.ttft_p95_milliseconds else None,
             tpot_s=spec.slo.tpot_p95_milliseconds * MILLI if spec.slo.tpot_p95_milliseconds else None,
         ),
-        workload=_workload(spec),
-        buckets=buckets(spec),
+        workload=_workload(spec, mix := buckets(spec, mix_shares)),
+        buckets=mix,
         routing=core.Routing.SIZE_AWARE if spec.demand.routing == "SizeAware" else core.Routing.MIXED,
         demand_rps=demand,
         min_replicas=min_replicas,

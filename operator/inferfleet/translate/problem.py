@@ -95,6 +95,8 @@ class Overrides:
     # pool key -> class -> (replicas at most, why): the scheduler could not place more there
     capped: Mapping[str, Mapping[str, tuple[int, str]]] = dataclasses.field(default_factory=dict)
     electricity_per_kwh: float | None = None  # $/kWh in place of the policy's (plan --electricity)
+    # pool key -> its request mix's shares as measured (the autoscaler), in place of the weights
+    mix_shares: Mapping[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -250,6 +252,7 @@ def problem_from(fleet: Fleet, running: Running | None = None, overrides: Overri
             running.current.get(objects.pool_key(p)),
             overrides.demand_rps.get(objects.pool_key(p)),
             overrides.slo_factors.get(objects.pool_key(p)),
+            overrides.mix_shares.get(objects.pool_key(p)),
         )
         for p in fleet.pools
     ]

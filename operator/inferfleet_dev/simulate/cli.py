@@ -106,6 +106,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = actions.add_parser("set-load", help="set a pool's offered load: NAMESPACE/POOL=RPS")
     p.add_argument("loads", nargs="+", metavar="NAMESPACE/POOL=RPS")
+    p.add_argument(
+        "--mix",
+        help="weights of the pools' requestMix buckets for this load, e.g. 9,1 (default: the spec's)",
+    )
     _url(p)
     p.set_defaults(func=_guard(_set_load))
 
@@ -145,9 +149,16 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _set_load(args: argparse.Namespace) -> int:
+    mix = None
+    if args.mix:
+        try:
+            mix = [float(w) for w in args.mix.split(",")]
+        except ValueError:
+            raise SimulateError(f"--mix must be comma-separated weights, got {args.mix!r}") from None
     for key, rps in [parse_pool_rps(text) for text in args.loads]:
-        control(args.url, "POST", "/control/load", {"pool": key, "rps": rps})
-        print(f"{key}: {rps:g} req/s")
+        body: dict[str, Any] = {"pool": key, "rps": rps} | ({"mix": mix} if mix is not None else {})
+        control(args.url, "POST", "/control/load", body)
+        print(f"{key}: {rps:g} req/s" + (f", mix {args.mix}" if mix is not None else ""))
     return 0
 
 

@@ -55,8 +55,19 @@ def apply_load(sim: Simulation, body: dict[str, Any]) -> dict[str, Any]:
         profile = profile_from(spec)
     except (ValueError, OSError) as exc:
         raise ControlError(str(exc)) from None
-    sim.set_load(pool, profile)
-    return {"pool": pool, "profile": profile.describe()}
+    mix = body.get("mix")
+    if mix is not None and (
+        not isinstance(mix, list)
+        or not mix
+        or not all(isinstance(w, int | float) and not isinstance(w, bool) and w >= 0 for w in mix)
+        or sum(mix) <= 0
+    ):
+        raise ControlError(f"'mix' must be a list of weights >= 0 (one per requestMix bucket), got {mix!r}")
+    sim.set_load(pool, profile, mix=None if mix is None else [float(w) for w in mix])
+    out: dict[str, Any] = {"pool": pool, "profile": profile.describe()}
+    if mix is not None:
+        out["mix"] = mix
+    return out
 
 
 def apply_fault(sim: Simulation, body: dict[str, Any]) -> dict[str, Any]:

@@ -67,6 +67,7 @@ class SimReplica:
 class _Load:
     profile: Profile
     arrivals: Arrivals
+    mix: list[float] | None = None  # weights of the pool's buckets (None: its shares)
     dropped: int = 0  # arrivals with no serving replica
 
 
@@ -168,10 +169,12 @@ class Simulation:
         return per_class(self.speed, cls, 1.0) * self.slow.get(cls, 1.0)
 
     # -- load and faults -------------------------------------------------------------------------
-    def set_load(self, pool_key: str, profile: Profile | float) -> None:
+    def set_load(self, pool_key: str, profile: Profile | float, mix: list[float] | None = None) -> None:
+        """The pool's offered load; ``mix``: weights of its requestMix buckets to draw sizes by (the
+        traffic's own mix, which need not be the spec's)."""
         prof = Constant(float(profile)) if isinstance(profile, int | float) else profile
         rng = random.Random(self.rng.random())
-        self.loads[pool_key] = _Load(prof, Arrivals(prof, rng, self.now))
+        self.loads[pool_key] = _Load(prof, Arrivals(prof, rng, self.now), mix)
 
     def slow_class(self, cls: str, factor: float) -> None:
         self.slow[cls] = factor
@@ -207,7 +210,7 @@ class Simulation:
         if pool is None or not serving:
             self.loads[key].dropped += 1
             return
-        n_in, n_out, bucket = self._draw(pool)
+        n_in, n_out, bucket = self._draw(pool, self.loads[key].mix)
         table = self.routes.get(key)
         if table is not None:  # a router reading the routing ConfigMap: the bucket's class Services
             service = table.pick(n_in, n_out, self.rng)
@@ -230,12 +233,16 @@ class Simulation:
             counts[bucket] += 1
         chosen.engine.submit(Request(a, n_in, n_out, pool=key))
 
-    def _draw(self, pool: Pool) -> tuple[int, int, int | None]:
+    def _draw(self, pool: Pool, mix: list[float] | None = None) -> tuple[int, int, int | None]:
         """A request's token lengths (and its bucket, for a pool whose demand is a mix): around the
-        pool's typical request, or a bucket's drawn by share, never above the bucket's largest."""
+        pool's typical request, or a bucket's drawn by share (or by ``mix``, weights per bucket),
+        never above the bucket's largest."""
         bucket, shape, cap = None, pool.workload, pool.model.context_length
         if pool.buckets:
-            edges = list(itertools.accumulate(b.share for b in pool.buckets))
+            weights = (
+                mix if mix is not None and len(mix) == len(pool.buckets) else [b.share for b in pool.buckets]
+            )
+            edges = list(itertools.accumulate(weights))
             bucket = min(bisect.bisect_right(edges, self.rng.random() * edges[-1]), len(edges) - 1)
             shape = pool.buckets[bucket].workload
             cap = shape.input_tokens

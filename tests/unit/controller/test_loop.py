@@ -467,3 +467,26 @@ def test_replicas_a_round_creates_are_pinned_by_its_end_to_the_nodes_it_planned(
     again = PlanningLoop(read, writer)
     assert again.reconcile_once().pins == []
     again.stop()
+
+
+def test_a_pin_the_cache_has_not_shown_yet_is_never_made_twice_and_keeps_its_nodes_room() -> None:
+    # at 5,000 pools the watch lagged behind the pins: the next round saw pinned pods still at the
+    # gate and pinned them again elsewhere (422: an ungated pod's nodeSelector cannot change)
+    writer = ReplicaSetWriter()
+    stale: dict[str, Obj] = {}
+
+    def read() -> Snapshot:
+        snap = _snapshot()
+        with writer.lock:
+            for name, pod in writer.pods.items():
+                stale.setdefault(name, dict(pod, spec=dict(pod["spec"])))  # as first heard: gated
+            pending = list(stale.values())
+        return Snapshot(snap.pools, snap.classes, snap.policy, snap.nodes, {}, [], [], pending_pods=pending)
+
+    loop = PlanningLoop(read, writer)
+    loop.reconcile_once()
+    pinned = list(writer.pins)
+    assert pinned and all(node is not None for _, node in pinned)
+    second = loop.reconcile_once()
+    loop.stop()
+    assert second.pins == [] and writer.pins == pinned  # nothing pinned twice

@@ -7,6 +7,7 @@ import pytest
 from inferfleet.observe.queries import (
     CLASS_SIGNALS,
     DEFAULT_QUERIES,
+    MIX_SIGNALS,
     POOL_SIGNALS,
     Signal,
     burst_window,
@@ -19,10 +20,17 @@ from inferfleet.observe.queries import (
 @pytest.mark.parametrize("engine", sorted(DEFAULT_QUERIES))
 def test_every_engine_has_every_signal_with_the_placeholders(engine: str) -> None:
     table = DEFAULT_QUERIES[engine]
-    assert set(table) == set(Signal) == set(POOL_SIGNALS) | set(CLASS_SIGNALS)
+    assert set(Signal) == set(POOL_SIGNALS) | set(CLASS_SIGNALS) | set(MIX_SIGNALS)
+    # every engine reads the load and latency; the length histograms where the engine has them
+    assert set(POOL_SIGNALS) | set(CLASS_SIGNALS) <= set(table) <= set(Signal)
+    assert (set(MIX_SIGNALS) <= set(table)) == (engine == "vllm")
     for signal, template in table.items():
         assert "{namespace}" in template and "{pool}" in template, signal
-        by = "by (namespace, pool, accelerator_class" if signal in CLASS_SIGNALS else "by (namespace, pool)"
+        by = "by (namespace, pool)"
+        if signal in CLASS_SIGNALS:
+            by = "by (namespace, pool, accelerator_class"
+        elif signal in MIX_SIGNALS:
+            by = "by (namespace, pool, le)"
         assert by in template, signal
 
 

@@ -15,6 +15,7 @@ from observe.fake_prometheus import Answer, FakePrometheus, fake_prometheus_fixt
 
 from inferfleet.core.observed import MetricsProblem, Observed
 from inferfleet.observe import Limits, PoolQuery, PrometheusReader, QueryError, Signal
+from inferfleet.observe.queries import MIX_SIGNALS
 from inferfleet_dev.pki import make_pki
 
 POOL = PoolQuery("chat", "llama", ready={"h100": 2, "mi300x": 1})
@@ -91,7 +92,7 @@ def test_one_query_per_signal_for_all_pools(fake_prometheus: FakePrometheus) -> 
     _script(fake_prometheus, reader)
     pools = [PoolQuery("chat", f"p{i}") for i in range(50)] + [POOL]
     seen = reader.observe(pools, 1000.0)
-    assert len(fake_prometheus.requests) == len(Signal)
+    assert len(fake_prometheus.requests) == len(Signal) - len(MIX_SIGNALS)  # no pool has a mix
     assert seen["chat/llama"].rps == 9.5
     assert seen["chat/p7"].problem is MetricsProblem.EMPTY and seen["chat/p7"].rps is None
 
@@ -354,3 +355,39 @@ def test_a_fleet_wide_load_query_takes_its_burst_twin_along(fake_prometheus: Fak
     assert with_window.batch_queries()[Signal.BURST_FIRST_TOKENS] == "sum(rate(x[30s]))"
     fixed = PrometheusReader(fake_prometheus.url, queries={"first_tokens": "sum(rate(x[1m]))"})
     assert Signal.BURST_FIRST_TOKENS not in fixed.batch_queries()
+
+
+def test_a_pool_with_a_mix_has_its_length_histograms_read_alone(fake_prometheus: FakePrometheus) -> None:
+    reader = PrometheusReader(fake_prometheus.url, timeout=1.0)
+    mix = PoolQuery("chat", "llama", POOL.ready, mix=True)
+    queries = reader.mix_queries(mix)
+    assert set(queries) == set(MIX_SIGNALS)
+    assert all('namespace=~"chat",pool=~"llama"' in q for q in queries.values())
+    batch = {q: s for s, q in reader.batch_queries().items()}
+    lengths = {
+        queries[Signal.INPUT_LENGTHS]: [("200", 56.0), ("+Inf", 80.0), ("2000", 80.0)],
+        queries[Signal.OUTPUT_LENGTHS]: [("50", 40.0), ("+Inf", 40.0)],
+    }
+
+    def answer(query: str) -> Answer:
+        if query in lengths:
+            labels = [({"namespace": "chat", "pool": "llama", "le": le}, v) for le, v in lengths[query]]
+            return 200, fake_prometheus.vector(*labels), 0.0
+        return 200, fake_prometheus.vector(*HEALTHY[batch[query]]), 0.0
+
+    fake_prometheus.answer = answer
+    seen = reader.observe([mix, PoolQuery("chat", "other")], 1000.0)
+    assert len(fake_prometheus.requests) == len(Signal)  # the batch, and two for the one mix pool
+    got = seen["chat/llama"]
+    assert got.input_lengths is not None and got.input_lengths.edges == (200.0, 2000.0, math.inf)
+    assert got.input_lengths.counts == (56.0, 80.0, 80.0)
+    assert got.output_lengths is not None and got.output_lengths.total == 40.0
+    assert got.problem is None and seen["chat/other"].input_lengths is None
+
+
+def test_a_missing_histogram_is_a_detail_not_a_problem(fake_prometheus: FakePrometheus) -> None:
+    reader = PrometheusReader(fake_prometheus.url, timeout=1.0)
+    _script(fake_prometheus, reader)  # the histogram queries are answered 400 (unknown to the script)
+    seen = reader.observe([PoolQuery("chat", "llama", POOL.ready, mix=True)], 1000.0)["chat/llama"]
+    assert seen.rps == 9.5 and seen.problem is None and seen.input_lengths is None
+    assert "request mix unknown (prompt-length)" in seen.detail

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from inferfleet.api.inferencepool import InferencePoolStatus
 from inferfleet.api.simulatedfleet import load_fleet, node_manifests
 from inferfleet.core import planner
 from inferfleet.core import types as core
+from inferfleet.core.mixfit import Histogram
 from inferfleet.core.observed import ClassSample, MetricsProblem, Observed
 from inferfleet.reconcile.autoscaling import seconds
 from inferfleet.reconcile.decide import Decision, decide
@@ -326,3 +328,66 @@ def test_a_pinned_pool_reports_but_its_demand_is_not_planned_and_turning_off_cle
             doc["status"].pop("autoscaling", None)
     d, docs, deps = _round(docs, t[3], None, deps)
     assert not [s for s in d.statuses if s.name == "chat-70b"]
+
+
+def _mix_docs() -> list[dict[str, Any]]:
+    docs = _docs()
+    for d in docs:
+        if d["kind"] == "InferencePool" and d["metadata"]["name"] == "chat-70b":
+            d["spec"]["demand"]["routing"] = "SizeAware"
+            d["spec"]["demand"]["requestMix"] = [
+                {"maxInputTokens": 200, "maxOutputTokens": 50, "weight": 1},
+                {"minInputTokens": 200, "maxInputTokens": 2000, "maxOutputTokens": 50, "weight": 1},
+            ]
+    return docs
+
+
+def _lengths(short: int, long: int) -> tuple[Histogram, Histogram]:
+    edges = (200.0, 2000.0, math.inf)
+    n = float(short + long)
+    return Histogram(edges, (float(short), n, n)), Histogram((50.0, math.inf), (n, n))
+
+
+def _mix_reading(short: int, long: int, at: float) -> Observed:
+    inputs, outputs = _lengths(short, long)
+    return Observed(at=at, rps=8.0, sample_age_s=1.0, input_lengths=inputs, output_lengths=outputs)
+
+
+def _routed(d: Decision) -> list[float]:
+    """Req/s of each bucket the plan routes, over the pool's classes."""
+    assert d.plan is not None
+    pp = next(pp for pp in d.plan.pools if pp.key == KEY)
+    return [sum(p.bucket_rps[i] for p in pp.placements if p.bucket_rps) for i in range(2)]
+
+
+def test_the_measured_mix_replaces_the_weights_and_noise_does_not_move_it() -> None:
+    docs, deps = _mix_docs(), []
+    start = seconds("2026-12-01T10:00:00Z")
+    d, docs, deps = _round(docs, "2026-12-01T10:00:00Z", {KEY: _mix_reading(90, 10, start)}, deps)
+    assert _routed(d) == pytest.approx([7.2, 0.8], abs=1e-3), "90/10 of the measured 8 req/s"
+    block = _pool_status(docs)["autoscaling"]["requestMix"]
+    assert [b["share"] for b in block] == [0.9, 0.1] and block[1]["minInputTokens"] == 200
+    # 85/15 is within the 10% tolerance: the plan keeps 90/10
+    d, docs, deps = _round(docs, "2026-12-01T10:00:30Z", {KEY: _mix_reading(85, 15, start + 30)}, deps)
+    assert [b["share"] for b in _pool_status(docs)["autoscaling"]["requestMix"]] == [0.9, 0.1]
+    # a histogram that cannot be read: still 90/10, from status (a restart or a new leader too)
+    d, docs, deps = _round(
+        docs, "2026-12-01T10:01:00Z", {KEY: Observed(at=start + 60, rps=8.0, sample_age_s=1.0)}, deps
+    )
+    assert _routed(d) == pytest.approx([7.2, 0.8], abs=1e-3)
+    # a real shift: 30/70
+    d, docs, deps = _round(docs, "2026-12-01T10:01:30Z", {KEY: _mix_reading(30, 70, start + 90)}, deps)
+    assert _routed(d) == pytest.approx([2.4, 5.6], abs=1e-3)
+
+
+def test_an_edited_mix_drops_the_old_measurement() -> None:
+    docs, deps = _mix_docs(), []
+    start = seconds("2026-12-01T10:00:00Z")
+    _, docs, deps = _round(docs, "2026-12-01T10:00:00Z", {KEY: _mix_reading(90, 10, start)}, deps)
+    pool = next(d for d in docs if d["metadata"]["name"] == "chat-70b")
+    pool["spec"]["demand"]["requestMix"][0]["maxInputTokens"] = 500
+    pool["spec"]["demand"]["requestMix"][1]["minInputTokens"] = 500
+    no_lengths = {KEY: Observed(at=start + 30, rps=8.0, sample_age_s=1.0)}
+    d, docs, _ = _round(docs, "2026-12-01T10:00:30Z", no_lengths, deps)
+    assert _routed(d) == pytest.approx([4.0, 4.0], abs=1e-3), "the weights again (1:1)"
+    assert "requestMix" not in _pool_status(docs)["autoscaling"]
