@@ -4,8 +4,9 @@ Owns the timing (debounce, periodic resync, back-off after errors), leader gatin
 plans and writes) and executing a ``Decision`` in a budget-safe order: reductions, then deletions,
 then increases, then statuses and events.  Children the server has not accepted before are first
 dry-run (``verify``): one it refuses leaves the plan before its devices and watts are counted, and
-the round re-plans.  Replicas the round's increases created are pinned at its end (``_pin_late``), not a
-round later; the replicas it pinned are shown pinned until the cache has heard of it (``_snapshot``).  A child write that fails becomes a ``Refusal`` the next
+the round re-plans.  Replicas the round's increases created are pinned at its end
+(``_pin_late``), not a round later; those it pinned are shown pinned until the cache has heard of
+it (``_snapshot``).  A child write that fails becomes a ``Refusal`` the next
 round (planned at once) says in the pool's status and events; a refused status becomes an event
 (once per message).  It keeps the nodes' readiness memory from round to round (``readiness``: a
 blip moves nothing, a return waits); a restart rebuilds it from the nodes' conditions.  Runs in its
