@@ -26,6 +26,7 @@ __all__ = [
     "Signal",
     "burst_window",
     "duration_seconds",
+    "promql_regex",
     "render",
     "render_override",
 ]
@@ -196,14 +197,22 @@ def burst_window(window: str) -> str:
 
 
 BATCH = ".+"  # every pool: matches any non-empty label
+_RE2_SPECIAL = frozenset(".^$*+?()[]{}|\\")
+
+
+def promql_regex(value: str) -> str:
+    r"""``value`` as an RE2 pattern matching only itself, inside a PromQL double-quoted string:
+    regex metacharacters escaped, the escaping backslash doubled for the string (Python's
+    ``re.escape`` also escapes ``-``, which PromQL's string parser refuses as ``\-``)."""
+    return "".join("\\\\" + c if c in _RE2_SPECIAL else c for c in value)
 
 
 def render(
     template: str, *, window: str, burst: str = "", namespace: str | None = None, pool: str | None = None
 ) -> str:
     """A default or fleet-wide template for every pool (names None) or for one pool (regex-escaped)."""
-    ns = BATCH if namespace is None else re.escape(namespace)
-    name = BATCH if pool is None else re.escape(pool)
+    ns = BATCH if namespace is None else promql_regex(namespace)
+    name = BATCH if pool is None else promql_regex(pool)
     burst = burst or window
     text = template.replace("{namespace}", ns).replace("{pool}", name).replace("{window}", window)
     text = text.replace("{window_seconds}", f"{duration_seconds(window):g}")

@@ -86,3 +86,19 @@ def test_every_engine_s_queries_parse(promtool: Path, tmp_path: Path, engine: st
     assert out.returncode == 0 and f"{len(DEFAULT_QUERIES[engine])} rules found" in out.stdout, (
         out.stdout + out.stderr
     )
+
+
+def test_one_pool_s_queries_parse_whatever_its_names(promtool: Path, tmp_path: Path) -> None:
+    """Names with '-' and '.' (a namespace, a pool): Python's re.escape would write ``\\-``, which
+    PromQL's string parser refuses."""
+    rules = [
+        {
+            "record": f"inferfleet:{s}",
+            "expr": render(t, window="1m", burst="30s", namespace="it-a1", pool="chat-8b.v2"),
+        }
+        for s, t in DEFAULT_QUERIES["vllm"].items()
+    ]
+    path = tmp_path / "one.yml"
+    path.write_text(json.dumps({"groups": [{"name": "one", "rules": rules}]}))
+    out = _run(promtool, "check", "rules", path.name, cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -41,7 +41,7 @@ def test_batch_and_single_pool_rendering() -> None:
         '(rate(vllm:time_to_first_token_seconds_count{namespace=~".+",pool=~".+"}[2m]))'
     )
     one = render(template, window="30s", namespace="a.b", pool="chat-1")
-    assert 'namespace=~"a\\.b",pool=~"chat\\-1"' in one and "[30s]" in one
+    assert 'namespace=~"a\\\\.b",pool=~"chat-1"' in one and "[30s]" in one
 
 
 def test_tpot_falls_back_per_class_through_three_names() -> None:
@@ -97,3 +97,10 @@ def test_the_queue_term_is_the_change_over_the_window_in_seconds() -> None:
     short = render(table[Signal.BURST_QUEUE_GROWTH], window="2m", burst="30s")
     assert "delta(vllm:num_requests_waiting" in long and long.endswith("[2m])) / 120")
     assert short.endswith("[30s])) / 30")
+
+
+def test_a_name_is_matched_as_itself() -> None:
+    from inferfleet.observe.queries import promql_regex
+
+    assert promql_regex("it-a1") == "it-a1"  # '-' needs no escape outside a class
+    assert promql_regex("a.b") == "a\\\\.b"  # \\. in the PromQL string: the regex a\.b
