@@ -180,7 +180,9 @@ def test_an_autoscaled_pool_plans_the_mix_its_traffic_has(
             "requestsPerSecond": 4,
             "routing": "SizeAware",
             "requestMix": mix,
-            "autoscaling": {"scaleDownStabilizationSeconds": 15},
+            # a mix held within 5 points of the last measured one; 15 s windows of ~8 req/s measure a
+            # share to about +-0.04 (binomial), so the plan is within 0.1 of the traffic's
+            "autoscaling": {"scaleDownStabilizationSeconds": 15, "tolerancePercent": 5},
         },
         placement={"allowedClasses": ["l4", "h100"]},
     )
@@ -198,7 +200,7 @@ def test_an_autoscaled_pool_plans_the_mix_its_traffic_has(
 
     def near(target: list[float]) -> tuple[list[float], list[float]] | None:
         got = planned()
-        if got is None or max(abs(a - b) for a, b in zip(got[0], target, strict=True)) > 0.06:
+        if got is None or max(abs(a - b) for a, b in zip(got[0], target, strict=True)) > 0.1:
             return None
         return got
 
