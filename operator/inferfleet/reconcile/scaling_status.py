@@ -11,7 +11,7 @@ from typing import Any
 
 from inferfleet.api.conditions import ConditionType, EventReason, Reason
 from inferfleet.api.inferencepool import AutoscalingStatus
-from inferfleet.core import autoscale, correction, startup
+from inferfleet.core import autoscale, correction, mixfit, startup
 from inferfleet.core.observed import Observed
 from inferfleet.core.units import MILLI
 from inferfleet.reconcile import status
@@ -101,7 +101,7 @@ def conditions(s: Scaling, observed: Observed | None, generation: int | None) ->
             ConditionType.METRICS_AVAILABLE,
             True,
             Reason.METRICS_READ,
-            f"measured {s.outcome.measured_rps or 0.0:.3g} req/s",
+            f"measured {s.outcome.measured_rps or 0.0:.3g} req/s{_mix_note(s, observed)}",
             generation,
         )
     if s.breaches:
@@ -123,6 +123,24 @@ def conditions(s: Scaling, observed: Observed | None, generation: int | None) ->
             generation,
         )
     return [metrics, risk]
+
+
+def _mix_note(s: Scaling, observed: Observed | None) -> str:
+    """Why a pool's request mix was not measured this round (empty when it was, or has none)."""
+    if len(s.mix_edges) < 2 or observed is None:
+        return ""
+    planned = "as last measured" if s.mix_shares is not None else "by its weights"
+    inputs, outputs = observed.input_lengths, observed.output_lengths
+    if inputs is None or outputs is None:
+        why = next(
+            (d for d in observed.detail.split("; ") if d.startswith("request mix unknown")),
+            "request mix unknown: no token-length histograms",
+        )
+    elif min(inputs.total, outputs.total) < mixfit.MIN_REQUESTS:
+        why = f"request mix unknown: fewer than {mixfit.MIN_REQUESTS:g} requests in the window"
+    else:
+        return ""
+    return f"; {why}; the mix is planned {planned}"
 
 
 def _why(s: Scaling) -> str:

@@ -391,3 +391,20 @@ def test_an_edited_mix_drops_the_old_measurement() -> None:
     d, docs, _ = _round(docs, "2026-12-01T10:00:30Z", no_lengths, deps)
     assert _routed(d) == pytest.approx([4.0, 4.0], abs=1e-3), "the weights again (1:1)"
     assert "requestMix" not in _pool_status(docs)["autoscaling"]
+
+
+def test_a_mix_not_measured_is_said_in_metrics_available() -> None:
+    docs, deps = _mix_docs(), []
+    start = seconds("2026-12-01T10:00:00Z")
+    unread = Observed(
+        at=start, rps=8.0, sample_age_s=1.0, detail="request mix unknown (prompt-length): HTTP 400 bad_data"
+    )
+    _, docs, deps = _round(docs, "2026-12-01T10:00:00Z", {KEY: unread}, deps)
+    message = _cond(_pool_status(docs), "MetricsAvailable")["message"]
+    assert "request mix unknown (prompt-length): HTTP 400 bad_data" in message
+    assert message.endswith("the mix is planned by its weights")
+    few = _mix_reading(20, 10, start + 30)
+    _, docs, deps = _round(docs, "2026-12-01T10:00:30Z", {KEY: few}, deps)
+    assert "fewer than 50 requests in the window" in _cond(_pool_status(docs), "MetricsAvailable")["message"]
+    _, docs, deps = _round(docs, "2026-12-01T10:01:00Z", {KEY: _mix_reading(90, 10, start + 60)}, deps)
+    assert "request mix" not in _cond(_pool_status(docs), "MetricsAvailable")["message"]
