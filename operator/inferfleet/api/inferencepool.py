@@ -423,11 +423,12 @@ class Demand(Spec):
         "inputTokens and outputTokens; each bucket is planned at its largest request "
         "(docs/request-mix.md).",
     )
-    routing: Literal["Mixed", "SizeAware"] = Field(
-        "Mixed",
-        description="With a requestMix: Mixed, every replica serves the whole mix (the pool's Service "
-        "spreads requests); SizeAware, the plan sends each bucket to the classes where it is cheapest, "
-        "and a router sends each request to its class's Service by the routing ConfigMap "
+    # no server-side default: an operator of a version before this field must not see it set
+    routing: Literal["Mixed", "SizeAware"] | None = Field(
+        None,
+        description="With a requestMix: Mixed (unset), every replica serves the whole mix (the pool's "
+        "Service spreads requests); SizeAware, the plan sends each bucket to the classes where it is "
+        "cheapest, and a router sends each request to its class's Service by the routing ConfigMap "
         "<pool>-routing (docs/request-mix.md).",
     )
     autoscaling: Autoscaling | None = Field(

@@ -104,8 +104,8 @@ def solve_exact(comp: Compiled, deadline: float, start: Outcome, *, mip_rel_gap:
     got = _integral(model, res)
     if got is not None and not np.all(lay.level_values(got) <= _caps(levels)):
         log.debug("cost: plan over a level's cap rejected")
-    elif got is not None and cost @ got <= cost @ x:
-        x, moved = got, True
+    elif got is not None and cost @ got < cost @ x - 1e-9 * max(1.0, abs(float(cost @ x))):
+        x, moved = got, True  # an equal-cost plan keeps the start (what runs now wins ties)
     objective = float(cost @ x)
     if res.status == "Optimal" and objective > res.objective + mip_rel_gap * abs(objective) + 1e-6:
         statuses[-1] = "Unproven"

@@ -91,6 +91,30 @@ def evaluate(model: HighsModel, n: FloatArray, method: str) -> Outcome:
     return Outcome(n, model.layout.level_values(x), cost, 0.0, "Heuristic", method)
 
 
+INCUMBENT_FEASIBLE = 1e-6  # the largest relative row violation of what runs now, to compete
+
+
+def incumbent(comp: Compiled) -> FloatArray | None:
+    """Replica counts per column as they run now (None: nothing runs).  A pool's replicas on a
+    class go to the first of its columns there (one column per pool and class, but for split
+    columns, which share it)."""
+    if not len(comp.churn_current):
+        return None
+    first_of_pair = np.full(max(comp.n_pairs, 1), -1, dtype=np.int64)
+    cols = np.arange(comp.n_cols, dtype=np.int64)
+    # np.minimum.at keeps the lowest column index of each pair
+    if comp.n_cols:
+        first_of_pair[:] = comp.n_cols
+        np.minimum.at(first_of_pair, comp.pair_of_col, cols)
+    n = np.zeros(comp.n_cols, dtype=np.float64)
+    for pair, count in zip(comp.churn_pair.tolist(), comp.churn_current.tolist(), strict=True):
+        if pair >= 0 and 0 <= first_of_pair[pair] < comp.n_cols:
+            j = int(first_of_pair[pair])
+            n[j] += count
+    n = np.minimum(n, comp.ub)
+    return n if n.any() else None
+
+
 def _fix_and_solve(
     comp: Compiled, x: FloatArray, start: FloatArray, time_limit: float, cuts: list[CutRows]
 ) -> FloatArray | None:
@@ -231,6 +255,12 @@ def solve_relaxation(comp: Compiled, deadline: float, *, bound: bool = True, max
     log.debug("rounded %.6g %s %.3fs", best.objective, best.levels, time.perf_counter() - t0)
     if comp.n_pools <= GREEDY_MAX_POOLS:
         best = better(best, evaluate(model, greedy(comp), "greedy"))
+    kept = incumbent(comp)
+    if kept is not None:  # what runs now, mended to fit; it wins ties: a rounding may trade one
+        # pool's replica for another's at equal cost and shed (equal-priority pools under a budget)
+        mended = repair(comp, kept)
+        if model.violation(model.full_vector(mended)) <= INCUMBENT_FEASIBLE:
+            best = better(evaluate(model, mended, "lp-rounding"), best)
     if left() > reserve + 0.05:
         # HiGHS overshoots a sub-MILP's limit by up to ~0.05 s (root cuts and heuristics check the
         # clock rarely; the "up to half" once seen here was HiGHS timing an instance's runs
@@ -238,7 +268,7 @@ def solve_relaxation(comp: Compiled, deadline: float, *, bound: bool = True, max
         spare = left() - reserve - 0.02 - 1.5 * rounding_s
         fixed = _fix_and_solve(comp, res.values, best.n, RINS_SHARE * spare, added)
         if fixed is not None:
-            best = better(evaluate(model, fixed, "lp-rounding"), best)
+            best = better(best, evaluate(model, fixed, "lp-rounding"))  # ties keep what runs
         log.debug("rins %.6g %s %.3fs", best.objective, best.levels, time.perf_counter() - t0)
     if not bound:
         return best

@@ -511,6 +511,31 @@ def _an_option_capped_at_zero_is_not_used() -> Case:
     return Case(p, check)
 
 
+def _a_budget_for_one_of_three_equal_pools_keeps_the_one_that_runs(runs: str) -> Callable[[], Case]:
+    """Same priority, cost and shed either way: swapping which pool runs would stop a replica and
+    start another for nothing (seen at 5,000 pools: 263 such swaps in the round after the first)."""
+
+    def make() -> Case:
+        p = problem(
+            [
+                (pool(f"a/{name}", 10, current={"l4": 1} if name == runs else None), [opt("l4")])
+                for name in ("p0", "p1", "p2")
+            ],
+            [klass("l4")],
+            budgets={"hall-a": 100},
+            churn=1.0,
+        )
+
+        def check(plan: Plan) -> None:
+            assert {k: replicas(plan, f"a/{k}") for k in ("p0", "p1", "p2")} == {
+                k: ({"l4": 1} if k == runs else {}) for k in ("p0", "p1", "p2")
+            }
+
+        return Case(p, check)
+
+    return make
+
+
 CASES = {
     "cheapest class wins": _cheapest_class_wins,
     "power budget forces a mix": _power_budget_forces_a_mix,
@@ -544,6 +569,12 @@ CASES = {
         _an_option_capped_keeps_its_replicas_and_the_rest_go_elsewhere
     ),
     "an option capped at zero is not used": _an_option_capped_at_zero_is_not_used,
+    **{
+        f"a budget for one of three equal pools keeps the one that runs ({runs})": (
+            _a_budget_for_one_of_three_equal_pools_keeps_the_one_that_runs(runs)
+        )
+        for runs in ("p0", "p1", "p2")
+    },
 }
 
 
