@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
 
-from inferfleet.api.inferencepool import AutoscalingStatus, InferencePool
+from inferfleet.api.inferencepool import AutoscalingStatus, InferencePool, MeasuredBucket, RequestBucket
 from inferfleet.core import autoscale, correction, mixfit, startup
 from inferfleet.core.observed import ClassSample, Observed
 from inferfleet.core.units import MILLI
@@ -232,11 +232,16 @@ def _breaches(
     return tuple(out)
 
 
-def _ranges(pool: InferencePool) -> list[mixfit.Range]:
+def _edges(buckets: Sequence[RequestBucket | MeasuredBucket]) -> list[mixfit.Range]:
+    """The token ranges of requestMix buckets, as the spec or status gives them."""
     return [
         mixfit.Range(b.min_input_tokens, b.max_input_tokens, b.min_output_tokens, b.max_output_tokens)
-        for b in pool.spec.demand.request_mix
+        for b in buckets
     ]
+
+
+def _ranges(pool: InferencePool) -> list[mixfit.Range]:
+    return _edges(pool.spec.demand.request_mix)
 
 
 def _mix(
@@ -249,11 +254,7 @@ def _mix(
         return None
     planned = None
     if prev is not None and prev.request_mix is not None:
-        edges = [
-            mixfit.Range(b.min_input_tokens, b.max_input_tokens, b.min_output_tokens, b.max_output_tokens)
-            for b in prev.request_mix
-        ]
-        planned = [b.share for b in prev.request_mix] if edges == ranges else None
+        planned = [b.share for b in prev.request_mix] if _edges(prev.request_mix) == ranges else None
     measured = None
     if reading is not None and reading.input_lengths is not None and reading.output_lengths is not None:
         measured = mixfit.measured_shares(ranges, reading.input_lengths, reading.output_lengths)
